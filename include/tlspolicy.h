@@ -1,0 +1,19 @@
+/*
+ * NAME
+ *	tlspolicy.h - libtlspolicy, keep Postfix's TLS policy table correct
+ * SUMMARY
+ *	The public API. Include this header only; link with -ltlspolicy.
+ */
+#ifndef TLSPOLICY_H
+#define TLSPOLICY_H
+
+#include "tlspolicy/common.h"
+#include "tlspolicy/document.h"
+#include "tlspolicy/value.h"
+#include "tlspolicy/fingerprint.h"
+#include "tlspolicy/map.h"
+#include "tlspolicy/config.h"
+
+#define TLSPOLICY_VERSION "0.1.0"
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * NAME
+ *	tlspolicy/config.h - what Postfix's main.cf says about TLS policy
+ * SUMMARY
+ *	Finds the config directory, reads main.cf (continuation lines,
+ *	comments, $name and ${name} expansion) and answers: which policy
+ *	table, which fingerprint digest, whether SMTPUTF8 is on.
+ * DESCRIPTION
+ *	tp_config_load() reads DIR/main.cf; dir NULL means $MAIL_CONFIG,
+ *	else /etc/postfix. TP_ENOTFOUND when there is no main.cf, TP_EIO
+ *	when it cannot be read. Free with tp_config_free() (NULL is fine).
+ *
+ *	tp_config_get() returns the expanded value of a parameter set in
+ *	main.cf or built into Postfix's defaults that matter here
+ *	(config_directory, compatibility_level, smtputf8_enable,
+ *	smtp_tls_fingerprint_digest, smtp_tls_policy_maps); NULL otherwise.
+ *
+ *	tp_config_policy_map() gives the first file-backed map (hash:,
+ *	btree:, or a bare path) of smtp_tls_policy_maps. TP_ECONFIG with a
+ *	message suggesting -m when there is none.
+ *
+ *	tp_config_digest() is the effective smtp_tls_fingerprint_digest:
+ *	the configured one, or md5 below compatibility_level 3.6 and sha256
+ *	from 3.6 on. tp_config_smtputf8() is the effective smtputf8_enable.
+ */
+#ifndef TLSPOLICY_CONFIG_H
+#define TLSPOLICY_CONFIG_H
+
+#include "common.h"
+#include "map.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tp_config tp_config;
+
+TP_EXTERN(int) tp_config_load(tp_config **out, const char *dir,
+			      tp_diag *diag);
+TP_EXTERN(void) tp_config_free(tp_config *config);
+TP_EXTERN(const char *) tp_config_dir(const tp_config *config);
+TP_EXTERN(const char *) tp_config_get(const tp_config *config,
+				      const char *name);
+TP_EXTERN(int) tp_config_policy_map(const tp_config *config,
+				    tp_map_type *type, const char **path,
+				    tp_diag *diag);
+TP_EXTERN(const char *) tp_config_digest(const tp_config *config);
+TP_EXTERN(int) tp_config_smtputf8(const tp_config *config);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

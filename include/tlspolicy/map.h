@@ -1,0 +1,112 @@
+/*
+ * NAME
+ *	tlspolicy/map.h - the indexed table Postfix reads, and safe updates
+ * SUMMARY
+ *	Writes the database postmap(1) would write for a source file (same
+ *	records, byte for byte: keys and values with their trailing NUL),
+ *	reads it the way Postfix does, and updates source and database
+ *	with the write protocol of DESIGN.md: lock file, temp file beside
+ *	the target, fsync, rename, fsync of the directory; mode and owner
+ *	kept. A kill at any moment leaves each file whole, old or new.
+ * DESCRIPTION
+ *	Map types: hash (DB_HASH) and btree (DB_BTREE), file suffix ".db".
+ *	tp_map_type_parse() takes "hash"/"btree"; TP_EUNSUPPORTED for other
+ *	Postfix types (lmdb, cdb, ... are not written yet). tp_map_spec_parse()
+ *	takes "TYPE:PATH" or a bare path (hash).
+ *
+ *	tp_map_write() replaces db_path with a database holding records, in
+ *	order (a key already written is skipped: first wins, as postmap).
+ *	mode_from names the file whose permission bits and owner the new
+ *	database gets (the source, as postmap does); NULL keeps the old
+ *	database's, or 0644 for a new one. It writes a temp file in the same
+ *	directory, fsyncs it, takes flock(LOCK_EX) on the old database (so
+ *	Postfix readers and a concurrent postmap wait), renames, fsyncs the
+ *	directory. On error nothing is replaced and no temp file is left.
+ *
+ *	tp_map_lookup() finds key (exactly as given: fold it first with
+ *	tp_key_fold) the way Postfix does: with a trailing NUL first, then
+ *	without, under flock(LOCK_SH). TP_ENOTFOUND when absent.
+ *
+ *	A tp_table ties a source file to its database. tp_table_open() with
+ *	TP_TABLE_WRITE takes the exclusive lock file "SOURCE.lock" (waiting
+ *	for a concurrent tlspolicy) and treats a missing source as empty;
+ *	without it a missing source is TP_ENOTFOUND. tp_table_doc() is the
+ *	parsed source, owned by the table, to read or edit.
+ *	tp_table_commit() writes the source if its bytes changed (temp,
+ *	fsync, rename; mode and owner kept), then rebuilds the database.
+ *	tp_table_rebuild() rebuilds the database only. tp_table_db_state()
+ *	compares the database's records with the source's (content, not
+ *	mtime). tp_table_free() releases the lock; it accepts NULL.
+ */
+#ifndef TLSPOLICY_MAP_H
+#define TLSPOLICY_MAP_H
+
+#include "common.h"
+#include "document.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tp_map_type {
+	TP_MAP_HASH = 0,
+	TP_MAP_BTREE = 1,
+	TP_MAP_LAST
+} tp_map_type;
+
+typedef struct tp_record {
+	const char *key;
+	size_t key_len;
+	const char *value;
+	size_t value_len;
+} tp_record;
+
+TP_EXTERN(int) tp_map_type_parse(tp_map_type *out, const char *name);
+TP_EXTERN(const char *) tp_map_type_name(tp_map_type type);
+TP_EXTERN(const char *) tp_map_type_suffix(tp_map_type type);
+TP_EXTERN(int) tp_map_spec_parse(tp_map_type *type, tp_buf *path,
+				 const char *spec, tp_diag *diag);
+
+TP_EXTERN(int) tp_map_write(tp_map_type type, const char *db_path,
+			    const tp_record *records, size_t n,
+			    const char *mode_from, tp_diag *diag);
+TP_EXTERN(int) tp_map_lookup(tp_map_type type, const char *db_path,
+			     const char *key, tp_buf *value, tp_diag *diag);
+
+typedef struct tp_table tp_table;
+
+typedef enum tp_db_state {
+	TP_DB_IN_STEP = 0,	/* the db holds exactly the source's records */
+	TP_DB_MISSING = 1,	/* no db file */
+	TP_DB_STALE = 2		/* the db differs from the source */
+} tp_db_state;
+
+#define TP_TABLE_WRITE 0x1
+
+typedef struct tp_table_opts {
+	unsigned int version;
+	tp_doc_opts doc;
+	unsigned int flags;
+} tp_table_opts;
+
+#define TP_TABLE_OPTS_VERSION 1
+#define TP_TABLE_OPTS_INIT { TP_TABLE_OPTS_VERSION, TP_DOC_OPTS_INIT, 0 }
+
+TP_EXTERN(int) tp_table_open(tp_table **out, tp_map_type type,
+			     const char *source, const tp_table_opts *opts,
+			     tp_diag *diag);
+TP_EXTERN(tp_doc *) tp_table_doc(tp_table *table);
+TP_EXTERN(const char *) tp_table_source(const tp_table *table);
+TP_EXTERN(const char *) tp_table_db_path(const tp_table *table);
+TP_EXTERN(tp_map_type) tp_table_type(const tp_table *table);
+TP_EXTERN(int) tp_table_commit(tp_table *table, tp_diag *diag);
+TP_EXTERN(int) tp_table_rebuild(tp_table *table, tp_diag *diag);
+TP_EXTERN(int) tp_table_db_state(tp_table *table, tp_db_state *state,
+				 tp_diag *diag);
+TP_EXTERN(void) tp_table_free(tp_table *table);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
