@@ -2,20 +2,170 @@
  * NAME
  *	tlspolicy - keep Postfix's TLS policy table correct
  * SUMMARY
- *	The command line over libtlspolicy. It uses only the public API.
+ *	The command line over libtlspolicy. It uses only the public API:
+ *	global options, command dispatch, and the helpers in cli.h.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <tlspolicy.h>
+#include "cli.h"
+
+static const struct command {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "list", cmd_list, "show every entry, its pins and whether the db is in step" },
+	{ "get", cmd_get, "print the value Postfix finds for KEY (like postmap -q)" },
+	{ "set", cmd_set, "create or update one entry in place" },
+	{ "remove", cmd_remove, "remove one entry" },
+	{ "rebuild", cmd_rebuild, "write the db from the source (what postmap does)" },
+	{ "doctor", cmd_doctor, "check the table and its configuration, offline" },
+	{ "probe", cmd_probe, "show the certificates an SMTP server presents" },
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] COMMAND [options] [args]\n"
+		"\n"
+		"Keep Postfix's TLS policy table (smtp_tls_policy_maps) correct.\n"
+		"\n"
+		"Global options:\n"
+		"  -c DIR     Postfix config directory (default $MAIL_CONFIG, else /etc/postfix)\n"
+		"  -m MAP     the policy table as TYPE:PATH or a bare path (hash:PATH);\n"
+		"             default: the first file-backed map in smtp_tls_policy_maps\n"
+		"  -d DIGEST  fingerprint digest (default: main.cf's smtp_tls_fingerprint_digest)\n"
+		"  -v         more detail\n"
+		"  -q         quiet: errors only\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(fp, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(fp,
+		"\n"
+		"Run 'tlspolicy COMMAND --help' for a command's options.\n"
+		"Exit status: 0 success, 1 failure or changes pending, 64 usage error;\n"
+		"check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n");
+}
+
+int
+cli_error(const tp_diag *diag)
+{
+	char buf[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
+
+	fprintf(stderr, "tlspolicy: %s\n", tp_diag_format(diag, buf, sizeof(buf)));
+	return EX_FAIL;
+}
+
+int
+cli_errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tlspolicy: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EX_FAIL;
+}
+
+int
+cli_usage(const char *command, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "tlspolicy: %s%s", command ? command : "",
+		command ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'tlspolicy %s%s--help')\n", command ? command : "",
+		command ? " " : "");
+	return EX_USAGE_ERR;
+}
+
+double
+cli_parse_seconds(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > 86400)
+		return -1;
+	return v;
+}
 
 int
 main(int argc, char **argv)
 {
+	struct cli cli;
+	int ch;
+
+	memset(&cli, 0, sizeof(cli));
+	cli.config_dir = getenv("MAIL_CONFIG");
+	if (cli.config_dir && !*cli.config_dir)
+		cli.config_dir = NULL;
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return EX_SUCCESS;
+	}
 	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
 		printf("tlspolicy %s\n", TLSPOLICY_VERSION);
-		return 0;
+		return EX_SUCCESS;
 	}
-	fprintf(stderr, "usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] COMMAND ...\n");
-	return 64;
+	/* "+": stop at the command; its options are its own. */
+	opterr = 0;
+	while ((ch = getopt(argc, argv, "+c:m:d:vqh")) != -1) {
+		switch (ch) {
+		case 'c':
+			cli.config_dir = optarg;
+			break;
+		case 'm':
+			cli.map_spec = optarg;
+			break;
+		case 'd':
+			cli.digest_opt = optarg;
+			break;
+		case 'v':
+			cli.verbose++;
+			break;
+		case 'q':
+			cli.quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_SUCCESS;
+		default:
+			if (optopt == 'c' || optopt == 'm' || optopt == 'd')
+				return cli_usage(NULL, "option -%c needs an argument", optopt);
+			return cli_usage(NULL, "unknown option -%c", optopt);
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE_ERR;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			char **cargv = argv + optind;
+			int cargc = argc - optind;
+			int rc;
+
+			optind = 1;
+			opterr = 0;
+			rc = commands[i].run(&cli, cargc, cargv);
+			cli_cleanup(&cli);
+			return rc;
+		}
+	}
+	return cli_usage(NULL, "unknown command \"%s\"", argv[optind]);
 }

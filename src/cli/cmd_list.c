@@ -1,0 +1,10 @@
+/* Placeholder until the list command lands. */
+#include "cli.h"
+
+int
+cmd_list(struct cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	(void)argc;
+	return cli_errorf("%s: not implemented yet", argv[0]);
+}
