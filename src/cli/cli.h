@@ -43,6 +43,15 @@ struct cli {
 };
 
 tp_config *cli_config(struct cli *cli);
+/*
+ * cli_table_open() opens the policy table named by -m, else the first
+ * file-backed map of main.cf's smtp_tls_policy_maps, with the key folding
+ * main.cf implies (smtputf8_enable). flags: TP_TABLE_WRITE to lock it for
+ * an update. On failure it prints the error and returns EX_FAIL.
+ * cli_doc_opts() gives the parse options main.cf implies.
+ */
+int cli_table_open(struct cli *cli, unsigned int flags, tp_table **out);
+tp_doc_opts cli_doc_opts(struct cli *cli);
 void cli_cleanup(struct cli *cli);
 const char *cli_digest(struct cli *cli);
 int cli_error(const tp_diag *diag);
