@@ -20,6 +20,19 @@
  *	other attributes (name as written, value) in order; match= at
  *	verify/secure level (a hostname pattern list) is among them.
  *
+ *	tp_policy_parse_for() is tp_policy_parse() as a given Postfix
+ *	version reads the value: mail_version as "postconf -h mail_version"
+ *	prints it ("3.7.11"), NULL for the newest. Attributes that version
+ *	does not know are rejected as it would ("enable_rpk" needs 3.9).
+ *	TP_EUSAGE (and no policy) for a mail_version that is no version.
+ *	Postfix stores values as C strings, so only the bytes before a NUL
+ *	count (with a warning).
+ *
+ *	tp_policy_warning_count()/tp_policy_warning_at() give what Postfix
+ *	would log as a warning but still accept: a malformed fingerprint
+ *	among usable ones (Postfix skips it), attributes ignored at level
+ *	"none", a NUL byte in the value.
+ *
  *	tp_level_name() returns the lower-case name; tp_level_parse() is
  *	case-insensitive and returns TP_EINVALID for an unknown level.
  */
@@ -52,6 +65,9 @@ TP_EXTERN(int) tp_level_parse(tp_level *out, const char *name);
 
 TP_EXTERN(int) tp_policy_parse(tp_policy **out, const char *value,
 			       size_t len, tp_diag *diag);
+TP_EXTERN(int) tp_policy_parse_for(tp_policy **out, const char *value,
+				   size_t len, const char *mail_version,
+				   tp_diag *diag);
 TP_EXTERN(void) tp_policy_free(tp_policy *policy);
 TP_EXTERN(tp_level) tp_policy_level(const tp_policy *policy);
 TP_EXTERN(size_t) tp_policy_pin_count(const tp_policy *policy);
@@ -62,6 +78,10 @@ TP_EXTERN(int) tp_policy_attr_at(const tp_policy *policy, size_t i,
 /* Value of the first attribute called name (case-insensitive), or NULL. */
 TP_EXTERN(const char *) tp_policy_attr(const tp_policy *policy,
 				       const char *name);
+
+TP_EXTERN(size_t) tp_policy_warning_count(const tp_policy *policy);
+TP_EXTERN(const char *) tp_policy_warning_at(const tp_policy *policy,
+					    size_t i);
 
 #ifdef __cplusplus
 }
