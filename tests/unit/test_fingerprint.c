@@ -21,6 +21,9 @@
 
 /* Runs a shell command and returns its first output line, trimmed. */
 static char *
+run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
 run(const char *fmt, ...)
 {
 	char cmd[2048], line[1024];
