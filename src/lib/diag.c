@@ -83,6 +83,10 @@ tp_diag_format(const tp_diag *diag, char *buf, size_t size)
 	return buf;
 }
 
+static void diag_vset(tp_diag *diag, int status, const char *file,
+		      unsigned long line, const char *fmt, va_list ap)
+	TP_PRINTF(5, 0);
+
 static void
 diag_vset(tp_diag *diag, int status, const char *file, unsigned long line,
 	  const char *fmt, va_list ap)
