@@ -243,7 +243,7 @@ record_text(const tp_doc *doc, size_t first, size_t last, tp_buf *out)
 			return TP_ENOMEM;
 	}
 	/* An empty tp_buf has no storage; the key scan wants a C string. */
-	return tp__buf_grow(out, 0);
+	return tp__buf_put(out, "", 0);
 }
 
 /*
@@ -575,7 +575,7 @@ doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts)
 	doc->opts = opts ? *opts : defaults;
 	doc->data = *data;
 	*data = (tp_buf)TP_BUF_INIT;
-	if (tp__buf_grow(&doc->data, 0) != TP_OK ||
+	if (tp__buf_put(&doc->data, "", 0) != TP_OK ||
 	    (doc->name = strdup(name ? name : "-")) == NULL ||
 	    parse_all(doc) != TP_OK) {
 		tp_doc_free(doc);
@@ -718,7 +718,7 @@ tp_key_fold(tp_buf *out, const char *key, const tp_doc_opts *opts)
 			      opts->fold_case);
 	tp__folder_close(&folder);
 	if (status == TP_OK)
-		status = tp__buf_grow(out, 0);
+		status = tp__buf_put(out, "", 0);
 	if (status != TP_OK)
 		tp__buf_truncate(out, 0);
 	return status;
@@ -939,7 +939,7 @@ entry_tokens(const tp_doc *doc, size_t i, struct toks *tk)
 		    TP_OK)
 			goto out;
 	}
-	if (tp__buf_grow(&text, 0) != TP_OK)
+	if (tp__buf_put(&text, "", 0) != TP_OK)
 		goto out;
 	klen = key_scan(text.ptr);
 	status = TP_EUSAGE;

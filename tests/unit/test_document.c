@@ -85,7 +85,7 @@ dump(const tp_doc *doc, tp_buf *out)
 		show(out, w->message, strlen(w->message));
 		tp__buf_putc(out, '\n');
 	}
-	tp__buf_grow(out, 0);
+	tp__buf_put(out, "", 0);
 }
 
 static void
@@ -677,6 +677,210 @@ test_document__serializes_random_bytes_byte_for_byte(void **state)
 	}
 }
 
+
+/*
+ * Differential test: real postmap(1) is the oracle. For generated awkward
+ * files, in both smtputf8 modes, the records postmap stores (postmap -s)
+ * must be our winning entries, and its warnings must be ours, in order.
+ * postmap missing is a failure, not a skip: this test is the proof.
+ */
+static const char *
+postmap_path(void)
+{
+	const char *p = getenv("POSTMAP");
+
+	if (p && *p)
+		return p;
+	if (access("/usr/sbin/postmap", X_OK) == 0)
+		return "/usr/sbin/postmap";
+	return "postmap";
+}
+
+static void
+read_file(const char *path, tp_buf *out)
+{
+	FILE *fp = fopen(path, "rb");
+	char buf[4096];
+	size_t n;
+
+	tp__buf_truncate(out, 0);
+	assert_non_null(fp);
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		tp__buf_put(out, buf, n);
+	fclose(fp);
+	tp__buf_put(out, "", 0);
+}
+
+static void
+write_file(const char *path, const char *data, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sort the lines of b in place (each line ends with '\n'). */
+static void
+sort_lines(tp_buf *b)
+{
+	char **v = NULL, *copy, *p, *nl;
+	size_t n = 0, i;
+	tp_buf out = TP_BUF_INIT;
+
+	if (b->size == 0)
+		return;
+	copy = malloc(b->size + 1);
+	assert_non_null(copy);
+	memcpy(copy, b->ptr, b->size + 1);
+	for (p = copy; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		*nl = '\0';
+		v = realloc(v, (n + 1) * sizeof(*v));
+		assert_non_null(v);
+		v[n++] = p;
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (i = 0; i < n; i++) {
+		tp__buf_puts(&out, v[i]);
+		tp__buf_putc(&out, '\n');
+	}
+	tp_buf_dispose(b);
+	*b = out;
+	free(v);
+	free(copy);
+}
+
+static void
+check_against_postmap(const char *dir, const char *conf, const char *in,
+		      size_t len, const tp_doc_opts *opts, int *failed)
+{
+	char file[512], err[600], out[600];
+	tp_buf cmd = TP_BUF_INIT;
+	tp_buf got_rec = TP_BUF_INIT, got_warn = TP_BUF_INIT;
+	tp_buf pm_rec = TP_BUF_INIT, pm_err = TP_BUF_INIT, pm_warn = TP_BUF_INIT;
+	static const char tag[] = "postmap: warning: ";
+	tp_doc *doc;
+	tp_entry e;
+	char *p, *nl;
+	size_t i;
+	int rc;
+
+	snprintf(file, sizeof(file), "%s/tls_policy", dir);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	snprintf(out, sizeof(out), "%s/out", dir);
+	write_file(file, in, len);
+	tp__buf_printf(&cmd, "'%s' -c '%s' hash:'%s' 2>'%s' && '%s' -c '%s' -s hash:'%s' >'%s'",
+		       postmap_path(), conf, file, err, postmap_path(), conf, file, out);
+	rc = system(cmd.ptr);
+	if (rc != 0) {
+		read_file(err, &pm_err);
+		fail_msg("%s failed (status %d): %s", cmd.ptr, rc, pm_err.ptr);
+	}
+	tp_buf_dispose(&cmd);
+	read_file(out, &pm_rec);
+	sort_lines(&pm_rec);
+	read_file(err, &pm_err);
+	for (p = pm_err.ptr; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		if (strncmp(p, tag, LEN(tag)) == 0)
+			tp__buf_put(&pm_warn, p + LEN(tag), (size_t)(nl + 1 - p) - LEN(tag));
+	tp__buf_put(&pm_warn, "", 0);
+
+	assert_int_equal(tp_doc_parse(&doc, in, len, file, opts), 0);
+	for (i = 0; i < tp_doc_entry_count(doc); i++) {
+		assert_int_equal(tp_doc_entry_at(doc, i, &e), 0);
+		if (e.duplicate)
+			continue;
+		tp__buf_put(&got_rec, e.key, e.key_len);
+		tp__buf_putc(&got_rec, '\t');
+		tp__buf_put(&got_rec, e.value, e.value_len);
+		tp__buf_putc(&got_rec, '\n');
+	}
+	tp__buf_put(&got_rec, "", 0);
+	sort_lines(&got_rec);
+	for (i = 0; i < tp_doc_warning_count(doc); i++) {
+		tp__buf_puts(&got_warn, tp_doc_warning_at(doc, i)->message);
+		tp__buf_putc(&got_warn, '\n');
+	}
+	tp__buf_put(&got_warn, "", 0);
+	if (strcmp(got_rec.ptr, pm_rec.ptr) != 0 ||
+	    strcmp(got_warn.ptr, pm_warn.ptr) != 0) {
+		tp_buf a = TP_BUF_INIT;
+
+		show(&a, in, len);
+		/* fprintf: cmocka's print_error() truncates long messages. */
+		fprintf(stderr, "utf8=%d input \"%s\"\n records got:\n%s want:\n%s"
+			" warnings got:\n%s want:\n%s", opts->utf8, a.ptr,
+			got_rec.ptr, pm_rec.ptr, got_warn.ptr, pm_warn.ptr);
+		tp_buf_dispose(&a);
+		(*failed)++;
+	}
+	tp_doc_free(doc);
+	tp_buf_dispose(&got_rec);
+	tp_buf_dispose(&got_warn);
+	tp_buf_dispose(&pm_rec);
+	tp_buf_dispose(&pm_err);
+	tp_buf_dispose(&pm_warn);
+}
+
+static void
+test_document__agrees_with_real_postmap(void **state)
+{
+	/* tmpfs when there is one: postmap syncs every db it writes. */
+	char shm[] = "/dev/shm/tp_document.XXXXXX", tmp[] = "/tmp/tp_document.XXXXXX";
+	char *dir, conf[2][600], path[700], cmd[800];
+	static const char *const mains[2] = {
+		"compatibility_level = 3.6\nsmtputf8_enable = no\n"
+		"myhostname = host.example\n",
+		"compatibility_level = 3.6\nsmtputf8_enable = yes\n"
+		"myhostname = host.example\n",
+	};
+	tp_buf in = TP_BUF_INIT;
+	size_t i;
+	int mode, failed = 0;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "'%s' -c /nonexistent -q x inline:{x=y} >/dev/null 2>&1 || "
+		 "command -v '%s' >/dev/null", postmap_path(), postmap_path());
+	if (system(cmd) != 0)
+		fail_msg("postmap (%s) not found: install postfix; this test needs the real thing",
+			 postmap_path());
+	if ((dir = mkdtemp(shm)) == NULL)
+		dir = mkdtemp(tmp);
+	assert_non_null(dir);
+	for (mode = 0; mode < 2; mode++) {
+		snprintf(conf[mode], sizeof(conf[mode]), "%s/conf%d", dir, mode);
+		assert_int_equal(mkdir(conf[mode], 0755), 0);
+		snprintf(path, sizeof(path), "%s/main.cf", conf[mode]);
+		write_file(path, mains[mode], strlen(mains[mode]));
+	}
+	/* The parse table's inputs first, then generated files. */
+	for (i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
+		mode = !parse_cases[i].ascii;
+		check_against_postmap(dir, conf[mode], parse_cases[i].in,
+				      parse_cases[i].len,
+				      mode ? &utf8_opts : &ascii_opts, &failed);
+	}
+	rng_state = 4242;
+	for (i = 0; i < 40; i++) {
+		tp__buf_truncate(&in, 0);
+		gen_awkward(&in, (int)(rng() % 30) + 1);
+		check_against_postmap(dir, conf[i % 2], in.ptr, in.size,
+				      i % 2 ? &utf8_opts : &ascii_opts, &failed);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	tp_buf_dispose(&in);
+	if (failed)
+		fail_msg("%d file(s) read differently from postmap", failed);
+}
+
 int
 main(void)
 {
@@ -688,6 +892,7 @@ main(void)
 		cmocka_unit_test(test_document__key_fold_is_postmaps),
 		cmocka_unit_test(test_document__serializes_awkward_files_byte_for_byte),
 		cmocka_unit_test(test_document__serializes_random_bytes_byte_for_byte),
+		cmocka_unit_test(test_document__agrees_with_real_postmap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
