@@ -816,7 +816,8 @@ edit_apply(const tp_doc *doc, struct edit *ed, tp_buf *out)
 {
 	size_t pos = 0, i;
 
-	qsort(ed->r, ed->n, sizeof(*ed->r), cmp_repl);
+	if (ed->n > 1)
+		qsort(ed->r, ed->n, sizeof(*ed->r), cmp_repl);
 	for (i = 0; i < ed->n; i++) {
 		/*
 		 * Deletions of neighbouring tokens may share a separator:
