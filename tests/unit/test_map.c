@@ -349,10 +349,8 @@ test_map__failed_write_leaves_old_files_and_no_temp(void **state)
 	assert_int_not_equal(tp_map_write(TP_MAP_HASH, db, big, 64, NULL, &d), 0);
 	print_message("db error: %s\n", d.message);
 	assert_non_null(strstr(d.message, "t.db"));
-	for (int i = 0; i < 2000; i++)
+	for (int i = 0; i < 16000; i++)
 		tp__buf_putc(&data, 'x');
-	for (int i = 0; i < 3; i++)
-		tp__buf_puts(&data, data.ptr);
 	assert_int_equal(tp__file_replace(src, data.ptr, data.size, &d), TP_EIO);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	{
