@@ -21,7 +21,9 @@
  *
  *	tp_config_digest() is the effective smtp_tls_fingerprint_digest:
  *	the configured one, or md5 below compatibility_level 3.6 and sha256
- *	from 3.6 on. tp_config_smtputf8() is the effective smtputf8_enable.
+ *	from 3.6 on (possibly "" when main.cf sets it to an empty value:
+ *	check it with tp_digest_check()). tp_config_smtputf8() is the
+ *	effective smtputf8_enable.
  */
 #ifndef TLSPOLICY_CONFIG_H
 #define TLSPOLICY_CONFIG_H

@@ -1,24 +1,37 @@
 /*
- * What the commands need from main.cf. Placeholder until the main.cf
- * module lands: no configuration, Postfix's current default digest.
+ * What the commands need from main.cf: loaded once, on first use, so
+ * commands that do not need it (probe with -d) work without Postfix.
  */
 #include "cli.h"
 
 tp_config *
 cli_config(struct cli *cli)
 {
-	cli->config_loaded = 1;
-	return NULL;
+	if (!cli->config_loaded) {
+		cli->config_loaded = 1;
+		tp_diag_clear(&cli->config_diag);
+		if (tp_config_load(&cli->config, cli->config_dir,
+				   &cli->config_diag) != 0)
+			cli->config = NULL;
+	}
+	return cli->config;
 }
 
 const char *
 cli_digest(struct cli *cli)
 {
-	return cli->digest_opt ? cli->digest_opt : "sha256";
+	tp_config *config;
+
+	if (cli->digest_opt)
+		return cli->digest_opt;
+	config = cli_config(cli);
+	/* Without main.cf, Postfix's default since compatibility level 3.6. */
+	return config ? tp_config_digest(config) : "sha256";
 }
 
 void
 cli_cleanup(struct cli *cli)
 {
-	(void)cli;
+	tp_config_free(cli->config);
+	cli->config = NULL;
 }

@@ -39,6 +39,8 @@ tp__buf_grow(tp_buf *buf, size_t extra)
 		return TP_ENOMEM;
 	buf->ptr = ptr;
 	buf->asize = asize;
+	/* A buffer that holds storage is always a valid C string. */
+	buf->ptr[buf->size] = '\0';
 	return TP_OK;
 }
 

@@ -1,0 +1,657 @@
+/*
+ * NAME
+ *	config - what Postfix's main.cf says about TLS policy
+ * SUMMARY
+ *	Reads DIR/main.cf the way Postfix's configuration loader does and
+ *	expands parameter values the way postconf -x does, for the few
+ *	parameters tlspolicy needs.
+ * DESCRIPTION
+ *	Logical lines follow the same rules as any Postfix table: a line that
+ *	starts with whitespace continues the previous one, a line whose first
+ *	non-blank byte is '#' is a comment (even inside a continued value),
+ *	blank lines are ignored. Each logical line is "name = value"; a later
+ *	setting of the same name wins, as in Postfix.
+ *
+ *	Expansion handles $name, ${name}, $(name), $$, ${name?value},
+ *	${name:value}, ${name?{a}:{b}} and the relational form Postfix uses
+ *	for its compatibility defaults, ${{x} <level {3.6} ? {a} : {b}} (and
+ *	==, !=, <, <=, >, >= with or without "level"). Unknown parameters
+ *	expand to the empty string, as in Postfix. Expansion depth is capped
+ *	so a self-referencing value cannot loop.
+ *
+ *	Built-in defaults matter for the parameters main.cf usually leaves
+ *	out: compatibility_level (0), smtputf8_enable and
+ *	smtp_tls_fingerprint_digest (Postfix 3.6+ compatibility expressions),
+ *	config_directory (the directory read).
+ * DIAGNOSTICS
+ *	TP_ENOTFOUND: no main.cf. TP_EIO: it cannot be read. TP_ECONFIG: no
+ *	file-backed map in smtp_tls_policy_maps.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "diag.h"
+#include "tlspolicy/config.h"
+
+#define CONFIG_DEFAULT_DIR "/etc/postfix"
+#define CONFIG_EXPAND_DEPTH 32
+
+struct param {
+	char *name;
+	char *value;
+};
+
+struct tp_config {
+	char *dir;
+	char *path;		/* DIR/main.cf, for messages */
+	struct param *params;
+	size_t nparams;
+	/* Expanded values handed out by tp_config_get, owned here. */
+	struct param *expanded;
+	size_t nexpanded;
+	char *policy_map_path;
+};
+
+/* Postfix 3.6+ defaults, as "postconf -d" prints them. */
+static const struct {
+	const char *name;
+	const char *value;
+} builtin_defaults[] = {
+	{ "compatibility_level", "0" },
+	{ "smtputf8_enable", "${{$compatibility_level} <level {1} ? {no} : {yes}}" },
+	{ "smtp_tls_fingerprint_digest",
+	  "${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}" },
+	{ "smtp_tls_policy_maps", "" },
+};
+
+static int
+is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v'
+	    || c == '\f';
+}
+
+static int
+is_name_char(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+	    || (c >= '0' && c <= '9') || c == '_';
+}
+
+static const char *
+raw_value(const tp_config *config, const char *name, size_t len)
+{
+	/* Later settings win: search from the end. */
+	for (size_t i = config->nparams; i-- > 0;)
+		if (strlen(config->params[i].name) == len
+		    && memcmp(config->params[i].name, name, len) == 0)
+			return config->params[i].value;
+	if (len == strlen("config_directory")
+	    && memcmp(name, "config_directory", len) == 0)
+		return config->dir;
+	for (size_t i = 0; i < sizeof(builtin_defaults) / sizeof(builtin_defaults[0]); i++)
+		if (strlen(builtin_defaults[i].name) == len
+		    && memcmp(builtin_defaults[i].name, name, len) == 0)
+			return builtin_defaults[i].value;
+	return NULL;
+}
+
+static int expand(const tp_config *config, const char *s, size_t len,
+		  tp_buf *out, int depth);
+
+/* Index just past the group that opens at s[0] ('{' or '(') and closes
+ * with its match, honouring nesting; len when unterminated. */
+static size_t
+group_end(const char *s, size_t len)
+{
+	char open = s[0], close = open == '{' ? '}' : ')';
+	int level = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == open)
+			level++;
+		else if (s[i] == close && --level == 0)
+			return i + 1;
+	}
+	return len;
+}
+
+static size_t
+skip_space(const char *s, size_t i, size_t len)
+{
+	while (i < len && is_space((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+/* Compare Postfix compatibility levels: "3.6" < "3.10", "2" == "2.0". */
+static int
+compare_levels(const char *a, const char *b)
+{
+	while (*a || *b) {
+		char *ea, *eb;
+		unsigned long na = strtoul(a, &ea, 10), nb = strtoul(b, &eb, 10);
+
+		if (na != nb)
+			return na < nb ? -1 : 1;
+		a = *ea == '.' ? ea + 1 : ea;
+		b = *eb == '.' ? eb + 1 : eb;
+		if (ea == a && *a && *a != '.')
+			break;
+		if (eb == b && *b && *b != '.')
+			break;
+	}
+	return 0;
+}
+
+static int
+relation_holds(const char *op, size_t oplen, const char *a, const char *b)
+{
+	int cmp;
+	int level = oplen > 5 && memcmp(op + oplen - 5, "level", 5) == 0;
+	size_t n = level ? oplen - 5 : oplen;
+
+	if (level) {
+		cmp = compare_levels(a, b);
+	} else {
+		char *ea, *eb;
+		long na = strtol(a, &ea, 10), nb = strtol(b, &eb, 10);
+
+		if (*a && *b && !*ea && !*eb)
+			cmp = na < nb ? -1 : na > nb;
+		else
+			cmp = strcmp(a, b) < 0 ? -1 : strcmp(a, b) > 0;
+	}
+	if (n == 2 && memcmp(op, "==", 2) == 0)
+		return cmp == 0;
+	if (n == 2 && memcmp(op, "!=", 2) == 0)
+		return cmp != 0;
+	if (n == 2 && memcmp(op, "<=", 2) == 0)
+		return cmp <= 0;
+	if (n == 2 && memcmp(op, ">=", 2) == 0)
+		return cmp >= 0;
+	if (n == 1 && op[0] == '<')
+		return cmp < 0;
+	if (n == 1 && op[0] == '>')
+		return cmp > 0;
+	return 0;
+}
+
+/* Expand the inside of "{...}" group at s (s[0] == '{') into out. */
+static int
+expand_group(const tp_config *config, const char *s, size_t glen, tp_buf *out,
+	     int depth)
+{
+	size_t b = 1, e = glen > 1 && s[glen - 1] == '}' ? glen - 1 : glen;
+
+	/* Postfix trims whitespace just inside the braces. */
+	while (b < e && is_space((unsigned char)s[b]))
+		b++;
+	while (e > b && is_space((unsigned char)s[e - 1]))
+		e--;
+	return expand(config, s + b, e - b, out, depth + 1);
+}
+
+/* ${{a} OP {b} ? {t} : {f}} with body = the text between "${" and "}". */
+static int
+expand_relation(const tp_config *config, const char *body, size_t len,
+		tp_buf *out, int depth)
+{
+	tp_buf a = TP_BUF_INIT, b = TP_BUF_INIT;
+	size_t i = 0, g, op, oplen;
+	const char *t = NULL, *f = NULL;
+	size_t tlen = 0, flen = 0;
+	int rc = TP_ENOMEM;
+
+	g = group_end(body, len);
+	if (expand_group(config, body, g, &a, depth) != 0)
+		goto out;
+	i = skip_space(body, g, len);
+	op = i;
+	while (i < len && !is_space((unsigned char)body[i]) && body[i] != '{')
+		i++;
+	oplen = i - op;
+	i = skip_space(body, i, len);
+	if (i >= len || body[i] != '{')
+		goto syntax;
+	g = i + group_end(body + i, len - i);
+	if (expand_group(config, body + i, g - i, &b, depth) != 0)
+		goto out;
+	i = skip_space(body, g, len);
+	if (i < len && body[i] == '?') {
+		i = skip_space(body, i + 1, len);
+		if (i < len && body[i] == '{') {
+			t = body + i;
+			tlen = group_end(t, len - i);
+			i = skip_space(body, i + tlen, len);
+		}
+	}
+	if (i < len && body[i] == ':') {
+		i = skip_space(body, i + 1, len);
+		if (i < len && body[i] == '{') {
+			f = body + i;
+			flen = group_end(f, len - i);
+		}
+	}
+	if (relation_holds(body + op, oplen, a.ptr ? a.ptr : "", b.ptr ? b.ptr : ""))
+		rc = t ? expand_group(config, t, tlen, out, depth) : 0;
+	else
+		rc = f ? expand_group(config, f, flen, out, depth) : 0;
+	goto out;
+syntax:
+	/* Postfix reports a syntax error; an empty expansion is the safe reading. */
+	rc = 0;
+out:
+	tp_buf_dispose(&a);
+	tp_buf_dispose(&b);
+	return rc;
+}
+
+/* ${name}, ${name?x}, ${name:x}, ${name?{x}:{y}}: body is the inside. */
+static int
+expand_named(const tp_config *config, const char *body, size_t len,
+	     tp_buf *out, int depth)
+{
+	size_t n = 0;
+	const char *value;
+	tp_buf v = TP_BUF_INIT;
+	int rc, set;
+
+	while (n < len && is_name_char((unsigned char)body[n]))
+		n++;
+	value = raw_value(config, body, n);
+	if (value && (rc = expand(config, value, strlen(value), &v, depth + 1)) != 0) {
+		tp_buf_dispose(&v);
+		return rc;
+	}
+	set = v.size > 0;
+	if (n == len) {
+		rc = v.size ? tp__buf_put(out, v.ptr, v.size) : 0;
+	} else if (body[n] == '?' || body[n] == ':') {
+		const char *rest = body + n + 1;
+		size_t rlen = len - n - 1;
+		int want = body[n] == '?';
+
+		if (body[n] == '?' && rlen > 0 && rest[0] == '{') {
+			/* ${name?{a}:{b}} */
+			size_t g = group_end(rest, rlen), i = skip_space(rest, g, rlen);
+
+			if (set)
+				rc = expand_group(config, rest, g, out, depth);
+			else if (i < rlen && rest[i] == ':') {
+				i = skip_space(rest, i + 1, rlen);
+				rc = i < rlen && rest[i] == '{'
+				    ? expand_group(config, rest + i,
+						   group_end(rest + i, rlen - i), out, depth)
+				    : 0;
+			} else
+				rc = 0;
+		} else if (set == want) {
+			rc = expand(config, rest, rlen, out, depth + 1);
+		} else
+			rc = 0;
+	} else
+		rc = 0;
+	tp_buf_dispose(&v);
+	return rc;
+}
+
+static int
+expand(const tp_config *config, const char *s, size_t len, tp_buf *out,
+       int depth)
+{
+	size_t i = 0;
+	int rc;
+
+	if (depth > CONFIG_EXPAND_DEPTH)
+		return 0;
+	if (tp__buf_grow(out, 0) != 0)
+		return TP_ENOMEM;
+	while (i < len) {
+		size_t start = i;
+
+		while (i < len && s[i] != '$')
+			i++;
+		if (i > start && tp__buf_put(out, s + start, i - start) != 0)
+			return TP_ENOMEM;
+		if (i >= len)
+			break;
+		i++;
+		if (i < len && s[i] == '$') {
+			if (tp__buf_putc(out, '$') != 0)
+				return TP_ENOMEM;
+			i++;
+		} else if (i < len && (s[i] == '{' || s[i] == '(')) {
+			size_t g = group_end(s + i, len - i);
+			const char *body = s + i + 1;
+			size_t blen = g >= 2 ? g - 2 : 0;
+
+			if (blen > 0 && body[0] == '{')
+				rc = expand_relation(config, body, blen, out, depth);
+			else
+				rc = expand_named(config, body, blen, out, depth);
+			if (rc != 0)
+				return rc;
+			i += g;
+		} else {
+			size_t n = i;
+
+			while (n < len && is_name_char((unsigned char)s[n]))
+				n++;
+			if ((rc = expand_named(config, s + i, n - i, out, depth)) != 0)
+				return rc;
+			i = n;
+		}
+	}
+	return 0;
+}
+
+static int
+add_param(tp_config *config, const char *line, size_t len)
+{
+	size_t n = 0, v;
+	struct param *params;
+	char *name, *value;
+
+	while (n < len && !is_space((unsigned char)line[n]) && line[n] != '=')
+		n++;
+	v = skip_space(line, n, len);
+	/* Postfix ignores (with a warning) a line that is not name = value. */
+	if (n == 0 || v >= len || line[v] != '=')
+		return 0;
+	v = skip_space(line, v + 1, len);
+	while (len > v && is_space((unsigned char)line[len - 1]))
+		len--;
+	name = strndup(line, n);
+	value = strndup(line + v, len - v);
+	params = realloc(config->params, (config->nparams + 1) * sizeof(*params));
+	if (name == NULL || value == NULL || params == NULL) {
+		free(name);
+		free(value);
+		if (params)
+			config->params = params;
+		return TP_ENOMEM;
+	}
+	config->params = params;
+	params[config->nparams].name = name;
+	params[config->nparams].value = value;
+	config->nparams++;
+	return 0;
+}
+
+/* Split main.cf text into logical lines and record each name = value. */
+static int
+parse_main_cf(tp_config *config, const char *text, size_t len)
+{
+	tp_buf logical = TP_BUF_INIT;
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < len && rc == 0) {
+		size_t start = i, end, p;
+
+		while (i < len && text[i] != '\n')
+			i++;
+		end = i;
+		if (i < len)
+			i++;
+		p = skip_space(text, start, end);
+		if (p == end || text[p] == '#')
+			continue;
+		if (p == start && logical.size > 0) {
+			rc = add_param(config, logical.ptr, logical.size);
+			tp__buf_truncate(&logical, 0);
+		}
+		/* A continuation whose logical line has not started is dropped, as Postfix does. */
+		if (p != start && logical.size == 0)
+			continue;
+		if (rc == 0 && tp__buf_put(&logical, text + start, end - start) != 0)
+			rc = TP_ENOMEM;
+	}
+	if (rc == 0 && logical.size > 0)
+		rc = add_param(config, logical.ptr, logical.size);
+	tp_buf_dispose(&logical);
+	return rc;
+}
+
+static int
+read_file(const char *path, tp_buf *out, tp_diag *diag)
+{
+	FILE *fp = fopen(path, "rb");
+	char chunk[8192];
+	size_t n;
+
+	if (fp == NULL)
+		return tp__diag_errno(diag, errno == ENOENT ? TP_ENOTFOUND : TP_EIO,
+				      errno, "open %s", path);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if (tp__buf_put(out, chunk, n) != 0) {
+			fclose(fp);
+			return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		}
+	if (ferror(fp)) {
+		int err = errno;
+
+		fclose(fp);
+		return tp__diag_errno(diag, TP_EIO, err, "error reading %s", path);
+	}
+	fclose(fp);
+	return 0;
+}
+
+int
+tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
+{
+	tp_config *config;
+	tp_buf text = TP_BUF_INIT;
+	int rc;
+
+	*out = NULL;
+	if (dir == NULL || !*dir) {
+		dir = getenv("MAIL_CONFIG");
+		if (dir == NULL || !*dir)
+			dir = CONFIG_DEFAULT_DIR;
+	}
+	if ((config = calloc(1, sizeof(*config))) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	config->dir = strdup(dir);
+	if (config->dir == NULL
+	    || asprintf(&config->path, "%s/main.cf", dir) < 0) {
+		config->path = NULL;
+		tp_config_free(config);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
+	if ((rc = read_file(config->path, &text, diag)) == 0
+	    && (rc = parse_main_cf(config, text.ptr ? text.ptr : "", text.size)) != 0)
+		tp__diag_set(diag, rc, NULL, 0, "out of memory");
+	tp_buf_dispose(&text);
+	if (rc != 0) {
+		tp_config_free(config);
+		return rc;
+	}
+	*out = config;
+	return 0;
+}
+
+void
+tp_config_free(tp_config *config)
+{
+	if (config == NULL)
+		return;
+	for (size_t i = 0; i < config->nparams; i++) {
+		free(config->params[i].name);
+		free(config->params[i].value);
+	}
+	for (size_t i = 0; i < config->nexpanded; i++) {
+		free(config->expanded[i].name);
+		free(config->expanded[i].value);
+	}
+	free(config->params);
+	free(config->expanded);
+	free(config->policy_map_path);
+	free(config->dir);
+	free(config->path);
+	free(config);
+}
+
+const char *
+tp_config_dir(const tp_config *config)
+{
+	return config->dir;
+}
+
+const char *
+tp_config_get(const tp_config *config, const char *name)
+{
+	/* Expanded values are cached in the config so the pointer stays valid
+	 * until tp_config_free; the cache is logically const. */
+	tp_config *self = (tp_config *)(uintptr_t)config;
+	const char *raw;
+	tp_buf v = TP_BUF_INIT;
+	struct param *expanded;
+
+	for (size_t i = 0; i < config->nexpanded; i++)
+		if (strcmp(config->expanded[i].name, name) == 0)
+			return config->expanded[i].value;
+	if ((raw = raw_value(config, name, strlen(name))) == NULL)
+		return NULL;
+	if (expand(config, raw, strlen(raw), &v, 0) != 0)
+		goto nomem;
+	expanded = realloc(self->expanded, (self->nexpanded + 1) * sizeof(*expanded));
+	if (expanded == NULL)
+		goto nomem;
+	self->expanded = expanded;
+	expanded[self->nexpanded].name = strdup(name);
+	if (expanded[self->nexpanded].name == NULL)
+		goto nomem;
+	expanded[self->nexpanded].value = tp__buf_detach(&v);
+	return expanded[self->nexpanded++].value;
+nomem:
+	tp_buf_dispose(&v);
+	return NULL;
+}
+
+/*
+ * Split a Postfix list on commas and whitespace, keeping "{...}" groups
+ * (inline:{ a=b, c=d }) whole. Calls fn for each element until it
+ * returns non-zero.
+ */
+static int
+for_each_list_element(const char *list, int (*fn)(const char *, size_t, void *),
+		      void *ctx)
+{
+	size_t i = 0, len = strlen(list);
+	int rc;
+
+	while (i < len) {
+		size_t start;
+		int level = 0;
+
+		while (i < len && (list[i] == ',' || is_space((unsigned char)list[i])))
+			i++;
+		if (i >= len)
+			break;
+		start = i;
+		while (i < len && (level > 0 || (list[i] != ',' && !is_space((unsigned char)list[i])))) {
+			if (list[i] == '{')
+				level++;
+			else if (list[i] == '}' && level > 0)
+				level--;
+			i++;
+		}
+		if ((rc = fn(list + start, i - start, ctx)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct map_search {
+	tp_map_type type;
+	const char *path;
+	size_t path_len;
+	int found;
+};
+
+static int
+consider_map(const char *spec, size_t len, void *ctx)
+{
+	struct map_search *search = ctx;
+	static const struct {
+		const char *prefix;
+		tp_map_type type;
+	} file_types[] = {
+		{ "hash:", TP_MAP_HASH },
+		{ "btree:", TP_MAP_BTREE },
+	};
+
+	/* proxymap serves the same file; what we maintain is underneath. */
+	while (len > 6 && memcmp(spec, "proxy:", 6) == 0) {
+		spec += 6;
+		len -= 6;
+	}
+	if (len > 0 && spec[0] == '/') {
+		search->type = TP_MAP_HASH;
+		search->path = spec;
+		search->path_len = len;
+		return search->found = 1;
+	}
+	for (size_t i = 0; i < sizeof(file_types) / sizeof(file_types[0]); i++) {
+		size_t plen = strlen(file_types[i].prefix);
+
+		if (len > plen && memcmp(spec, file_types[i].prefix, plen) == 0) {
+			search->type = file_types[i].type;
+			search->path = spec + plen;
+			search->path_len = len - plen;
+			return search->found = 1;
+		}
+	}
+	return 0;
+}
+
+int
+tp_config_policy_map(const tp_config *config, tp_map_type *type,
+		     const char **path, tp_diag *diag)
+{
+	tp_config *self = (tp_config *)(uintptr_t)config;
+	const char *maps = tp_config_get(config, "smtp_tls_policy_maps");
+	struct map_search search = { TP_MAP_HASH, NULL, 0, 0 };
+
+	if (maps == NULL || !*maps)
+		return tp__diag_set(diag, TP_ECONFIG, config->path, 0,
+				    "smtp_tls_policy_maps is not set; name the table with -m TYPE:PATH");
+	for_each_list_element(maps, consider_map, &search);
+	if (!search.found)
+		return tp__diag_set(diag, TP_ECONFIG, config->path, 0,
+				    "no hash: or btree: table in smtp_tls_policy_maps = %s; name the table with -m TYPE:PATH",
+				    maps);
+	free(self->policy_map_path);
+	if ((self->policy_map_path = strndup(search.path, search.path_len)) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	*type = search.type;
+	*path = self->policy_map_path;
+	return 0;
+}
+
+const char *
+tp_config_digest(const tp_config *config)
+{
+	const char *digest = tp_config_get(config, "smtp_tls_fingerprint_digest");
+
+	/* Only NULL when out of memory; an empty value stays empty so the
+	 * caller reports it, as Postfix would refuse it. */
+	return digest ? digest : "";
+}
+
+int
+tp_config_smtputf8(const tp_config *config)
+{
+	const char *v = tp_config_get(config, "smtputf8_enable");
+
+	return v && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0
+		     || strcmp(v, "1") == 0);
+}

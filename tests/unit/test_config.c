@@ -1,0 +1,277 @@
+/*
+ * main.cf: which table, which digest, SMTPUTF8 on or off. Real postconf is
+ * the oracle: for each main.cf below, what we compute must equal what
+ * "postconf -c DIR -xh PARAM" prints. A wrong digest here is the classic
+ * outage (pins made with the wrong digest never match).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tlspolicy.h"
+
+static char tmpdir[] = "/tmp/tp_config_XXXXXX";
+
+static void
+write_main_cf(const char *text)
+{
+	char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/main.cf", tmpdir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* postconf's expanded value, whitespace runs folded to one space. */
+static char *
+postconf(const char *param)
+{
+	char cmd[512], buf[4096];
+	size_t n, j = 0;
+	FILE *fp;
+	char *out;
+
+	snprintf(cmd, sizeof(cmd), "postconf -c %s -xh %s 2>/dev/null", tmpdir, param);
+	fp = popen(cmd, "r");
+	if (fp == NULL)
+		fail_msg("cannot run postconf (is postfix installed?)");
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	if (pclose(fp) != 0)
+		fail_msg("postconf failed: is postfix installed? (%s)", cmd);
+	buf[n] = '\0';
+	out = malloc(n + 1);
+	assert_non_null(out);
+	for (size_t i = 0; i < n; i++) {
+		int space = buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n';
+
+		if (space && (j == 0 || out[j - 1] == ' '))
+			continue;
+		out[j++] = space ? ' ' : buf[i];
+	}
+	while (j > 0 && out[j - 1] == ' ')
+		j--;
+	out[j] = '\0';
+	return out;
+}
+
+static char *
+folded(const char *s)
+{
+	char *out = malloc(strlen(s) + 1);
+	size_t j = 0;
+
+	assert_non_null(out);
+	for (; *s; s++) {
+		int space = *s == ' ' || *s == '\t' || *s == '\n';
+
+		if (space && (j == 0 || out[j - 1] == ' '))
+			continue;
+		out[j++] = space ? ' ' : *s;
+	}
+	while (j > 0 && out[j - 1] == ' ')
+		j--;
+	out[j] = '\0';
+	return out;
+}
+
+static const char *const main_cf_cases[] = {
+	"",
+	"compatibility_level = 3.6\n",
+	"compatibility_level = 2\n",
+	"compatibility_level = 3.10\n",
+	"compatibility_level=0\nsmtputf8_enable=yes\n",
+	"compatibility_level = 3.6\nsmtputf8_enable = no\n",
+	"smtp_tls_fingerprint_digest = sha1\n",
+	"compatibility_level = 3.6\nsmtp_tls_fingerprint_digest = md5\n",
+	"compatibility_level = 3.6\n# smtp_tls_fingerprint_digest = md5\n",
+	"d = sha512\nsmtp_tls_fingerprint_digest = $d\n",
+	"d = sha512\nsmtp_tls_fingerprint_digest = ${d}\n",
+	"d = sha384\nsmtp_tls_fingerprint_digest = $(d)\n",
+	"smtp_tls_fingerprint_digest = ${undefined_thing?sha1}${compatibility_level:sha224}\n",
+	"compatibility_level = 3.6\nsmtp_tls_fingerprint_digest = ${compatibility_level?{sha1}:{md5}}\n",
+	"compatibility_level = 3.7\nsmtp_tls_fingerprint_digest = ${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}\n",
+	"compatibility_level = 3.5\nsmtp_tls_fingerprint_digest = ${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}\n",
+	"compatibility_level = 3.6\nsmtp_tls_fingerprint_digest = ${{$compatibility_level} == {3.6} ? {sha1} : {md5}}\n",
+	"smtp_tls_fingerprint_digest =\n    sha256\n",
+	"smtp_tls_fingerprint_digest = md5\nsmtp_tls_fingerprint_digest = sha1\n",
+	"smtp_tls_policy_maps = hash:${config_directory}/tls_policy\n",
+	"smtp_tls_policy_maps = hash:$config_directory/tls_policy\n",
+	"smtp_tls_policy_maps =\n   hash:/etc/postfix/a,\n# commented out\n   btree:/etc/postfix/b\n",
+	"smtp_tls_policy_maps = inline:{ x=may, y=encrypt } btree:/x/y\n",
+	"dir = /srv/pf\nsmtp_tls_policy_maps = texthash:$dir/a, proxy:hash:$dir/b\n",
+	"smtp_tls_policy_maps = $$literal hash:/a\n",
+};
+
+static void
+test_config__effective_values_equal_postconf(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(main_cf_cases) / sizeof(main_cf_cases[0]); i++) {
+		tp_config *config = NULL;
+		tp_diag diag = TP_DIAG_INIT;
+		static const char *const params[] = {
+			"smtp_tls_fingerprint_digest", "smtputf8_enable",
+			"smtp_tls_policy_maps", "compatibility_level",
+		};
+
+		write_main_cf(main_cf_cases[i]);
+		assert_int_equal(tp_config_load(&config, tmpdir, &diag), 0);
+		for (size_t p = 0; p < sizeof(params) / sizeof(params[0]); p++) {
+			char *want = postconf(params[p]);
+			const char *got_raw = tp_config_get(config, params[p]);
+			char *got = folded(got_raw ? got_raw : "");
+
+			if (strcmp(got, want) != 0)
+				fail_msg("main.cf case %zu, %s: got \"%s\", want \"%s\" (postconf)",
+					 i, params[p], got, want);
+			free(got);
+			free(want);
+		}
+		{
+			char *want = postconf("smtp_tls_fingerprint_digest");
+
+			if (strcmp(tp_config_digest(config), want) != 0)
+				fail_msg("case %zu digest: got %s, want %s", i,
+					 tp_config_digest(config), want);
+			free(want);
+			want = postconf("smtputf8_enable");
+			if (tp_config_smtputf8(config) != (strcmp(want, "yes") == 0))
+				fail_msg("case %zu smtputf8: got %d, postconf says %s", i,
+					 tp_config_smtputf8(config), want);
+			free(want);
+		}
+		tp_config_free(config);
+	}
+}
+
+static void
+test_config__first_file_backed_policy_map_is_the_table(void **state)
+{
+	static const struct {
+		const char *main_cf;
+		int status;
+		tp_map_type type;
+		const char *path;	/* a leading "@" stands for the config directory */
+	} cases[] = {
+		{ "smtp_tls_policy_maps = hash:${config_directory}/tls_policy\n", 0,
+		  TP_MAP_HASH, "@/tls_policy" },
+		{ "smtp_tls_policy_maps = inline:{ x=may, y=encrypt } btree:/x/y\n", 0,
+		  TP_MAP_BTREE, "/x/y" },
+		{ "smtp_tls_policy_maps = texthash:/a, proxy:hash:/srv/b hash:/c\n", 0,
+		  TP_MAP_HASH, "/srv/b" },
+		{ "smtp_tls_policy_maps = /etc/postfix/tls_policy\n", 0,
+		  TP_MAP_HASH, "/etc/postfix/tls_policy" },
+		{ "smtp_tls_policy_maps = ldap:/etc/postfix/ldap.cf\n", TP_ECONFIG,
+		  TP_MAP_HASH, NULL },
+		{ "smtp_tls_security_level = may\n", TP_ECONFIG, TP_MAP_HASH, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tp_config *config = NULL;
+		tp_diag diag = TP_DIAG_INIT;
+		tp_map_type type = TP_MAP_LAST;
+		const char *path = NULL;
+		char want[512];
+		int rc;
+
+		write_main_cf(cases[i].main_cf);
+		assert_int_equal(tp_config_load(&config, tmpdir, &diag), 0);
+		rc = tp_config_policy_map(config, &type, &path, &diag);
+		if (rc != cases[i].status)
+			fail_msg("case %zu: got status %d, want %d", i, rc, cases[i].status);
+		if (rc == 0) {
+			if (cases[i].path[0] == '@')
+				snprintf(want, sizeof(want), "%s%s", tmpdir, cases[i].path + 1);
+			else
+				snprintf(want, sizeof(want), "%s", cases[i].path);
+			if (type != cases[i].type || strcmp(path, want) != 0)
+				fail_msg("case %zu: got %d:%s, want %d:%s", i, (int)type,
+					 path, (int)cases[i].type, want);
+		} else if (strstr(diag.message, "-m") == NULL) {
+			fail_msg("case %zu: error \"%s\" does not suggest -m", i, diag.message);
+		}
+		tp_config_free(config);
+	}
+}
+
+static void
+test_config__missing_main_cf_is_not_found_and_names_the_file(void **state)
+{
+	tp_config *config = NULL;
+	tp_diag diag = TP_DIAG_INIT;
+	char dir[300];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/nonexistent", tmpdir);
+	assert_int_equal(tp_config_load(&config, dir, &diag), TP_ENOTFOUND);
+	assert_null(config);
+	assert_non_null(strstr(diag.message, "nonexistent/main.cf"));
+	assert_non_null(strstr(diag.message, "No such file"));
+}
+
+static void
+test_config__mail_config_environment_names_the_directory(void **state)
+{
+	tp_config *config = NULL;
+
+	(void)state;
+	write_main_cf("compatibility_level = 3.6\n");
+	setenv("MAIL_CONFIG", tmpdir, 1);
+	assert_int_equal(tp_config_load(&config, NULL, NULL), 0);
+	assert_string_equal(tp_config_dir(config), tmpdir);
+	assert_string_equal(tp_config_digest(config), "sha256");
+	unsetenv("MAIL_CONFIG");
+	tp_config_free(config);
+}
+
+static void
+test_config__self_reference_does_not_loop(void **state)
+{
+	tp_config *config = NULL;
+
+	(void)state;
+	write_main_cf("a = $b x\nb = $a y\nsmtp_tls_fingerprint_digest = $a\n");
+	assert_int_equal(tp_config_load(&config, tmpdir, NULL), 0);
+	assert_non_null(tp_config_get(config, "smtp_tls_fingerprint_digest"));
+	tp_config_free(config);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config__effective_values_equal_postconf),
+		cmocka_unit_test(test_config__first_file_backed_policy_map_is_the_table),
+		cmocka_unit_test(test_config__missing_main_cf_is_not_found_and_names_the_file),
+		cmocka_unit_test(test_config__mail_config_environment_names_the_directory),
+		cmocka_unit_test(test_config__self_reference_does_not_loop),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
