@@ -295,8 +295,15 @@ tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
-	if ((rc = b->open_read(&r, db_path, diag)) < 0)
+	if ((rc = b->open_read(&r, db_path, diag)) < 0) {
+		/* No database is an error, as for Postfix, not an absent key. */
+		if (rc == TP_ENOTFOUND) {
+			rc = TP_EIO;
+			if (diag)
+				diag->status = rc;
+		}
 		return rc;
+	}
 	/* As dict_db.c: the NUL-terminated form first, then the bare one. */
 	rc = TP_ENOTFOUND;
 	if (b->nul_terminated)

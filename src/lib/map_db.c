@@ -132,6 +132,19 @@ handle_new(const char *path)
 	return h;
 }
 
+/*
+ * libdb resolves a relative file name against the environment's home,
+ * so it gets the base name and the home is the file's directory (as
+ * dict_db.c does).
+ */
+static const char *
+base_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 static int
 home_of(tp_buf *home, const char *path)
 {
@@ -183,7 +196,8 @@ db_create_any(void **out, DBTYPE type, const char *path, const char *name,
 			goto fail;
 		}
 	}
-	err = h->db->open(h->db, NULL, path, NULL, type, DB_CREATE | DB_EXCL, 0600);
+	err = h->db->open(h->db, NULL, base_of(path), NULL, type,
+			  DB_CREATE | DB_EXCL, 0600);
 	if (err != 0) {
 		rc = db_fail(h, diag, err, "error writing");
 		goto fail;
@@ -318,7 +332,7 @@ db_open_read(void **out, DBTYPE type, const char *path, tp_diag *diag)
 		}
 		if ((rc = env_open(h, home.ptr, DB_POOL_READ, diag)) < 0)
 			break;
-		err = h->db->open(h->db, NULL, path, NULL, type, DB_RDONLY, 0);
+		err = h->db->open(h->db, NULL, base_of(path), NULL, type, DB_RDONLY, 0);
 		if (err != 0) {
 			rc = db_fail(h, diag, err, "open database");
 			break;
