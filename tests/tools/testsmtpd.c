@@ -101,8 +101,9 @@
  *	552. Hostile outputs are rate limited and stop when the client stops
  *	reading (blocking writes with a timeout, never a busy loop).
  */
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll, accept4 */
+#endif
 
 #include <arpa/inet.h>
 #include <ctype.h>
