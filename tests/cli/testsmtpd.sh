@@ -115,6 +115,11 @@ tp_note "IPv6"
 if tp_have_ipv6; then
     tp_start_server v6 --cert "$TP_TMP/b.pem" --listen '[::1]:0' --listen 127.0.0.1:0
     [ "$(wc -l <"$TP_TMP/srv-v6/port")" = 2 ] || fail "two --listen: want two ports in the port file"
+    [ "$(sort -u "$TP_TMP/srv-v6/port" | wc -l)" = 1 ] \
+        || fail "[::1]:0 and 127.0.0.1:0: got ports $(tr '\n' ' ' <"$TP_TMP/srv-v6/port"), want one port"
+    got=$(timeout 10 openssl s_client -starttls smtp -connect "127.0.0.1:$TP_PORT" </dev/null 2>/dev/null \
+          | openssl x509 -noout -fingerprint -sha256 | sed 's/^.*=//')
+    [ "$got" = "$fp_b" ] || fail "127.0.0.1 of the two-address server: got '$got', want '$fp_b'"
     got=$(timeout 10 openssl s_client -starttls smtp -connect "[::1]:$TP_PORT" </dev/null 2>/dev/null \
           | openssl x509 -noout -fingerprint -sha256 | sed 's/^.*=//')
     [ "$got" = "$fp_b" ] || fail "[::1]: got '$got', want '$fp_b'"
