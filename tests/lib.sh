@@ -226,8 +226,96 @@ tp_stop_server() {
     wait "$pid" 2>/dev/null || true
 }
 
+# ---- a throwaway Postfix instance (root only; see postfix-facts.md) ----
+
+TP_POSTFIX_DIRS=()  # instances started, stopped by the exit trap
+
+# tp_postfix_setup DIR [MAIN.CF SETTINGS...]
+#   Creates a Postfix instance in DIR (made traversable by user postfix):
+#   DIR/main.cf, DIR/master.cf (Debian's, with no smtpd listening and
+#   chroot off), queue DIR/queue, data DIR/data, log DIR/maillog; no DNS
+#   (smtp_host_lookup = native: /etc/hosts names work), no local delivery,
+#   retries within seconds. Each extra argument is a "name = value" applied
+#   with postconf -e afterwards, e.g.
+#     tp_postfix_setup "$d" 'smtp_tls_fingerprint_digest = md5' \
+#       'smtp_tls_policy_maps = hash:$config_directory/tls_policy' \
+#       "transport_maps = inline:{ partner.test=smtp:[127.0.0.1]:$port }"
+#   Skips the test (77) when postfix is not installed or we are not root.
+tp_postfix_setup() {
+    local dir=$1 kv
+    shift
+    tp_need postfix postconf postqueue sendmail
+    [ "$(id -u)" = 0 ] || skip "a Postfix instance needs root"
+    mkdir -p "$dir/data" "$dir/queue"
+    # Postfix's daemons run as user postfix: the path must be traversable
+    # (mktemp -d makes $TP_TMP 0700).
+    chmod 755 "$TP_TMP" "$dir"
+    chown postfix "$dir/data"
+    sed -e 's/^smtp\( *\)inet/#smtp\1inet/' /etc/postfix/master.cf >"$dir/master.cf"
+    printf '%s\n' \
+        'compatibility_level = 3.6' \
+        "queue_directory = $dir/queue" \
+        "data_directory = $dir/data" \
+        "maillog_file = $dir/maillog" \
+        "maillog_file_prefixes = /var, /dev/stdout, $dir" \
+        'myhostname = client.tlspolicy.test' \
+        'mydestination =' \
+        'local_transport = error:no local delivery in tests' \
+        'inet_interfaces = loopback-only' \
+        'inet_protocols = ipv4' \
+        'smtp_dns_support_level = disabled' \
+        'smtp_host_lookup = native' \
+        'minimal_backoff_time = 1s' \
+        'maximal_backoff_time = 5s' \
+        'queue_run_delay = 1s' \
+        'smtp_tls_loglevel = 1' \
+        'smtp_connect_timeout = 5s' >"$dir/main.cf"
+    postconf -c "$dir" -F '*/*/chroot = n' >/dev/null || fail "postconf -c $dir -F failed"
+    for kv in "$@"; do
+        postconf -c "$dir" -e "$kv" || fail "postconf -c $dir -e '$kv' failed"
+    done
+}
+
+# tp_postfix_start DIR   starts the instance (stopped automatically at exit).
+# tp_postfix_stop DIR    stops it.
+tp_postfix_start() {
+    postfix -c "$1" start >"$1/start.out" 2>&1 \
+        || fail "postfix -c $1 start: $(cat "$1/start.out")"
+    TP_POSTFIX_DIRS+=("$1")
+}
+tp_postfix_stop() {
+    postfix -c "$1" stop >/dev/null 2>&1 || true
+}
+
+# tp_postfix_send DIR FROM TO [SUBJECT]
+#   Injects a small message with sendmail -C DIR.
+tp_postfix_send() {
+    printf 'From: %s\nTo: %s\nSubject: %s\n\nbody\n' "$2" "$3" "${4:-test}" \
+        | sendmail -C "$1" -f "$2" "$3" || fail "sendmail -C $1 $3 failed"
+}
+
+# tp_postfix_wait_log DIR PATTERN [SECONDS]
+#   Waits (default 20 s) until DIR/maillog has a line matching the grep -E
+#   PATTERN, flushing the queue each second; fails the test with the log's
+#   tail otherwise.
+tp_postfix_wait_log() {
+    local dir=$1 pat=$2 secs=${3:-20} i=0
+    until grep -Eq -- "$pat" "$dir/maillog" 2>/dev/null; do
+        i=$((i + 1))
+        if [ "$i" -gt "$secs" ]; then
+            tail -n 20 "$dir/maillog" >&2 2>/dev/null || true
+            fail "postfix $dir: no log line /$pat/ within $secs s"
+        fi
+        postqueue -c "$dir" -f >/dev/null 2>&1 || true
+        sleep 1
+    done
+}
+
 _tp_cleanup() {
     local rc=$? name
+    for name in "${TP_POSTFIX_DIRS[@]}"; do
+        tp_postfix_stop "$name"
+    done
     for name in "${TP_SERVERS[@]}"; do
         tp_stop_server "$name"
     done

@@ -16,16 +16,24 @@
  *
  *	tp_map_write() replaces db_path with a database holding records, in
  *	order (a key already written is skipped: first wins, as postmap).
- *	mode_from names the file whose permission bits and owner the new
- *	database gets (the source, as postmap does); NULL keeps the old
- *	database's, or 0644 for a new one. It writes a temp file in the same
- *	directory, fsyncs it, takes flock(LOCK_EX) on the old database (so
- *	Postfix readers and a concurrent postmap wait), renames, fsyncs the
- *	directory. On error nothing is replaced and no temp file is left.
+ *	Mode and owner as postmap's: an existing database keeps its own
+ *	(postmap rewrites it in place); a new one gets 0644 narrowed by the
+ *	group/other bits of mode_from (the source: 0640 gives 0640, 0666
+ *	gives 0644) and, when run as root, mode_from's owner and group
+ *	unless that is root; mode_from NULL: 0644 and our own. It builds the
+ *	database in a private temp directory beside db_path ("DB.tmp.XXXXXX",
+ *	because libdb creates its file itself), fsyncs it, takes
+ *	flock(LOCK_EX) on the old database (so Postfix readers and a
+ *	concurrent postmap wait), renames, fsyncs the directory. On error
+ *	nothing is replaced and no temp file is left. A db_path that is a
+ *	symbolic link is replaced, not written through.
  *
  *	tp_map_lookup() finds key (exactly as given: fold it first with
  *	tp_key_fold) the way Postfix does: with a trailing NUL first, then
- *	without, under flock(LOCK_SH). TP_ENOTFOUND when absent.
+ *	without, under flock(LOCK_SH). TP_ENOTFOUND when the key is absent;
+ *	TP_EIO when there is no database ("open database X.db: No such file
+ *	or directory"), TP_EDB when libdb cannot read it. The value is
+ *	copied as Postfix copies it: up to its first NUL.
  *
  *	A tp_table ties a source file to its database. tp_table_open() with
  *	TP_TABLE_WRITE takes the exclusive lock file "SOURCE.lock" (waiting

@@ -49,8 +49,14 @@ tp_config *cli_config(struct cli *cli);
  * main.cf implies (smtputf8_enable). flags: TP_TABLE_WRITE to lock it for
  * an update. On failure it prints the error and returns EX_FAIL.
  * cli_doc_opts() gives the parse options main.cf implies.
+ * cli_table_spec() only names the table (type and source path), for
+ * commands that read the db alone. cli_print_warnings() prints the
+ * source's postmap warnings on stderr, "tlspolicy: warning: " and
+ * postmap's text (unless -q).
  */
 int cli_table_open(struct cli *cli, unsigned int flags, tp_table **out);
+int cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path);
+void cli_print_warnings(struct cli *cli, tp_table *table);
 tp_doc_opts cli_doc_opts(struct cli *cli);
 void cli_cleanup(struct cli *cli);
 const char *cli_digest(struct cli *cli);

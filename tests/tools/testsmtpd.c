@@ -29,7 +29,10 @@
  *			to a second. The files are checked once at startup:
  *			unusable files are a startup error (exit 1).
  *	--listen ADDR	127.0.0.1:PORT, [::1]:PORT, any 127.0.0.0/8 address;
- *			PORT 0 picks a free port. Repeatable (up to 8).
+ *			PORT 0 picks a free port; a later --listen with port 0
+ *			gets the first one's port when it is free there too
+ *			(so localhost:PORT reaches both 127.0.0.1 and ::1).
+ *			Repeatable (up to 8).
  *			Default 127.0.0.1:0. Non-loopback addresses are refused.
  *	--port-file FILE  write the bound port of each --listen, one a line
  *			in --listen order, once all sockets listen: written to
@@ -101,8 +104,9 @@
  *	552. Hostile outputs are rate limited and stop when the client stops
  *	reading (blocking writes with a timeout, never a busy loop).
  */
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll, accept4 */
+#endif
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1135,7 +1139,18 @@ static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t cap
 	}
 }
 
-static int open_listener(const char *spec, unsigned *port_out)
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)(void *)ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* Opens one listening socket. A port 0 spec first tries PREFER (the port
+ * an earlier --listen got, when not 0), so that 127.0.0.1 and ::1 share one
+ * port and "localhost:PORT" reaches both addresses; failing that, any. */
+static int open_listener(const char *spec, unsigned prefer, unsigned *port_out)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -1151,8 +1166,18 @@ static int open_listener(const char *spec, unsigned *port_out)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	bool any_port = ntohs(ss.ss_family == AF_INET
+				      ? ((struct sockaddr_in *)(void *)&ss)->sin_port
+				      : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port) == 0;
+	if (any_port && prefer != 0) {
+		set_port(&ss, prefer);
+		if (bind(fd, (struct sockaddr *)&ss, len) == 0)
+			goto bound;
+		set_port(&ss, 0);
+	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		die("--listen %s: bind: %s", spec, strerror(errno));
+bound:
 	if (listen(fd, 64) < 0)
 		die("--listen %s: listen: %s", spec, strerror(errno));
 	len = sizeof(ss);
@@ -1354,7 +1379,7 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 
 	for (int i = 0; i < opt.nlisten; i++) {
-		lfds[i] = open_listener(opt.listen[i], &ports[i]);
+		lfds[i] = open_listener(opt.listen[i], i > 0 ? ports[0] : 0, &ports[i]);
 		size_t used = strlen(portbuf);
 		snprintf(portbuf + used, sizeof(portbuf) - used, "%u\n", ports[i]);
 	}

@@ -1,0 +1,342 @@
+/*
+ * NAME
+ *	map - write and read the indexed table Postfix uses
+ * SUMMARY
+ *	The record policy and file handling shared by every map type (see
+ *	tlspolicy/map.h); the storage itself is a tp__map_backend.
+ * DESCRIPTION
+ *	tp_map_write() builds the whole database in a private temp
+ *	directory beside db_path, then renames it over db_path holding
+ *	flock(LOCK_EX) on the old file. Unlike postmap, which truncates and
+ *	rewrites the live file in place, a reader never sees a half-built
+ *	table, and a kill leaves the old one untouched.
+ *
+ *	Mode and owner follow postmap: an existing database keeps its own
+ *	(postmap rewrites it in place, so they never change); a new one gets
+ *	0644 narrowed by mode_from's group and other bits (postmap's umask
+ *	022 | (~source_mode & 077)), and, when we run as root, mode_from's
+ *	owner and group unless that is root (postmap switches to the
+ *	source's owner before it creates the file).
+ *
+ *	Duplicates: the first record with a key wins. Backends that like
+ *	sorted input (btree) get the records in key order, stably sorted
+ *	so the first of equal keys is still the one kept.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "diag.h"
+#include "map_backend.h"
+#include "safewrite.h"
+
+/* Postfix map types we know by name but do not write (yet). */
+static const char *const other_types[] = {
+	"lmdb", "cdb", "dbm", "sdbm", "texthash", "inline", "static",
+	"regexp", "pcre", "cidr", "tcp", "socketmap", "ldap", "mysql",
+	"pgsql", "sqlite", "memcache", "proxy", "unix", "nis", "nisplus",
+	"netinfo", "environ", "fail", "randmap", "pipemap", "unionmap",
+};
+
+const tp__map_backend *
+tp__map_backend_get(tp_map_type type)
+{
+	switch (type) {
+	case TP_MAP_HASH:
+		return &tp__map_backend_hash;
+	case TP_MAP_BTREE:
+		return &tp__map_backend_btree;
+	case TP_MAP_LAST:
+		break;
+	}
+	return NULL;
+}
+
+int
+tp_map_type_parse(tp_map_type *out, const char *name)
+{
+	for (int t = 0; t < TP_MAP_LAST; t++) {
+		if (strcmp(name, tp__map_backend_get((tp_map_type)t)->name) == 0) {
+			*out = (tp_map_type)t;
+			return TP_OK;
+		}
+	}
+	for (size_t i = 0; i < sizeof(other_types) / sizeof(other_types[0]); i++)
+		if (strcmp(name, other_types[i]) == 0)
+			return TP_EUNSUPPORTED;
+	return TP_EUSAGE;
+}
+
+const char *
+tp_map_type_name(tp_map_type type)
+{
+	const tp__map_backend *b = tp__map_backend_get(type);
+
+	return b ? b->name : "unknown";
+}
+
+const char *
+tp_map_type_suffix(tp_map_type type)
+{
+	const tp__map_backend *b = tp__map_backend_get(type);
+
+	return b ? b->suffix : "";
+}
+
+int
+tp_map_spec_parse(tp_map_type *type, tp_buf *path, const char *spec,
+		  tp_diag *diag)
+{
+	const char *colon = strchr(spec, ':');
+	const char *p = spec;
+	int rc;
+
+	*type = TP_MAP_HASH;
+	/* "TYPE:" is a word before the colon; "./a:b" or "/x:y" are paths. */
+	if (colon != NULL && colon > spec && strspn(spec, "abcdefghijklmnopqrstuvwxyz0123456789_")
+	    == (size_t)(colon - spec)) {
+		char name[32];
+		size_t len = (size_t)(colon - spec);
+
+		if (len >= sizeof(name))
+			return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+					    "unknown map type in \"%s\"", spec);
+		memcpy(name, spec, len);
+		name[len] = '\0';
+		rc = tp_map_type_parse(type, name);
+		if (rc == TP_EUNSUPPORTED)
+			return tp__diag_set(diag, rc, NULL, 0,
+					    "map type \"%s\" is not supported (yet): use hash or btree",
+					    name);
+		if (rc < 0)
+			return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+					    "unknown map type \"%s\" in \"%s\"", name, spec);
+		p = colon + 1;
+	}
+	if (*p == '\0')
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "no file name in map \"%s\"", spec);
+	tp__buf_truncate(path, 0);
+	if (tp__buf_puts(path, p) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	return TP_OK;
+}
+
+static int
+cmp_record(const tp_record *a, const tp_record *b)
+{
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+	int c = n ? memcmp(a->key, b->key, n) : 0;
+
+	if (c != 0)
+		return c;
+	/* With the NUL appended a shorter key sorts first too. */
+	return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+/*
+ * A stable sort of record indexes by key (equal keys keep file order,
+ * so the first stays first). qsort() is neither stable nor, in C11,
+ * given a context pointer; a merge sort is both, and reentrant.
+ */
+static void
+merge_sort(size_t *idx, size_t *tmp, size_t n, const tp_record *recs)
+{
+	size_t i, j, k, mid;
+
+	if (n < 2)
+		return;
+	mid = n / 2;
+	merge_sort(idx, tmp, mid, recs);
+	merge_sort(idx + mid, tmp, n - mid, recs);
+	if (cmp_record(&recs[idx[mid - 1]], &recs[idx[mid]]) <= 0)
+		return;
+	memcpy(tmp, idx, n * sizeof(*idx));
+	for (i = 0, j = mid, k = 0; i < mid && j < n;)
+		idx[k++] = cmp_record(&recs[tmp[j]], &recs[tmp[i]]) < 0 ? tmp[j++] : tmp[i++];
+	while (i < mid)
+		idx[k++] = tmp[i++];
+	while (j < n)
+		idx[k++] = tmp[j++];
+}
+
+static int
+put_record(const tp__map_backend *b, void *w, const tp_record *r, tp_buf *kbuf,
+	   tp_buf *vbuf, tp_diag *diag)
+{
+	size_t extra = b->nul_terminated ? 1 : 0;
+
+	/* Copies: records point into the caller's memory, not NUL-terminated. */
+	tp__buf_truncate(kbuf, 0);
+	tp__buf_truncate(vbuf, 0);
+	if (tp__buf_put(kbuf, r->key, r->key_len) < 0
+	    || tp__buf_put(vbuf, r->value, r->value_len) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	return b->put(w, kbuf->ptr, kbuf->size + extra, vbuf->ptr,
+		      vbuf->size + extra, diag);
+}
+
+static void
+new_db_attrs(const struct stat *src, mode_t *mode, int *do_chown, uid_t *uid,
+	     gid_t *gid)
+{
+	*mode = 0644 & ~(mode_t)(022 | (~src->st_mode & 077));
+	*do_chown = geteuid() == 0 && src->st_uid != 0;
+	*uid = src->st_uid;
+	*gid = src->st_gid;
+}
+
+int
+tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
+	     size_t n, const char *mode_from, tp_diag *diag)
+{
+	const tp__map_backend *b = tp__map_backend_get(type);
+	tp_buf dir = TP_BUF_INIT, file = TP_BUF_INIT, kbuf = TP_BUF_INIT,
+	       vbuf = TP_BUF_INIT;
+	size_t *order = NULL, nbytes = 0;
+	const char *base;
+	struct stat st;
+	mode_t mode = 0644;
+	int do_chown = 0, rc;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	void *w = NULL;
+
+	if (b == NULL)
+		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
+	if (stat(db_path, &st) == 0) {
+		mode = st.st_mode & 07777;
+		do_chown = st.st_uid != geteuid() || st.st_gid != getegid();
+		uid = st.st_uid;
+		gid = st.st_gid;
+		if (do_chown && geteuid() != 0)
+			do_chown = 0;	/* cannot give it away; keep ours */
+	} else if (errno != ENOENT) {
+		return tp__diag_errno(diag, TP_EIO, errno, "stat %s", db_path);
+	} else if (mode_from != NULL) {
+		if (stat(mode_from, &st) == 0)
+			new_db_attrs(&st, &mode, &do_chown, &uid, &gid);
+		else if (errno != ENOENT)
+			return tp__diag_errno(diag, TP_EIO, errno, "stat %s", mode_from);
+	}
+
+	for (size_t i = 0; i < n; i++)
+		nbytes += records[i].key_len + records[i].value_len + 2;
+	if (b->sorted_input && n > 1) {
+		size_t *tmp;
+
+		order = malloc(n * sizeof(*order));
+		tmp = malloc(n * sizeof(*tmp));
+		if (order == NULL || tmp == NULL) {
+			free(tmp);
+			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			order[i] = i;
+		merge_sort(order, tmp, n, records);
+		free(tmp);
+	}
+
+	if ((rc = tp__temp_dir(&dir, db_path, diag)) < 0)
+		goto out;
+	base = strrchr(db_path, '/');
+	base = base ? base + 1 : db_path;
+	if (tp__buf_printf(&file, "%s/%s", dir.ptr, base) < 0) {
+		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		goto out;
+	}
+	if ((rc = b->create(&w, file.ptr, db_path, n, nbytes, diag)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const tp_record *r = &records[order ? order[i] : i];
+
+		/* Sorted: an equal neighbour before us already won. */
+		if (order && i > 0 && cmp_record(&records[order[i - 1]], r) == 0)
+			continue;
+		if ((rc = put_record(b, w, r, &kbuf, &vbuf, diag)) < 0)
+			goto out;
+	}
+	rc = b->finish(w, mode, do_chown, uid, gid, diag);
+	w = NULL;
+	if (rc < 0)
+		goto out;
+	rc = tp__rename_locked(file.ptr, db_path, diag);
+out:
+	/*
+	 * The one cleanup path: nothing of ours is left behind on error.
+	 * libdb creates "__db.NAME" and renames it to NAME, so a failure half
+	 * way can leave either: the private directory goes with its contents.
+	 */
+	if (w != NULL)
+		b->abort(w);
+	if (dir.ptr != NULL)
+		tp__temp_dir_remove(dir.ptr);
+	free(order);
+	tp_buf_dispose(&dir);
+	tp_buf_dispose(&file);
+	tp_buf_dispose(&kbuf);
+	tp_buf_dispose(&vbuf);
+	return rc;
+}
+
+int
+tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
+	      tp_buf *value, tp_diag *diag)
+{
+	const tp__map_backend *b = tp__map_backend_get(type);
+	size_t klen = strlen(key);
+	void *r;
+	int rc;
+
+	if (b == NULL)
+		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
+	if ((rc = b->open_read(&r, db_path, diag)) < 0) {
+		/* No database is an error, as for Postfix, not an absent key. */
+		if (rc == TP_ENOTFOUND) {
+			rc = TP_EIO;
+			if (diag)
+				diag->status = rc;
+		}
+		return rc;
+	}
+	/* As dict_db.c: the NUL-terminated form first, then the bare one. */
+	rc = TP_ENOTFOUND;
+	if (b->nul_terminated)
+		rc = b->get(r, key, klen + 1, value, diag);
+	if (rc == TP_ENOTFOUND)
+		rc = b->get(r, key, klen, value, diag);
+	b->close_read(r);
+	if (rc == TP_OK) {
+		/* Postfix copies the value as a C string: up to its first NUL. */
+		tp__buf_truncate(value, strlen(value->ptr));
+	} else if (rc == TP_ENOTFOUND) {
+		tp__diag_set(diag, rc, NULL, 0, "%s: not found in %s", key, db_path);
+	}
+	return rc;
+}
+
+int
+tp__map_iterate(tp_map_type type, const char *db_path,
+		int (*fn)(void *arg, const tp_record *rec), void *arg,
+		tp_diag *diag)
+{
+	const tp__map_backend *b = tp__map_backend_get(type);
+	tp_record rec;
+	void *r;
+	int rc;
+
+	if (b == NULL)
+		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
+	if ((rc = b->open_read(&r, db_path, diag)) < 0)
+		return rc;
+	while ((rc = b->next(r, &rec, diag)) == TP_OK)
+		if ((rc = fn(arg, &rec)) != 0)
+			break;
+	b->close_read(r);
+	return rc == TP_ENOTFOUND ? TP_OK : rc;
+}

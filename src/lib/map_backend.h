@@ -1,0 +1,70 @@
+/*
+ * NAME
+ *	map_backend - the table of map writers and readers (internal)
+ * SUMMARY
+ *	One tp__map_backend per Postfix map type, as OpenSMTPD's
+ *	struct table_backend: map.c does the file handling (temp
+ *	directory, mode and owner, locked rename) and the record policy
+ *	(first wins, trailing NUL), a backend only stores and finds bytes.
+ *	lmdb: and cdb: follow by adding a backend here.
+ * DESCRIPTION
+ *	create() makes a new, empty database file at path, a name inside a
+ *	private directory nobody else can write (so libraries that insist
+ *	on creating their file themselves are safe); name is the file
+ *	messages talk about (the database being replaced). nrecords and nbytes
+ *	(total key and value bytes) size caches and hash tables.
+ *	put() stores one record as given (the caller appends the NUL);
+ *	1 when the key is already there (the record is not stored).
+ *	finish() flushes everything, applies mode (and owner when chown is
+ *	set), fsyncs and closes; the writer is gone afterwards, on success
+ *	or failure. abort() drops a writer; the caller unlinks the file.
+ *
+ *	open_read() opens an existing database and holds flock(LOCK_SH) on
+ *	it until close_read(), as Postfix readers do around a lookup;
+ *	TP_ENOTFOUND when there is no file. get() finds the record whose
+ *	key is exactly key[0..klen) and copies its value bytes (all of
+ *	them, NULs included) to value; TP_ENOTFOUND when absent. next()
+ *	walks every record in storage order; rec points into the backend's
+ *	memory until the next call; TP_ENOTFOUND after the last one.
+ */
+#ifndef TP_MAP_BACKEND_H
+#define TP_MAP_BACKEND_H
+
+#include <sys/types.h>
+
+#include "tlspolicy/map.h"
+
+typedef struct tp__map_backend {
+	const char *name;
+	const char *suffix;
+	int nul_terminated;	/* keys and values stored with a trailing NUL */
+	int sorted_input;	/* puts are fastest in ascending key order */
+	int (*create)(void **out, const char *path, const char *name,
+		      size_t nrecords, size_t nbytes, tp_diag *diag);
+	int (*put)(void *w, const void *key, size_t klen, const void *value,
+		   size_t vlen, tp_diag *diag);
+	int (*finish)(void *w, mode_t mode, int chown, uid_t uid, gid_t gid,
+		      tp_diag *diag);
+	void (*abort)(void *w);
+	int (*open_read)(void **out, const char *path, tp_diag *diag);
+	int (*get)(void *r, const void *key, size_t klen, tp_buf *value,
+		   tp_diag *diag);
+	int (*next)(void *r, tp_record *rec, tp_diag *diag);
+	void (*close_read)(void *r);
+} tp__map_backend;
+
+extern const tp__map_backend tp__map_backend_hash;
+extern const tp__map_backend tp__map_backend_btree;
+
+const tp__map_backend *tp__map_backend_get(tp_map_type type);
+
+/*
+ * tp__map_iterate() calls fn for every record of the database, raw (as
+ * stored, trailing NULs included), holding LOCK_SH throughout. fn
+ * returns 0 to go on, anything else stops the walk and is returned.
+ */
+int tp__map_iterate(tp_map_type type, const char *db_path,
+		    int (*fn)(void *arg, const tp_record *rec), void *arg,
+		    tp_diag *diag);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * NAME
+ *	safewrite - lock files and whole-file replacement (internal)
+ * SUMMARY
+ *	The write protocol of DESIGN.md, in system-call sized pieces: a
+ *	lock file that queues concurrent writers, a temp file beside the
+ *	target, fsync, fchmod/fchown like the old file, rename, fsync of
+ *	the directory. A kill at any moment leaves the target whole.
+ * DESCRIPTION
+ *	tp__lock_acquire() opens (creating it 0600) the lock file path,
+ *	refusing to follow a symbolic link planted there and refusing
+ *	anything but a regular file, then waits for flock(LOCK_EX). It
+ *	stores the descriptor in *fd. tp__lock_release() closes it (-1 is
+ *	fine), which releases the lock.
+ *
+ *	tp__temp_file() creates "TARGET.tmp.XXXXXX" with mkstemp semantics
+ *	(O_CREAT|O_EXCL: never through a planted symlink), mode 0600.
+ *	tp__temp_dir() creates a private directory "TARGET.tmp.XXXXXX"
+ *	(mkdtemp, 0700), for libraries such as libdb that want to create
+ *	their file themselves. The path goes to *tmp (caller disposes).
+ *	tp__temp_dir_remove() empties (one level: it is ours, nothing else
+ *	creates directories there) and removes it; errors are ignored, it
+ *	is a cleanup path.
+ *
+ *	tp__file_replace() replaces path with data: temp file beside it,
+ *	write, fsync, mode and owner of the old file (mode 0644 for a new
+ *	one; a symlinked path is resolved and its target replaced), rename,
+ *	fsync of the directory. Nothing is replaced on error and the temp
+ *	file is gone.
+ *
+ *	tp__rename_locked() renames tmp over target while holding
+ *	flock(LOCK_EX) on the old target, when there is one, so a reader
+ *	that holds LOCK_SH (Postfix, during a lookup) finishes first and a
+ *	concurrent postmap, which holds LOCK_EX while it writes, is waited
+ *	for. Then it fsyncs the directory.
+ *
+ *	tp__fsync_dir() fsyncs the directory holding path.
+ *	tp__write_all() writes len bytes, retrying short writes and EINTR.
+ *	tp__flock() is flock() retried on EINTR.
+ * DIAGNOSTICS
+ *	TP_EIO with Postfix-style messages naming the file and errno text:
+ *	"error writing /etc/postfix/tls_policy: No space left on device".
+ */
+#ifndef TP_SAFEWRITE_H
+#define TP_SAFEWRITE_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "tlspolicy/common.h"
+
+int tp__lock_acquire(int *fd, const char *path, tp_diag *diag);
+void tp__lock_release(int fd);
+
+int tp__temp_file(int *fd, tp_buf *tmp, const char *target, tp_diag *diag);
+int tp__temp_dir(tp_buf *tmp, const char *target, tp_diag *diag);
+void tp__temp_dir_remove(const char *dir);
+
+int tp__file_replace(const char *path, const void *data, size_t len,
+		     tp_diag *diag);
+int tp__rename_locked(const char *tmp, const char *target, tp_diag *diag);
+
+int tp__fsync_dir(const char *path, tp_diag *diag);
+int tp__write_all(int fd, const void *data, size_t len);
+int tp__flock(int fd, int op);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * NAME
+ *	table - a policy source file tied to its database
+ * SUMMARY
+ *	The tp_table_* functions of tlspolicy/map.h: open (and lock) a
+ *	source, hand out its tp_doc, commit edits with the write protocol
+ *	of DESIGN.md, rebuild the database, and tell whether the database
+ *	holds what the source says.
+ * DESCRIPTION
+ *	The lock file "SOURCE.lock" serialises tlspolicy writers: it is
+ *	taken before the source is read, so an update never starts from a
+ *	version another writer is about to replace. Order of a commit:
+ *	source first, database second: Postfix warns "database X.db is
+ *	older than source file X" only when the source is newer, and a kill
+ *	between the two leaves a database tp_table_db_state() reports
+ *	stale, which the next run rebuilds.
+ *
+ *	tp_table_commit() compares the serialised document with the file
+ *	on disk, not with what was loaded: an edit that restores the
+ *	original bytes writes nothing, and neither does a no-op edit.
+ * DIAGNOSTICS
+ *	As tp_doc_load(), tp_map_write() and the safe-write protocol:
+ *	TP_ENOTFOUND, TP_EIO, TP_EDB, TP_ENOMEM.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "diag.h"
+#include "map_backend.h"
+#include "safewrite.h"
+
+struct tp_table {
+	tp_map_type type;
+	char *source;
+	char *db_path;
+	int lock_fd;
+	tp_doc *doc;
+	tp_doc_opts doc_opts;
+};
+
+static char *
+concat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+
+	if (s != NULL) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb + 1);
+	}
+	return s;
+}
+
+int
+tp_table_open(tp_table **out, tp_map_type type, const char *source,
+	      const tp_table_opts *opts, tp_diag *diag)
+{
+	static const tp_table_opts defaults = TP_TABLE_OPTS_INIT;
+	tp_table *t;
+	char *lock_path = NULL;
+	int rc;
+
+	*out = NULL;
+	if (opts == NULL)
+		opts = &defaults;
+	if (tp__map_backend_get(type) == NULL)
+		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	t->type = type;
+	t->lock_fd = -1;
+	t->doc_opts = opts->doc;
+	t->source = strdup(source);
+	t->db_path = concat(source, tp_map_type_suffix(type));
+	if (t->source == NULL || t->db_path == NULL) {
+		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		goto fail;
+	}
+	if (opts->flags & TP_TABLE_WRITE) {
+		if ((lock_path = concat(source, ".lock")) == NULL) {
+			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			goto fail;
+		}
+		if ((rc = tp__lock_acquire(&t->lock_fd, lock_path, diag)) < 0)
+			goto fail;
+	}
+	rc = tp_doc_load(&t->doc, source, &t->doc_opts, diag);
+	if (rc == TP_ENOTFOUND && (opts->flags & TP_TABLE_WRITE)) {
+		/* A table being created: empty until the first commit. */
+		if ((rc = tp_doc_parse(&t->doc, "", 0, source, &t->doc_opts)) < 0)
+			tp__diag_set(diag, rc, NULL, 0, "out of memory");
+	}
+	if (rc < 0)
+		goto fail;
+	free(lock_path);
+	*out = t;
+	return TP_OK;
+fail:
+	free(lock_path);
+	tp_table_free(t);
+	return rc;
+}
+
+tp_doc *
+tp_table_doc(tp_table *table)
+{
+	return table->doc;
+}
+
+const char *
+tp_table_source(const tp_table *table)
+{
+	return table->source;
+}
+
+const char *
+tp_table_db_path(const tp_table *table)
+{
+	return table->db_path;
+}
+
+tp_map_type
+tp_table_type(const tp_table *table)
+{
+	return table->type;
+}
+
+void
+tp_table_free(tp_table *table)
+{
+	if (table == NULL)
+		return;
+	tp_doc_free(table->doc);
+	tp__lock_release(table->lock_fd);
+	free(table->source);
+	free(table->db_path);
+	free(table);
+}
+
+/*
+ * The records postmap would store: every entry but later duplicates,
+ * in file order. The array points into the document.
+ */
+static int
+table_records(tp_table *t, tp_record **out, size_t *n, tp_diag *diag)
+{
+	size_t count = tp_doc_entry_count(t->doc), k = 0;
+	tp_record *recs;
+
+	*out = NULL;
+	*n = 0;
+	if ((recs = calloc(count ? count : 1, sizeof(*recs))) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		tp_entry e;
+
+		if (tp_doc_entry_at(t->doc, i, &e) < 0 || e.duplicate)
+			continue;
+		recs[k].key = e.key;
+		recs[k].key_len = e.key_len;
+		recs[k].value = e.value;
+		recs[k].value_len = e.value_len;
+		k++;
+	}
+	*out = recs;
+	*n = k;
+	return TP_OK;
+}
+
+int
+tp_table_rebuild(tp_table *table, tp_diag *diag)
+{
+	tp_record *recs;
+	size_t n;
+	int rc;
+
+	if ((rc = table_records(table, &recs, &n, diag)) < 0)
+		return rc;
+	rc = tp_map_write(table->type, table->db_path, recs, n, table->source, diag);
+	free(recs);
+	return rc;
+}
+
+/* The file's bytes equal data[0..len)? -1 with errno on a read error. */
+static int
+file_equals(const char *path, const char *data, size_t len)
+{
+	char buf[65536];
+	struct stat st;
+	size_t off = 0;
+	int fd, same = 1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if ((size_t)st.st_size != len) {
+		close(fd);
+		return 0;
+	}
+	while (same) {
+		ssize_t got = read(fd, buf, sizeof(buf));
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return -1;
+		}
+		if (got == 0)
+			break;
+		if ((size_t)got > len - off || memcmp(buf, data + off, (size_t)got) != 0)
+			same = 0;
+		off += (size_t)got;
+	}
+	close(fd);
+	return same && off == len;
+}
+
+int
+tp_table_commit(tp_table *table, tp_diag *diag)
+{
+	tp_buf data = TP_BUF_INIT;
+	int rc, same;
+
+	if ((rc = tp_doc_serialize(table->doc, &data)) < 0)
+		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
+	same = file_equals(table->source, data.ptr ? data.ptr : "", data.size);
+	if (same < 0)
+		rc = tp__diag_errno(diag, TP_EIO, errno, "read %s", table->source);
+	else if (!same)
+		rc = tp__file_replace(table->source, data.ptr ? data.ptr : "",
+				      data.size, diag);
+	tp_buf_dispose(&data);
+	if (rc < 0)
+		return rc;
+	return tp_table_rebuild(table, diag);
+}
+
+/* db_state: the source's records sorted by key, and what the walk found. */
+struct state_walk {
+	const tp__map_backend *backend;
+	tp_record *recs;
+	size_t n;
+	size_t matched;
+	int stale;
+};
+
+static int
+cmp_key(const void *pa, const void *pb)
+{
+	const tp_record *a = pa, *b = pb;
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+	int c = n ? memcmp(a->key, b->key, n) : 0;
+
+	return c ? c : (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+static int
+state_visit(void *arg, const tp_record *raw)
+{
+	struct state_walk *w = arg;
+	size_t extra = w->backend->nul_terminated ? 1 : 0;
+	tp_record probe, *hit;
+
+	/* A record without the NUL (or with other bytes) is not postmap's. */
+	if (raw->key_len < extra || raw->value_len < extra
+	    || (extra && (((const char *)raw->key)[raw->key_len - 1] != '\0'
+			  || ((const char *)raw->value)[raw->value_len - 1] != '\0'))) {
+		w->stale = 1;
+		return 1;
+	}
+	probe.key = raw->key;
+	probe.key_len = raw->key_len - extra;
+	hit = w->n ? bsearch(&probe, w->recs, w->n, sizeof(*w->recs), cmp_key) : NULL;
+	if (hit == NULL || hit->value_len != raw->value_len - extra
+	    || (hit->value_len && memcmp(hit->value, raw->value, hit->value_len) != 0)) {
+		w->stale = 1;
+		return 1;
+	}
+	w->matched++;
+	return 0;
+}
+
+int
+tp_table_db_state(tp_table *table, tp_db_state *state, tp_diag *diag)
+{
+	struct state_walk w;
+	struct stat st;
+	int rc;
+
+	*state = TP_DB_STALE;
+	if (stat(table->db_path, &st) < 0) {
+		if (errno != ENOENT)
+			return tp__diag_errno(diag, TP_EIO, errno, "stat %s", table->db_path);
+		*state = TP_DB_MISSING;
+		return TP_OK;
+	}
+	memset(&w, 0, sizeof(w));
+	w.backend = tp__map_backend_get(table->type);
+	if ((rc = table_records(table, &w.recs, &w.n, diag)) < 0)
+		return rc;
+	qsort(w.recs, w.n, sizeof(*w.recs), cmp_key);
+	rc = tp__map_iterate(table->type, table->db_path, state_visit, &w, diag);
+	free(w.recs);
+	if (rc < 0) {
+		if (rc == TP_ENOTFOUND) {	/* removed since the stat */
+			*state = TP_DB_MISSING;
+			return TP_OK;
+		}
+		return rc;
+	}
+	/* Keys are unique on both sides: equal counts mean equal sets. */
+	*state = !w.stale && w.matched == w.n ? TP_DB_IN_STEP : TP_DB_STALE;
+	return TP_OK;
+}

@@ -1,0 +1,604 @@
+/*
+ * The map writer, reader and safe-write protocol. db5.3_dump is the
+ * oracle for the bytes on disk: when it is missing the tests fail, they
+ * do not skip.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "map_backend.h"
+#include "safewrite.h"
+#include "tlspolicy.h"
+
+static char dir[256];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_map.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[512];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *
+path_in(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/%s", dir, name);
+	return buf;
+}
+
+#define REC(k, v) { k, sizeof(k) - 1, v, sizeof(v) - 1 }
+
+static const tp_record sample[] = {
+	REC("example.com", "fingerprint match=AA:BB"),
+	REC("[mx.example.net]:25", "secure"),
+	REC(".example.org", "encrypt"),
+	REC("a", ""),
+};
+
+/* Entries in the directory other than the ones named (NULL-terminated). */
+static int
+stray_files(const char *const *expected)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int stray = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		int known = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+
+		for (size_t i = 0; !known && expected[i]; i++)
+			known = strcmp(e->d_name, expected[i]) == 0;
+		if (!known) {
+			print_message("stray file: %s\n", e->d_name);
+			stray++;
+		}
+	}
+	closedir(d);
+	return stray;
+}
+
+static void
+assert_lookup(tp_map_type type, const char *db, const char *key, const char *want)
+{
+	tp_buf v = TP_BUF_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	int rc = tp_map_lookup(type, db, key, &v, &d);
+
+	if (want == NULL) {
+		if (rc != TP_ENOTFOUND)
+			fail_msg("lookup %s: got %d (%s), want not found", key, rc,
+				 v.ptr ? v.ptr : "");
+	} else {
+		if (rc != 0)
+			fail_msg("lookup %s: got %d (%s), want \"%s\"", key, rc,
+				 d.message, want);
+		assert_string_equal(v.ptr, want);
+	}
+	tp_buf_dispose(&v);
+}
+
+static void
+round_trip(tp_map_type type)
+{
+	char db[512];
+	tp_diag d = TP_DIAG_INIT;
+
+	path_in(db, sizeof(db), "t.db");
+	if (tp_map_write(type, db, sample, 4, NULL, &d) != 0)
+		fail_msg("write: %s", d.message);
+	for (size_t i = 0; i < 4; i++)
+		assert_lookup(type, db, sample[i].key, sample[i].value);
+	assert_lookup(type, db, "example", NULL);
+	assert_lookup(type, db, "EXAMPLE.COM", NULL);	/* lookups do not fold */
+	assert_lookup(type, db, "", NULL);
+	/* Written again over itself: same records, nothing else left over. */
+	assert_int_equal(tp_map_write(type, db, sample, 2, NULL, &d), 0);
+	assert_lookup(type, db, sample[0].key, sample[0].value);
+	assert_lookup(type, db, "a", NULL);
+	assert_int_equal(stray_files((const char *[]){ "t.db", NULL }), 0);
+}
+
+static void
+test_map__hash_round_trip(void **state)
+{
+	(void)state;
+	round_trip(TP_MAP_HASH);
+}
+
+static void
+test_map__btree_round_trip(void **state)
+{
+	(void)state;
+	round_trip(TP_MAP_BTREE);
+}
+
+/* db5.3_dump -p: the raw records, NULs printed as \00. */
+static void
+dump(const char *db, tp_buf *out)
+{
+	char cmd[600], line[512];
+	FILE *fp;
+	int in_data = 0;
+
+	snprintf(cmd, sizeof(cmd), "db5.3_dump -p '%s' 2>&1", db);
+	fp = popen(cmd, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		if (strcmp(line, "HEADER=END\n") == 0)
+			in_data = 1;
+		else if (strcmp(line, "DATA=END\n") == 0)
+			in_data = 0;
+		else if (in_data)
+			tp__buf_puts(out, line);
+	}
+	if (pclose(fp) != 0)
+		fail_msg("db5.3_dump failed (is db5.3-util installed?): %s",
+			 out->ptr ? out->ptr : "");
+}
+
+static void
+test_map__keys_and_values_carry_a_trailing_nul_like_postmap(void **state)
+{
+	char db[512];
+	tp_buf out = TP_BUF_INIT;
+	const tp_record recs[] = {
+		REC("example.com", "may"),
+		REC("[b]:25", "secure match=x"),
+	};
+
+	(void)state;
+	for (int t = 0; t < TP_MAP_LAST; t++) {
+		path_in(db, sizeof(db), "t.db");
+		assert_int_equal(tp_map_write((tp_map_type)t, db, recs, 2, NULL, NULL), 0);
+		tp__buf_truncate(&out, 0);
+		dump(db, &out);
+		if (strstr(out.ptr, " example.com\\00\n may\\00\n") == NULL
+		    || strstr(out.ptr, " [b]:25\\00\n secure match=x\\00\n") == NULL)
+			fail_msg("%s: got dump\n%s", tp_map_type_name((tp_map_type)t), out.ptr);
+		assert_int_equal(unlink(db), 0);
+	}
+	tp_buf_dispose(&out);
+}
+
+static void
+test_map__first_duplicate_wins(void **state)
+{
+	char db[512];
+	tp_buf out = TP_BUF_INIT;
+	const tp_record recs[] = {
+		REC("dup", "first"),
+		REC("b", "x"),
+		REC("dup", "second"),
+		REC("a", "y"),
+		REC("dup", "third"),
+	};
+
+	(void)state;
+	for (int t = 0; t < TP_MAP_LAST; t++) {
+		path_in(db, sizeof(db), "t.db");
+		assert_int_equal(tp_map_write((tp_map_type)t, db, recs, 5, NULL, NULL), 0);
+		assert_lookup((tp_map_type)t, db, "dup", "first");
+		tp__buf_truncate(&out, 0);
+		dump(db, &out);
+		assert_null(strstr(out.ptr, "second"));
+		assert_null(strstr(out.ptr, "third"));
+		assert_int_equal(unlink(db), 0);
+	}
+	tp_buf_dispose(&out);
+}
+
+static void
+test_map__lookup_finds_keys_written_without_nul(void **state)
+{
+	char db[512];
+	void *w;
+	tp_buf v = TP_BUF_INIT;
+	const tp__map_backend *b = tp__map_backend_get(TP_MAP_HASH);
+
+	(void)state;
+	/* Older tables (and other writers) may lack the NUL; Postfix reads both. */
+	path_in(db, sizeof(db), "raw.db");
+	assert_int_equal(b->create(&w, db, db, 1, 10, NULL), 0);
+	assert_int_equal(b->put(w, "k", 1, "v", 1, NULL), 0);
+	assert_int_equal(b->put(w, "k", 1, "again", 5, NULL), 1);
+	assert_int_equal(b->finish(w, 0644, 0, 0, 0, NULL), 0);
+	assert_int_equal(tp_map_lookup(TP_MAP_HASH, db, "k", &v, NULL), 0);
+	assert_string_equal(v.ptr, "v");
+	tp_buf_dispose(&v);
+}
+
+static mode_t
+mode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void
+test_map__new_db_takes_mode_from_the_source_and_old_db_keeps_its_own(void **state)
+{
+	static const struct {
+		mode_t source, want;
+	} cases[] = {
+		{ 0640, 0640 }, { 0600, 0600 }, { 0666, 0644 }, { 0755, 0644 },
+		{ 0604, 0604 },
+	};
+	char src[512], db[512];
+
+	(void)state;
+	path_in(src, sizeof(src), "src");
+	path_in(db, sizeof(db), "src.db");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = open(src, O_CREAT | O_WRONLY, 0600);
+
+		assert_true(fd >= 0);
+		close(fd);
+		assert_int_equal(chmod(src, cases[i].source), 0);
+		unlink(db);
+		assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 1, src, NULL), 0);
+		if (mode_of(db) != cases[i].want)
+			fail_msg("source %04o: got db mode %04o, want %04o",
+				 (unsigned)cases[i].source, (unsigned)mode_of(db),
+				 (unsigned)cases[i].want);
+	}
+	/* postmap rewrites an existing db in place: its mode stays. */
+	assert_int_equal(chmod(db, 0600), 0);
+	assert_int_equal(chmod(src, 0644), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 1, src, NULL), 0);
+	assert_int_equal(mode_of(db), 0600);
+}
+
+static void
+test_map__new_db_takes_owner_from_a_non_root_source(void **state)
+{
+	char src[512], db[512];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	path_in(src, sizeof(src), "owned");
+	path_in(db, sizeof(db), "owned.db");
+	fd = open(src, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(chown(src, 65534, 65533), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 1, src, NULL), 0);
+	assert_int_equal(stat(db, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	assert_int_equal(st.st_gid, 65533);
+	/* An existing db keeps its owner even when the source changes hands. */
+	assert_int_equal(chown(src, 0, 0), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 2, src, NULL), 0);
+	assert_int_equal(stat(db, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+}
+
+/*
+ * A file size limit makes writes fail with EFBIG, as a full disk fails
+ * them with ENOSPC, even for root.
+ */
+static void
+with_small_fsize(struct rlimit *old)
+{
+	struct rlimit lim;
+
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, old), 0);
+	lim = *old;
+	lim.rlim_cur = 4096;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void
+test_map__failed_write_leaves_old_files_and_no_temp(void **state)
+{
+	char db[512], src[512];
+	tp_record big[64];
+	tp_diag d = TP_DIAG_INIT;
+	struct rlimit old;
+	static char value[2000];
+	char keys[64][8];
+	tp_buf data = TP_BUF_INIT;
+
+	(void)state;
+	memset(value, 'v', sizeof(value) - 1);
+	for (int i = 0; i < 64; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		big[i] = (tp_record){ keys[i], strlen(keys[i]), value, sizeof(value) - 1 };
+	}
+	path_in(db, sizeof(db), "t.db");
+	path_in(src, sizeof(src), "t");
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	assert_int_equal(tp__file_replace(src, "old\n", 4, NULL), 0);
+
+	with_small_fsize(&old);
+	assert_int_not_equal(tp_map_write(TP_MAP_HASH, db, big, 64, NULL, &d), 0);
+	print_message("db error: %s\n", d.message);
+	assert_non_null(strstr(d.message, "t.db"));
+	for (int i = 0; i < 16000; i++)
+		tp__buf_putc(&data, 'x');
+	assert_int_equal(tp__file_replace(src, data.ptr, data.size, &d), TP_EIO);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	{
+		char want[600];
+
+		snprintf(want, sizeof(want), "error writing %s: File too large", src);
+		assert_string_equal(d.message, want);
+	}
+	tp_buf_dispose(&data);
+
+	assert_lookup(TP_MAP_HASH, db, "example.com", sample[0].value);
+	assert_int_equal(stray_files((const char *[]){ "t.db", "t", NULL }), 0);
+}
+
+static void
+test_map__unwritable_directory_is_a_clean_error(void **state)
+{
+	char sub[512], db[512];
+	tp_diag d = TP_DIAG_INIT;
+
+	(void)state;
+	if (geteuid() == 0)
+		skip();	/* root writes anywhere; the rlimit test covers root */
+	path_in(sub, sizeof(sub), "ro");
+	assert_int_equal(mkdir(sub, 0555), 0);
+	path_in(db, sizeof(db), "ro/t.db");
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, &d), TP_EIO);
+	assert_non_null(strstr(d.message, "Permission denied"));
+}
+
+static void
+test_map__lock_file_symlink_is_not_followed(void **state)
+{
+	char lock[512], victim[512];
+	tp_diag d = TP_DIAG_INIT;
+	int fd;
+
+	(void)state;
+	path_in(lock, sizeof(lock), "src.lock");
+	path_in(victim, sizeof(victim), "victim");
+	assert_int_equal(symlink(victim, lock), 0);
+	assert_int_equal(tp__lock_acquire(&fd, lock, &d), TP_EIO);
+	assert_int_equal(fd, -1);
+	assert_non_null(strstr(d.message, "symbolic link"));
+	assert_int_equal(access(victim, F_OK), -1);	/* not created through it */
+}
+
+static void
+test_map__db_symlink_is_replaced_not_written_through(void **state)
+{
+	char db[512], victim[512];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.db");
+	path_in(victim, sizeof(victim), "victim");
+	fd = open(victim, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "keep", 4), 4);
+	close(fd);
+	assert_int_equal(symlink(victim, db), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	assert_int_equal(lstat(db, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, 4);
+}
+
+/*
+ * A child holds a lock on path; we wait until it has it. It creates
+ * "released" just before it lets go, so whatever we run afterwards can
+ * tell whether it waited.
+ */
+static pid_t
+hold_lock(const char *path, int op)
+{
+	int pipefd[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char marker[512];
+		int fd = open(path, O_RDONLY);
+
+		if (fd < 0 || flock(fd, op) < 0)
+			_exit(1);
+		if (write(pipefd[1], "x", 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		path_in(marker, sizeof(marker), "released");
+		close(open(marker, O_CREAT | O_WRONLY, 0644));
+		_exit(0);
+	}
+	close(pipefd[1]);
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	close(pipefd[0]);
+	return pid;
+}
+
+static void
+reap(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void
+test_map__lookup_waits_while_a_writer_holds_the_db(void **state)
+{
+	char db[512], marker[512];
+	pid_t pid;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.db");
+	path_in(marker, sizeof(marker), "released");
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	pid = hold_lock(db, LOCK_EX);
+	assert_lookup(TP_MAP_HASH, db, "example.com", sample[0].value);
+	assert_int_equal(access(marker, F_OK), 0);
+	reap(pid);
+}
+
+static void
+test_map__write_waits_while_a_reader_holds_the_db(void **state)
+{
+	char db[512], marker[512];
+	pid_t pid;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.db");
+	path_in(marker, sizeof(marker), "released");
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	pid = hold_lock(db, LOCK_SH);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 1, NULL, NULL), 0);
+	assert_int_equal(access(marker, F_OK), 0);
+	reap(pid);
+	assert_lookup(TP_MAP_HASH, db, "a", NULL);
+}
+
+static void
+test_map__lock_file_queues_writers(void **state)
+{
+	char lock[512], marker[512];
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	path_in(lock, sizeof(lock), "src.lock");
+	path_in(marker, sizeof(marker), "released");
+	close(open(lock, O_CREAT | O_WRONLY, 0600));
+	pid = hold_lock(lock, LOCK_EX);
+	assert_int_equal(tp__lock_acquire(&fd, lock, NULL), 0);
+	assert_int_equal(access(marker, F_OK), 0);
+	tp__lock_release(fd);
+	reap(pid);
+}
+
+static void
+test_map__file_replace_keeps_mode_and_replaces_whole(void **state)
+{
+	char src[512];
+	struct stat st1, st2;
+	FILE *fp;
+	char buf[64] = "";
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	assert_int_equal(tp__file_replace(src, "a b\n", 4, NULL), 0);
+	assert_int_equal(mode_of(src), 0644);
+	assert_int_equal(chmod(src, 0640), 0);
+	assert_int_equal(stat(src, &st1), 0);
+	assert_int_equal(tp__file_replace(src, "c d\n", 4, NULL), 0);
+	assert_int_equal(stat(src, &st2), 0);
+	assert_int_equal(st2.st_mode & 07777, 0640);
+	assert_int_not_equal(st1.st_ino, st2.st_ino);	/* renamed, not rewritten */
+	fp = fopen(src, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(buf, sizeof(buf), fp));
+	fclose(fp);
+	assert_string_equal(buf, "c d\n");
+	assert_int_equal(stray_files((const char *[]){ "policy", NULL }), 0);
+}
+
+static void
+test_map__spec_parse(void **state)
+{
+	static const struct {
+		const char *spec;
+		int rc;
+		tp_map_type type;
+		const char *path;
+	} cases[] = {
+		{ "hash:/etc/postfix/tls_policy", 0, TP_MAP_HASH, "/etc/postfix/tls_policy" },
+		{ "btree:tp", 0, TP_MAP_BTREE, "tp" },
+		{ "/etc/postfix/tls_policy", 0, TP_MAP_HASH, "/etc/postfix/tls_policy" },
+		{ "./odd:name", 0, TP_MAP_HASH, "./odd:name" },
+		{ "lmdb:/x", TP_EUNSUPPORTED, TP_MAP_HASH, NULL },
+		{ "bogus:/x", TP_EUSAGE, TP_MAP_HASH, NULL },
+		{ "hash:", TP_EUSAGE, TP_MAP_HASH, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tp_buf path = TP_BUF_INIT;
+		tp_map_type type;
+		tp_diag d = TP_DIAG_INIT;
+		int rc = tp_map_spec_parse(&type, &path, cases[i].spec, &d);
+
+		if (rc != cases[i].rc)
+			fail_msg("%s: got %d (%s), want %d", cases[i].spec, rc,
+				 d.message, cases[i].rc);
+		if (rc == 0) {
+			assert_int_equal(type, cases[i].type);
+			assert_string_equal(path.ptr, cases[i].path);
+		} else {
+			assert_true(d.message[0] != '\0');
+		}
+		tp_buf_dispose(&path);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+		T(test_map__hash_round_trip),
+		T(test_map__btree_round_trip),
+		T(test_map__keys_and_values_carry_a_trailing_nul_like_postmap),
+		T(test_map__first_duplicate_wins),
+		T(test_map__lookup_finds_keys_written_without_nul),
+		T(test_map__new_db_takes_mode_from_the_source_and_old_db_keeps_its_own),
+		T(test_map__new_db_takes_owner_from_a_non_root_source),
+		T(test_map__failed_write_leaves_old_files_and_no_temp),
+		T(test_map__unwritable_directory_is_a_clean_error),
+		T(test_map__lock_file_symlink_is_not_followed),
+		T(test_map__db_symlink_is_replaced_not_written_through),
+		T(test_map__lookup_waits_while_a_writer_holds_the_db),
+		T(test_map__write_waits_while_a_reader_holds_the_db),
+		T(test_map__lock_file_queues_writers),
+		T(test_map__file_replace_keeps_mode_and_replaces_whole),
+		T(test_map__spec_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
