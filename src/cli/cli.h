@@ -66,6 +66,45 @@ int cli_usage(const char *command, const char *fmt, ...) TP_CLI_PRINTF(2, 3);
 /* Parse a positive number of seconds ("30", "2.5"); -1 when malformed. */
 double cli_parse_seconds(const char *s);
 
+/*
+ * Command options are parsed with getopt_long and an optstring starting
+ * ":" (options may follow KEY, as in "set KEY --level may"), so ch is
+ * ':' for a missing argument and '?' for an unknown
+ * option; cli_bad_option() reports either as a usage error (exit 64).
+ */
+int cli_bad_option(const char *command, int ch, char **argv);
+/* cli_digest(), checked with OpenSSL; prints the error and returns NULL. */
+const char *cli_checked_digest(struct cli *cli);
+/* Do two digest names denote the same digest (sha256, SHA256, SHA2-256)? */
+int cli_digest_equal(const char *a, const char *b);
+const char *cli_db_state_name(tp_db_state state);
+/* Print a unified diff (3 lines of context) of a and b; nothing if equal. */
+void cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
+		    const char *b, size_t blen);
+/*
+ * Run "postfix -c DIR reload" by fork and exec, no shell. command is the
+ * postfix program (NULL: "postfix" found in PATH). Prints what failed and
+ * returns EX_FAIL, or EX_SUCCESS.
+ */
+int cli_reload(struct cli *cli, const char *command);
+
+/*
+ * cli_check_entry() prints "SOURCE:LINE: KEY: Postfix would reject ..."
+ * and returns EX_FAIL when entry idx is not a value Postfix accepts.
+ * cli_print_entry_summary() prints one line saying what the entry is now.
+ */
+int cli_check_entry(const tp_doc *doc, size_t idx, const char *source);
+void cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source);
+/*
+ * Probe every address of every host over STARTTLS and collect the
+ * fingerprints (of kind pin_kind, "cert" when NULL) they present, each
+ * once, in digest. Any host that cannot be probed: print why for each and
+ * return EX_FAIL, nothing collected.
+ */
+int cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
+		   const char *pin_kind, double timeout, const char *digest,
+		   tp_strarray *pins);
+
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_set(struct cli *cli, int argc, char **argv);

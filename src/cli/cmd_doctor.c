@@ -1,10 +1,248 @@
-/* Placeholder until the doctor command lands. */
+/*
+ * NAME
+ *	doctor - the outage checklist, automated and offline
+ * DESCRIPTION
+ *	Checks what went wrong by hand in the outage this project exists for,
+ *	and its cousins: the configured digest against the pins' lengths, the
+ *	db present and holding what the source says, the table actually
+ *	listed in smtp_tls_policy_maps, entries Postfix would reject,
+ *	duplicate keys, lines postmap skips, unsafe permissions. One line per
+ *	finding; exit 1 when there is any warning or error.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "cli.h"
+
+struct findings {
+	unsigned errors;
+	unsigned warnings;
+	int quiet;
+};
+
+static void finding(struct findings *f, const char *kind, const char *fmt, ...)
+	TP_CLI_PRINTF(3, 4);
+
+static void
+finding(struct findings *f, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (strcmp(kind, "error") == 0)
+		f->errors++;
+	else if (strcmp(kind, "warning") == 0)
+		f->warnings++;
+	else if (f->quiet)
+		return;
+	printf("%s: ", kind);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void
+doctor_usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: tlspolicy [global options] doctor\n"
+		"\n"
+		"Check the policy table and its configuration without touching the network:\n"
+		"the configured digest against the pins' lengths, the .db present and in\n"
+		"step with the source (by content), the table listed in smtp_tls_policy_maps,\n"
+		"entries Postfix would reject, duplicate keys, lines postmap skips, and\n"
+		"files writable by group or others or owned by someone else.\n"
+		"One line per finding (ok:, warning:, error:). Exit status 0 when all is\n"
+		"well, 1 when there is any warning or error.\n");
+}
+
+/* Is TYPE:PATH one of the maps in smtp_tls_policy_maps? */
+static int
+listed_in_policy_maps(const char *maps, const char *type, const char *path)
+{
+	size_t tlen = strlen(type), plen = strlen(path);
+
+	for (const char *p = maps; p && *p;) {
+		size_t n;
+
+		p += strspn(p, ", \t\r\n");
+		n = strcspn(p, ", \t\r\n");
+		while (n > 6 && strncmp(p, "proxy:", 6) == 0) {
+			p += 6;
+			n -= 6;
+		}
+		if ((n == tlen + 1 + plen && strncmp(p, type, tlen) == 0 && p[tlen] == ':'
+		     && strncmp(p + tlen + 1, path, plen) == 0)
+		    || (strcmp(type, "hash") == 0 && n == plen && strncmp(p, path, plen) == 0))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+static void
+check_permissions(struct findings *f, const char *source, const char *db)
+{
+	struct stat ss, ds;
+	int have_source = stat(source, &ss) == 0, have_db = stat(db, &ds) == 0;
+
+	if (have_source && (ss.st_mode & (S_IWGRP | S_IWOTH)))
+		finding(f, "warning", "%s: writable by %s (mode %04o): anyone who can write it decides where mail goes unencrypted",
+			source, ss.st_mode & S_IWOTH ? "others" : "group",
+			(unsigned)(ss.st_mode & 07777));
+	if (have_db && (ds.st_mode & (S_IWGRP | S_IWOTH)))
+		finding(f, "warning", "%s: writable by %s (mode %04o)", db,
+			ds.st_mode & S_IWOTH ? "others" : "group",
+			(unsigned)(ds.st_mode & 07777));
+	if (have_source && have_db && ss.st_uid != ds.st_uid)
+		finding(f, "warning", "%s: owned by uid %lu, but its source %s by uid %lu (postmap gives the db the source's owner)",
+			db, (unsigned long)ds.st_uid, source, (unsigned long)ss.st_uid);
+	if (have_source && !(ss.st_mode & (S_IWGRP | S_IWOTH))
+	    && (!have_db || (!(ds.st_mode & (S_IWGRP | S_IWOTH)) && ss.st_uid == ds.st_uid)))
+		finding(f, "ok", "permissions of %s%s", source, have_db ? " and its db" : "");
+}
+
+static void
+check_entries(struct findings *f, const tp_doc *doc, const char *source,
+	      const char *digest)
+{
+	size_t want = tp_digest_size(digest), fingerprint_entries = 0, bad = 0;
+
+	for (size_t i = 0; i < tp_doc_warning_count(doc); i++) {
+		const tp_doc_warning *w = tp_doc_warning_at(doc, i);
+
+		finding(f, "warning", "%s:%lu: postmap skips this line: %s", source,
+			w->line, w->message);
+	}
+	for (size_t i = 0; i < tp_doc_entry_count(doc); i++) {
+		tp_entry e;
+		tp_policy *policy = NULL;
+		tp_diag diag = TP_DIAG_INIT;
+		int rc;
+
+		if (tp_doc_entry_at(doc, i, &e) != 0)
+			continue;
+		if (e.duplicate) {
+			size_t first;
+
+			tp_doc_find(doc, e.key, &first);
+			tp_entry fe;
+			if (tp_doc_entry_at(doc, first, &fe) == 0)
+				finding(f, "warning", "%s:%lu: %.*s: shadowed by line %lu (same key after case folding); Postfix uses line %lu",
+					source, e.line, (int)e.key_len, e.key, fe.line, fe.line);
+			bad++;
+			continue;
+		}
+		rc = tp_policy_parse(&policy, e.value, e.value_len, &diag);
+		if (policy == NULL)
+			return;
+		if (rc != 0) {
+			finding(f, "error", "%s:%lu: %.*s: Postfix would reject this entry and defer its mail: %s",
+				source, e.line, (int)e.key_len, e.key, diag.message);
+			bad++;
+		} else if (tp_policy_level(policy) == TP_LEVEL_FINGERPRINT) {
+			size_t matching = 0, n = tp_policy_pin_count(policy);
+
+			fingerprint_entries++;
+			for (size_t p = 0; p < n; p++) {
+				const char *pin = tp_policy_pin_at(policy, p);
+				size_t bytes = (strlen(pin) + 1) / 3;
+				const char *guess = tp_pin_digest(pin);
+
+				if (bytes == want) {
+					matching++;
+					continue;
+				}
+				/* One mismatched pin among good ones is dead weight;
+				 * no good pin at all is the outage, reported below. */
+				finding(f, "warning",
+					"%s:%lu: %.*s: pin %s is %zu bytes (%s), but Postfix compares %s fingerprints (%zu bytes): it never matches",
+					source, e.line, (int)e.key_len, e.key, pin, bytes,
+					guess ? guess : "no known digest", digest, want);
+			}
+			if (matching == 0 && n > 0) {
+				finding(f, "error", "%s:%lu: %.*s: no pin made with %s: every delivery is deferred with \"Server certificate not verified\"",
+					source, e.line, (int)e.key_len, e.key, digest);
+				bad++;
+			}
+		}
+		tp_policy_free(policy);
+	}
+	if (bad == 0)
+		finding(f, "ok", "%s: %zu entries (%zu pinned by fingerprint), all valid for Postfix with digest %s",
+			source, tp_doc_entry_count(doc), fingerprint_entries, digest);
+}
 
 int
 cmd_doctor(struct cli *cli, int argc, char **argv)
 {
-	(void)cli;
-	(void)argc;
-	return cli_errorf("%s: not implemented yet", argv[0]);
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct findings f = { 0, 0, cli->quiet };
+	tp_table *table = NULL;
+	tp_config *config;
+	tp_db_state state;
+	tp_diag diag = TP_DIAG_INIT;
+	const char *digest, *type_name;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		if (ch == 'h') {
+			doctor_usage(stdout);
+			return EX_SUCCESS;
+		}
+		return cli_bad_option("doctor", ch, argv);
+	}
+	if (optind != argc)
+		return cli_usage("doctor", "unexpected argument \"%s\"", argv[optind]);
+
+	config = cli_config(cli);
+	if (config == NULL)
+		finding(&f, cli->map_spec ? "warning" : "error", "%s", cli->config_diag.message);
+	else
+		finding(&f, "ok", "%s/main.cf read", tp_config_dir(config));
+	digest = cli_digest(cli);
+	if (tp_digest_check(digest) != 0) {
+		finding(&f, "error", "smtp_tls_fingerprint_digest = \"%s\": not a digest OpenSSL knows; Postfix cannot check any pin",
+			digest);
+		return EX_FAIL;
+	}
+	finding(&f, "ok", "fingerprint digest %s (%s)", digest,
+		cli->digest_opt ? "-d" : config ? "smtp_tls_fingerprint_digest" : "Postfix default, no main.cf");
+	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
+		return EX_FAIL;
+	type_name = tp_map_type_name(tp_table_type(table));
+	if (config) {
+		const char *maps = tp_config_get(config, "smtp_tls_policy_maps");
+
+		if (listed_in_policy_maps(maps, type_name, tp_table_source(table)))
+			finding(&f, "ok", "%s:%s is listed in smtp_tls_policy_maps", type_name,
+				tp_table_source(table));
+		else
+			finding(&f, "error", "%s:%s is not in smtp_tls_policy_maps (= %s): Postfix does not read it",
+				type_name, tp_table_source(table), maps && *maps ? maps : "empty");
+	}
+	check_entries(&f, tp_table_doc(table), tp_table_source(table), digest);
+	if (tp_table_db_state(table, &state, &diag) != 0)
+		finding(&f, "error", "%s", diag.message);
+	else if (state == TP_DB_IN_STEP)
+		finding(&f, "ok", "%s holds what %s says", tp_table_db_path(table),
+			tp_table_source(table));
+	else
+		finding(&f, "error", "%s is %s: Postfix does not see the source's current entries; run 'tlspolicy rebuild'",
+			tp_table_db_path(table), cli_db_state_name(state));
+	check_permissions(&f, tp_table_source(table), tp_table_db_path(table));
+	tp_table_free(table);
+	if (f.errors || f.warnings) {
+		printf("doctor: %u error%s, %u warning%s\n", f.errors, f.errors == 1 ? "" : "s",
+		       f.warnings, f.warnings == 1 ? "" : "s");
+		return EX_FAIL;
+	}
+	if (!cli->quiet)
+		printf("doctor: all well\n");
+	return EX_SUCCESS;
 }

@@ -1,10 +1,194 @@
-/* Placeholder until the list command lands. */
+/*
+ * NAME
+ *	list - show every entry of the policy table
+ * DESCRIPTION
+ *	For each entry: key, level, pins (with the digest their length
+ *	implies, marked when it is not the configured one), the hosts the
+ *	pins came from, other attributes, problems Postfix would have with
+ *	it; and for the table whether the db is in step with the source.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
 #include "cli.h"
+
+static void
+list_usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: tlspolicy [global options] list [--json]\n"
+		"\n"
+		"Show every entry of the policy table: key, level, pins with the digest\n"
+		"their length implies (marked when it is not the configured digest), the\n"
+		"hosts they were pinned from, other attributes, entries Postfix would\n"
+		"reject, and whether the .db is in step with the source.\n"
+		"\n"
+		"  --json   one JSON object with the same data\n");
+}
+
+static json_t *
+entry_json(const tp_entry *e, const tp_policy *policy, const char *problem,
+	   const char *digest)
+{
+	json_t *obj = json_object(), *pins = json_array(), *attrs = json_array();
+	json_t *from = json_array();
+
+	json_object_set_new(obj, "key", json_stringn(e->key, e->key_len));
+	json_object_set_new(obj, "line", json_integer((json_int_t)e->line));
+	json_object_set_new(obj, "value", json_stringn(e->value, e->value_len));
+	json_object_set_new(obj, "level", json_string(tp_level_name(tp_policy_level(policy))));
+	json_object_set_new(obj, "duplicate", json_boolean(e->duplicate));
+	json_object_set_new(obj, "valid", json_boolean(problem == NULL));
+	json_object_set_new(obj, "problem", problem ? json_string(problem) : json_null());
+	for (size_t i = 0; i < tp_policy_pin_count(policy); i++) {
+		const char *pin = tp_policy_pin_at(policy, i);
+		const char *pd = tp_pin_digest(pin);
+		json_t *p = json_object();
+
+		json_object_set_new(p, "fingerprint", json_string(pin));
+		json_object_set_new(p, "digest", pd ? json_string(pd) : json_null());
+		json_object_set_new(p, "digest_matches",
+				    json_boolean(pd && cli_digest_equal(pd, digest)));
+		json_array_append_new(pins, p);
+	}
+	json_object_set_new(obj, "pins", pins);
+	for (size_t i = 0; i < tp_policy_attr_count(policy); i++) {
+		const char *name, *value;
+		json_t *a = json_object();
+
+		tp_policy_attr_at(policy, i, &name, &value);
+		json_object_set_new(a, "name", json_string(name));
+		json_object_set_new(a, "value", json_string(value));
+		json_array_append_new(attrs, a);
+	}
+	json_object_set_new(obj, "attributes", attrs);
+	for (size_t i = 0; i < e->from_count; i++)
+		json_array_append_new(from, json_string(e->from[i]));
+	json_object_set_new(obj, "from", from);
+	json_object_set_new(obj, "pin_kind", e->pin_kind ? json_string(e->pin_kind) : json_null());
+	return obj;
+}
+
+static void
+entry_text(const tp_entry *e, const tp_policy *policy, const char *problem,
+	   const char *digest)
+{
+	printf("%.*s (line %lu)%s\n", (int)e->key_len, e->key, e->line,
+	       e->duplicate ? " [duplicate: Postfix uses the first entry with this key]" : "");
+	printf("  level: %s\n", tp_level_name(tp_policy_level(policy)));
+	for (size_t i = 0; i < tp_policy_pin_count(policy); i++) {
+		const char *pin = tp_policy_pin_at(policy, i);
+		const char *pd = tp_pin_digest(pin);
+
+		printf("  pin: %s %s", pd ? pd : "unknown-digest", pin);
+		if (!pd || !cli_digest_equal(pd, digest))
+			printf(" [not %s: Postfix will not match it]", digest);
+		putchar('\n');
+	}
+	if (e->from_count) {
+		printf("  from: ");
+		for (size_t i = 0; i < e->from_count; i++)
+			printf("%s%s", i ? ", " : "", e->from[i]);
+		printf(" (%s pins)\n", e->pin_kind ? e->pin_kind : "cert");
+	}
+	for (size_t i = 0; i < tp_policy_attr_count(policy); i++) {
+		const char *name, *value;
+
+		tp_policy_attr_at(policy, i, &name, &value);
+		printf("  %s=%s\n", name, value);
+	}
+	if (problem)
+		printf("  invalid: %s\n", problem);
+}
 
 int
 cmd_list(struct cli *cli, int argc, char **argv)
 {
-	(void)cli;
-	(void)argc;
-	return cli_errorf("%s: not implemented yet", argv[0]);
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int json = 0, ch, rc = EX_SUCCESS;
+	tp_table *table = NULL;
+	tp_doc *doc;
+	tp_db_state state;
+	tp_diag diag = TP_DIAG_INIT;
+	const char *digest, *state_name;
+	json_t *root = NULL, *entries = NULL;
+
+	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			list_usage(stdout);
+			return EX_SUCCESS;
+		default:
+			return cli_bad_option("list", ch, argv);
+		}
+	}
+	if (optind != argc)
+		return cli_usage("list", "unexpected argument \"%s\"", argv[optind]);
+	if ((digest = cli_checked_digest(cli)) == NULL)
+		return EX_FAIL;
+	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
+		return EX_FAIL;
+	doc = tp_table_doc(table);
+	if (tp_table_db_state(table, &state, &diag) != 0) {
+		rc = cli_error(&diag);
+		goto out;
+	}
+	state_name = cli_db_state_name(state);
+	if (json) {
+		root = json_object();
+		entries = json_array();
+		json_object_set_new(root, "table", json_string(tp_table_source(table)));
+		json_object_set_new(root, "type", json_string(tp_map_type_name(tp_table_type(table))));
+		json_object_set_new(root, "db", json_string(tp_table_db_path(table)));
+		json_object_set_new(root, "db_state", json_string(state_name));
+		json_object_set_new(root, "digest", json_string(digest));
+	} else {
+		printf("table: %s:%s\n", tp_map_type_name(tp_table_type(table)),
+		       tp_table_source(table));
+		printf("db: %s (%s)\n", tp_table_db_path(table), state_name);
+		printf("digest: %s\n", digest);
+	}
+	for (size_t i = 0; i < tp_doc_entry_count(doc); i++) {
+		tp_entry e;
+		tp_policy *policy = NULL;
+		tp_diag pdiag = TP_DIAG_INIT;
+		int prc;
+
+		if (tp_doc_entry_at(doc, i, &e) != 0)
+			continue;
+		prc = tp_policy_parse(&policy, e.value, e.value_len, &pdiag);
+		if (policy == NULL) {
+			rc = cli_errorf("out of memory");
+			goto out;
+		}
+		if (json)
+			json_array_append_new(entries, entry_json(&e, policy,
+								  prc ? pdiag.message : NULL, digest));
+		else {
+			putchar('\n');
+			entry_text(&e, policy, prc ? pdiag.message : NULL, digest);
+		}
+		tp_policy_free(policy);
+	}
+	if (json) {
+		json_object_set_new(root, "entries", entries);
+		entries = NULL;
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+	}
+out:
+	json_decref(entries);
+	json_decref(root);
+	tp_table_free(table);
+	return rc;
 }

@@ -1,10 +1,382 @@
-/* Placeholder until the set command lands. */
+/*
+ * NAME
+ *	set - create or update one entry of the policy table in place
+ * DESCRIPTION
+ *	Edits only the bytes of the entry (and its annotation comment),
+ *	checks the result the way Postfix's SMTP client would, refuses pins
+ *	made with another digest than the one Postfix compares (the classic
+ *	outage), then writes source and db under the table lock.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+
+static void
+set_usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: tlspolicy [global options] set KEY [--level LEVEL] [--fingerprint FP]...\n"
+		"           [--fingerprint-from HOST[:PORT]]... [--pin cert|pkey]\n"
+		"           [--attr NAME=VALUE]... [--keep-old] [--dry-run] [--reload]\n"
+		"           [--timeout S] [--postfix-command PATH]\n"
+		"\n"
+		"Create or update the entry for KEY (a next-hop destination as Postfix looks\n"
+		"it up: example.com, .example.com, [mx.example.com]:25, mx.example.com:587).\n"
+		"Only that entry's bytes change; comments and layout elsewhere are kept.\n"
+		"\n"
+		"  --level LEVEL          TLS security level (none, may, encrypt, fingerprint,\n"
+		"                         dane, dane-only, verify, secure)\n"
+		"  --fingerprint FP       pin this fingerprint (hex, colons optional); it must\n"
+		"                         be made with the configured digest; implies\n"
+		"                         --level fingerprint; repeatable\n"
+		"  --fingerprint-from H   probe host H (every address) over STARTTLS and pin\n"
+		"                         what it presents; remembered above the entry so\n"
+		"                         rotate knows where to look; repeatable\n"
+		"  --pin cert|pkey        with --fingerprint-from: pin the certificate\n"
+		"                         (default) or its public key\n"
+		"  --attr NAME=VALUE      set a policy attribute (servername, ciphers, ...);\n"
+		"                         NAME= removes it; repeatable\n"
+		"  --keep-old             add the new pins to the old ones instead of\n"
+		"                         replacing them (Postfix accepts any of them)\n"
+		"  --dry-run              print the change as a unified diff, write nothing\n"
+		"  --reload               run 'postfix -c DIR reload' after writing\n"
+		"  --timeout S            per-host probe deadline in seconds (default 30)\n"
+		"  --postfix-command P    the postfix program for --reload (default: postfix)\n");
+}
+
+struct set_args {
+	const char *key;
+	const char *level;
+	const char **pins;
+	size_t npins;
+	const char **attrs;
+	size_t nattrs;
+	const char **hosts;
+	size_t nhosts;
+	const char *pin_kind;
+	double timeout;
+	int keep_old;
+	int dry_run;
+	int reload;
+	const char *postfix_command;
+};
+
+static int
+push(const char ***list, size_t *n, const char *s)
+{
+	const char **l = realloc(*list, (*n + 1) * sizeof(*l));
+
+	if (l == NULL)
+		return -1;
+	l[(*n)++] = s;
+	*list = l;
+	return 0;
+}
+
+/* Normalise pins and refuse any whose length says another digest. */
+static int
+check_pins(struct set_args *a, const char *digest, char (*norm)[TP_FINGERPRINT_MAX])
+{
+	size_t want = tp_digest_size(digest);
+
+	for (size_t i = 0; i < a->npins; i++) {
+		tp_diag diag = TP_DIAG_INIT;
+		size_t bytes;
+
+		if (tp_pin_normalize(norm[i], a->pins[i], &diag) != 0)
+			return cli_errorf("--fingerprint %s: %s", a->pins[i], diag.message);
+		bytes = (strlen(norm[i]) + 1) / 3;
+		if (bytes != want) {
+			const char *guess = tp_pin_digest(norm[i]);
+
+			return cli_errorf("--fingerprint %s: %zu bytes (%s), but Postfix compares %s fingerprints (%zu bytes): it would never match; pin with %s or set -d",
+					  a->pins[i], bytes, guess ? guess : "no known digest",
+					  digest, want, digest);
+		}
+	}
+	return EX_SUCCESS;
+}
+
+/* Old pins first (with --keep-old), then new ones, each once. */
+static int
+merged_pins(const tp_policy *old, int keep_old, char (*norm)[TP_FINGERPRINT_MAX],
+	    size_t nnew, const char ***out, size_t *nout)
+{
+	size_t nold = keep_old && old ? tp_policy_pin_count(old) : 0;
+
+	*out = NULL;
+	*nout = 0;
+	for (size_t i = 0; i < nold + nnew; i++) {
+		const char *pin = i < nold ? tp_policy_pin_at(old, i) : norm[i - nold];
+		int seen = 0;
+
+		for (size_t j = 0; j < *nout; j++)
+			seen |= strcmp((*out)[j], pin) == 0;
+		if (!seen && push(out, nout, pin) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
+      char (*norm)[TP_FINGERPRINT_MAX], size_t *index_out)
+{
+	size_t idx;
+	tp_entry e;
+	tp_policy *old = NULL;
+	tp_level old_level = TP_LEVEL_UNKNOWN, new_level;
+	int rc = EX_FAIL, existed;
+	const char **pins = NULL;
+	size_t npins = 0;
+	const char *level = a->level;
+
+	(void)cli;
+	(void)digest;
+	existed = tp_doc_find(doc, a->key, &idx) == 0;
+	if (existed) {
+		if (tp_doc_entry_at(doc, idx, &e) != 0)
+			return cli_errorf("%s: cannot read entry", a->key);
+		tp_policy_parse(&old, e.value, e.value_len, NULL);
+		if (old)
+			old_level = tp_policy_level(old);
+	}
+	if (level == NULL && a->npins > 0)
+		level = "fingerprint";
+	if (level == NULL && !existed) {
+		rc = cli_usage("set", "%s: no entry yet: give --level, --fingerprint or --fingerprint-from",
+			       a->key);
+		goto out;
+	}
+	if (level) {
+		if (tp_level_parse(&new_level, level) != 0) {
+			rc = cli_usage("set", "--level %s: unknown TLS security level", level);
+			goto out;
+		}
+	} else
+		new_level = old_level;
+	if (a->npins > 0 && new_level != TP_LEVEL_FINGERPRINT) {
+		rc = cli_usage("set", "--fingerprint needs level fingerprint, not %s",
+			       tp_level_name(new_level));
+		goto out;
+	}
+	if (!existed) {
+		if (tp_doc_append(doc, a->key, tp_level_name(new_level), &idx) != 0) {
+			rc = cli_errorf("%s: cannot add the entry", a->key);
+			goto out;
+		}
+	} else if (level && new_level != old_level) {
+		if (tp_doc_set_level(doc, idx, tp_level_name(new_level)) != 0) {
+			rc = cli_errorf("%s: cannot change the level", a->key);
+			goto out;
+		}
+		/* Fingerprint pins mean nothing at other levels (match= is a
+		 * hostname list at verify/secure, invalid below): drop them. */
+		if (old_level == TP_LEVEL_FINGERPRINT && a->npins == 0
+		    && tp_doc_set_pins(doc, idx, NULL, 0) != 0) {
+			rc = cli_errorf("%s: cannot remove the pins", a->key);
+			goto out;
+		}
+	}
+	if (a->npins > 0) {
+		if (merged_pins(old && old_level == TP_LEVEL_FINGERPRINT ? old : NULL,
+				a->keep_old, norm, a->npins, &pins, &npins) != 0
+		    || tp_doc_set_pins(doc, idx, pins, npins) != 0) {
+			rc = cli_errorf("%s: cannot write the pins", a->key);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < a->nattrs; i++) {
+		const char *eq = strchr(a->attrs[i], '=');
+		char *name;
+		int arc;
+
+		name = strndup(a->attrs[i], (size_t)(eq - a->attrs[i]));
+		if (name == NULL) {
+			rc = cli_errorf("out of memory");
+			goto out;
+		}
+		arc = tp_doc_set_attr(doc, idx, name, eq[1] ? eq + 1 : NULL);
+		free(name);
+		if (arc != 0) {
+			rc = cli_usage("set", "--attr %s: cannot be written into a policy entry",
+				       a->attrs[i]);
+			goto out;
+		}
+	}
+	if (a->nhosts > 0
+	    && tp_doc_set_annotation(doc, idx, a->hosts, a->nhosts,
+				     a->pin_kind ? a->pin_kind : "cert") != 0) {
+		rc = cli_errorf("%s: cannot record the hosts", a->key);
+		goto out;
+	}
+	*index_out = idx;
+	rc = EX_SUCCESS;
+out:
+	free(pins);
+	tp_policy_free(old);
+	return rc;
+}
 
 int
 cmd_set(struct cli *cli, int argc, char **argv)
 {
-	(void)cli;
-	(void)argc;
-	return cli_errorf("%s: not implemented yet", argv[0]);
+	static const struct option options[] = {
+		{ "level", required_argument, NULL, 'l' },
+		{ "fingerprint", required_argument, NULL, 'f' },
+		{ "fingerprint-from", required_argument, NULL, 'F' },
+		{ "pin", required_argument, NULL, 'p' },
+		{ "attr", required_argument, NULL, 'a' },
+		{ "keep-old", no_argument, NULL, 'k' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "reload", no_argument, NULL, 'r' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "postfix-command", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct set_args a = { .timeout = 30 };
+	char (*norm)[TP_FINGERPRINT_MAX] = NULL;
+	tp_table *table = NULL;
+	tp_buf before = TP_BUF_INIT, after = TP_BUF_INIT;
+	tp_diag diag = TP_DIAG_INIT;
+	tp_strarray probed = TP_STRARRAY_INIT;
+	const char *digest;
+	size_t idx = 0;
+	int ch, rc = EX_FAIL;
+
+	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		int bad = 0;
+
+		switch (ch) {
+		case 'l':
+			a.level = optarg;
+			break;
+		case 'f':
+			bad = push(&a.pins, &a.npins, optarg);
+			break;
+		case 'F':
+			bad = push(&a.hosts, &a.nhosts, optarg);
+			break;
+		case 'p':
+			if (strcmp(optarg, "cert") && strcmp(optarg, "pkey")) {
+				rc = cli_usage("set", "--pin %s: say cert or pkey", optarg);
+				goto out;
+			}
+			a.pin_kind = optarg;
+			break;
+		case 'a':
+			if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
+				rc = cli_usage("set", "--attr %s: say NAME=VALUE", optarg);
+				goto out;
+			}
+			if (strncasecmp(optarg, "match=", 6) == 0) {
+				rc = cli_usage("set", "--attr match=...: use --fingerprint or --fingerprint-from");
+				goto out;
+			}
+			bad = push(&a.attrs, &a.nattrs, optarg);
+			break;
+		case 'k':
+			a.keep_old = 1;
+			break;
+		case 'n':
+			a.dry_run = 1;
+			break;
+		case 'r':
+			a.reload = 1;
+			break;
+		case 't':
+			if ((a.timeout = cli_parse_seconds(optarg)) < 0) {
+				rc = cli_usage("set", "--timeout %s: say a number of seconds", optarg);
+				goto out;
+			}
+			break;
+		case 'P':
+			a.postfix_command = optarg;
+			break;
+		case 'h':
+			set_usage(stdout);
+			rc = EX_SUCCESS;
+			goto out;
+		default:
+			rc = cli_bad_option("set", ch, argv);
+			goto out;
+		}
+		if (bad) {
+			rc = cli_errorf("out of memory");
+			goto out;
+		}
+	}
+	if (argc - optind != 1) {
+		rc = cli_usage("set", argc == optind ? "which KEY?" : "one KEY at a time");
+		goto out;
+	}
+	a.key = argv[optind];
+	if (a.pin_kind && a.nhosts == 0) {
+		rc = cli_usage("set", "--pin goes with --fingerprint-from");
+		goto out;
+	}
+	if ((digest = cli_checked_digest(cli)) == NULL)
+		goto out;
+	if (a.nhosts > 0) {
+		if (cli_probe_pins(cli, (const char *const *)a.hosts, a.nhosts, a.pin_kind, a.timeout,
+				   digest, &probed) != EX_SUCCESS)
+			goto out;
+		for (size_t i = 0; i < probed.count; i++)
+			if (push(&a.pins, &a.npins, probed.strings[i]) != 0) {
+				rc = cli_errorf("out of memory");
+				goto out;
+			}
+	}
+	if (a.npins && (norm = calloc(a.npins, sizeof(*norm))) == NULL) {
+		rc = cli_errorf("out of memory");
+		goto out;
+	}
+	if (check_pins(&a, digest, norm) != EX_SUCCESS)
+		goto out;
+	if (cli_table_open(cli, a.dry_run ? 0 : TP_TABLE_WRITE, &table) != EX_SUCCESS)
+		goto out;
+	if (tp_doc_serialize(tp_table_doc(table), &before) != 0) {
+		rc = cli_errorf("out of memory");
+		goto out;
+	}
+	if ((rc = apply(cli, &a, tp_table_doc(table), digest, norm, &idx)) != EX_SUCCESS)
+		goto out;
+	rc = EX_FAIL;
+	if (cli_check_entry(tp_table_doc(table), idx, tp_table_source(table)) != EX_SUCCESS)
+		goto out;
+	if (tp_doc_serialize(tp_table_doc(table), &after) != 0) {
+		rc = cli_errorf("out of memory");
+		goto out;
+	}
+	if (a.dry_run) {
+		cli_print_diff(stdout, tp_table_source(table), before.ptr ? before.ptr : "",
+			       before.size, after.ptr ? after.ptr : "", after.size);
+		rc = EX_SUCCESS;
+		goto out;
+	}
+	if (tp_table_commit(table, &diag) != 0) {
+		rc = cli_error(&diag);
+		goto out;
+	}
+	if (!cli->quiet)
+		cli_print_entry_summary(tp_table_doc(table), idx, tp_table_source(table));
+	rc = EX_SUCCESS;
+	/* Release the table lock before reloading: Postfix may read it. */
+	tp_table_free(table);
+	table = NULL;
+	if (a.reload)
+		rc = cli_reload(cli, a.postfix_command);
+out:
+	tp_table_free(table);
+	tp_buf_dispose(&before);
+	tp_buf_dispose(&after);
+	free(norm);
+	free(a.pins);
+	free(a.attrs);
+	free(a.hosts);
+	tp_strarray_dispose(&probed);
+	return rc;
 }

@@ -160,7 +160,9 @@ main(int argc, char **argv)
 			int cargc = argc - optind;
 			int rc;
 
-			optind = 1;
+			/* 0, not 1: glibc then forgets the "+" (no permuting)
+			 * of the global parse, so options may follow KEY. */
+			optind = 0;
 			opterr = 0;
 			rc = commands[i].run(&cli, cargc, cargv);
 			cli_cleanup(&cli);

@@ -1,0 +1,45 @@
+/*
+ * What the commands say about one entry after an edit.
+ */
+#include <stdlib.h>
+
+#include "cli.h"
+
+int
+cli_check_entry(const tp_doc *doc, size_t idx, const char *source)
+{
+	tp_entry e;
+	tp_policy *policy = NULL;
+	tp_diag diag = TP_DIAG_INIT;
+	int rc;
+
+	if (tp_doc_entry_at(doc, idx, &e) != 0)
+		return cli_errorf("%s: entry %zu vanished", source, idx);
+	rc = tp_policy_parse(&policy, e.value, e.value_len, &diag);
+	tp_policy_free(policy);
+	if (rc == TP_ENOMEM)
+		return cli_errorf("out of memory");
+	if (rc != 0)
+		return cli_errorf("%s:%lu: %.*s: Postfix would reject this entry (%s); nothing written",
+				  source, e.line, (int)e.key_len, e.key, diag.message);
+	return EX_SUCCESS;
+}
+
+void
+cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source)
+{
+	tp_entry e;
+	tp_policy *policy = NULL;
+
+	if (tp_doc_entry_at(doc, idx, &e) != 0)
+		return;
+	tp_policy_parse(&policy, e.value, e.value_len, NULL);
+	if (policy == NULL)
+		return;
+	printf("%.*s: %s", (int)e.key_len, e.key, tp_level_name(tp_policy_level(policy)));
+	if (tp_policy_level(policy) == TP_LEVEL_FINGERPRINT)
+		printf(", %zu pin%s", tp_policy_pin_count(policy),
+		       tp_policy_pin_count(policy) == 1 ? "" : "s");
+	printf(" (%s:%lu; db rebuilt)\n", source, e.line);
+	tp_policy_free(policy);
+}

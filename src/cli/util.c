@@ -1,0 +1,267 @@
+/*
+ * Small helpers shared by the commands: option errors, digest checks,
+ * unified diffs for --dry-run, and running "postfix reload".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int
+cli_bad_option(const char *command, int ch, char **argv)
+{
+	const char *opt = optind > 0 ? argv[optind - 1] : "?";
+
+	if (ch == ':')
+		return cli_usage(command, "option %s needs an argument", opt);
+	if (optopt && optopt != '?')
+		return cli_usage(command, "unknown option -%c", optopt);
+	return cli_usage(command, "unknown option %s", opt);
+}
+
+const char *
+cli_checked_digest(struct cli *cli)
+{
+	const char *digest = cli_digest(cli);
+
+	if (tp_digest_check(digest) != 0) {
+		if (cli->digest_opt)
+			cli_errorf("-d %s: digest unknown to OpenSSL", digest);
+		else
+			cli_errorf("%s/main.cf: smtp_tls_fingerprint_digest = \"%s\" is not a digest OpenSSL knows; Postfix cannot use it either",
+				   tp_config_dir(cli->config), digest);
+		return NULL;
+	}
+	return digest;
+}
+
+int
+cli_digest_equal(const char *a, const char *b)
+{
+	/* Names differ ("sha256", "SHA2-256"); the output size tells the
+	 * digests Postfix can use apart, and is what a pin's length shows. */
+	return strcasecmp(a, b) == 0
+	    || (tp_digest_size(a) != 0 && tp_digest_size(a) == tp_digest_size(b));
+}
+
+const char *
+cli_db_state_name(tp_db_state state)
+{
+	switch (state) {
+	case TP_DB_IN_STEP:
+		return "in step";
+	case TP_DB_MISSING:
+		return "missing";
+	case TP_DB_STALE:
+		return "out of step with the source";
+	}
+	return "unknown";
+}
+
+struct lines {
+	const char **start;
+	size_t *len;
+	size_t n;
+};
+
+static int
+split_lines(struct lines *l, const char *s, size_t len)
+{
+	size_t cap = 16;
+
+	l->n = 0;
+	l->start = malloc(cap * sizeof(*l->start));
+	l->len = malloc(cap * sizeof(*l->len));
+	if (!l->start || !l->len)
+		return -1;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(s + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - s) + 1 : len;
+
+		if (l->n == cap) {
+			cap *= 2;
+			const char **ns = realloc(l->start, cap * sizeof(*ns));
+			if (!ns)
+				return -1;
+			l->start = ns;
+			size_t *nlen = realloc(l->len, cap * sizeof(*nlen));
+			if (!nlen)
+				return -1;
+			l->len = nlen;
+		}
+		l->start[l->n] = s + i;
+		l->len[l->n++] = end - i;
+		i = end;
+	}
+	return 0;
+}
+
+static int
+same_line(const struct lines *a, size_t i, const struct lines *b, size_t j)
+{
+	return a->len[i] == b->len[j]
+	    && memcmp(a->start[i], b->start[j], a->len[i]) == 0;
+}
+
+static void
+put_line(FILE *fp, char tag, const struct lines *l, size_t i)
+{
+	fputc(tag, fp);
+	fwrite(l->start[i], 1, l->len[i], fp);
+	if (l->len[i] == 0 || l->start[i][l->len[i] - 1] != '\n')
+		fputs("\n\\ No newline at end of file\n", fp);
+}
+
+/* An edit script step: 0 both, 1 only in a, 2 only in b. */
+struct op {
+	int kind;
+	size_t ai, bi;
+};
+
+#define DIFF_CONTEXT 3
+/* Beyond this many middle lines squared, one replace hunk is shown. */
+#define DIFF_MAX_CELLS (16u * 1024 * 1024)
+
+void
+cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
+	       const char *b, size_t blen)
+{
+	struct lines la = { 0 }, lb = { 0 };
+	struct op *ops = NULL;
+	size_t nops = 0, pre = 0, sa, sb, m, n;
+	unsigned *lcs = NULL;
+
+	if (alen == blen && memcmp(a, b, alen) == 0)
+		return;
+	if (split_lines(&la, a, alen) != 0 || split_lines(&lb, b, blen) != 0)
+		goto out;
+	while (pre < la.n && pre < lb.n && same_line(&la, pre, &lb, pre))
+		pre++;
+	sa = la.n;
+	sb = lb.n;
+	while (sa > pre && sb > pre && same_line(&la, sa - 1, &lb, sb - 1)) {
+		sa--;
+		sb--;
+	}
+	m = sa - pre;
+	n = sb - pre;
+	ops = malloc((la.n + lb.n + 1) * sizeof(*ops));
+	if (ops == NULL)
+		goto out;
+	for (size_t i = 0; i < pre; i++)
+		ops[nops++] = (struct op){ 0, i, i };
+	if ((m + 1) * (n + 1) <= DIFF_MAX_CELLS
+	    && (lcs = calloc((m + 1) * (n + 1), sizeof(*lcs))) != NULL) {
+		/* Longest common subsequence of the middle, then walk it. */
+		for (size_t i = m; i-- > 0;)
+			for (size_t j = n; j-- > 0;)
+				lcs[i * (n + 1) + j] = same_line(&la, pre + i, &lb, pre + j)
+				    ? lcs[(i + 1) * (n + 1) + j + 1] + 1
+				    : (lcs[(i + 1) * (n + 1) + j] > lcs[i * (n + 1) + j + 1]
+					   ? lcs[(i + 1) * (n + 1) + j] : lcs[i * (n + 1) + j + 1]);
+		size_t i = 0, j = 0;
+		while (i < m || j < n) {
+			if (i < m && j < n && same_line(&la, pre + i, &lb, pre + j)) {
+				ops[nops++] = (struct op){ 0, pre + i, pre + j };
+				i++, j++;
+			} else if (i < m && (j == n || lcs[(i + 1) * (n + 1) + j] >= lcs[i * (n + 1) + j + 1])) {
+				/* Removals before additions, as diff -u shows them. */
+				ops[nops++] = (struct op){ 1, pre + i, pre + j };
+				i++;
+			} else {
+				ops[nops++] = (struct op){ 2, pre + i, pre + j };
+				j++;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < m; i++)
+			ops[nops++] = (struct op){ 1, pre + i, pre };
+		for (size_t j = 0; j < n; j++)
+			ops[nops++] = (struct op){ 2, sa, pre + j };
+	}
+	for (size_t i = sa, j = sb; i < la.n; i++, j++)
+		ops[nops++] = (struct op){ 0, i, j };
+
+	fprintf(fp, "--- %s\n+++ %s (new)\n", label, label);
+	for (size_t k = 0; k < nops;) {
+		size_t first, last, ca = 0, cb = 0;
+
+		while (k < nops && ops[k].kind == 0)
+			k++;
+		if (k == nops)
+			break;
+		/* A hunk: from DIFF_CONTEXT before this change to DIFF_CONTEXT
+		 * after the last change closer than 2*DIFF_CONTEXT to the next. */
+		first = k > DIFF_CONTEXT ? k - DIFF_CONTEXT : 0;
+		last = k;
+		for (size_t z = k, run = 0; z < nops; z++) {
+			if (ops[z].kind != 0) {
+				last = z;
+				run = 0;
+			} else if (++run > 2 * DIFF_CONTEXT)
+				break;
+		}
+		last = last + DIFF_CONTEXT < nops ? last + DIFF_CONTEXT : nops - 1;
+		for (size_t z = first; z <= last; z++) {
+			ca += ops[z].kind != 2;
+			cb += ops[z].kind != 1;
+		}
+		fprintf(fp, "@@ -%zu,%zu +%zu,%zu @@\n",
+			ca ? ops[first].ai + 1 : ops[first].ai, ca,
+			cb ? ops[first].bi + 1 : ops[first].bi, cb);
+		for (size_t z = first; z <= last; z++) {
+			if (ops[z].kind == 0)
+				put_line(fp, ' ', &la, ops[z].ai);
+			else if (ops[z].kind == 1)
+				put_line(fp, '-', &la, ops[z].ai);
+			else
+				put_line(fp, '+', &lb, ops[z].bi);
+		}
+		k = last + 1;
+	}
+out:
+	free(lcs);
+	free(ops);
+	free(la.start);
+	free(la.len);
+	free(lb.start);
+	free(lb.len);
+}
+
+int
+cli_reload(struct cli *cli, const char *command)
+{
+	const char *dir = cli->config_dir;
+	pid_t pid;
+	int status;
+
+	if (dir == NULL)
+		dir = cli_config(cli) ? tp_config_dir(cli->config) : "/etc/postfix";
+	if (command == NULL)
+		command = "postfix";
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return cli_errorf("cannot run %s: %s", command, strerror(errno));
+	if (pid == 0) {
+		/* No shell: the arguments reach postfix as they are. */
+		execlp(command, command, "-c", dir, "reload", (char *)NULL);
+		fprintf(stderr, "tlspolicy: cannot run %s: %s\n", command, strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return cli_errorf("waiting for %s: %s", command, strerror(errno));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return EX_SUCCESS;
+	if (WIFEXITED(status))
+		return cli_errorf("%s -c %s reload failed (exit status %d)", command,
+				  dir, WEXITSTATUS(status));
+	return cli_errorf("%s -c %s reload killed by signal %d", command, dir,
+			  WTERMSIG(status));
+}
