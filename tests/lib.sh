@@ -1,0 +1,241 @@
+# tests/lib.sh - shared helpers for the script tests (tests/cli, tests/e2e, ...)
+#
+# Source it first thing:   . "$TP_SOURCE_DIR/tests/lib.sh"
+# It turns on `set -euo pipefail`, creates a scratch directory $TP_TMP that is
+# removed at exit (kept when TP_KEEP_TMP=1, for debugging), and stops every
+# test server started with tp_start_server when the script exits, however it
+# exits. ctest provides TLSPOLICY, TP_SOURCE_DIR, TP_BINARY_DIR, TP_TOOLS_DIR.
+#
+# Conventions: functions are named tp_*, except fail and skip. Exit status 77
+# means "skipped" to ctest (SKIP_RETURN_CODE).
+
+set -euo pipefail
+
+: "${TP_TOOLS_DIR:?TP_TOOLS_DIR is not set (run the test through ctest)}"
+TESTSMTPD="$TP_TOOLS_DIR/testsmtpd"
+
+TP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tp-test.XXXXXX")
+TP_SERVERS=()   # names of the servers started, for the exit trap
+
+# fail MESSAGE...
+#   Prints "FAIL: MESSAGE" (with the script name) to stderr and exits 1.
+#   Use for every failed expectation: the message should say got and want.
+fail() {
+    echo "FAIL: ${0##*/}: $*" >&2
+    exit 1
+}
+
+# skip MESSAGE...
+#   Prints "SKIP: MESSAGE" and exits 77, which ctest reports as skipped.
+skip() {
+    echo "SKIP: ${0##*/}: $*" >&2
+    exit 77
+}
+
+# tp_note MESSAGE...
+#   Progress message on stderr (shown by ctest --output-on-failure).
+tp_note() {
+    echo "--- $*" >&2
+}
+
+# tp_need COMMAND...
+#   Skips the test (exit 77) when one of the commands is not installed.
+tp_need() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+    done
+}
+
+# tp_have_ipv6
+#   True when the loopback interface has ::1 (so [::1] tests can run).
+tp_have_ipv6() {
+    ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/128'
+}
+
+# tp_wait_until SECONDS COMMAND [ARGS...]
+#   Runs COMMAND every 0.1 s until it succeeds (return 0) or SECONDS pass
+#   (return 1). Example: tp_wait_until 5 test -s "$file"
+tp_wait_until() {
+    local limit=$(( $1 * 10 )) i=0
+    shift
+    until "$@"; do
+        i=$((i + 1))
+        [ "$i" -lt "$limit" ] || return 1
+        sleep 0.1
+    done
+}
+
+# tp_make_cert PREFIX CN [OPTIONS]
+#   Makes a self-signed certificate and its key:
+#     PREFIX.crt (certificate), PREFIX.key (key), PREFIX.pem (both, the
+#     form testsmtpd --cert takes so one rename swaps both).
+#   Options:
+#     --ec            EC P-256 key (default RSA 2048)
+#     --days N        valid from now for N days (default 365; 1 = expiring
+#                     soon)
+#     --not-before T  --not-after T   explicit validity, T as
+#                     YYYYMMDDHHMMSSZ (e.g. an already expired certificate:
+#                     --not-before 20200101000000Z --not-after 20210101000000Z)
+#     --san NAMES     subjectAltName, e.g. DNS:mx.test,IP:127.0.0.1
+#   The files are written with temp + rename, so PREFIX may be the files a
+#   running server uses (see also tp_install_cert).
+tp_make_cert() {
+    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san=""
+    shift 2
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --ec) keyalg=ec ;;
+            --days) days=$2; shift ;;
+            --not-before) nb=$2; shift ;;
+            --not-after) na=$2; shift ;;
+            --san) san=$2; shift ;;
+            *) fail "tp_make_cert: unknown option $1" ;;
+        esac
+        shift
+    done
+    local work
+    work=$(mktemp -d "$TP_TMP/cert.XXXXXX")
+    if [ "$keyalg" = ec ]; then
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$work/key" 2>/dev/null || fail "tp_make_cert: EC key generation failed"
+    else
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+            -out "$work/key" 2>/dev/null || fail "tp_make_cert: RSA key generation failed"
+    fi
+    local ext=()
+    [ -n "$san" ] && ext=(-addext "subjectAltName=$san")
+    if [ -z "$nb$na" ]; then
+        openssl req -new -x509 -key "$work/key" -out "$work/crt" -days "$days" \
+            -subj "/CN=$cn" "${ext[@]}" 2>"$work/err" \
+            || fail "tp_make_cert: openssl req: $(cat "$work/err")"
+    else
+        # OpenSSL 3.0's req/x509 cannot set a start date; `openssl ca`
+        # can, self-signing with a throwaway CA database.
+        [ -n "$nb" ] || nb=$(date -u +%Y%m%d%H%M%SZ)
+        [ -n "$na" ] || fail "tp_make_cert: --not-before needs --not-after"
+        mkdir "$work/ca"
+        : >"$work/ca/index"
+        cat >"$work/ca.cnf" <<EOF
+[ ca ]
+default_ca = tp
+[ tp ]
+database = $work/ca/index
+new_certs_dir = $work/ca
+serial = $work/ca/serial
+default_md = sha256
+policy = anything
+copy_extensions = copy
+unique_subject = no
+[ anything ]
+commonName = supplied
+EOF
+        openssl rand -hex 8 >"$work/ca/serial"
+        openssl req -new -key "$work/key" -out "$work/csr" -subj "/CN=$cn" \
+            "${ext[@]}" 2>"$work/err" || fail "tp_make_cert: openssl req: $(cat "$work/err")"
+        openssl ca -batch -config "$work/ca.cnf" -selfsign -keyfile "$work/key" \
+            -in "$work/csr" -out "$work/crt" -startdate "$nb" -enddate "$na" \
+            -notext 2>"$work/err" || fail "tp_make_cert: openssl ca: $(cat "$work/err")"
+    fi
+    cat "$work/crt" "$work/key" >"$work/pem"
+    mv -f "$work/key" "$prefix.key"
+    mv -f "$work/crt" "$prefix.crt"
+    mv -f "$work/pem" "$prefix.pem"
+    rm -rf "$work"
+}
+
+# tp_cert_fingerprint CERTFILE [DIGEST]
+#   Prints the certificate fingerprint (DIGEST default sha256) the way
+#   Postfix and tlspolicy print it: upper-case hex pairs joined by ':'.
+tp_cert_fingerprint() {
+    openssl x509 -in "$1" -noout -fingerprint "-${2:-sha256}" | sed 's/^.*=//'
+}
+
+# tp_pkey_fingerprint CERTFILE [DIGEST]
+#   Prints the public-key fingerprint: digest of the DER SubjectPublicKeyInfo
+#   (what Postfix calls pkey_fingerprint).
+tp_pkey_fingerprint() {
+    openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER \
+        | openssl dgst "-${2:-sha256}" -c | sed 's/^.*= *//' | tr a-f A-F
+}
+
+# tp_install_cert SRCFILE DESTFILE
+#   Replaces DESTFILE by a copy of SRCFILE atomically (copy + rename), so a
+#   running testsmtpd never reads a half-written file. Use with the .pem
+#   (cert+key) a server was started with: the next connection presents the
+#   new certificate.
+tp_install_cert() {
+    cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
+# tp_start_server NAME [TESTSMTPD OPTIONS...]
+#   Starts testsmtpd in the background with its files in $TP_TMP/srv-NAME/:
+#   port (port file), pid, log (--log), mail/ (--maildir); pass --cert etc.
+#   yourself. Waits (10 s at most) until it listens, then sets TP_PORT to
+#   its (first) port. Stopped automatically at exit. Examples:
+#     tp_start_server a --cert "$TP_TMP/a.pem"
+#     tp_start_server bad --cert "$TP_TMP/a.pem" --mode silent
+#     tp_start_server v6 --cert "$TP_TMP/a.pem" --listen '[::1]:0'
+tp_start_server() {
+    local name=$1
+    shift
+    local dir="$TP_TMP/srv-$name"
+    mkdir -p "$dir/mail"
+    rm -f "$dir/port"
+    "$TESTSMTPD" --port-file "$dir/port" --pid-file "$dir/pid" --log "$dir/log" \
+        --maildir "$dir/mail" "$@" 2>>"$dir/stderr" &
+    echo $! >"$dir/bgpid"
+    TP_SERVERS+=("$name")
+    if ! tp_wait_until 10 test -s "$dir/port"; then
+        cat "$dir/stderr" >&2 || true
+        fail "testsmtpd $name did not start"
+    fi
+    TP_PORT=$(head -n 1 "$dir/port")
+}
+
+# tp_server_port NAME    prints the (first) port of server NAME.
+# tp_server_log NAME     prints the path of its log file.
+# tp_server_maildir NAME prints the path of its mail directory.
+tp_server_port() { head -n 1 "$TP_TMP/srv-$1/port"; }
+tp_server_log() { echo "$TP_TMP/srv-$1/log"; }
+tp_server_maildir() { echo "$TP_TMP/srv-$1/mail"; }
+
+# tp_mail_count NAME
+#   Prints how many messages server NAME has saved.
+tp_mail_count() {
+    find "$TP_TMP/srv-$1/mail" -name '*.eml' | wc -l
+}
+
+# tp_wait_mail NAME COUNT [SECONDS]
+#   Waits until server NAME has saved at least COUNT messages (default 10 s);
+#   fails the test otherwise.
+tp_wait_mail() {
+    tp_wait_until "${3:-10}" _tp_mail_at_least "$1" "$2" \
+        || fail "server $1: got $(tp_mail_count "$1") messages, want $2"
+}
+_tp_mail_at_least() { [ "$(tp_mail_count "$1")" -ge "$2" ]; }
+
+# tp_stop_server NAME
+#   Stops server NAME (SIGTERM, waits for it to exit; its connections end).
+tp_stop_server() {
+    local dir="$TP_TMP/srv-$1" pid
+    [ -f "$dir/bgpid" ] || return 0
+    pid=$(cat "$dir/bgpid")
+    rm -f "$dir/bgpid"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+_tp_cleanup() {
+    local rc=$? name
+    for name in "${TP_SERVERS[@]}"; do
+        tp_stop_server "$name"
+    done
+    if [ "${TP_KEEP_TMP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${TP_KEEP_TMP_ON_FAIL:-}" ]; }; then
+        echo "kept $TP_TMP" >&2
+    else
+        rm -rf "$TP_TMP"
+    fi
+    exit "$rc"
+}
+trap _tp_cleanup EXIT
