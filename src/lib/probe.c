@@ -499,7 +499,7 @@ conn_read(tp_prober *p, struct conn *c, char *buf, size_t size)
 			c->events = POLLIN;
 			return 0;
 		}
-		conn_lost(p, c, TP_ECONNECT, "connection lost during %s: %s",
+		conn_lost(p, c, TP_ECONNECT, "connection closed during %s: %s",
 			  state_names[c->state], strerror(errno));
 		return -1;
 	}
@@ -683,7 +683,13 @@ step_handshake(tp_prober *p, struct conn *c)
 		c->events = POLLOUT;
 		return;
 	case SSL_ERROR_SSL:
-		conn_fail(p, c, TP_ETLS, "TLS handshake: %s", tls_reason());
+		/* OpenSSL 3 reports a peer's close as an error; it is a close. */
+		if (ERR_GET_REASON(ERR_peek_last_error()) !=
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			conn_fail(p, c, TP_ETLS, "TLS handshake: %s", tls_reason());
+			return;
+		}
+		conn_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
 		return;
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_last_error() == 0 && errno != 0 && rc < 0 &&
