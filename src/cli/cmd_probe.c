@@ -74,14 +74,14 @@ iso_time(char *buf, size_t size, time_t t)
 static void
 print_text(const tp_prober *prober, const char *digest, time_t now)
 {
-	size_t n = tp_prober_result_count(prober);
+	size_t n = tp_prober_result_count(prober), shown = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const tp_probe_result *r = tp_prober_result(prober, i);
 
 		if (r->status != TP_OK)
 			continue;
-		if (i > 0)
+		if (shown++ > 0)
 			putchar('\n');
 		printf("%s[%s]:%u: %s, %s, SNI %s\n", r->host, r->address, r->port,
 		       r->tls_version, r->cipher,

@@ -373,28 +373,40 @@ conn_lost(tp_prober *p, struct conn *c, int status, const char *fmt, ...)
 	conn_fail(p, c, status, "%s", msg);
 }
 
-static void
-conn_start(tp_prober *p, struct conn *c)
+/*
+ * Start connecting. -1 (and c back in QUEUED) when the process is out of
+ * file descriptors and last_chance is not set: the caller retries once a
+ * running probe has ended, so a --jobs above the fd limit degrades to
+ * fewer connections at once instead of failures.
+ */
+static int
+conn_start(tp_prober *p, struct conn *c, int last_chance)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
 
 	c->t_start = now();
 	set_state(p, c, PS_CONNECT);
 	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 && (errno == EMFILE || errno == ENFILE) && !last_chance) {
+		/* Out of descriptors: wait for a running probe to end. */
+		c->state = PS_QUEUED;
+		return -1;
+	}
 	if (c->fd < 0) {
 		conn_fail(p, c, TP_ECONNECT, "socket: %s", strerror(errno));
-		return;
+		return 0;
 	}
 	if (connect(c->fd, sa, c->salen) == 0) {
 		set_state(p, c, PS_BANNER);
 		c->events = POLLIN;
-		return;
+		return 0;
 	}
 	if (errno != EINPROGRESS) {
 		conn_fail(p, c, TP_ECONNECT, "connect: %s", strerror(errno));
-		return;
+		return 0;
 	}
 	c->events = POLLOUT;
+	return 0;
 }
 
 static void
@@ -698,7 +710,8 @@ step_handshake(tp_prober *p, struct conn *c)
 				  strerror(errno));
 			return;
 		}
-		/* FALLTHROUGH */
+		conn_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
+		return;
 	default:
 		conn_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
 		return;
@@ -1141,9 +1154,14 @@ static int
 run_loop(tp_prober *p, tp_diag *diag)
 {
 	size_t jobs = p->opts.jobs, next = 0, nact = 0;
-	struct conn **act = calloc(jobs, sizeof(*act));
-	struct pollfd *pfd = calloc(jobs, sizeof(*pfd));
+	struct conn **act;
+	struct pollfd *pfd;
 	int rc = 0;
+
+	if (jobs > p->nresults)
+		jobs = p->nresults > 0 ? p->nresults : 1;
+	act = calloc(jobs, sizeof(*act));
+	pfd = calloc(jobs, sizeof(*pfd));
 
 	if (act == NULL || pfd == NULL) {
 		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
@@ -1158,7 +1176,11 @@ run_loop(tp_prober *p, tp_diag *diag)
 
 			if (c->state != PS_QUEUED)
 				continue;
-			conn_start(p, c);
+			if (conn_start(p, c, nact == 0) < 0) {
+				next--;
+				jobs = nact;	/* what the fd limit allows */
+				break;
+			}
 			/* Only an immediate connect has something to do yet:
 			 * SO_ERROR reads 0 while a connect is in progress. */
 			if (c->state == PS_BANNER)

@@ -58,10 +58,13 @@ is_digit(char c)
 static int
 reply_end_line(tp__smtp_reply *r)
 {
-	const char *line = r->text.ptr + r->line_start;
 	size_t len = r->text.size - r->line_start;
+	const char *line;
 	int code, last;
 
+	if (len == 0)		/* and text.ptr may still be NULL */
+		return reply_fail(r, TP_EPROTOCOL, "garbage");
+	line = r->text.ptr + r->line_start;
 	if (len > 0 && line[len - 1] == '\r') {
 		tp__buf_truncate(&r->text, r->text.size - 1);
 		len--;

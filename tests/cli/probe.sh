@@ -172,6 +172,18 @@ run_probe jobs probe --timeout 1 --jobs 4 "${args[@]}"
 ms=$(cat "$T/jobs.ms")
 [ "$ms" -ge 1900 ] && [ "$ms" -lt 3500 ] || fail "8 probes, --jobs 4, --timeout 1: took ${ms} ms, want two rounds (about 2000)"
 
+# Out of file descriptors (ulimit -n 20, --jobs 64): fewer at once, no failures.
+args=()
+for _ in $(seq 30); do args+=("127.0.0.1:$silent"); done
+start=$(now_ms)
+set +e
+(ulimit -n 20 && exec "$TLSPOLICY" probe --timeout 1 --jobs 64 "${args[@]}") >/dev/null 2>"$T/fd.err"
+set -e
+ms=$(( $(now_ms) - start ))
+[ "$(grep -c 'timed out waiting for banner after 1s' "$T/fd.err")" = 30 ] \
+    || fail "ulimit -n 20: want 30 timeouts and no socket errors, got: $(sort "$T/fd.err" | uniq -c | head -5)"
+[ "$ms" -lt 8000 ] || fail "ulimit -n 20, 30 probes: took ${ms} ms, want a few rounds of 1 s"
+
 # ---- usage errors: 64
 for bad in "probe" "probe mx.test:0" "probe [::1" "probe --timeout x mx.test" "probe --jobs 0 mx.test" "probe --bogus mx.test" "probe --servername"; do
     set +e

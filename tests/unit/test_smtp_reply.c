@@ -30,6 +30,7 @@ static const struct reply_case {
 	{ "hello\r\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },
 	{ "22\r\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },
 	{ "\r\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },
+	{ "\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },	/* no byte stored yet */
 	{ "120 too low\r\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },
 	{ "620 too high\r\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },
 	{ "2x0 x\r\n", TP_EPROTOCOL, 0, 0, 0, "garbage" },
