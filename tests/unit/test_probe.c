@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "tlspolicy.h"
@@ -45,6 +46,112 @@ mono(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A scripted server in a child process: accepts one connection, then for
+ * each step sends its bytes (when not NULL) and reads one line (when
+ * read_line), and at the end reads until the client closes.
+ */
+struct script_step {
+	const char *send;
+	int read_line;
+};
+
+static pid_t
+scripted_server(unsigned int *port, const struct script_step *steps, size_t n)
+{
+	int lfd = listener(port);
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = accept(lfd, NULL, NULL);
+		char c;
+
+		if (fd < 0)
+			_exit(1);
+		for (size_t i = 0; i < n; i++) {
+			if (steps[i].send != NULL &&
+			    write(fd, steps[i].send, strlen(steps[i].send)) < 0)
+				_exit(1);
+			while (steps[i].read_line && read(fd, &c, 1) == 1 && c != '\n')
+				;
+		}
+		while (read(fd, &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+static void
+probe_scripted(const struct script_step *steps, size_t n, int want_status,
+	       const char *want_error)
+{
+	tp_probe_opts opts = TP_PROBE_OPTS_INIT;
+	tp_diag diag = TP_DIAG_INIT;
+	tp_prober *p;
+	unsigned int port;
+	pid_t pid = scripted_server(&port, steps, n);
+	char target[64];
+	const tp_probe_result *r;
+
+	opts.timeout = 5;
+	opts.ehlo_name = "probe.test";
+	assert_int_equal(tp_prober_new(&p, &opts, &diag), 0);
+	snprintf(target, sizeof(target), "127.0.0.1:%u", port);
+	assert_int_equal(tp_prober_add(NULL, p, target, NULL, &diag), 0);
+	assert_int_equal(tp_prober_run(p, &diag), 0);
+	r = tp_prober_result(p, 0);
+	if (r->status != want_status || strstr(r->error, want_error) == NULL)
+		fail_msg("got status %d error \"%s\", want %d \"...%s\"", r->status,
+			 r->error, want_status, want_error);
+	tp_prober_free(p);
+	waitpid(pid, NULL, 0);
+}
+
+static void
+test_probe__plaintext_after_starttls_reply_is_refused(void **state)
+{
+	/* CVE-2011-0411: bytes after the 220 must not count as TLS-protected. */
+	const struct script_step steps[] = {
+		{ "220 mx ESMTP\r\n", 1 },
+		{ "250-mx\r\n250 STARTTLS\r\n", 1 },
+		{ "220 go ahead\r\n250 injected\r\n", 0 },
+	};
+
+	(void)state;
+	probe_scripted(steps, 3, TP_EPROTOCOL, ": unexpected data after STARTTLS reply");
+}
+
+static void
+test_probe__reply_sent_early_is_read_as_the_next_reply(void **state)
+{
+	/* Banner and EHLO reply in one write, before our EHLO: still parsed. */
+	const struct script_step steps[] = {
+		{ "220 mx ESMTP\r\n250-mx\r\n250 8BITMIME\r\n", 1 },
+	};
+
+	(void)state;
+	probe_scripted(steps, 1, TP_EPROTOCOL, ": no STARTTLS in EHLO reply");
+}
+
+static void
+test_probe__inconsistent_codes_and_multiline_replies(void **state)
+{
+	const struct script_step bad[] = { { "220-a\r\n250 b\r\n", 0 } };
+	const struct script_step ok_then_5xx[] = {
+		{ "220-mx\r\n220-more\r\n220 ESMTP\r\n", 1 },
+		{ "250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n", 1 },
+		{ "554-5.7.0 no\r\n554 5.7.0 TLS for you\r\n", 0 },
+	};
+
+	(void)state;
+	probe_scripted(bad, 1, TP_EPROTOCOL, ": inconsistent reply codes in banner");
+	probe_scripted(ok_then_5xx, 3, TP_EPROTOCOL,
+		       ": STARTTLS rejected: 554-5.7.0 no 5.7.0 TLS for you");
 }
 
 static void
@@ -223,6 +330,9 @@ main(void)
 		cmocka_unit_test(test_probe__silent_listener_times_out_within_the_deadline),
 		cmocka_unit_test(test_probe__step_deadline_is_separate_from_the_address_deadline),
 		cmocka_unit_test(test_probe__refused_port_is_a_connect_error_and_traced),
+		cmocka_unit_test(test_probe__plaintext_after_starttls_reply_is_refused),
+		cmocka_unit_test(test_probe__reply_sent_early_is_read_as_the_next_reply),
+		cmocka_unit_test(test_probe__inconsistent_codes_and_multiline_replies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
