@@ -200,7 +200,7 @@ grep -q -- "-m" "$TP_TMP/err" || fail "error does not suggest -m: $(cat "$TP_TMP
 [ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "not one line: $(cat "$TP_TMP/err")"
 
 tp_note "every command has --help"
-for c in list get set remove rebuild doctor; do
+for c in list get set remove rebuild doctor probe; do
     "$T" "$c" --help >"$TP_TMP/out" 2>&1 || fail "$c --help failed"
     grep -q "usage: tlspolicy" "$TP_TMP/out" || fail "$c --help prints no usage"
 done
