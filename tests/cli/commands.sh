@@ -168,6 +168,18 @@ chmod 644 "$D/tls_policy" "$D/tls_policy.db"
 expect_status 0 "$T" -c "$D" remove a.example
 expect_status 0 "$T" -c "$D" doctor
 
+tp_note "doctor and list: a malformed pin beside a good one is a warning (Postfix ignores it)"
+printf 'w.example fingerprint match=ZZ|%s\n' "$MD5A" >>"$D/tls_policy"
+expect_status 0 "$T" -c "$D" rebuild
+expect_status 1 "$T" -c "$D" doctor
+grep -q '^warning: .*w.example: malformed fingerprint "ZZ"' "$TP_TMP/out" || fail "doctor missed the malformed pin: $(cat "$TP_TMP/out")"
+expect_status 0 "$T" -c "$D" list --json
+[ "$(jq -r '.entries[] | select(.key=="w.example") | .warnings | length' "$TP_TMP/out")" = 1 ] ||
+    fail "list --json lacks the warning: $(jq -c '.entries[] | select(.key=="w.example")' "$TP_TMP/out")"
+[ "$(jq -r '.entries[] | select(.key=="w.example") | .valid' "$TP_TMP/out")" = true ] || fail "w.example should stay valid"
+expect_status 0 "$T" -c "$D" remove w.example
+expect_status 0 "$T" -c "$D" doctor
+
 tp_note "doctor: a table not in smtp_tls_policy_maps is an error"
 cp "$D/tls_policy" "$TP_TMP/other"
 expect_status 0 "$T" -c "$D" -m "$TP_TMP/other" rebuild
