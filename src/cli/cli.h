@@ -96,14 +96,37 @@ int cli_reload(struct cli *cli, const char *command);
 int cli_check_entry(const tp_doc *doc, size_t idx, const char *source);
 void cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source);
 /*
- * Probe every address of every host over STARTTLS and collect the
- * fingerprints (of kind pin_kind, "cert" when NULL) they present, each
- * once, in digest. Any host that cannot be probed: print why for each and
- * return EX_FAIL, nothing collected.
+ * Probe every address of every host over STARTTLS (servername: SNI for
+ * all, NULL: the host name) and collect the leaf fingerprints (of kind
+ * pin_kind, "cert" when NULL) they present, each once, in digest, into
+ * pins, and the hosts as HOST:PORT (see cli_host_spec) into specs. Any
+ * address that cannot be probed: print why for each and return EX_FAIL
+ * (EX_USAGE_ERR for a malformed host), both arrays left empty.
  */
 int cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
-		   const char *pin_kind, double timeout, const char *digest,
-		   tp_strarray *pins);
+		   const char *pin_kind, const char *servername, double timeout,
+		   const char *digest, tp_strarray *pins, tp_strarray *specs);
+/* "host:port", or "[v6]:port" for an IPv6 address: the annotation's form. */
+void cli_host_spec(char *buf, size_t size, const char *host, unsigned int port);
+/*
+ * The host a policy key names: 1 for "[host]:port", "[host]" (port 25)
+ * and "host:port", with host and port filled; 0 for a domain (host =
+ * key, port 25); -1 for a key no next hop looks like.
+ */
+int cli_key_host(const char *key, char *host, size_t size, unsigned int *port);
+/* The SNI an entry's servername= attribute asks for (NULL: the host name). */
+const char *cli_sni(const char *servername, const char *nexthop);
+void cli_trace_to_stderr(const char *line, void *payload);
+/* Append a copy of s (-1: out of memory); is s in a? */
+int cli_strarray_push(tp_strarray *a, const char *s);
+int cli_strarray_has(const tp_strarray *a, const char *s);
+
+/*
+ * The MX hosts of domain as "host:25" (see mx.c); -1 with err filled when
+ * they cannot be found.
+ */
+int cli_mx_hosts(struct cli *cli, const char *domain, tp_strarray *hosts,
+		 char *err, size_t errsize);
 
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
@@ -112,5 +135,7 @@ int cmd_remove(struct cli *cli, int argc, char **argv);
 int cmd_rebuild(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
 int cmd_probe(struct cli *cli, int argc, char **argv);
+int cmd_rotate(struct cli *cli, int argc, char **argv);
+int cmd_check(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
@@ -220,6 +221,53 @@ out:
 	return rc;
 }
 
+/*
+ * The SNI --fingerprint-from sends: --attr servername=NAME when given,
+ * else the existing entry's servername= (as Postfix will send it), else
+ * none (the host name). *out is NULL or a copy to free. -1: no memory.
+ */
+static int
+entry_servername(struct cli *cli, const struct set_args *a, char **out)
+{
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_buf path = TP_BUF_INIT;
+	tp_table *table = NULL;
+	tp_map_type type;
+	const char *name = NULL;
+	char host[256];
+	unsigned int port;
+	tp_policy *policy = NULL;
+	size_t idx;
+	tp_entry e;
+	int rc = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < a->nattrs; i++)
+		if (strncasecmp(a->attrs[i], "servername=", 11) == 0)
+			name = a->attrs[i][11] ? a->attrs[i] + 11 : "hostname";
+	if (name == NULL) {
+		/* A table we cannot read yet is reported when it is opened. */
+		opts.doc = cli_doc_opts(cli);
+		if ((cli->map_spec != NULL || cli_config(cli) != NULL)
+		    && cli_table_spec(cli, &type, &path) == EX_SUCCESS
+		    && tp_table_open(&table, type, path.ptr, &opts, NULL) == 0
+		    && tp_doc_find(tp_table_doc(table), a->key, &idx) == 0
+		    && tp_doc_entry_at(tp_table_doc(table), idx, &e) == 0) {
+			tp_policy_parse(&policy, e.value, e.value_len, NULL);
+			name = policy ? tp_policy_attr(policy, "servername") : NULL;
+		}
+	}
+	if (cli_key_host(a->key, host, sizeof(host), &port) < 0)
+		snprintf(host, sizeof(host), "%s", a->key);
+	name = cli_sni(name, host);
+	if (name != NULL && (*out = strdup(name)) == NULL)
+		rc = -1;
+	tp_policy_free(policy);
+	tp_table_free(table);
+	tp_buf_dispose(&path);
+	return rc;
+}
+
 int
 cmd_set(struct cli *cli, int argc, char **argv)
 {
@@ -242,7 +290,8 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	tp_table *table = NULL;
 	tp_buf before = TP_BUF_INIT, after = TP_BUF_INIT;
 	tp_diag diag = TP_DIAG_INIT;
-	tp_strarray probed = TP_STRARRAY_INIT;
+	tp_strarray probed = TP_STRARRAY_INIT, specs = TP_STRARRAY_INIT;
+	char *servername = NULL;
 	const char *digest;
 	size_t idx = 0;
 	int ch, rc = EX_FAIL;
@@ -321,9 +370,24 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		goto out;
 	if (a.nhosts > 0) {
-		if (cli_probe_pins(cli, (const char *const *)a.hosts, a.nhosts, a.pin_kind, a.timeout,
-				   digest, &probed) != EX_SUCCESS)
+		if (entry_servername(cli, &a, &servername) != 0) {
+			rc = cli_errorf("out of memory");
 			goto out;
+		}
+		if ((rc = cli_probe_pins(cli, (const char *const *)a.hosts, a.nhosts, a.pin_kind,
+					 servername, a.timeout, digest, &probed,
+					 &specs)) != EX_SUCCESS)
+			goto out;
+		rc = EX_FAIL;
+		/* The annotation keeps HOST:PORT, as probed, for rotate. */
+		free(a.hosts);
+		a.hosts = NULL;
+		a.nhosts = 0;
+		for (size_t i = 0; i < specs.count; i++)
+			if (push(&a.hosts, &a.nhosts, specs.strings[i]) != 0) {
+				rc = cli_errorf("out of memory");
+				goto out;
+			}
 		for (size_t i = 0; i < probed.count; i++)
 			if (push(&a.pins, &a.npins, probed.strings[i]) != 0) {
 				rc = cli_errorf("out of memory");
@@ -378,5 +442,7 @@ out:
 	free(a.attrs);
 	free(a.hosts);
 	tp_strarray_dispose(&probed);
+	tp_strarray_dispose(&specs);
+	free(servername);
 	return rc;
 }

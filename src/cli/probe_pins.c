@@ -1,20 +1,179 @@
 /*
- * --fingerprint-from: what live servers present. Placeholder until the
- * STARTTLS probe engine lands.
+ * NAME
+ *	probe_pins - what live servers present, as pins (set --fingerprint-from)
+ * DESCRIPTION
+ *	cli_probe_pins() probes every address of every host at once and
+ *	collects the leaf fingerprints of one kind, each once, in the order
+ *	the addresses answered in (target order, then address order). Any
+ *	address that cannot be probed fails the whole call: a pin set made
+ *	from some of a partner's MX addresses would defer mail at the others.
+ *
+ *	cli_host_spec() writes the HOST:PORT form the annotation keeps
+ *	("mx.example.com:25", "[2001:db8::1]:25") for a probe result, so
+ *	rotate and check probe exactly what set probed.
+ *
+ *	cli_sni() turns an entry's servername= attribute into the SNI to
+ *	send: Postfix's "hostname" means the host connected to (the
+ *	default), "nexthop" the next-hop domain of the key.
  */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
 #include "cli.h"
 
 int
-cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
-	       const char *pin_kind, double timeout, const char *digest,
-	       tp_strarray *pins)
+cli_strarray_push(tp_strarray *a, const char *s)
 {
-	(void)cli;
-	(void)nhosts;
-	(void)pin_kind;
-	(void)timeout;
-	(void)digest;
-	(void)pins;
-	return cli_errorf("--fingerprint-from %s: the STARTTLS probe is not built yet",
-			  hosts[0]);
+	char **l = realloc(a->strings, (a->count + 1) * sizeof(*l));
+
+	if (l == NULL)
+		return -1;
+	a->strings = l;
+	if ((l[a->count] = strdup(s)) == NULL)
+		return -1;
+	a->count++;
+	return 0;
+}
+
+int
+cli_strarray_has(const tp_strarray *a, const char *s)
+{
+	for (size_t i = 0; i < a->count; i++)
+		if (strcmp(a->strings[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+void
+cli_host_spec(char *buf, size_t size, const char *host, unsigned int port)
+{
+	if (strchr(host, ':') != NULL)
+		snprintf(buf, size, "[%s]:%u", host, port);
+	else
+		snprintf(buf, size, "%s:%u", host, port);
+}
+
+int
+cli_key_host(const char *key, char *host, size_t size, unsigned int *port)
+{
+	const char *colon, *end;
+	char *stop;
+	unsigned long p = 25;
+
+	if (key[0] == '[') {
+		if ((end = strchr(key, ']')) == NULL)
+			return -1;
+		if (end[1] == ':') {
+			p = strtoul(end + 2, &stop, 10);
+			if (end[2] == '\0' || *stop != '\0' || p == 0 || p > 65535)
+				return -1;
+		} else if (end[1] != '\0')
+			return -1;
+		if ((size_t)(end - key - 1) >= size || end == key + 1)
+			return -1;
+		memcpy(host, key + 1, (size_t)(end - key - 1));
+		host[end - key - 1] = '\0';
+		*port = (unsigned int)p;
+		return 1;
+	}
+	if ((colon = strrchr(key, ':')) != NULL) {
+		p = strtoul(colon + 1, &stop, 10);
+		if (colon[1] == '\0' || *stop != '\0' || p == 0 || p > 65535
+		    || colon == key || (size_t)(colon - key) >= size)
+			return -1;
+		memcpy(host, key, (size_t)(colon - key));
+		host[colon - key] = '\0';
+		*port = (unsigned int)p;
+		return 1;
+	}
+	if (strlen(key) >= size)
+		return -1;
+	strcpy(host, key);
+	*port = 25;
+	return 0;
+}
+
+const char *
+cli_sni(const char *servername, const char *nexthop)
+{
+	if (servername == NULL || strcasecmp(servername, "hostname") == 0)
+		return NULL;
+	if (strcasecmp(servername, "nexthop") == 0)
+		return nexthop;
+	return servername;
+}
+
+void
+cli_trace_to_stderr(const char *line, void *payload)
+{
+	(void)payload;
+	fprintf(stderr, "tlspolicy: %s\n", line);
+}
+
+int
+cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
+	       const char *pin_kind, const char *servername, double timeout,
+	       const char *digest, tp_strarray *pins, tp_strarray *specs)
+{
+	tp_probe_opts opts = TP_PROBE_OPTS_INIT;
+	tp_diag diag = TP_DIAG_INIT;
+	tp_prober *prober = NULL;
+	int pkey = pin_kind != NULL && strcmp(pin_kind, "pkey") == 0;
+	size_t failed = 0, n;
+	int rc = EX_FAIL;
+
+	opts.timeout = timeout;
+	opts.digest = digest;
+	if (cli->verbose)
+		opts.trace = cli_trace_to_stderr;
+	if (tp_prober_new(&prober, &opts, &diag) != 0)
+		return cli_error(&diag);
+	for (size_t i = 0; i < nhosts; i++)
+		if (tp_prober_add(NULL, prober, hosts[i], servername, &diag) != 0) {
+			rc = cli_usage("set", "--fingerprint-from %s: %s", hosts[i],
+				       diag.message);
+			goto out;
+		}
+	if (tp_prober_run(prober, &diag) != 0) {
+		rc = cli_error(&diag);
+		goto out;
+	}
+	n = tp_prober_result_count(prober);
+	for (size_t i = 0; i < n; i++) {
+		const tp_probe_result *r = tp_prober_result(prober, i);
+		char spec[TP_DIAG_MESSAGE_MAX];
+		const char *fp;
+
+		if (r->status != TP_OK || r->chain_len == 0) {
+			cli_errorf("--fingerprint-from %s: %s", r->target_spec,
+				   r->status != TP_OK ? r->error : "no certificate presented");
+			failed++;
+			continue;
+		}
+		fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
+		cli_host_spec(spec, sizeof(spec), r->host, r->port);
+		if ((!cli_strarray_has(pins, fp) && cli_strarray_push(pins, fp) != 0)
+		    || (!cli_strarray_has(specs, spec) && cli_strarray_push(specs, spec) != 0)) {
+			rc = cli_errorf("out of memory");
+			goto out;
+		}
+		if (cli->verbose)
+			fprintf(stderr, "tlspolicy: %s[%s]:%u presents %s %s %s (%s)\n",
+				r->host, r->address, r->port, digest,
+				pkey ? "pkey" : "cert", fp, r->chain[0].subject);
+	}
+	if (failed) {
+		rc = cli_errorf("--fingerprint-from: %zu of %zu address%s could not be probed; nothing written",
+				failed, n, n == 1 ? "" : "es");
+		goto out;
+	}
+	rc = EX_SUCCESS;
+out:
+	if (rc != EX_SUCCESS) {
+		tp_strarray_dispose(pins);
+		tp_strarray_dispose(specs);
+	}
+	tp_prober_free(prober);
+	return rc;
 }
