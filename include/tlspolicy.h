@@ -13,6 +13,7 @@
 #include "tlspolicy/fingerprint.h"
 #include "tlspolicy/map.h"
 #include "tlspolicy/config.h"
+#include "tlspolicy/resolver.h"
 
 #define TLSPOLICY_VERSION "0.1.0"
 
