@@ -622,7 +622,8 @@ tp_resolver_run(tp_resolver *r, tp_diag *diag)
 	while (r->pending > 0) {
 		struct timeval tvmax, tvbuf, *tv;
 		double left = deadline - now(), wait;
-		int bits, nfds = 0, n, ms;
+		unsigned int ubits;
+		int nfds = 0, n, ms;
 
 		if (left <= 0) {
 			if (cancelled)
@@ -631,13 +632,14 @@ tp_resolver_run(tp_resolver *r, tp_diag *diag)
 			ares_cancel(r->channel);
 			continue;
 		}
-		bits = ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
+		ubits = (unsigned int)ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = 0;
 
-			if (ARES_GETSOCK_READABLE(bits, i))
+			/* c-ares's own macros shift a signed 1 into the sign bit. */
+			if (ubits & (1u << i))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
+			if (ubits & (1u << (i + ARES_GETSOCK_MAXNUM)))
 				ev |= POLLOUT;
 			if (ev) {
 				pfd[nfds].fd = socks[i];

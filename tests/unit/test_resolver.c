@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,10 @@ start_dns(void **state)
 	if (dns_pid < 0)
 		return -1;
 	if (dns_pid == 0) {
+		/* Die with the test, and hold no ctest pipe open if it crashes. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (freopen("/dev/null", "w", stdout) == NULL)
+			_exit(127);
 		execl(bin, "testdns", "--zone", zone, "--port-file", port_file,
 		      "--log", log_path, (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
