@@ -11,6 +11,7 @@
 #include "tlspolicy/document.h"
 #include "tlspolicy/value.h"
 #include "tlspolicy/fingerprint.h"
+#include "tlspolicy/probe.h"
 #include "tlspolicy/map.h"
 #include "tlspolicy/config.h"
 #include "tlspolicy/resolver.h"

@@ -138,6 +138,11 @@ check_entries(struct findings *f, const tp_doc *doc, const char *source,
 		rc = tp_policy_parse(&policy, e.value, e.value_len, &diag);
 		if (policy == NULL)
 			return;
+		for (size_t w = 0; w < tp_policy_warning_count(policy); w++) {
+			finding(f, "warning", "%s:%lu: %.*s: %s", source, e.line,
+				(int)e.key_len, e.key, tp_policy_warning_at(policy, w));
+			bad++;
+		}
 		if (rc != 0) {
 			finding(f, "error", "%s:%lu: %.*s: Postfix would reject this entry and defer its mail: %s",
 				source, e.line, (int)e.key_len, e.key, diag.message);

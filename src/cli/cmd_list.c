@@ -43,6 +43,13 @@ entry_json(const tp_entry *e, const tp_policy *policy, const char *problem,
 	json_object_set_new(obj, "duplicate", json_boolean(e->duplicate));
 	json_object_set_new(obj, "valid", json_boolean(problem == NULL));
 	json_object_set_new(obj, "problem", problem ? json_string(problem) : json_null());
+	{
+		json_t *warnings = json_array();
+
+		for (size_t i = 0; i < tp_policy_warning_count(policy); i++)
+			json_array_append_new(warnings, json_string(tp_policy_warning_at(policy, i)));
+		json_object_set_new(obj, "warnings", warnings);
+	}
 	for (size_t i = 0; i < tp_policy_pin_count(policy); i++) {
 		const char *pin = tp_policy_pin_at(policy, i);
 		const char *pd = tp_pin_digest(pin);
@@ -102,6 +109,8 @@ entry_text(const tp_entry *e, const tp_policy *policy, const char *problem,
 	}
 	if (problem)
 		printf("  invalid: %s\n", problem);
+	for (size_t i = 0; i < tp_policy_warning_count(policy); i++)
+		printf("  warning: %s\n", tp_policy_warning_at(policy, i));
 }
 
 int

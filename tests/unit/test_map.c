@@ -578,6 +578,71 @@ test_map__spec_parse(void **state)
 	}
 }
 
+static void
+test_map__table_commit_writes_source_then_db_in_step(void **state)
+{
+	char src[512], db[512];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_table *t;
+	tp_db_state st;
+	struct stat s1, s2, sd;
+	tp_diag d = TP_DIAG_INIT;
+	size_t idx;
+	FILE *fp;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	/* Without TP_TABLE_WRITE a missing source is an error. */
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, NULL, &d), TP_ENOTFOUND);
+	opts.flags = TP_TABLE_WRITE;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+	assert_int_equal(st, TP_DB_MISSING);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "Example.COM", "secure", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+	assert_int_equal(st, TP_DB_IN_STEP);
+	assert_lookup(TP_MAP_HASH, db, "example.com", "secure");
+	/* Source first, then db: the db is never older than the source. */
+	assert_int_equal(stat(src, &s1), 0);
+	assert_int_equal(stat(db, &sd), 0);
+	assert_true(sd.st_mtim.tv_sec > s1.st_mtim.tv_sec
+		    || (sd.st_mtim.tv_sec == s1.st_mtim.tv_sec
+			&& sd.st_mtim.tv_nsec >= s1.st_mtim.tv_nsec));
+	/* Nothing changed: the source is not rewritten. */
+	assert_int_equal(tp_table_commit(t, NULL), 0);
+	assert_int_equal(stat(src, &s2), 0);
+	assert_int_equal(s1.st_ino, s2.st_ino);
+	tp_table_free(t);
+
+	/* Someone edits the source by hand: the db is stale, by content. */
+	fp = fopen(src, "a");
+	assert_non_null(fp);
+	fputs("other.example may\n", fp);
+	fclose(fp);
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, NULL, &d), 0);
+	assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+	assert_int_equal(st, TP_DB_STALE);
+	assert_int_equal(tp_table_rebuild(t, NULL), 0);
+	assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+	assert_int_equal(st, TP_DB_IN_STEP);
+	/* A db with one record too many is stale too. */
+	{
+		const tp_record recs[] = {
+			REC("example.com", "secure"), REC("other.example", "may"), REC("x", "y"),
+		};
+
+		assert_int_equal(tp_map_write(TP_MAP_HASH, db, recs, 3, NULL, NULL), 0);
+		assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+		assert_int_equal(st, TP_DB_STALE);
+	}
+	tp_table_free(t);
+	tp_table_free(NULL);
+	assert_int_equal(stray_files((const char *[]){ "policy", "policy.db", "policy.lock", NULL }), 0);
+}
+
 int
 main(void)
 {
@@ -599,6 +664,7 @@ main(void)
 		T(test_map__lock_file_queues_writers),
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
+		T(test_map__table_commit_writes_source_then_db_in_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,140 @@
+/*
+ * NAME
+ *	tlspolicy/probe.h - what an SMTP server presents after STARTTLS
+ * SUMMARY
+ *	A prober connects to every address of every target added, speaks
+ *	SMTP up to STARTTLS, does the TLS handshake and records the chain
+ *	the server presents with its fingerprints (computed as Postfix
+ *	does, see fingerprint.h). All probes run at once, up to opts.jobs
+ *	connections, in one poll() loop over non-blocking sockets in the
+ *	calling thread.
+ * DESCRIPTION
+ *	tp_prober_new() makes a prober with a copy of opts (NULL: defaults,
+ *	TP_PROBE_OPTS_INIT). TP_EUNSUPPORTED for a digest OpenSSL does not
+ *	know, TP_EUSAGE for a negative timeout or a bad options version,
+ *	TP_ETLS when no TLS context can be made.
+ *
+ *	tp_prober_add() adds a target, HOST[:PORT] as in "mx.example.com",
+ *	"mx.example.com:587", "192.0.2.1:25", "[2001:db8::1]:25" (port 25
+ *	by default), and stores its index (0, 1, ... in the order added) in
+ *	*out_index when out_index is not NULL. servername, when not NULL,
+ *	is the TLS SNI name for this target (an entry's servername=),
+ *	overriding opts.servername; otherwise SNI is the host name, and none
+ *	is sent for an IP address literal. TP_ESYNTAX for a malformed
+ *	target, TP_EUSAGE after tp_prober_run().
+ *
+ *	tp_prober_run() resolves every target (every IPv4 and IPv6 address
+ *	getaddrinfo gives) and probes every address; it returns when all
+ *	are done. The deadline of one address (opts.timeout, from its
+ *	connect to QUIT) and of each step (opts.step_timeout) hold whatever
+ *	the server does; an address waiting for a free job slot is not yet
+ *	on the clock. Name resolution is blocking for now and happens
+ *	first. It returns 0 when the run took place, whatever the outcome
+ *	of each probe (see tp_probe_result.status): a negative status only
+ *	for a failure of the run itself (TP_ENOMEM, TP_EIO from poll(),
+ *	TP_EUSAGE when called twice).
+ *
+ *	tp_prober_result_count() and tp_prober_result() give the results,
+ *	grouped by target in the order added, then in address order. Every
+ *	target has at least one result: one with address NULL and status
+ *	TP_EDNS when its name did not resolve. Results, and everything they
+ *	point to, belong to the prober and live until tp_prober_free().
+ *
+ *	Each failed result has a one-line error naming host, address, port
+ *	and step, e.g. "mx.example.com[192.0.2.1]:25: no STARTTLS in EHLO
+ *	reply", with status TP_ECONNECT (refused, unreachable, closed by
+ *	the peer), TP_ETIMEOUT, TP_EPROTOCOL (refusal or malformed reply),
+ *	TP_ELIMIT (a reply line over 2048 bytes or a reply over 64 KB),
+ *	TP_ETLS (handshake failure), TP_EDNS (resolution).
+ *
+ *	opts.trace, when set, receives one line per event, for -v: state
+ *	transitions ("mx[192.0.2.1]:25: banner -> EHLO") and the SMTP
+ *	dialogue ("<<< 220 ..." / ">>> EHLO ..."). It runs inside
+ *	tp_prober_run() and must not call back into the prober.
+ *
+ *	tp_prober_free() frees the prober and all results; NULL is fine.
+ */
+#ifndef TLSPOLICY_PROBE_H
+#define TLSPOLICY_PROBE_H
+
+#include <time.h>
+
+#include "common.h"
+#include "fingerprint.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tp_prober tp_prober;
+
+typedef void (*tp_probe_trace_cb)(const char *line, void *payload);
+
+typedef struct tp_probe_opts {
+	unsigned int version;
+	double timeout;		/* seconds for one address, connect to QUIT */
+	double step_timeout;	/* seconds for one step; 0: same as timeout */
+	const char *ehlo_name;	/* NULL: this host's FQDN */
+	const char *servername;	/* SNI for every target; NULL: host name */
+	const char *digest;	/* fingerprint digest; NULL: "sha256" */
+	unsigned int jobs;	/* connections at once; 0: 16 */
+	const char *ca_file;	/* for "verified"; NULL: system CA store */
+	const char *ca_path;
+	tp_probe_trace_cb trace;
+	void *trace_payload;
+} tp_probe_opts;
+
+#define TP_PROBE_OPTS_VERSION 1
+#define TP_PROBE_OPTS_INIT \
+	{ TP_PROBE_OPTS_VERSION, 30.0, 0.0, NULL, NULL, NULL, 16, NULL, NULL, \
+	  NULL, NULL }
+
+/* One certificate as the server presented it. */
+typedef struct tp_probe_cert {
+	const char *subject;	/* RFC 2253 form, e.g. "CN=mx.example.com,O=X" */
+	const char *issuer;
+	time_t not_before;
+	time_t not_after;
+	const unsigned char *der;
+	size_t der_len;
+	char fingerprint[TP_FINGERPRINT_MAX];	/* of the DER certificate */
+	char pkey_fingerprint[TP_FINGERPRINT_MAX]; /* of the DER SubjectPublicKeyInfo */
+} tp_probe_cert;
+
+typedef struct tp_probe_result {
+	size_t target;		/* index from tp_prober_add() */
+	const char *target_spec; /* the HOST[:PORT] string added */
+	const char *host;	/* without brackets */
+	const char *address;	/* numeric; NULL when resolution failed */
+	unsigned int port;
+	const char *servername;	/* SNI sent; NULL when none */
+	int status;		/* TP_OK or a negative tp_status */
+	const char *error;	/* one line; "" when status is TP_OK */
+	const char *step;	/* where it ended: "done", "banner", ... */
+	double elapsed;		/* seconds from connect to the end */
+	const char *tls_version; /* e.g. "TLSv1.3"; NULL before TLS */
+	const char *cipher;
+	const tp_probe_cert *chain; /* leaf first, as presented */
+	size_t chain_len;
+	/* For information only: Postfix's fingerprint level checks neither. */
+	int verified;		/* chain verifies against the CA store */
+	const char *verify_error; /* why not; "" when verified */
+	int name_matches;	/* leaf matches the SNI name or host */
+} tp_probe_result;
+
+TP_EXTERN(int) tp_prober_new(tp_prober **out, const tp_probe_opts *opts,
+			     tp_diag *diag);
+TP_EXTERN(int) tp_prober_add(size_t *out_index, tp_prober *prober,
+			     const char *target, const char *servername,
+			     tp_diag *diag);
+TP_EXTERN(int) tp_prober_run(tp_prober *prober, tp_diag *diag);
+TP_EXTERN(size_t) tp_prober_result_count(const tp_prober *prober);
+TP_EXTERN(const tp_probe_result *) tp_prober_result(const tp_prober *prober,
+						    size_t i);
+TP_EXTERN(void) tp_prober_free(tp_prober *prober);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
