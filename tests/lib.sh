@@ -3,7 +3,7 @@
 # Source it first thing:   . "$TP_SOURCE_DIR/tests/lib.sh"
 # It turns on `set -euo pipefail`, creates a scratch directory $TP_TMP that is
 # removed at exit (kept when TP_KEEP_TMP=1, for debugging), and stops every
-# test server started with tp_start_server when the script exits, however it
+# test server started with tp_start_server or tp_start_dns when the script exits, however it
 # exits. ctest provides TLSPOLICY, TP_SOURCE_DIR, TP_BINARY_DIR, TP_TOOLS_DIR.
 #
 # Conventions: functions are named tp_*, except fail and skip. Exit status 77
@@ -13,6 +13,7 @@ set -euo pipefail
 
 : "${TP_TOOLS_DIR:?TP_TOOLS_DIR is not set (run the test through ctest)}"
 TESTSMTPD="$TP_TOOLS_DIR/testsmtpd"
+TESTDNS="$TP_TOOLS_DIR/testdns"
 
 TP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tp-test.XXXXXX")
 TP_SERVERS=()   # names of the servers started, for the exit trap
@@ -225,6 +226,58 @@ tp_stop_server() {
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# ---- a loopback DNS server (tests never use real DNS) ----
+
+# tp_start_dns NAME ZONEFILE [TESTDNS OPTIONS...]
+#   Starts testdns in the background, authoritative for ZONEFILE (lines
+#   "NAME TYPE VALUE": A, AAAA, CNAME, MX "PREF HOST"; or "NAME SERVFAIL",
+#   "NAME NXDOMAIN", "NAME DROP"; see tests/tools/testdns.c), on 127.0.0.1
+#   UDP and TCP, with its files in $TP_TMP/srv-dns-NAME/: port, pid, log
+#   (one line per query). Waits (10 s at most) until it listens, then sets
+#   TP_DNS_PORT. Stopped automatically at exit, like tp_start_server. Point
+#   the CLI at it with TLSPOLICY_DNS_SERVERS=127.0.0.1:$TP_DNS_PORT (or
+#   "$(tp_dns_servers NAME)"). Example:
+#     printf '%s\n' 'partner.test MX 10 mx.partner.test' \
+#       'mx.partner.test A 127.0.0.1' >"$TP_TMP/zone"
+#     tp_start_dns dns "$TP_TMP/zone"
+tp_start_dns() {
+    local name=$1 zone=$2
+    shift 2
+    local dir="$TP_TMP/srv-dns-$name"
+    mkdir -p "$dir"
+    rm -f "$dir/port"
+    "$TESTDNS" --zone "$zone" --port-file "$dir/port" --pid-file "$dir/pid" \
+        --log "$dir/log" "$@" 2>>"$dir/stderr" &
+    echo $! >"$dir/bgpid"
+    TP_SERVERS+=("dns-$name")
+    if ! tp_wait_until 10 test -s "$dir/port"; then
+        cat "$dir/stderr" >&2 || true
+        fail "testdns $name did not start"
+    fi
+    TP_DNS_PORT=$(head -n 1 "$dir/port")
+}
+
+# tp_dns_servers NAME  prints "127.0.0.1:PORT" of DNS server NAME, the
+#                      syntax of TLSPOLICY_DNS_SERVERS.
+# tp_dns_log NAME      prints the path of its query log.
+# tp_stop_dns NAME     stops it (SIGTERM, waits for it to exit).
+tp_dns_servers() { echo "127.0.0.1:$(head -n 1 "$TP_TMP/srv-dns-$1/port")"; }
+tp_dns_log() { echo "$TP_TMP/srv-dns-$1/log"; }
+tp_stop_dns() { tp_stop_server "dns-$1"; }
+
+# tp_reload_dns NAME
+#   Makes DNS server NAME read its zone file again (SIGHUP) and waits until
+#   it has; a zone file it cannot read fails the test. Edit the zone with
+#   temp + rename, then call this.
+tp_reload_dns() {
+    local dir="$TP_TMP/srv-dns-$1" before
+    before=$(grep -c 'zone reloaded' "$dir/log" || true)
+    kill -HUP "$(cat "$dir/bgpid")" || fail "testdns $1 is not running"
+    tp_wait_until 5 _tp_dns_reloaded "$dir" "$before" \
+        || fail "testdns $1 did not reload its zone: $(tail -n 1 "$dir/stderr" 2>/dev/null)"
+}
+_tp_dns_reloaded() { [ "$(grep -c 'zone reloaded' "$1/log" || true)" -gt "$2" ]; }
 
 # ---- a throwaway Postfix instance (root only; see postfix-facts.md) ----
 

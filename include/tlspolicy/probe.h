@@ -11,8 +11,11 @@
  * DESCRIPTION
  *	tp_prober_new() makes a prober with a copy of opts (NULL: defaults,
  *	TP_PROBE_OPTS_INIT). TP_EUNSUPPORTED for a digest OpenSSL does not
- *	know, TP_EUSAGE for a negative timeout or a bad options version,
- *	TP_ETLS when no TLS context can be made.
+ *	know, TP_EUSAGE for a negative timeout, a bad options version or a
+ *	malformed opts.dns_servers, TP_ETLS when no TLS context can be made,
+ *	TP_EDNS when the resolver cannot be set up. opts.dns_servers, when
+ *	not NULL, is a comma-separated "ADDR[:PORT]" list of DNS servers
+ *	used instead of /etc/resolv.conf (see tlspolicy/resolver.h).
  *
  *	tp_prober_add() adds a target, HOST[:PORT] as in "mx.example.com",
  *	"mx.example.com:587", "192.0.2.1:25", "[2001:db8::1]:25" (port 25
@@ -23,13 +26,14 @@
  *	is sent for an IP address literal. TP_ESYNTAX for a malformed
  *	target, TP_EUSAGE after tp_prober_run().
  *
- *	tp_prober_run() resolves every target (every IPv4 and IPv6 address
- *	getaddrinfo gives) and probes every address; it returns when all
- *	are done. The deadline of one address (opts.timeout, from its
+ *	tp_prober_run() resolves every target (every IPv4 and IPv6 address:
+ *	/etc/hosts, then DNS through opts.dns_servers) and probes every
+ *	address; it returns when all are done. The deadline of one address (opts.timeout, from its
  *	connect to QUIT) and of each step (opts.step_timeout) hold whatever
  *	the server does; an address waiting for a free job slot is not yet
- *	on the clock. Name resolution is blocking for now and happens
- *	first. It returns 0 when the run took place, whatever the outcome
+ *	on the clock. Name resolution happens first, all names at once,
+ *	within one step timeout (opts.step_timeout, else opts.timeout). It
+ *	returns 0 when the run took place, whatever the outcome
  *	of each probe (see tp_probe_result.status): a negative status only
  *	for a failure of the run itself (TP_ENOMEM, TP_EIO from poll(),
  *	TP_EUSAGE when called twice).
@@ -82,12 +86,13 @@ typedef struct tp_probe_opts {
 	const char *ca_path;
 	tp_probe_trace_cb trace;
 	void *trace_payload;
+	const char *dns_servers;	/* "ADDR[:PORT],..."; NULL: resolv.conf */
 } tp_probe_opts;
 
 #define TP_PROBE_OPTS_VERSION 1
 #define TP_PROBE_OPTS_INIT \
 	{ TP_PROBE_OPTS_VERSION, 30.0, 0.0, NULL, NULL, NULL, 16, NULL, NULL, \
-	  NULL, NULL }
+	  NULL, NULL, NULL }
 
 /* One certificate as the server presented it. */
 typedef struct tp_probe_cert {

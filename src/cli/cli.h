@@ -78,6 +78,15 @@ const char *cli_checked_digest(struct cli *cli);
 /* Do two digest names denote the same digest (sha256, SHA256, SHA2-256)? */
 int cli_digest_equal(const char *a, const char *b);
 const char *cli_db_state_name(tp_db_state state);
+/*
+ * cli_dns_servers() is $TLSPOLICY_DNS_SERVERS, a comma-separated
+ * "ADDR[:PORT]" list ("127.0.0.1:5353,[::1]:5353") used instead of
+ * /etc/resolv.conf, or NULL (unset or empty: the system's servers). Give
+ * it as tp_resolver_opts.servers (and tp_probe_opts.dns_servers); a
+ * malformed list is then a TP_EUSAGE error naming it. The tests set it
+ * to their loopback DNS server: they never use real DNS.
+ */
+const char *cli_dns_servers(void);
 /* Print a unified diff (3 lines of context) of a and b; nothing if equal. */
 void cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 		    const char *b, size_t blen);

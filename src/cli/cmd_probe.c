@@ -250,6 +250,7 @@ cmd_probe(struct cli *cli, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage("probe", "missing HOST[:PORT]");
 	opts.digest = cli_digest(cli);
+	opts.dns_servers = cli_dns_servers();
 	if (cli->verbose)
 		opts.trace = trace_to_stderr;
 	if (tp_prober_new(&prober, &opts, &diag) != 0) {

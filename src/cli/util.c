@@ -265,3 +265,11 @@ cli_reload(struct cli *cli, const char *command)
 	return cli_errorf("%s -c %s reload killed by signal %d", command, dir,
 			  WTERMSIG(status));
 }
+
+const char *
+cli_dns_servers(void)
+{
+	const char *s = getenv("TLSPOLICY_DNS_SERVERS");
+
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}

@@ -7,9 +7,9 @@
  * DESCRIPTION
  *	One connection (struct conn) per address. Its states, in order:
  *
- *	RESOLVE	  the target's name is being resolved (blocking getaddrinfo
- *		  before the loop for now; the state exists so an
- *		  asynchronous resolver can slot in without new plumbing)
+ *	RESOLVE	  the target's name is being resolved: all names at once
+ *		  through the resolver (c-ares, opts.dns_servers) before
+ *		  the loop, within one step timeout
  *	QUEUED	  waiting for a job slot; not on the clock yet
  *	CONNECT	  non-blocking connect() in progress
  *	BANNER	  reading the 220 greeting (may be multi-line)
@@ -63,6 +63,7 @@
 #include "smtp_reply.h"
 #include "tlspolicy/fingerprint.h"
 #include "tlspolicy/probe.h"
+#include "tlspolicy/resolver.h"
 
 /* How long we wait for the 221 to our QUIT: politeness, not a result. */
 #define QUIT_GRACE 2.0
@@ -137,8 +138,11 @@ struct target {
 	char *servername;	/* per-target override, or NULL */
 	size_t first;		/* its first result */
 	size_t count;		/* and how many */
-	struct addrinfo *ai;
+	struct addrinfo *ai;	/* from getaddrinfo, or in the arena */
+	int ai_in_arena;	/* built from the resolver's answer */
 	int gai_error;
+	size_t lookup;		/* its tp_resolver index, for a name */
+	const char *dns_error;	/* why the name did not resolve, or NULL */
 };
 
 struct conn {
@@ -169,6 +173,7 @@ struct tp_prober {
 	size_t nresults;
 	struct conn *conns;
 	struct chunk *arena;
+	tp_resolver *resolver;	/* for targets given by name */
 	int ran;
 	int oom;		/* an arena allocation failed during the run */
 };
@@ -942,6 +947,18 @@ tp_prober_new(tp_prober **out, const tp_probe_opts *opts, tp_diag *diag)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
 #undef COPY
+	{
+		tp_resolver_opts ro = TP_RESOLVER_OPTS_INIT;
+		int rc;
+
+		ro.servers = opts->dns_servers;
+		ro.timeout = p->opts.step_timeout;
+		if ((rc = tp_resolver_new(&p->resolver, &ro, diag)) != 0) {
+			tp_prober_free(p);
+			return rc;
+		}
+		p->opts.dns_servers = NULL;	/* the resolver has its copy */
+	}
 	ERR_clear_error();
 	if ((p->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		tp__diag_set(diag, TP_ETLS, NULL, 0, "cannot make a TLS context: %s",
@@ -1030,25 +1047,114 @@ same_address(const struct addrinfo *a, const struct addrinfo *b)
 	       memcmp(a->ai_addr, b->ai_addr, a->ai_addrlen) == 0;
 }
 
-/* Resolve every target; count the results each will have. */
-static void
-resolve_targets(tp_prober *p)
+/* An addrinfo node in the arena for a numeric address from the resolver. */
+static struct addrinfo *
+arena_addrinfo(tp_prober *p, const char *address, unsigned int port)
+{
+	struct addrinfo *ai = arena_alloc(p, sizeof(*ai));
+	struct sockaddr_storage *ss = arena_alloc(p, sizeof(*ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+	if (ai == NULL || ss == NULL)
+		return NULL;
+	memset(ai, 0, sizeof(*ai));
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, address, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		ai->ai_addrlen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, address, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		ai->ai_addrlen = sizeof(*sin6);
+	} else {
+		return NULL;
+	}
+	ai->ai_family = ss->ss_family;
+	ai->ai_socktype = SOCK_STREAM;
+	ai->ai_protocol = IPPROTO_TCP;
+	ai->ai_addr = (struct sockaddr *)ss;
+	return ai;
+}
+
+/*
+ * Resolve every target, the names all at once through the resolver (its
+ * deadline: the step timeout), address literals with getaddrinfo (no
+ * lookup); count the results each will have. Fails only for TP_ENOMEM
+ * or TP_EIO from the resolver's poll().
+ */
+static int
+resolve_targets(tp_prober *p, tp_diag *diag)
 {
 	char port[8];
+	size_t names = 0;
 
+	for (size_t i = 0; i < p->ntargets; i++) {
+		struct target *t = &p->targets[i];
+		tp_diag d = TP_DIAG_INIT;
+
+		if (t->hp.family != AF_UNSPEC)
+			continue;
+		if (tp_resolver_add_host(&t->lookup, p->resolver, t->hp.host, &d) != 0) {
+			const char *m = d.message;
+			size_t hl = strlen(t->hp.host);
+
+			if (d.status == TP_ENOMEM)
+				return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			if (strncmp(m, t->hp.host, hl) == 0 && strncmp(m + hl, ": ", 2) == 0)
+				m += hl + 2;
+			t->dns_error = keep(p, m);
+			t->lookup = SIZE_MAX;
+			continue;
+		}
+		names++;
+	}
+	if (names > 0) {
+		int rc = tp_resolver_run(p->resolver, diag);
+
+		if (rc != 0)
+			return rc;
+	}
 	for (size_t i = 0; i < p->ntargets; i++) {
 		struct target *t = &p->targets[i];
 		struct addrinfo hints, *ai;
 
+		t->count = 0;
+		if (t->hp.family == AF_UNSPEC) {
+			const tp_resolve_result *res = t->lookup == SIZE_MAX ? NULL :
+				tp_resolver_result(p->resolver, t->lookup);
+			struct addrinfo **tail = &t->ai;
+
+			t->ai_in_arena = 1;
+			if (res != NULL && res->status != TP_OK) {
+				const char *m = res->error;
+				size_t hl = strlen(res->name);
+
+				/* "host: what" -> "what": the label names the host. */
+				if (strncmp(m, res->name, hl) == 0 && strncmp(m + hl, ": ", 2) == 0)
+					m += hl + 2;
+				t->dns_error = keep(p, m);
+			}
+			for (size_t j = 0; res != NULL && res->status == TP_OK &&
+					   j < res->address_count; j++) {
+				if ((*tail = arena_addrinfo(p, res->addresses[j],
+							    t->hp.port)) == NULL)
+					continue;
+				tail = &(*tail)->ai_next;
+				t->count++;	/* the resolver dropped duplicates */
+			}
+			if (t->count == 0)
+				t->count = 1;	/* reported as "cannot resolve" */
+			continue;
+		}
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_family = t->hp.family;
 		hints.ai_socktype = SOCK_STREAM;
 		hints.ai_protocol = IPPROTO_TCP;
-		hints.ai_flags = AI_NUMERICSERV |
-				 (t->hp.family != AF_UNSPEC ? AI_NUMERICHOST : 0);
+		hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
 		snprintf(port, sizeof(port), "%u", t->hp.port);
 		t->gai_error = getaddrinfo(t->hp.host, port, &hints, &t->ai);
-		t->count = 0;
 		if (t->gai_error != 0) {
 			t->ai = NULL;
 			t->count = 1;
@@ -1067,6 +1173,7 @@ resolve_targets(tp_prober *p)
 		if (t->count == 0)
 			t->count = 1;	/* reported as "no address" */
 	}
+	return p->oom ? tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory") : 0;
 }
 
 static void
@@ -1111,6 +1218,7 @@ setup_results(tp_prober *p)
 			r->step = state_names[PS_RESOLVE];
 			snprintf(msg, sizeof(msg), "%s:%u: cannot resolve %s: %s",
 				 t->hp.host, t->hp.port, t->hp.host,
+				 t->dns_error ? t->dns_error :
 				 t->gai_error ? gai_strerror(t->gai_error)
 					      : "no IPv4 or IPv6 address");
 			r->error = keep(p, msg);
@@ -1141,10 +1249,9 @@ setup_results(tp_prober *p)
 			}
 		}
 		t->count = k - t->first;
-		if (t->ai != NULL) {
+		if (t->ai != NULL && !t->ai_in_arena)
 			freeaddrinfo(t->ai);
-			t->ai = NULL;
-		}
+		t->ai = NULL;
 	}
 	p->nresults = k;
 }
@@ -1242,7 +1349,8 @@ tp_prober_run(tp_prober *p, tp_diag *diag)
 	p->ran = 1;
 	if (p->opts.ehlo_name == NULL)
 		p->opts.ehlo_name = default_ehlo_name(p);
-	resolve_targets(p);
+	if ((rc = resolve_targets(p, diag)) != 0)
+		return rc;
 	{
 		size_t n = 0;
 
@@ -1303,8 +1411,9 @@ tp_prober_free(tp_prober *p)
 		if (p->conns[i].res != NULL)
 			conn_close(&p->conns[i]);
 	for (size_t i = 0; i < p->ntargets; i++)
-		if (p->targets[i].ai != NULL)
+		if (p->targets[i].ai != NULL && !p->targets[i].ai_in_arena)
 			freeaddrinfo(p->targets[i].ai);
+	tp_resolver_free(p->resolver);
 	SSL_CTX_free(p->ctx);
 	free(p->targets);
 	free(p->results);

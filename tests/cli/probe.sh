@@ -17,6 +17,12 @@ fi
 have_time=0
 [ -x /usr/bin/time ] && have_time=1
 
+# Names resolve through our DNS server (localhost through /etc/hosts):
+# never real DNS.
+echo 'other.test A 127.0.0.1' >"$T/zone"
+tp_start_dns dns "$T/zone"
+export TLSPOLICY_DNS_SERVERS="127.0.0.1:$TP_DNS_PORT"
+
 tp_make_cert "$T/a" mx.test --san DNS:mx.test,IP:127.0.0.1
 tp_make_cert "$T/ca2" "Second Cert" --ec
 
@@ -149,7 +155,7 @@ run_probe refused probe --timeout 2 "127.0.0.1:$port"
 grep -qF "127.0.0.1[127.0.0.1]:$port: connect: Connection refused" "$T/refused.err" || fail "refused: got $(cat "$T/refused.err")"
 run_probe nxdomain probe --timeout 2 --json "nonexistent.invalid:25"
 [ "$(cat "$T/nxdomain.rc")" = 1 ] || fail "nxdomain: exit $(cat "$T/nxdomain.rc")"
-grep -qF "nonexistent.invalid:25: cannot resolve nonexistent.invalid" "$T/nxdomain.err" || fail "nxdomain: got $(cat "$T/nxdomain.err")"
+grep -qF "nonexistent.invalid:25: cannot resolve nonexistent.invalid: no such domain (NXDOMAIN)" "$T/nxdomain.err" || fail "nxdomain: got $(cat "$T/nxdomain.err")"
 [ "$(jq -r '.results[0].ok' "$T/nxdomain.out")" = false ] || fail "nxdomain JSON: $(cat "$T/nxdomain.out")"
 
 # ---- many at once: 40 silent probes and a good one in about one timeout

@@ -1,0 +1,140 @@
+/*
+ * NAME
+ *	tlspolicy/resolver.h - MX and address lookups for policy keys
+ * SUMMARY
+ *	A resolver looks up many names at once: the MX hosts of bare
+ *	domain keys (what rotate and check probe when an entry records no
+ *	host), and the addresses of host names. It uses c-ares with its
+ *	own poll() loop in the calling thread, and the DNS servers of
+ *	/etc/resolv.conf or those named in opts.servers (which is how the
+ *	tests point it at their loopback DNS server: they never use real
+ *	DNS).
+ * DESCRIPTION
+ *	tp_resolver_new() makes a resolver with a copy of opts (NULL:
+ *	TP_RESOLVER_OPTS_INIT). opts.servers, when not NULL, is a
+ *	comma-separated list of "ADDR[:PORT]" ("127.0.0.1:5353",
+ *	"[::1]:5353", port 53 by default) used instead of the system's
+ *	servers. opts.timeout bounds the whole of tp_resolver_run(), all
+ *	lookups together. opts.max_hosts caps the MX hosts kept per domain
+ *	(0: TP_RESOLVER_MAX_HOSTS). TP_EUSAGE for a bad server list, a
+ *	timeout <= 0 or a bad options version; TP_EDNS when c-ares cannot
+ *	be set up (e.g. no usable resolver configuration).
+ *
+ *	tp_resolver_add_mx() adds a mail domain (a bare domain key:
+ *	"example.com"; a trailing dot is accepted and dropped) and stores
+ *	its index (0, 1, ... in the order of all adds) in *out_index when
+ *	not NULL. A key starting with '.' (".example.com") is a Postfix
+ *	parent-domain pattern that matches the subdomains' next hops; it
+ *	names no destination, so it has no MX hosts to look up:
+ *	TP_EUSAGE, ".example.com: pattern, not a destination". Callers
+ *	(rotate, check) need a recorded host (the from= annotation) for
+ *	such an entry and should report it as unresolvable otherwise.
+ *	tp_resolver_add_host() adds a host name whose IPv4 and IPv6
+ *	addresses are wanted (/etc/hosts first, then DNS, as
+ *	getaddrinfo); an IP address literal is its own address. Both:
+ *	TP_ESYNTAX for something that is not a DNS name (empty, a label
+ *	over 63 bytes, a name over 253, a byte other than letter, digit,
+ *	'-', '_', '.'; internationalised names must be given in their
+ *	A-label form, "xn--..."), TP_EUSAGE after tp_resolver_run().
+ *
+ *	tp_resolver_run() runs every lookup concurrently and returns when
+ *	all are done or opts.timeout has passed, so the run takes about
+ *	the slowest server's time, never the sum. It returns 0 when the
+ *	run took place, whatever the outcome of each lookup (see
+ *	tp_resolve_result.status); a negative status only for a failure
+ *	of the run itself (TP_ENOMEM, TP_EIO from poll(), TP_EUSAGE when
+ *	called twice).
+ *
+ *	For an MX lookup, the hosts are the MX targets sorted by
+ *	preference, ties in the order the server gave them, duplicates
+ *	dropped, at most max_hosts of the most preferred (omitted says how
+ *	many more there were). When the domain has no MX records but has
+ *	A or AAAA records, the one host is the domain itself with
+ *	preference 0 and implicit set (RFC 5321 section 5.1). Errors, each
+ *	a one-line message naming the domain, status TP_EDNS unless said:
+ *	  "example.com: null MX: the domain accepts no mail" (RFC 7505: a
+ *	    single MX "." preference 0; a "." among other MX hosts is
+ *	    skipped)
+ *	  "example.com: no MX, A or AAAA records"
+ *	  "example.com: no such domain (NXDOMAIN)"
+ *	  "example.com: MX lookup failed: DNS server failure (SERVFAIL)"
+ *	  "example.com: MX lookup timed out after 5s" (TP_ETIMEOUT)
+ *	  "example.com: MX lookup failed: <c-ares reason>"
+ *	MX host names are lower-cased, without a trailing dot; their
+ *	addresses are not looked up: add them as
+ *	hosts, or give them to the probe engine.
+ *
+ *	For a host lookup, addresses holds its numeric addresses
+ *	(duplicates dropped); errors read "mx.example.com: address lookup
+ *	failed: ...", "mx.example.com: address lookup timed out after 5s".
+ *
+ *	tp_resolver_result_count() and tp_resolver_result() give the
+ *	results, one per add, in the order added. Results and everything
+ *	they point to belong to the resolver and live until
+ *	tp_resolver_free(), which accepts NULL.
+ */
+#ifndef TLSPOLICY_RESOLVER_H
+#define TLSPOLICY_RESOLVER_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tp_resolver tp_resolver;
+
+typedef struct tp_resolver_opts {
+	unsigned int version;
+	double timeout;		/* seconds for the whole run */
+	const char *servers;	/* "ADDR[:PORT],..."; NULL: /etc/resolv.conf */
+	unsigned int max_hosts;	/* MX hosts kept per domain; 0: 64 */
+} tp_resolver_opts;
+
+#define TP_RESOLVER_OPTS_VERSION 1
+#define TP_RESOLVER_OPTS_INIT { TP_RESOLVER_OPTS_VERSION, 10.0, NULL, 0 }
+#define TP_RESOLVER_MAX_HOSTS 64
+
+typedef enum tp_resolve_kind {
+	TP_RESOLVE_MX = 1,	/* tp_resolver_add_mx() */
+	TP_RESOLVE_HOST = 2	/* tp_resolver_add_host() */
+} tp_resolve_kind;
+
+typedef struct tp_mx_host {
+	const char *name;	/* "mx1.example.com" */
+	unsigned int preference;
+} tp_mx_host;
+
+typedef struct tp_resolve_result {
+	size_t index;		/* from tp_resolver_add_*() */
+	tp_resolve_kind kind;
+	const char *name;	/* as added, without a trailing dot */
+	int status;		/* TP_OK or a negative tp_status */
+	const char *error;	/* one line; "" when status is TP_OK */
+	/* TP_RESOLVE_MX */
+	const tp_mx_host *hosts; /* by preference */
+	size_t host_count;
+	size_t omitted;		/* MX hosts beyond max_hosts, dropped */
+	int implicit;		/* no MX: the domain itself (RFC 5321 5.1) */
+	/* TP_RESOLVE_HOST */
+	const char *const *addresses; /* numeric IPv4/IPv6 */
+	size_t address_count;
+} tp_resolve_result;
+
+TP_EXTERN(int) tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts,
+			       tp_diag *diag);
+TP_EXTERN(int) tp_resolver_add_mx(size_t *out_index, tp_resolver *resolver,
+				  const char *domain, tp_diag *diag);
+TP_EXTERN(int) tp_resolver_add_host(size_t *out_index, tp_resolver *resolver,
+				    const char *host, tp_diag *diag);
+TP_EXTERN(int) tp_resolver_run(tp_resolver *resolver, tp_diag *diag);
+TP_EXTERN(size_t) tp_resolver_result_count(const tp_resolver *resolver);
+TP_EXTERN(const tp_resolve_result *) tp_resolver_result(
+	const tp_resolver *resolver, size_t i);
+TP_EXTERN(void) tp_resolver_free(tp_resolver *resolver);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,735 @@
+/*
+ * NAME
+ *	resolver - MX and address lookups with c-ares
+ * SUMMARY
+ *	See tlspolicy/resolver.h for the contract.
+ * DESCRIPTION
+ *	One c-ares channel per resolver, driven by our own poll() loop in
+ *	tp_resolver_run(): MX lookups are a phase of their own (rotate and
+ *	check need a domain's MX hosts before they know what to probe), so
+ *	nothing is gained by sharing the probe engine's loop, and a loop of
+ *	our own keeps c-ares out of every other module.
+ *
+ *	Each lookup is a small state machine: an MX query (ares_query, no
+ *	search list), then, when the domain has no MX records, an address
+ *	lookup of the domain itself (the implicit MX); or, for a host, one
+ *	ares_getaddrinfo() (/etc/hosts, then DNS, AF_UNSPEC). Every
+ *	outstanding c-ares request is counted in "pending"; the loop runs
+ *	until none is left. The run's deadline is ours: when it passes,
+ *	ares_cancel() ends every request at once (ARES_ECANCELLED) and
+ *	those lookups time out. c-ares's own per-try timeout is a quarter
+ *	of the run's, so a lost UDP datagram is retried within it.
+ *
+ *	ARES_FLAG_NOCHECKRESP: a SERVFAIL or REFUSED answer ends the lookup
+ *	with that answer. Without it c-ares 1.18 tries the other servers
+ *	and then reports only "Could not contact DNS servers", which hides
+ *	the one fact an administrator needs (the domain's servers fail);
+ *	a recursive resolver's SERVFAIL is rarely cured by asking another.
+ *
+ *	The search list is emptied (ARES_OPT_DOMAINS with none): a policy
+ *	key is a fully qualified domain and must never be completed with
+ *	the local domain.
+ * DIAGNOSTICS
+ *	Per-lookup errors are in the results, "name: what".
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <ares.h>
+
+#include "diag.h"
+#include "tlspolicy/resolver.h"
+
+#define NAME_MAX_LEN 253
+#define LABEL_MAX_LEN 63
+#define ERROR_MAX 512
+
+enum lookup_phase {
+	LP_MX,		/* MX query outstanding */
+	LP_IMPLICIT,	/* no MX: address lookup of the domain outstanding */
+	LP_ADDR,	/* host address lookup outstanding */
+	LP_DONE
+};
+
+struct mx_entry {
+	char *name;
+	unsigned int preference;
+	size_t seq;		/* order received, for a stable sort */
+};
+
+struct lookup {
+	tp_resolve_result res;
+	tp_resolver *resolver;
+	enum lookup_phase phase;
+	char *name;
+	tp_mx_host *hosts;
+	char **host_names;
+	char **addresses;
+	char error[ERROR_MAX];
+};
+
+struct tp_resolver {
+	tp_resolver_opts opts;
+	char *servers;
+	ares_channel channel;
+	struct lookup **lookups;
+	size_t count;
+	size_t alloc;
+	size_t pending;		/* outstanding c-ares requests */
+	int ran;
+	int oom;
+	int ares_inited;	/* ares_library_init() to undo */
+};
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void lookup_fail(struct lookup *l, int status, const char *fmt, ...)
+	TP_PRINTF(3, 4);
+
+/* Ends the lookup with an error: fmt names the lookup first. */
+static void
+lookup_fail(struct lookup *l, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->error, sizeof(l->error), fmt, ap);
+	va_end(ap);
+	l->res.status = status;
+	l->res.error = l->error;
+	l->phase = LP_DONE;
+}
+
+/* A c-ares failure status as our one-line error; what: "MX", "address". */
+static void
+lookup_ares_fail(struct lookup *l, int status, const char *what)
+{
+	switch (status) {
+	case ARES_ETIMEOUT:
+	case ARES_ECANCELLED:	/* our deadline passed: tp_resolver_run() */
+		lookup_fail(l, TP_ETIMEOUT, "%s: %s lookup timed out after %gs",
+			    l->name, what, l->resolver->opts.timeout);
+		break;
+	case ARES_ENOTFOUND:
+		lookup_fail(l, TP_EDNS, "%s: no such domain (NXDOMAIN)", l->name);
+		break;
+	case ARES_ESERVFAIL:
+		lookup_fail(l, TP_EDNS,
+			    "%s: %s lookup failed: DNS server failure (SERVFAIL)",
+			    l->name, what);
+		break;
+	case ARES_EREFUSED:
+		lookup_fail(l, TP_EDNS, "%s: %s lookup failed: query refused (REFUSED)",
+			    l->name, what);
+		break;
+	case ARES_ENOMEM:
+		l->resolver->oom = 1;
+		lookup_fail(l, TP_ENOMEM, "%s: %s lookup failed: out of memory",
+			    l->name, what);
+		break;
+	default:
+		lookup_fail(l, TP_EDNS, "%s: %s lookup failed: %s", l->name, what,
+			    ares_strerror(status));
+		break;
+	}
+}
+
+static char *
+lower_dup(const char *s)
+{
+	size_t len = strlen(s);
+	char *d;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	d = malloc(len + 1);
+	if (d == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+	d[len] = '\0';
+	return d;
+}
+
+static int
+mx_entry_cmp(const void *a, const void *b)
+{
+	const struct mx_entry *x = a, *y = b;
+
+	if (x->preference != y->preference)
+		return x->preference < y->preference ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int
+set_single_host(struct lookup *l, const char *name, unsigned int preference)
+{
+	l->hosts = calloc(1, sizeof(*l->hosts));
+	l->host_names = calloc(1, sizeof(*l->host_names));
+	if (l->hosts == NULL || l->host_names == NULL ||
+	    (l->host_names[0] = lower_dup(name)) == NULL)
+		return TP_ENOMEM;
+	l->hosts[0].name = l->host_names[0];
+	l->hosts[0].preference = preference;
+	l->res.hosts = l->hosts;
+	l->res.host_count = 1;
+	return 0;
+}
+
+/*
+ * Keep the MX hosts of a reply: sorted by preference (stable), the
+ * root name "." skipped (null MX), duplicates dropped, at most
+ * max_hosts. Returns TP_ENOMEM or 0; sets the error for a null MX.
+ */
+static int
+take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
+{
+	size_t n = 0, i, kept = 0, max = l->resolver->opts.max_hosts;
+	struct mx_entry *v;
+	int null_mx = 0;
+
+	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next)
+		n++;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (v == NULL)
+		return TP_ENOMEM;
+	n = 0;
+	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next) {
+		if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
+			null_mx = 1;
+			continue;
+		}
+		v[n].name = lower_dup(m->host);
+		if (v[n].name == NULL)
+			goto nomem;
+		v[n].preference = m->priority;
+		v[n].seq = n;
+		n++;
+	}
+	if (n == 0 && null_mx) {
+		free(v);
+		lookup_fail(l, TP_EDNS, "%s: null MX: the domain accepts no mail", l->name);
+		return 0;
+	}
+	qsort(v, n, sizeof(*v), mx_entry_cmp);
+	l->hosts = calloc(n ? n : 1, sizeof(*l->hosts));
+	l->host_names = calloc(n ? n : 1, sizeof(*l->host_names));
+	if (l->hosts == NULL || l->host_names == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < kept; j++)
+			if (strcmp(l->host_names[j], v[i].name) == 0)
+				break;
+		if (j < kept) {
+			free(v[i].name);
+		} else if (kept == max) {
+			l->res.omitted++;
+			free(v[i].name);
+		} else {
+			l->host_names[kept] = v[i].name;
+			l->hosts[kept].name = v[i].name;
+			l->hosts[kept].preference = v[i].preference;
+			kept++;
+		}
+		v[i].name = NULL;
+	}
+	free(v);
+	l->res.hosts = l->hosts;
+	l->res.host_count = kept;
+	l->res.status = TP_OK;
+	l->phase = LP_DONE;
+	return 0;
+nomem:
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return TP_ENOMEM;
+}
+
+static void implicit_cb(void *arg, int status, int timeouts,
+			struct ares_addrinfo *ai);
+
+static void
+start_addr_lookup(struct lookup *l, ares_addrinfo_callback cb)
+{
+	struct ares_addrinfo_hints hints;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_flags = ARES_AI_NOSORT;
+	l->resolver->pending++;
+	ares_getaddrinfo(l->resolver->channel, l->name, NULL, &hints, cb, l);
+}
+
+static void
+mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct lookup *l = arg;
+	struct ares_mx_reply *mx = NULL;
+
+	(void)timeouts;
+	l->resolver->pending--;
+	if (l->phase != LP_MX)
+		return;
+	if (status == ARES_SUCCESS) {
+		status = ares_parse_mx_reply(abuf, alen, &mx);
+		if (status == ARES_SUCCESS) {
+			if (take_mx_hosts(l, mx) != 0) {
+				l->resolver->oom = 1;
+				lookup_fail(l, TP_ENOMEM, "%s: MX lookup failed: out of memory", l->name);
+			}
+			ares_free_data(mx);
+			return;
+		}
+		/* A reply without MX records (a CNAME alone, say) is NODATA. */
+		if (status == ARES_EBADRESP) {
+			lookup_fail(l, TP_EDNS, "%s: MX lookup failed: malformed reply", l->name);
+			return;
+		}
+	}
+	if (status == ARES_ENODATA) {
+		l->phase = LP_IMPLICIT;
+		start_addr_lookup(l, implicit_cb);
+		return;
+	}
+	lookup_ares_fail(l, status, "MX");
+}
+
+static void
+implicit_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct lookup *l = arg;
+
+	(void)timeouts;
+	l->resolver->pending--;
+	if (l->phase != LP_IMPLICIT) {
+		ares_freeaddrinfo(ai);
+		return;
+	}
+	if (status == ARES_SUCCESS && ai != NULL && ai->nodes != NULL) {
+		if (set_single_host(l, l->name, 0) != 0) {
+			l->resolver->oom = 1;
+			lookup_fail(l, TP_ENOMEM, "%s: MX lookup failed: out of memory", l->name);
+		} else {
+			l->res.implicit = 1;
+			l->res.status = TP_OK;
+			l->phase = LP_DONE;
+		}
+	} else if (status == ARES_SUCCESS || status == ARES_ENODATA ||
+		   status == ARES_ENOTFOUND) {
+		lookup_fail(l, TP_EDNS, "%s: no MX, A or AAAA records", l->name);
+	} else {
+		lookup_ares_fail(l, status, "MX");
+	}
+	ares_freeaddrinfo(ai);
+}
+
+static int
+take_addresses(struct lookup *l, const struct ares_addrinfo *ai)
+{
+	size_t n = 0, kept = 0;
+	char text[INET6_ADDRSTRLEN];
+
+	for (const struct ares_addrinfo_node *p = ai->nodes; p; p = p->ai_next)
+		n++;
+	l->addresses = calloc(n ? n : 1, sizeof(*l->addresses));
+	if (l->addresses == NULL)
+		return TP_ENOMEM;
+	for (const struct ares_addrinfo_node *p = ai->nodes; p; p = p->ai_next) {
+		const void *a;
+		size_t j;
+
+		if (p->ai_family == AF_INET)
+			a = &((const struct sockaddr_in *)(const void *)p->ai_addr)->sin_addr;
+		else if (p->ai_family == AF_INET6)
+			a = &((const struct sockaddr_in6 *)(const void *)p->ai_addr)->sin6_addr;
+		else
+			continue;
+		if (inet_ntop(p->ai_family, a, text, sizeof(text)) == NULL)
+			continue;
+		for (j = 0; j < kept; j++)
+			if (strcmp(l->addresses[j], text) == 0)
+				break;
+		if (j < kept)
+			continue;
+		if ((l->addresses[kept] = strdup(text)) == NULL)
+			return TP_ENOMEM;
+		kept++;
+	}
+	l->res.addresses = (const char *const *)l->addresses;
+	l->res.address_count = kept;
+	return 0;
+}
+
+static void
+addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct lookup *l = arg;
+
+	(void)timeouts;
+	l->resolver->pending--;
+	if (l->phase != LP_ADDR) {
+		ares_freeaddrinfo(ai);
+		return;
+	}
+	if (status == ARES_SUCCESS && ai != NULL) {
+		if (take_addresses(l, ai) != 0) {
+			l->resolver->oom = 1;
+			lookup_fail(l, TP_ENOMEM, "%s: address lookup failed: out of memory", l->name);
+		} else if (l->res.address_count == 0) {
+			lookup_fail(l, TP_EDNS, "%s: no A or AAAA records", l->name);
+		} else {
+			l->res.status = TP_OK;
+			l->phase = LP_DONE;
+		}
+	} else if (status == ARES_ENODATA) {
+		lookup_fail(l, TP_EDNS, "%s: no A or AAAA records", l->name);
+	} else {
+		lookup_ares_fail(l, status, "address");
+	}
+	ares_freeaddrinfo(ai);
+}
+
+/* Is name a DNS name we may look up? (An IP literal passes for hosts.) */
+static int
+check_name(const char *name, int is_host, tp_diag *diag)
+{
+	size_t len = strlen(name), label = 0;
+	unsigned char a6[16];
+
+	if (is_host && strchr(name, ':') != NULL && inet_pton(AF_INET6, name, a6) == 1)
+		return 0;
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0)
+		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+				    "\"%s\": empty domain name", name);
+	if (len > NAME_MAX_LEN)
+		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+				    "%.64s...: domain name longer than %d bytes",
+				    name, NAME_MAX_LEN);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+						    "%s: empty label in domain name", name);
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+					    "%s: not a DNS name (internationalised names must be in xn-- form)",
+					    name);
+		if (++label > LABEL_MAX_LEN)
+			return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+					    "%s: label longer than %d bytes",
+					    name, LABEL_MAX_LEN);
+	}
+	return 0;
+}
+
+static int
+add_lookup(size_t *out_index, tp_resolver *r, const char *name, int is_host,
+	   tp_diag *diag)
+{
+	struct lookup *l;
+	size_t len;
+	int rc;
+
+	if (out_index)
+		*out_index = 0;
+	if (r == NULL || name == NULL)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "no resolver or no name");
+	if (r->ran)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "%s: resolver has already run", name);
+	if (!is_host && name[0] == '.')
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "%s: pattern, not a destination", name);
+	if ((rc = check_name(name, is_host, diag)) != 0)
+		return rc;
+	if (r->count == r->alloc) {
+		size_t n = r->alloc ? 2 * r->alloc : 16;
+		struct lookup **v = realloc(r->lookups, n * sizeof(*v));
+
+		if (v == NULL)
+			return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		r->lookups = v;
+		r->alloc = n;
+	}
+	l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->name = strdup(name)) == NULL) {
+		free(l);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
+	len = strlen(l->name);
+	if (len > 1 && l->name[len - 1] == '.')
+		l->name[len - 1] = '\0';
+	l->resolver = r;
+	l->phase = is_host ? LP_ADDR : LP_MX;
+	l->res.index = r->count;
+	l->res.kind = is_host ? TP_RESOLVE_HOST : TP_RESOLVE_MX;
+	l->res.name = l->name;
+	l->res.status = TP_ETIMEOUT;
+	l->res.error = "";
+	r->lookups[r->count] = l;
+	if (out_index)
+		*out_index = r->count;
+	r->count++;
+	return 0;
+}
+
+int
+tp_resolver_add_mx(size_t *out_index, tp_resolver *r, const char *domain,
+		   tp_diag *diag)
+{
+	return add_lookup(out_index, r, domain, 0, diag);
+}
+
+int
+tp_resolver_add_host(size_t *out_index, tp_resolver *r, const char *host,
+		     tp_diag *diag)
+{
+	return add_lookup(out_index, r, host, 1, diag);
+}
+
+int
+tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
+{
+	static const tp_resolver_opts defaults = TP_RESOLVER_OPTS_INIT;
+	struct ares_options ao;
+	tp_resolver *r;
+	int rc, optmask;
+	double per_try;
+
+	*out = NULL;
+	if (opts == NULL)
+		opts = &defaults;
+	if (opts->version != TP_RESOLVER_OPTS_VERSION)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "resolver options version %u, want %u",
+				    opts->version, TP_RESOLVER_OPTS_VERSION);
+	if (!(opts->timeout > 0) || opts->timeout > 86400)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "DNS timeout must be positive, got %g", opts->timeout);
+	if (opts->servers != NULL && opts->servers[0] == '\0')
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "empty DNS server list");
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	r->opts = *opts;
+	if (r->opts.max_hosts == 0)
+		r->opts.max_hosts = TP_RESOLVER_MAX_HOSTS;
+	if (opts->servers) {
+		if ((r->servers = strdup(opts->servers)) == NULL) {
+			free(r);
+			return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		}
+		r->opts.servers = r->servers;
+	}
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		free(r->servers);
+		free(r);
+		return tp__diag_set(diag, TP_EDNS, NULL, 0, "c-ares: %s",
+				    ares_strerror(rc));
+	}
+	r->ares_inited = 1;
+	memset(&ao, 0, sizeof(ao));
+	per_try = r->opts.timeout * 1000.0 / 4.0;
+	ao.timeout = per_try < 100 ? 100 : per_try > 5000 ? 5000 : (int)per_try;
+	ao.tries = 3;
+	ao.ndomains = 0;
+	ao.domains = NULL;
+	ao.lookups = (char *)"fb";	/* /etc/hosts, then DNS */
+	ao.flags = ARES_FLAG_NOCHECKRESP;
+	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+		  ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS;
+	rc = ares_init_options(&r->channel, &ao, optmask);
+	if (rc != ARES_SUCCESS) {
+		r->channel = NULL;
+		tp_resolver_free(r);
+		return tp__diag_set(diag, rc == ARES_ENOMEM ? TP_ENOMEM : TP_EDNS,
+				    NULL, 0, "cannot set up the DNS resolver: %s",
+				    ares_strerror(rc));
+	}
+	if (r->servers &&
+	    (rc = ares_set_servers_ports_csv(r->channel, r->servers)) != ARES_SUCCESS) {
+		int status = rc == ARES_ENOMEM ? TP_ENOMEM : TP_EUSAGE;
+
+		tp__diag_set(diag, status, NULL, 0,
+			     "bad DNS server list \"%s\": %s (want ADDR[:PORT],...)",
+			     r->servers, ares_strerror(rc));
+		tp_resolver_free(r);
+		return status;
+	}
+	*out = r;
+	return 0;
+}
+
+static void
+start_lookups(tp_resolver *r)
+{
+	for (size_t i = 0; i < r->count; i++) {
+		struct lookup *l = r->lookups[i];
+
+		if (l->phase == LP_MX) {
+			r->pending++;
+			ares_query(r->channel, l->name, 1 /* C_IN */, 15 /* T_MX */,
+				   mx_cb, l);
+		} else if (l->phase == LP_ADDR) {
+			start_addr_lookup(l, addr_cb);
+		}
+	}
+}
+
+int
+tp_resolver_run(tp_resolver *r, tp_diag *diag)
+{
+	struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	double deadline;
+	int cancelled = 0;
+
+	if (r == NULL)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "no resolver");
+	if (r->ran)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "resolver has already run");
+	r->ran = 1;
+	deadline = now() + r->opts.timeout;
+	start_lookups(r);
+	while (r->pending > 0) {
+		struct timeval tvmax, tvbuf, *tv;
+		double left = deadline - now(), wait;
+		unsigned int ubits;
+		int nfds = 0, n, ms;
+
+		if (left <= 0) {
+			if (cancelled)
+				break;	/* c-ares did not call back: cannot happen */
+			cancelled = 1;
+			ares_cancel(r->channel);
+			continue;
+		}
+		ubits = (unsigned int)ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
+		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+			short ev = 0;
+
+			/* c-ares's own macros shift a signed 1 into the sign bit. */
+			if (ubits & (1u << i))
+				ev |= POLLIN;
+			if (ubits & (1u << (i + ARES_GETSOCK_MAXNUM)))
+				ev |= POLLOUT;
+			if (ev) {
+				pfd[nfds].fd = socks[i];
+				pfd[nfds].events = ev;
+				pfd[nfds].revents = 0;
+				nfds++;
+			}
+		}
+		tvmax.tv_sec = (time_t)left;
+		tvmax.tv_usec = (suseconds_t)((left - (double)tvmax.tv_sec) * 1e6);
+		tv = ares_timeout(r->channel, &tvmax, &tvbuf);
+		wait = (double)tv->tv_sec * 1000.0 + (double)tv->tv_usec / 1000.0;
+		ms = (int)ceil(wait);
+		n = poll(pfd, (nfds_t)nfds, ms);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return tp__diag_errno(diag, TP_EIO, errno, "poll");
+		}
+		if (n == 0) {
+			ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+			continue;
+		}
+		for (int i = 0; i < nfds; i++) {
+			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
+
+			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
+				rfd = pfd[i].fd;
+			if (pfd[i].revents & (POLLOUT | POLLERR | POLLHUP))
+				wfd = pfd[i].fd;
+			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
+				ares_process_fd(r->channel, rfd, wfd);
+		}
+	}
+	/* Anything still unfinished (cannot happen) reads as timed out. */
+	for (size_t i = 0; i < r->count; i++)
+		if (r->lookups[i]->phase != LP_DONE)
+			lookup_ares_fail(r->lookups[i], ARES_ETIMEOUT,
+					 r->lookups[i]->res.kind == TP_RESOLVE_MX ?
+					 "MX" : "address");
+	if (r->oom)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	return 0;
+}
+
+size_t
+tp_resolver_result_count(const tp_resolver *r)
+{
+	return r ? r->count : 0;
+}
+
+const tp_resolve_result *
+tp_resolver_result(const tp_resolver *r, size_t i)
+{
+	if (r == NULL || i >= r->count)
+		return NULL;
+	return &r->lookups[i]->res;
+}
+
+static void
+lookup_free(struct lookup *l)
+{
+	if (l == NULL)
+		return;
+	if (l->host_names)
+		for (size_t i = 0; i < l->res.host_count; i++)
+			free(l->host_names[i]);
+	if (l->addresses)
+		for (size_t i = 0; i < l->res.address_count; i++)
+			free(l->addresses[i]);
+	free(l->host_names);
+	free(l->hosts);
+	free(l->addresses);
+	free(l->name);
+	free(l);
+}
+
+void
+tp_resolver_free(tp_resolver *r)
+{
+	if (r == NULL)
+		return;
+	/* Outstanding requests call back with ARES_EDESTRUCTION. */
+	if (r->channel)
+		ares_destroy(r->channel);
+	if (r->ares_inited)
+		ares_library_cleanup();
+	for (size_t i = 0; i < r->count; i++)
+		lookup_free(r->lookups[i]);
+	free(r->lookups);
+	free(r->servers);
+	free(r);
+}
