@@ -130,12 +130,6 @@ void cli_trace_to_stderr(const char *line, void *payload);
 int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);
 
-/*
- * The MX hosts of domain as "host:25" (see mx.c); -1 with err filled when
- * they cannot be found.
- */
-int cli_mx_hosts(struct cli *cli, const char *domain, tp_strarray *hosts,
-		 char *err, size_t errsize);
 
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);

@@ -315,7 +315,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		popts.trace = cli_trace_to_stderr;
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return unknown(json, "cannot read the policy table");
-	if (cli_targets_collect(cli, tp_table_doc(table), argv + optind,
+	if (cli_targets_collect(tp_table_doc(table), argv + optind,
 				(size_t)(argc - optind), 1, &targets) != EX_SUCCESS) {
 		rc = unknown(json, "cannot select the entries");
 		goto out;

@@ -302,7 +302,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 	/* Probe without the lock: it may take --timeout. */
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		goto out;
-	if (cli_targets_collect(cli, tp_table_doc(table), argv + optind,
+	if (cli_targets_collect(tp_table_doc(table), argv + optind,
 				(size_t)(argc - optind), 0, &targets) != EX_SUCCESS)
 		goto out;
 	if (targets.n == 0) {

@@ -125,6 +125,7 @@ cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 
 	opts.timeout = timeout;
 	opts.digest = digest;
+	opts.dns_servers = cli_dns_servers();
 	if (cli->verbose)
 		opts.trace = cli_trace_to_stderr;
 	if (tp_prober_new(&prober, &opts, &diag) != 0)

@@ -45,7 +45,7 @@ cli_targets_free(struct cli_targets *t)
 
 /* Where to probe: annotation, the key's own host, or the domain's MX. */
 static int
-find_hosts(struct cli *cli, struct cli_target *t, const tp_entry *e)
+find_hosts(struct cli_target *t, const tp_entry *e)
 {
 	char host[512], spec[600], err[TP_DIAG_MESSAGE_MAX];
 	unsigned int port;
@@ -69,10 +69,10 @@ find_hosts(struct cli *cli, struct cli_target *t, const tp_entry *e)
 			 "%s matches subdomains and names no host: record the hosts with 'tlspolicy set %s --fingerprint-from HOST'",
 			 t->key, t->key);
 	} else if (kind == 0) {
+		/* Looked up for all targets at once by cli_targets_mx(). */
 		t->hosts_from = "MX";
-		if (cli_mx_hosts(cli, t->key, &t->hosts, err, sizeof(err)) == 0)
-			return 0;
-		tp_strarray_dispose(&t->hosts);
+		t->needs_mx = 1;
+		return 0;
 	} else {
 		snprintf(err, sizeof(err), "%s: not a next-hop form, no host to probe", t->key);
 	}
@@ -81,7 +81,7 @@ find_hosts(struct cli *cli, struct cli_target *t, const tp_entry *e)
 }
 
 static int
-add_target(struct cli *cli, struct cli_targets *out, const tp_doc *doc,
+add_target(struct cli_targets *out, const tp_doc *doc,
 	   size_t idx)
 {
 	struct cli_target *t, *v;
@@ -120,11 +120,11 @@ add_target(struct cli *cli, struct cli_targets *out, const tp_doc *doc,
 	/* An entry Postfix rejects at another level has no pins to probe. */
 	if (tp_policy_level(t->policy) != TP_LEVEL_FINGERPRINT)
 		return 0;
-	return find_hosts(cli, t, &e);
+	return find_hosts(t, &e);
 }
 
 int
-cli_targets_collect(struct cli *cli, const tp_doc *doc, char **keys,
+cli_targets_collect(const tp_doc *doc, char **keys,
 		    size_t nkeys, int include_invalid, struct cli_targets *out)
 {
 	size_t n = tp_doc_entry_count(doc), idx;
@@ -145,7 +145,7 @@ cli_targets_collect(struct cli *cli, const tp_doc *doc, char **keys,
 			take = tp_policy_level(p) == TP_LEVEL_FINGERPRINT
 			    || (include_invalid && rc != 0);
 			tp_policy_free(p);
-			if (take && add_target(cli, out, doc, i) != 0)
+			if (take && add_target(out, doc, i) != 0)
 				goto nomem;
 		}
 		return EX_SUCCESS;
@@ -162,7 +162,7 @@ cli_targets_collect(struct cli *cli, const tp_doc *doc, char **keys,
 			dup |= out->v[j].index == idx;
 		if (dup)
 			continue;
-		if (add_target(cli, out, doc, idx) != 0)
+		if (add_target(out, doc, idx) != 0)
 			goto nomem;
 		t = &out->v[out->n - 1];
 		if (tp_policy_level(t->policy) != TP_LEVEL_FINGERPRINT
@@ -187,8 +187,14 @@ cli_targets_probe(struct cli *cli, struct cli_targets *t,
 	tp_prober *prober = NULL;
 	size_t next = 0;
 
+	tp_probe_opts local = *opts;
+
 	*out = NULL;
-	if (tp_prober_new(&prober, opts, &diag) != 0)
+	if (cli_targets_mx(t, opts->timeout) != 0)
+		return cli_errorf("out of memory");
+	if (local.dns_servers == NULL)
+		local.dns_servers = cli_dns_servers();
+	if (tp_prober_new(&prober, &local, &diag) != 0)
 		return cli_error(&diag);
 	for (size_t i = 0; i < t->n; i++) {
 		struct cli_target *x = &t->v[i];

@@ -42,6 +42,7 @@ struct cli_target {
 	char *sni;		/* NULL: the host name */
 	size_t first, count;	/* prober targets */
 	int probed;
+	int needs_mx;		/* bare domain: hosts come from cli_targets_mx() */
 };
 
 struct cli_targets {
@@ -57,7 +58,16 @@ struct cli_eval {
 	tp_strarray presented;	/* leaf fingerprints of the pin kind, each once */
 };
 
-int cli_targets_collect(struct cli *cli, const tp_doc *doc, char **keys,
+/*
+ * cli_targets_mx() looks up, all at once, the MX hosts of every target
+ * that needs them (a bare domain with no recorded hosts) and fills its
+ * hosts with "mxhost:25", or host_error with why not (no such domain,
+ * null MX, timeout, ...): RFC 5321's fallback to the domain's own address
+ * when it has no MX is the resolver's. Returns -1 only when out of memory.
+ */
+int cli_targets_mx(struct cli_targets *t, double timeout);
+
+int cli_targets_collect(const tp_doc *doc, char **keys,
 			size_t nkeys, int include_invalid,
 			struct cli_targets *out);
 void cli_targets_free(struct cli_targets *t);
