@@ -81,3 +81,11 @@ install(FILES ${PROJECT_BINARY_DIR}/tlspolicy.pc
 # Documentation and shell integration.
 install(FILES ${PROJECT_SOURCE_DIR}/docs/tlspolicy.1
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+
+# Examples for administrators and developers, as Debian ships them: the C
+# programs, the cron entry, systemd units and monitoring definitions. The
+# units are not installed active: re-pinning and reloading Postfix is
+# something an administrator turns on.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+        PATTERN CMakeLists.txt EXCLUDE)

@@ -139,4 +139,13 @@ got=$(env -u LD_LIBRARY_PATH "$C/build/consumer") || fail "consumer did not run"
 env -u LD_LIBRARY_PATH ldd "$C/build/consumer" | grep "libtlspolicy.so.0 => $libdir/" >/dev/null ||
     fail "consumer does not use the installed library"
 
+tp_note "documentation and integrations"
+doc=$P/share/doc/tlspolicy/examples
+for f in list-pins.c probe-fingerprints.c cron/tlspolicy monitoring/tlspolicy.cfg \
+         monitoring/tlspolicy.conf systemd/tlspolicy-check.service \
+         systemd/tlspolicy-check.timer systemd/tlspolicy-rotate.service \
+         systemd/tlspolicy-rotate.timer; do
+    cmp -s "$TP_SOURCE_DIR/examples/$f" "$doc/$f" || fail "examples/$f not installed in $doc"
+done
+
 echo "install: all passed"
