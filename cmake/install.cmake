@@ -89,3 +89,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/docs/tlspolicy.1
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
         PATTERN CMakeLists.txt EXCLUDE)
+
+# bash completion, where bash-completion looks for it by command name.
+install(FILES ${PROJECT_SOURCE_DIR}/contrib/bash-completion/tlspolicy
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)

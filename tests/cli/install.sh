@@ -148,4 +148,13 @@ for f in list-pins.c probe-fingerprints.c cron/tlspolicy monitoring/tlspolicy.cf
     cmp -s "$TP_SOURCE_DIR/examples/$f" "$doc/$f" || fail "examples/$f not installed in $doc"
 done
 
+comp=$P/share/bash-completion/completions/tlspolicy
+cmp -s "$TP_SOURCE_DIR/contrib/bash-completion/tlspolicy" "$comp" ||
+    fail "bash completion not installed as $comp"
+# Sourced as bash-completion would, it completes with the installed program.
+got=$(PATH="$P/bin:$PATH" bash --norc --noprofile -c '. "$1"; COMP_LINE="tlspolicy re";
+    COMP_POINT=${#COMP_LINE}; COMP_WORDS=(tlspolicy re); COMP_CWORD=1
+    _tlspolicy tlspolicy re tlspolicy; printf "%s\n" "${COMPREPLY[@]}"' x "$comp" | sort | tr '\n' ' ')
+[ "$got" = "rebuild remove " ] || fail "installed completion of 'tlspolicy re': got '$got', want 'rebuild remove '"
+
 echo "install: all passed"
