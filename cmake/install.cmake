@@ -93,3 +93,6 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/
 # bash completion, where bash-completion looks for it by command name.
 install(FILES ${PROJECT_SOURCE_DIR}/contrib/bash-completion/tlspolicy
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+
+install(FILES ${PROJECT_SOURCE_DIR}/docs/libtlspolicy.3
+        DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)

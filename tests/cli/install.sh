@@ -6,7 +6,7 @@
 # probe-fingerprints against testsmtpd), and the documentation and shell
 # integration are in their places.
 . "$TP_SOURCE_DIR/tests/lib.sh"
-tp_need cmake pkg-config cc objdump
+tp_need cmake pkg-config cc objdump mandoc
 
 P=$TP_TMP/prefix
 cmake --install "$TP_BINARY_DIR" --prefix "$P" >"$TP_TMP/install.log" 2>&1 ||
@@ -148,6 +148,17 @@ for f in list-pins.c probe-fingerprints.c cron/tlspolicy monitoring/tlspolicy.cf
     cmp -s "$TP_SOURCE_DIR/examples/$f" "$doc/$f" || fail "examples/$f not installed in $doc"
 done
 
+for page in man1/tlspolicy.1 man3/libtlspolicy.3; do
+    f=$P/share/man/$page
+    [ -f "$f" ] || fail "man page $page not installed under $P/share/man"
+    mandoc -Tlint -W warning "$f" || fail "mandoc -Tlint: $f"
+done
+# man finds both pages under the prefix.
+for pair in "1 tlspolicy" "3 libtlspolicy"; do
+    set -- $pair
+    MANPATH=$P/share/man man -w "$1" "$2" 2>/dev/null | grep -x "$P/share/man/man$1/$2.$1" >/dev/null ||
+        fail "man -w $1 $2 with MANPATH=$P/share/man: got '$(MANPATH=$P/share/man man -w "$1" "$2" 2>&1)'"
+done
 comp=$P/share/bash-completion/completions/tlspolicy
 cmp -s "$TP_SOURCE_DIR/contrib/bash-completion/tlspolicy" "$comp" ||
     fail "bash completion not installed as $comp"
