@@ -22,6 +22,7 @@ unset PKG_CONFIG_LIBDIR || true
 # The library was built with sanitizers: its users must link them too.
 SAN=()
 if objdump -p "$so0" | grep 'NEEDED.*libasan' >/dev/null; then
+    # shellcheck disable=SC2054 # one compiler flag, the comma is its own
     SAN=(-fsanitize=address,undefined)
 fi
 
@@ -110,7 +111,7 @@ cc -std=c11 "${SAN[@]}" -o "$E/list-pins-static" "$TP_SOURCE_DIR/examples/list-p
     2>"$E/static.err" || fail "static link with pkg-config --static: $(cat "$E/static.err")"
 ! objdump -p "$E/list-pins-static" | grep 'NEEDED.*libtlspolicy' >/dev/null ||
     fail "list-pins-static still needs libtlspolicy.so"
-LD_LIBRARY_PATH= MAIL_CONFIG=$E "$E/list-pins-static" "$E/tls_policy" >"$E/got" 2>/dev/null || true
+LD_LIBRARY_PATH='' MAIL_CONFIG=$E "$E/list-pins-static" "$E/tls_policy" >"$E/got" 2>/dev/null || true
 head -n 3 "$E/got" | diff -u "$E/want" - >&2 || fail "statically linked list-pins output differs"
 
 tp_note "find_package(tlspolicy) and tlspolicy::tlspolicy"
