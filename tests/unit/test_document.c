@@ -696,6 +696,20 @@ assert_c_strings(const tp_doc *doc)
 	}
 }
 
+static void
+test_document__input_of_4_gb_or_more_is_refused(void **state)
+{
+	tp_doc *doc = (tp_doc *)&doc;
+
+	(void)state;
+	/* Refused on its length, before a byte is read. */
+	assert_int_equal(tp_doc_parse(&doc, "x", (size_t)UINT32_MAX, "f",
+				      &utf8_opts), TP_ELIMIT);
+	assert_null(doc);
+	assert_int_equal(tp_doc_parse(&doc, "k v\n", 4, "f", &utf8_opts), 0);
+	tp_doc_free(doc);
+}
+
 static size_t
 count_nul(const char *s, size_t len)
 {
@@ -969,6 +983,7 @@ main(void)
 		cmocka_unit_test(test_document__serializes_awkward_files_byte_for_byte),
 		cmocka_unit_test(test_document__serializes_random_bytes_byte_for_byte),
 		cmocka_unit_test(test_document__failed_edit_leaves_entries_and_bytes),
+		cmocka_unit_test(test_document__input_of_4_gb_or_more_is_refused),
 		cmocka_unit_test(test_document__agrees_with_real_postmap),
 	};
 
