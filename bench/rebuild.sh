@@ -1,15 +1,19 @@
 #!/bin/bash
 # Rebuild benchmark: postmap vs tlspolicy rebuild on the same 300k-entry
-# table, in one run, same machine. Prints wall time and peak RSS of each
-# and the ratios, and checks both databases hold the same records.
+# table, side by side on the same machine, RUNS times (postmap then
+# tlspolicy in each round). Prints every round, then the medians of wall
+# time, cpu time (user+sys) and peak RSS of each and their ratios, and
+# checks both databases hold the same records.
 #
-# usage: bench/rebuild.sh [BUILD_DIR] [ENTRIES]
+# usage: bench/rebuild.sh [BUILD_DIR] [ENTRIES] [RUNS]
 #   BUILD_DIR  a RelWithDebInfo build (default: build-rel), with
 #              BUILD_DIR/tlspolicy and BUILD_DIR/tests/gen_policy
 #   ENTRIES    default 300000
+#   RUNS       default 5
 set -eu
 build=${1:-build-rel}
 n=${2:-300000}
+runs=${3:-5}
 tp="$build/tlspolicy"
 gen="$build/tests/gen_policy"
 for f in "$tp" "$gen"; do
@@ -38,8 +42,21 @@ measure() {	# label, command...: prints "label seconds kbytes"
 	echo "$label $(cat "$work/time")"
 }
 
-pm=$(measure postmap postmap -c "$work" "hash:$work/pm")
-tpr=$(measure tlspolicy "$tp" -c "$work" -m "hash:$work/tp" rebuild)
+echo "round  postmap wall/cpu/MB  tlspolicy wall/cpu/MB  load"
+: >"$work/pm.all"
+: >"$work/tp.all"
+for r in $(seq 1 "$runs"); do
+	rm -f "$work/pm.db" "$work/tp.db"	# each round builds a new db, as the first
+	pm=$(measure postmap postmap -c "$work" "hash:$work/pm")
+	tpr=$(measure tlspolicy "$tp" -c "$work" -m "hash:$work/tp" rebuild)
+	echo "$pm" >>"$work/pm.all"
+	echo "$tpr" >>"$work/tp.all"
+	read -r _ a b c d <<<"$pm"
+	read -r _ e f g h <<<"$tpr"
+	awk -v r="$r" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" -v f="$f" -v g="$g" -v h="$h" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+		printf "%5d  %5.2f %5.2f %6.1f    %5.2f %5.2f %6.1f     %s\n", r, a, c + d, b / 1024, e, g + h, f / 1024, l
+	}'
+done
 
 records() {
 	db5.3_dump -p "$1" | sed -n '/^HEADER=END$/,/^DATA=END$/p' | sed '1d;$d' | paste - - | LC_ALL=C sort | md5sum
@@ -49,12 +66,16 @@ if [ "$(records "$work/pm.db")" != "$(records "$work/tp.db")" ]; then
 	exit 1
 fi
 echo "same records: yes ($(db5.3_dump -p "$work/tp.db" | sed -n '/^HEADER=END$/,/^DATA=END$/p' | sed '1d;$d' | paste - - | wc -l) records)"
-read -r _ pm_s pm_kb pm_u pm_y <<<"$pm"
-read -r _ tp_s tp_kb tp_u tp_y <<<"$tpr"
+median() {	# file, field: the median of that field ($2 wall, $3 KB, $4+$5 cpu)
+	awk -v f="$2" '{ print (f == "cpu") ? $4 + $5 : $f }' "$1" | sort -g | awk '{ v[NR] = $1 } END {
+		print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (wall times are only comparable on a quiet machine)"
-awk -v ps="$pm_s" -v pk="$pm_kb" -v pc="$pm_u $pm_y" -v ts="$tp_s" -v tk="$tp_kb" -v tc="$tp_u $tp_y" 'BEGIN {
-	split(pc, a, " "); split(tc, b, " ")
-	printf "postmap    %6.2f s wall  %6.2f s cpu  %7.1f MB peak RSS\n", ps, a[1] + a[2], pk / 1024
-	printf "tlspolicy  %6.2f s wall  %6.2f s cpu  %7.1f MB peak RSS\n", ts, b[1] + b[2], tk / 1024
-	printf "ratio      %6.2fx wall  %6.2fx cpu (target <= 0.60x)  peak %.1f MB (target <= 100 MB)\n", ts / ps, (b[1] + b[2]) / (a[1] + a[2]), tk / 1024
+awk -v ps="$(median "$work/pm.all" 2)" -v pk="$(median "$work/pm.all" 3)" -v pc="$(median "$work/pm.all" cpu)" \
+    -v ts="$(median "$work/tp.all" 2)" -v tk="$(median "$work/tp.all" 3)" -v tc="$(median "$work/tp.all" cpu)" -v n="$runs" 'BEGIN {
+	printf "medians of %d runs:\n", n
+	printf "postmap    %6.2f s wall  %6.2f s cpu  %7.1f MB peak RSS\n", ps, pc, pk / 1024
+	printf "tlspolicy  %6.2f s wall  %6.2f s cpu  %7.1f MB peak RSS\n", ts, tc, tk / 1024
+	printf "ratio      %6.2fx wall  %6.2fx cpu (target <= 0.60x)  peak %.1f MB (target <= 100 MB)\n", ts / ps, tc / pc, tk / 1024
 }'

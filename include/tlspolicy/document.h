@@ -9,11 +9,13 @@
  *	logical records exactly as postmap(1) reads them.
  * DESCRIPTION
  *	tp_doc_parse() accepts any bytes (NUL, invalid UTF-8, CRLF, no final
- *	newline); it fails only with TP_ENOMEM. Lines postmap would skip are
+ *	newline) shorter than 4 GB; it fails only with TP_ENOMEM, or
+ *	TP_ELIMIT for an input of 4 GB or more. Lines postmap would skip are
  *	kept as bytes and reported as warnings with postmap's wording.
  *	name is used in warnings (a path, or "-"); it is copied.
  *	tp_doc_load() reads a file and parses it: TP_ENOTFOUND when the
- *	file does not exist, TP_EIO on other errors.
+ *	file does not exist, TP_ELIMIT when it is 4 GB or more, TP_EIO on
+ *	other errors.
  *
  *	tp_doc_entry_count()/tp_doc_entry_at() walk the logical records in
  *	file order, duplicates included (duplicate != 0: an earlier entry

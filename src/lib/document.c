@@ -8,16 +8,29 @@
  *	The public contract is in include/tlspolicy/document.h; this block
  *	says how it is kept.
  *
- *	The document owns one copy of the input bytes. Parsing splits them
- *	into physical lines (blank, comment, start of a logical line,
+ *	The document owns one copy of the input bytes, read into a buffer
+ *	of the file's size and parsed in place. Parsing splits them into
+ *	physical lines (blank, comment, start of a logical line,
  *	continuation), groups lines into logical records the way Postfix
  *	3.7's readllines() does (comment and blank lines inside a continued
  *	record are part of its span but not of its text), and runs postmap's
  *	per-record rules: whitespace-first record, non-UTF-8 check, key
  *	scan with quotes and backslashes, value trimming, "key whitespace
- *	value", alias-file hint, case folding, first duplicate wins. Every
- *	string handed out lives in one arena, so a 300k-entry table costs
- *	a handful of allocations.
+ *	value", alias-file hint, case folding, first duplicate wins.
+ *
+ *	Memory: a record on one physical line (nearly all of them) costs no
+ *	copy. Its raw key and value are byte ranges of the input, made C
+ *	strings by overwriting the byte after each (a separator, trailing
+ *	whitespace, the newline, or the buffer's own final NUL) with a NUL;
+ *	the entry keeps the byte it replaced. The key shares the raw key's
+ *	bytes unless folding changes it. tp_doc_serialize() puts the saved
+ *	bytes back in its copy; an edit puts them back in the buffer first
+ *	(and takes them out again if it fails), so the edit code always sees
+ *	the file's bytes. Only what is not a contiguous range of the input
+ *	lives in the arena: the value of a continued record, a key that
+ *	spans lines, a folded key, annotation hosts. Offsets and line
+ *	numbers are 32 bits, so an input of 4 GB or more is refused
+ *	(TP_ELIMIT) rather than mis-indexed.
  *
  *	Every edit computes a list of byte replacements inside the entry's
  *	span (and its annotation line), builds new bytes, parses them into a
@@ -35,9 +48,10 @@
  *	which turns control bytes into '?' (and non-ASCII too, unless UTF-8
  *	is enabled).
  * DIAGNOSTICS
- *	tp_doc_parse() fails only with TP_ENOMEM; edits with TP_EUSAGE or
- *	TP_ENOMEM; tp_doc_load() adds TP_ENOTFOUND and TP_EIO with the
- *	file name and errno text in the tp_diag.
+ *	tp_doc_parse() fails with TP_ENOMEM, or TP_ELIMIT for an input of
+ *	4 GB or more; edits with TP_EUSAGE, TP_ENOMEM or TP_ELIMIT;
+ *	tp_doc_load() adds TP_ENOTFOUND and TP_EIO with the file name and
+ *	errno text in the tp_diag.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,50 +71,71 @@
 #include "diag.h"
 
 #define NONE SIZE_MAX
+#define NONE32 UINT32_MAX
+
+/* Inputs must be shorter than this: offsets, line and entry indexes fit. */
+#define DOC_MAX_BYTES ((size_t)UINT32_MAX - 1)
 
 enum line_kind { L_BLANK, L_COMMENT, L_START, L_CONT };
 
 struct line {
-	size_t off;		/* first byte */
-	size_t len;		/* content bytes, without the '\n' */
+	uint32_t off;		/* first byte */
+	uint32_t len;		/* content bytes, without the '\n' */
 	unsigned char nl;	/* 1: terminated by '\n' */
 	unsigned char kind;
 };
 
+/* ent flags */
+#define E_DUP		0x01	/* an earlier entry has the same key */
+#define E_KEY_OWN	0x02	/* key in the arena; else it is the raw key */
+#define E_RAW_ARENA	0x04	/* raw key in the arena; else in data */
+#define E_VAL_ARENA	0x08	/* value in the arena; else in data */
+
 struct ent {
-	size_t first, last;	/* line indexes of the logical record */
-	size_t ann;		/* annotation line index, or NONE */
-	size_t key, key_len;	/* arena offsets */
-	size_t raw, raw_len;
-	size_t val, val_len;
-	size_t kind;		/* pin kind arena offset, or NONE */
-	size_t from_first, from_count;	/* into host_offs / hosts */
-	int duplicate;
+	uint32_t first, last;	/* line indexes of the logical record */
+	uint32_t key, key_len;	/* arena offset (E_KEY_OWN) */
+	uint32_t raw, raw_len;	/* data or arena offset */
+	uint32_t val, val_len;	/* data or arena offset */
+	uint32_t ann;		/* annotation: index in anns + 1, 0 none */
+	unsigned char flags;
+	unsigned char raw_end;	/* data bytes the terminating NULs replaced */
+	unsigned char val_end;
+};
+
+/* The annotation comment on the line above an entry. */
+struct annot {
+	uint32_t kind;		/* pin kind arena offset, or NONE32 */
+	uint32_t from_count;
+	size_t from_first;	/* into host_offs / hosts */
 };
 
 struct warn {
 	unsigned long line;
-	size_t msg;		/* arena offset */
+	size_t msg;		/* offset in wtext */
 };
 
 struct tp_doc {
 	tp_buf data;
+	int patched;		/* entry terminators are NULs in data */
 	char *name;
 	tp_doc_opts opts;
 	struct line *lines;
-	size_t nlines, alines;
+	size_t nlines;
 	struct ent *ents;
 	size_t nents, aents;
+	struct annot *anns;
+	size_t nanns, aanns;
 	struct warn *warns;
 	size_t nwarns, awarns;
 	tp_doc_warning *pub_warns;
-	size_t *host_offs;
+	tp_buf wtext;		/* warning messages */
+	uint32_t *host_offs;
 	size_t nhosts, ahosts;
 	const char **hosts;
 	tp_buf arena;
-	size_t *hash;		/* open addressing: entry index + 1, 0 = empty */
+	uint32_t *hash;		/* parse only: entry index + 1, 0 = empty */
 	size_t hash_size;
-	tp_buf scratch;		/* logical text of the record being parsed */
+	tp_buf scratch;		/* logical text of a continued record */
 	tp__folder folder;
 };
 
@@ -140,16 +175,88 @@ grow_array(void **ptr, size_t *alloc, size_t need, size_t elem)
 	return TP_OK;
 }
 
+/* arena_check - entry offsets are 32 bits: TP_ELIMIT past that */
+
+static int
+arena_check(const tp_doc *doc)
+{
+	return doc->arena.size >= NONE32 ? TP_ELIMIT : TP_OK;
+}
+
 /* arena_put - store a NUL-terminated copy, return its offset */
 
 static int
-arena_put(tp_doc *doc, const char *s, size_t len, size_t *off)
+arena_put(tp_doc *doc, const char *s, size_t len, uint32_t *off)
 {
-	*off = doc->arena.size;
+	*off = (uint32_t)doc->arena.size;
 	if (tp__buf_put(&doc->arena, s, len) != TP_OK ||
 	    tp__buf_putc(&doc->arena, '\0') != TP_OK)
 		return TP_ENOMEM;
-	return TP_OK;
+	return arena_check(doc);
+}
+
+static const char *
+ent_raw(const tp_doc *doc, const struct ent *e)
+{
+	return (e->flags & E_RAW_ARENA ? doc->arena.ptr : doc->data.ptr) +
+	       e->raw;
+}
+
+static const char *
+ent_key(const tp_doc *doc, const struct ent *e)
+{
+	return e->flags & E_KEY_OWN ? doc->arena.ptr + e->key :
+	    ent_raw(doc, e);
+}
+
+static const char *
+ent_val(const tp_doc *doc, const struct ent *e)
+{
+	return (e->flags & E_VAL_ARENA ? doc->arena.ptr : doc->data.ptr) +
+	       e->val;
+}
+
+static size_t
+ent_key_len(const struct ent *e)
+{
+	return e->flags & E_KEY_OWN ? e->key_len : e->raw_len;
+}
+
+/* ent_ann_line - the annotation's line index, or NONE */
+
+static size_t
+ent_ann_line(const struct ent *e)
+{
+	return e->ann ? (size_t)e->first - 1 : NONE;
+}
+
+static const struct annot *
+ent_annot(const tp_doc *doc, const struct ent *e)
+{
+	return e->ann ? doc->anns + e->ann - 1 : NULL;
+}
+
+/*
+ * doc_patch - on: the NULs that end in-place raw keys and values; off:
+ * the file's bytes back, for code that reads them (the edits).
+ */
+static void
+doc_patch(tp_doc *doc, int on)
+{
+	char *d = doc->data.ptr;
+	size_t i;
+
+	if (doc->patched == on)
+		return;
+	for (i = 0; i < doc->nents; i++) {
+		const struct ent *e = doc->ents + i;
+
+		if (!(e->flags & E_RAW_ARENA))
+			d[e->raw + e->raw_len] = on ? '\0' : (char)e->raw_end;
+		if (!(e->flags & E_VAL_ARENA))
+			d[e->val + e->val_len] = on ? '\0' : (char)e->val_end;
+	}
+	doc->patched = on;
 }
 
 static int
@@ -159,51 +266,56 @@ add_warning(tp_doc *doc, unsigned long line, const char *fmt, ...)
 static int
 add_warning(tp_doc *doc, unsigned long line, const char *fmt, ...)
 {
-	tp_buf msg = TP_BUF_INIT;
 	va_list ap;
 	int len;
-	size_t off;
+	size_t off = doc->wtext.size;
 
 	va_start(ap, fmt);
 	len = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (len < 0 || tp__buf_grow(&msg, (size_t)len) != TP_OK)
+	if (len < 0 || tp__buf_grow(&doc->wtext, (size_t)len) != TP_OK ||
+	    grow_array((void **)&doc->warns, &doc->awarns, doc->nwarns + 1,
+		       sizeof(*doc->warns)) != TP_OK)
 		return TP_ENOMEM;
 	va_start(ap, fmt);
-	(void)vsnprintf(msg.ptr, (size_t)len + 1, fmt, ap);
+	(void)vsnprintf(doc->wtext.ptr + off, (size_t)len + 1, fmt, ap);
 	va_end(ap);
-	msg.size = (size_t)len;
-	tp__printable(msg.ptr, doc->opts.utf8);
-	if (arena_put(doc, msg.ptr, strlen(msg.ptr), &off) != TP_OK ||
-	    grow_array((void **)&doc->warns, &doc->awarns, doc->nwarns + 1,
-		       sizeof(*doc->warns)) != TP_OK) {
-		tp_buf_dispose(&msg);
+	tp__printable(doc->wtext.ptr + off, doc->opts.utf8);
+	/* Keep it a C string even if the text held a NUL: as before. */
+	doc->wtext.size = off + strlen(doc->wtext.ptr + off);
+	if (tp__buf_putc(&doc->wtext, '\0') != TP_OK)
 		return TP_ENOMEM;
-	}
-	tp_buf_dispose(&msg);
 	doc->warns[doc->nwarns].line = line;
 	doc->warns[doc->nwarns].msg = off;
 	doc->nwarns++;
 	return TP_OK;
 }
 
-/* split_lines - the physical line table */
+/* split_lines - the physical line table; *nstart: L_START lines */
 
 static int
-split_lines(tp_doc *doc)
+split_lines(tp_doc *doc, size_t *nstart)
 {
-	const char *p = doc->data.ptr, *end = p + doc->data.size, *nl;
+	const char *base = doc->data.ptr, *p = base, *end = p + doc->data.size;
+	const char *nl;
 	struct line *ln;
-	size_t i;
+	size_t i, n = 0;
 
-	while (p < end) {
-		if (grow_array((void **)&doc->lines, &doc->alines,
-			       doc->nlines + 1, sizeof(*doc->lines)) != TP_OK)
-			return TP_ENOMEM;
+	/* Count first: the table is allocated once, at its exact size. */
+	for (p = base; p < end; n++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	*nstart = 0;
+	if (n == 0)
+		return TP_OK;
+	if ((doc->lines = malloc(n * sizeof(*doc->lines))) == NULL)
+		return TP_ENOMEM;
+	for (p = base; p < end;) {
 		ln = doc->lines + doc->nlines++;
 		nl = memchr(p, '\n', (size_t)(end - p));
-		ln->off = (size_t)(p - doc->data.ptr);
-		ln->len = (size_t)((nl ? nl : end) - p);
+		ln->off = (uint32_t)(p - base);
+		ln->len = (uint32_t)((nl ? nl : end) - p);
 		ln->nl = nl != NULL;
 		for (i = 0; i < ln->len && is_space((unsigned char)p[i]); i++)
 			;
@@ -215,6 +327,7 @@ split_lines(tp_doc *doc)
 			ln->kind = L_CONT;
 		else
 			ln->kind = L_START;
+		*nstart += ln->kind == L_START;
 		p = nl ? nl + 1 : end;
 	}
 	return TP_OK;
@@ -247,18 +360,19 @@ record_text(const tp_doc *doc, size_t first, size_t last, tp_buf *out)
 }
 
 /*
- * key_scan - postmap's key scan over the C string text: the offset where
- * the key ends, or NONE for an unbalanced quote.
+ * key_scan - postmap's key scan over the C string in text[0..len-1]
+ * (it ends at len or at a NUL): the offset where the key ends, or NONE
+ * for an unbalanced quote.
  */
 static size_t
-key_scan(const char *text)
+key_scan(const char *text, size_t len)
 {
-	const char *cp;
+	const char *cp, *end = text + len;
 	int in_quotes = 0;
 
-	for (cp = text; *cp; cp++) {
+	for (cp = text; cp < end && *cp; cp++) {
 		if (*cp == '\\') {
-			if (*++cp == '\0')
+			if (++cp >= end || *cp == '\0')
 				break;
 		} else if (is_space((unsigned char)*cp)) {
 			if (!in_quotes)
@@ -270,18 +384,21 @@ key_scan(const char *text)
 	return in_quotes ? NONE : (size_t)(cp - text);
 }
 
-/* value_range - postmap's value: [*vs, *ve) of text after a key of klen */
-
+/*
+ * value_range - postmap's value: [*vs, *ve) of the C string in
+ * text[0..len-1] after a key of klen
+ */
 static void
-value_range(const char *text, size_t klen, size_t *vs, size_t *ve)
+value_range(const char *text, size_t len, size_t klen, size_t *vs,
+	    size_t *ve)
 {
 	size_t s = klen, e;
 
-	if (text[s] != '\0')
+	if (s < len && text[s] != '\0')
 		s++;
-	while (is_space((unsigned char)text[s]))
+	while (s < len && is_space((unsigned char)text[s]))
 		s++;
-	e = s + strlen(text + s);
+	e = s + strnlen(text + s, len - s);
 	while (e > s && is_space((unsigned char)text[e - 1]))
 		e--;
 	*vs = s;
@@ -301,48 +418,28 @@ hash_bytes(const char *s, size_t len)
 	return h;
 }
 
-/* hash_find_or_add - index of the first entry with this key, or NONE */
-
-static int
+/*
+ * hash_find_or_add - index of the first entry with this key, or NONE.
+ * The table was sized for every possible entry (parse_all): it never
+ * fills or grows.
+ */
+static void
 hash_find_or_add(tp_doc *doc, size_t idx, size_t *found)
 {
 	const struct ent *e = doc->ents + idx, *o;
-	size_t h, i, j, *nh, nsize;
+	const char *k = ent_key(doc, e);
+	size_t klen = ent_key_len(e), mask = doc->hash_size - 1, h;
 
-	if ((doc->nents + 1) * 2 > doc->hash_size) {
-		nsize = doc->hash_size ? doc->hash_size * 2 : 64;
-		if (nsize > SIZE_MAX / sizeof(*nh))
-			return TP_ENOMEM;
-		if ((nh = calloc(nsize, sizeof(*nh))) == NULL)
-			return TP_ENOMEM;
-		for (i = 0; i < doc->hash_size; i++) {
-			if (doc->hash[i] == 0)
-				continue;
-			o = doc->ents + doc->hash[i] - 1;
-			j = hash_bytes(doc->arena.ptr + o->key, o->key_len) &
-			    (nsize - 1);
-			while (nh[j])
-				j = (j + 1) & (nsize - 1);
-			nh[j] = doc->hash[i];
-		}
-		free(doc->hash);
-		doc->hash = nh;
-		doc->hash_size = nsize;
-	}
-	h = hash_bytes(doc->arena.ptr + e->key, e->key_len) &
-	    (doc->hash_size - 1);
-	for (; doc->hash[h]; h = (h + 1) & (doc->hash_size - 1)) {
+	for (h = hash_bytes(k, klen) & mask; doc->hash[h]; h = (h + 1) & mask) {
 		o = doc->ents + doc->hash[h] - 1;
-		if (o->key_len == e->key_len &&
-		    memcmp(doc->arena.ptr + o->key, doc->arena.ptr + e->key,
-			   e->key_len) == 0) {
+		if (ent_key_len(o) == klen &&
+		    memcmp(ent_key(doc, o), k, klen) == 0) {
 			*found = doc->hash[h] - 1;
-			return TP_OK;
+			return;
 		}
 	}
-	doc->hash[h] = idx + 1;
+	doc->hash[h] = (uint32_t)idx + 1;
 	*found = NONE;
-	return TP_OK;
 }
 
 /*
@@ -355,7 +452,8 @@ parse_annotation(tp_doc *doc, size_t a, struct ent *e, int *status)
 	static const char tag[] = "tlspolicy:";
 	const char *p = line_ptr(doc, a), *end = p + doc->lines[a].len;
 	const char *tok, *c, *comma;
-	size_t off;
+	struct annot an;
+	uint32_t off;
 
 	*status = TP_OK;
 	while (p < end && is_space((unsigned char)*p))
@@ -367,8 +465,10 @@ parse_annotation(tp_doc *doc, size_t a, struct ent *e, int *status)
 	    memcmp(p, tag, sizeof(tag) - 1) != 0)
 		return 0;
 	p += sizeof(tag) - 1;
-	e->ann = a;
-	e->from_first = doc->nhosts;
+	an.kind = NONE32;
+	an.from_count = 0;
+	an.from_first = doc->nhosts;
+	*status = TP_ENOMEM;
 	while (p < end) {
 		while (p < end && is_space((unsigned char)*p))
 			p++;
@@ -381,26 +481,31 @@ parse_annotation(tp_doc *doc, size_t a, struct ent *e, int *status)
 					comma = p;
 				if (comma == c)
 					continue;
-				if (arena_put(doc, c, (size_t)(comma - c),
-					      &off) != TP_OK ||
-				    grow_array((void **)&doc->host_offs,
-					       &doc->ahosts, doc->nhosts + 1,
-					       sizeof(*doc->host_offs)) !=
-					    TP_OK) {
-					*status = TP_ENOMEM;
+				if ((*status = arena_put(doc, c, (size_t)(comma - c),
+							 &off)) != TP_OK)
 					return 1;
-				}
+				*status = TP_ENOMEM;
+				if (grow_array((void **)&doc->host_offs,
+					       &doc->ahosts, doc->nhosts + 1,
+					       sizeof(*doc->host_offs)) != TP_OK)
+					return 1;
 				doc->host_offs[doc->nhosts++] = off;
-				e->from_count++;
+				an.from_count++;
 			}
 		} else if (p - tok > 4 && memcmp(tok, "pin=", 4) == 0) {
-			if (arena_put(doc, tok + 4, (size_t)(p - tok - 4),
-				      &e->kind) != TP_OK) {
-				*status = TP_ENOMEM;
+			if ((*status = arena_put(doc, tok + 4,
+						 (size_t)(p - tok - 4),
+						 &an.kind)) != TP_OK)
 				return 1;
-			}
 		}
 	}
+	*status = TP_ENOMEM;
+	if (grow_array((void **)&doc->anns, &doc->aanns, doc->nanns + 1,
+		       sizeof(*doc->anns)) != TP_OK)
+		return 1;
+	doc->anns[doc->nanns++] = an;
+	e->ann = (uint32_t)doc->nanns;
+	*status = TP_OK;
 	return 1;
 }
 
@@ -414,80 +519,159 @@ cstr_int(const char *s, size_t max)
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
+/* has_upper - an ASCII upper-case letter in s[0..len-1] */
+
+static int
+has_upper(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			return 1;
+	return 0;
+}
+
+/*
+ * fold_key - e's key from the raw key s[0..len-1]: shared with the raw
+ * key when folding leaves it as it is, else a copy in the arena.
+ * TP_EINVALID (not UTF-8) means postmap would not store the record.
+ */
+static int
+fold_key(tp_doc *doc, struct ent *e, const char *s, size_t len)
+{
+	size_t start = doc->arena.size;
+	int status;
+
+	if (!doc->opts.fold_case ||
+	    ((!doc->opts.utf8 || tp__allascii(s, len)) && !has_upper(s, len))) {
+		/* What tp__fold_key() would do, without the copy. */
+		if (doc->opts.utf8 && !tp__allascii(s, len) &&
+		    !tp__utf8_valid(s, len))
+			return TP_EINVALID;
+		return TP_OK;
+	}
+	status = tp__fold_key(&doc->folder, &doc->arena, s, len,
+			      doc->opts.utf8, doc->opts.fold_case);
+	if (status != TP_OK) {
+		tp__buf_truncate(&doc->arena, start);
+		return status;
+	}
+	if (doc->arena.size - start == len &&
+	    memcmp(doc->arena.ptr + start, s, len) == 0) {
+		tp__buf_truncate(&doc->arena, start);
+		return TP_OK;
+	}
+	if (tp__buf_putc(&doc->arena, '\0') != TP_OK)
+		return TP_ENOMEM;
+	e->flags |= E_KEY_OWN;
+	e->key = (uint32_t)start;
+	e->key_len = (uint32_t)(doc->arena.size - 1 - start);
+	return arena_check(doc);
+}
+
 /* do_record - postmap's treatment of the logical record first..last */
 
 static int
 do_record(tp_doc *doc, size_t first, size_t last)
 {
 	tp_buf *t = &doc->scratch;
-	const char *name = doc->name;
+	const char *name = doc->name, *text;
 	unsigned long lineno = (unsigned long)first + 1;
-	size_t klen, vs, ve, dup, off;
+	size_t klen, vs, ve, dup, tlen, off = doc->lines[first].off;
 	struct ent *e;
 	int status;
 
-	if (record_text(doc, first, last, t) != TP_OK)
-		return TP_ENOMEM;
-	if (t->size > 0 && is_space((unsigned char)t->ptr[0]))
+	/* A record on one line is parsed where it stands; else joined. */
+	if (first == last) {
+		text = line_ptr(doc, first);
+		tlen = doc->lines[first].len;
+	} else {
+		if (record_text(doc, first, last, t) != TP_OK)
+			return TP_ENOMEM;
+		text = t->ptr;
+		tlen = t->size;
+	}
+	/* Warnings quote the text as a C string: those need the copy. */
+	if (tlen > 0 && is_space((unsigned char)text[0])) {
+		if (record_text(doc, first, last, t) != TP_OK)
+			return TP_ENOMEM;
 		return add_warning(doc, lineno,
 				   "%s: logical line must not start with "
 				   "whitespace: \"%.*s%s\"",
 				   name, cstr_int(t->ptr, 30), t->ptr,
 				   t->size > 30 ? "..." : "");
-	if (doc->opts.utf8 && !tp__allascii(t->ptr, t->size) &&
-	    !tp__utf8_valid(t->ptr, t->size))
+	}
+	if (doc->opts.utf8 && !tp__allascii(text, tlen) &&
+	    !tp__utf8_valid(text, tlen)) {
+		if (record_text(doc, first, last, t) != TP_OK)
+			return TP_ENOMEM;
 		return add_warning(doc, lineno,
 				   "%s, line %lu: non-UTF-8 input \"%s\" -- "
 				   "ignoring this line", name, lineno, t->ptr);
-	if ((klen = key_scan(t->ptr)) == NONE)
+	}
+	if ((klen = key_scan(text, tlen)) == NONE) {
+		if (record_text(doc, first, last, t) != TP_OK)
+			return TP_ENOMEM;
 		return add_warning(doc, lineno,
 				   "%s, line %lu: unbalanced '\"' in '%s' -- "
 				   "ignoring this line", name, lineno, t->ptr);
-	value_range(t->ptr, klen, &vs, &ve);
+	}
+	value_range(text, tlen, klen, &vs, &ve);
 	if (klen == 0 || ve == vs)
 		return add_warning(doc, lineno,
 				   "%s, line %lu: expected format: key "
 				   "whitespace value", name, lineno);
-	if (t->ptr[klen - 1] == ':' &&
+	if (text[klen - 1] == ':' &&
 	    add_warning(doc, lineno,
 			"%s, line %lu: record is in \"key: value\" format; "
 			"is this an alias file?", name, lineno) != TP_OK)
 		return TP_ENOMEM;
 
-	if (grow_array((void **)&doc->ents, &doc->aents, doc->nents + 1,
-		       sizeof(*doc->ents)) != TP_OK)
-		return TP_ENOMEM;
+	/* parse_all() made room for an entry per L_START line. */
 	e = doc->ents + doc->nents;
 	memset(e, 0, sizeof(*e));
-	e->first = first;
-	e->last = last;
-	e->ann = NONE;
-	e->kind = NONE;
-	if (arena_put(doc, t->ptr, klen, &e->raw) != TP_OK ||
-	    arena_put(doc, t->ptr + vs, ve - vs, &e->val) != TP_OK)
-		return TP_ENOMEM;
-	e->raw_len = klen;
-	e->val_len = ve - vs;
-	e->key = doc->arena.size;
-	status = tp__fold_key(&doc->folder, &doc->arena, t->ptr, klen,
-			      doc->opts.utf8, doc->opts.fold_case);
+	e->first = (uint32_t)first;
+	e->last = (uint32_t)last;
+	/* The first line's text is the start of the logical text. */
+	if (klen < doc->lines[first].len) {
+		e->raw = (uint32_t)off;
+	} else {
+		e->flags |= E_RAW_ARENA;
+		if ((status = arena_put(doc, text, klen, &e->raw)) != TP_OK)
+			return status;
+	}
+	e->raw_len = (uint32_t)klen;
+	if (first == last) {
+		e->val = (uint32_t)(off + vs);
+	} else {
+		e->flags |= E_VAL_ARENA;
+		if ((status = arena_put(doc, text + vs, ve - vs, &e->val)) !=
+		    TP_OK)
+			return status;
+	}
+	e->val_len = (uint32_t)(ve - vs);
 	/* The line passed the UTF-8 check, so only ENOMEM is left here. */
-	if (status != TP_OK)
+	if ((status = fold_key(doc, e, text, klen)) != TP_OK)
 		return status == TP_EINVALID ? TP_OK : status;
-	e->key_len = doc->arena.size - e->key;
-	if (tp__buf_putc(&doc->arena, '\0') != TP_OK)
-		return TP_ENOMEM;
 	if (first > 0 && doc->lines[first - 1].kind == L_COMMENT &&
 	    parse_annotation(doc, first - 1, e, &status) && status != TP_OK)
 		return status;
-	if (hash_find_or_add(doc, doc->nents, &dup) != TP_OK)
-		return TP_ENOMEM;
+	/* Done with the text: end the in-place strings with NULs. */
+	if (!(e->flags & E_RAW_ARENA)) {
+		e->raw_end = (unsigned char)doc->data.ptr[e->raw + e->raw_len];
+		doc->data.ptr[e->raw + e->raw_len] = '\0';
+	}
+	if (!(e->flags & E_VAL_ARENA)) {
+		e->val_end = (unsigned char)doc->data.ptr[e->val + e->val_len];
+		doc->data.ptr[e->val + e->val_len] = '\0';
+	}
+	hash_find_or_add(doc, doc->nents, &dup);
 	doc->nents++;
 	if (dup != NONE) {
-		e->duplicate = 1;
-		off = e->key;
+		e->flags |= E_DUP;
 		return add_warning(doc, lineno, "%s.db: duplicate entry: \"%s\"",
-				   name, doc->arena.ptr + off);
+				   name, ent_key(doc, e));
 	}
 	return TP_OK;
 }
@@ -495,15 +679,30 @@ do_record(tp_doc *doc, size_t first, size_t last)
 static int
 parse_all(tp_doc *doc)
 {
-	size_t i, first = NONE, last = 0;
+	size_t i, first = NONE, last = 0, nstart;
+	int status;
 
-	if (split_lines(doc) != TP_OK)
+	if (doc->data.size > DOC_MAX_BYTES)
+		return TP_ELIMIT;
+	if (split_lines(doc, &nstart) != TP_OK)
 		return TP_ENOMEM;
+	/* Every entry starts on an L_START line: room for all, once. */
+	if (nstart > 0) {
+		for (doc->hash_size = 64; doc->hash_size < nstart * 2;)
+			doc->hash_size *= 2;
+		doc->ents = malloc(nstart * sizeof(*doc->ents));
+		doc->hash = calloc(doc->hash_size, sizeof(*doc->hash));
+		if (doc->ents == NULL || doc->hash == NULL)
+			return TP_ENOMEM;
+		doc->aents = nstart;
+	}
+	doc->patched = 1;
 	for (i = 0; i < doc->nlines; i++) {
 		switch (doc->lines[i].kind) {
 		case L_START:
-			if (first != NONE && do_record(doc, first, last) != TP_OK)
-				return TP_ENOMEM;
+			if (first != NONE &&
+			    (status = do_record(doc, first, last)) != TP_OK)
+				return status;
 			first = last = i;
 			break;
 		case L_CONT:
@@ -516,8 +715,11 @@ parse_all(tp_doc *doc)
 			break;
 		}
 	}
-	if (first != NONE && do_record(doc, first, last) != TP_OK)
-		return TP_ENOMEM;
+	if (first != NONE && (status = do_record(doc, first, last)) != TP_OK)
+		return status;
+	free(doc->hash);
+	doc->hash = NULL;
+	doc->hash_size = 0;
 
 	/* The arena is final: resolve the pointers handed out. */
 	if (doc->nhosts) {
@@ -534,7 +736,7 @@ parse_all(tp_doc *doc)
 		for (i = 0; i < doc->nwarns; i++) {
 			doc->pub_warns[i].line = doc->warns[i].line;
 			doc->pub_warns[i].message =
-			    doc->arena.ptr + doc->warns[i].msg;
+			    doc->wtext.ptr + doc->warns[i].msg;
 		}
 	}
 	tp_buf_dispose(&doc->scratch);
@@ -550,8 +752,10 @@ tp_doc_free(tp_doc *doc)
 	free(doc->name);
 	free(doc->lines);
 	free(doc->ents);
+	free(doc->anns);
 	free(doc->warns);
 	free(doc->pub_warns);
+	tp_buf_dispose(&doc->wtext);
 	free(doc->host_offs);
 	free(doc->hosts);
 	tp_buf_dispose(&doc->arena);
@@ -568,6 +772,7 @@ doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts)
 {
 	static const tp_doc_opts defaults = TP_DOC_OPTS_INIT;
 	tp_doc *doc;
+	int status = TP_ENOMEM;
 
 	*out = NULL;
 	if ((doc = calloc(1, sizeof(*doc))) == NULL)
@@ -577,9 +782,9 @@ doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts)
 	*data = (tp_buf)TP_BUF_INIT;
 	if (tp__buf_put(&doc->data, "", 0) != TP_OK ||
 	    (doc->name = strdup(name ? name : "-")) == NULL ||
-	    parse_all(doc) != TP_OK) {
+	    (status = parse_all(doc)) != TP_OK) {
 		tp_doc_free(doc);
-		return TP_ENOMEM;
+		return status;
 	}
 	*out = doc;
 	return TP_OK;
@@ -596,8 +801,16 @@ tp_doc_parse(tp_doc **out, const char *data, size_t len, const char *name,
 	*out = NULL;
 	if (data == NULL && len > 0)
 		return TP_EUSAGE;
-	if (tp__buf_put(&copy, data, len) != TP_OK)
+	if (len > DOC_MAX_BYTES)
+		return TP_ELIMIT;
+	/* One exact allocation: tp__buf_put() would round up. */
+	if ((copy.ptr = malloc(len + 1)) == NULL)
 		return TP_ENOMEM;
+	copy.asize = len + 1;
+	if (len)
+		memcpy(copy.ptr, data, len);
+	copy.size = len;
+	copy.ptr[len] = '\0';
 	return doc_new(out, &copy, name, opts);
 }
 
@@ -606,6 +819,7 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 	    tp_diag *diag)
 {
 	tp_buf data = TP_BUF_INIT;
+	struct stat st;
 	ssize_t n;
 	int fd, status, err;
 
@@ -618,14 +832,36 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		return tp__diag_errno(diag, err == ENOENT ? TP_ENOTFOUND :
 				      TP_EIO, err, "open %s", path);
 	}
-	for (;;) {
-		if (tp__buf_grow(&data, 65536) != TP_OK) {
+	if (fstat(fd, &st) < 0) {
+		err = errno;
+		close(fd);
+		return tp__diag_errno(diag, TP_EIO, err, "stat %s", path);
+	}
+	if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > DOC_MAX_BYTES) {
+		close(fd);
+		return tp__diag_set(diag, TP_ELIMIT, path, 0,
+				    "file too large (4 GB or more)");
+	}
+	/* The file's size, read once; a file that grows still reads whole. */
+	if (S_ISREG(st.st_mode) && st.st_size > 0) {
+		if ((data.ptr = malloc((size_t)st.st_size + 1)) == NULL) {
 			close(fd);
-			tp_buf_dispose(&data);
 			return tp__diag_set(diag, TP_ENOMEM, path, 0,
 					    "out of memory");
 		}
-		n = read(fd, data.ptr + data.size, data.asize - data.size - 1);
+		data.asize = (size_t)st.st_size + 1;
+		data.ptr[0] = '\0';
+	}
+	for (;;) {
+		char more[4096];
+		int full = data.size + 1 >= data.asize;
+
+		/* Full: probe for more before growing the exact buffer. */
+		if (full)
+			n = read(fd, more, sizeof(more));
+		else
+			n = read(fd, data.ptr + data.size,
+				 data.asize - data.size - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -637,12 +873,28 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		}
 		if (n == 0)
 			break;
-		data.size += (size_t)n;
+		if (full && tp__buf_put(&data, more, (size_t)n) != TP_OK) {
+			close(fd);
+			tp_buf_dispose(&data);
+			return tp__diag_set(diag, TP_ENOMEM, path, 0,
+					    "out of memory");
+		}
+		if (!full)
+			data.size += (size_t)n;
 		data.ptr[data.size] = '\0';
+		if (data.size > DOC_MAX_BYTES) {
+			close(fd);
+			tp_buf_dispose(&data);
+			return tp__diag_set(diag, TP_ELIMIT, path, 0,
+					    "file too large (4 GB or more)");
+		}
 	}
 	close(fd);
 	if ((status = doc_new(out, &data, path, opts)) != TP_OK) {
 		tp_buf_dispose(&data);
+		if (status == TP_ELIMIT)
+			return tp__diag_set(diag, status, path, 0,
+					    "file too large (4 GB or more)");
 		return tp__diag_set(diag, status, path, 0, "out of memory");
 	}
 	return TP_OK;
@@ -651,10 +903,28 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 int
 tp_doc_serialize(const tp_doc *doc, tp_buf *out)
 {
+	size_t i;
+
 	if (doc == NULL || out == NULL)
 		return TP_EUSAGE;
 	tp__buf_truncate(out, 0);
-	return tp__buf_put(out, doc->data.ptr, doc->data.size);
+	if (tp__buf_put(out, doc->data.ptr, doc->data.size) != TP_OK)
+		return TP_ENOMEM;
+	if (!doc->patched)
+		return TP_OK;
+	/* The bytes the NULs stand for (none past the end of the input). */
+	for (i = 0; i < doc->nents; i++) {
+		const struct ent *e = doc->ents + i;
+		size_t p;
+
+		if (!(e->flags & E_RAW_ARENA) &&
+		    (p = (size_t)e->raw + e->raw_len) < doc->data.size)
+			out->ptr[p] = (char)e->raw_end;
+		if (!(e->flags & E_VAL_ARENA) &&
+		    (p = (size_t)e->val + e->val_len) < doc->data.size)
+			out->ptr[p] = (char)e->val_end;
+	}
+	return TP_OK;
 }
 
 size_t
@@ -679,26 +949,28 @@ int
 tp_doc_entry_at(const tp_doc *doc, size_t i, tp_entry *out)
 {
 	const struct ent *e;
-	const char *a;
+	const struct annot *an;
 
 	if (doc == NULL || out == NULL || i >= doc->nents)
 		return TP_EUSAGE;
 	e = doc->ents + i;
-	a = doc->arena.ptr;
 	memset(out, 0, sizeof(*out));
-	out->key = a + e->key;
-	out->key_len = e->key_len;
-	out->value = a + e->val;
+	out->key = ent_key(doc, e);
+	out->key_len = ent_key_len(e);
+	out->value = ent_val(doc, e);
 	out->value_len = e->val_len;
-	out->raw_key = a + e->raw;
+	out->raw_key = ent_raw(doc, e);
 	out->line = (unsigned long)e->first + 1;
 	out->last_line = (unsigned long)e->last + 1;
-	out->duplicate = e->duplicate;
-	if (e->from_count) {
-		out->from = doc->hosts + e->from_first;
-		out->from_count = e->from_count;
+	out->duplicate = (e->flags & E_DUP) != 0;
+	if ((an = ent_annot(doc, e)) != NULL) {
+		if (an->from_count) {
+			out->from = doc->hosts + an->from_first;
+			out->from_count = an->from_count;
+		}
+		if (an->kind != NONE32)
+			out->pin_kind = doc->arena.ptr + an->kind;
 	}
-	out->pin_kind = e->kind == NONE ? NULL : a + e->kind;
 	return TP_OK;
 }
 
@@ -739,8 +1011,8 @@ tp_doc_find(const tp_doc *doc, const char *key, size_t *index)
 	for (i = 0; i < doc->nents; i++) {
 		const struct ent *e = doc->ents + i;
 
-		if (!e->duplicate && e->key_len == k.size &&
-		    memcmp(doc->arena.ptr + e->key, k.ptr, k.size) == 0) {
+		if (!(e->flags & E_DUP) && ent_key_len(e) == k.size &&
+		    memcmp(ent_key(doc, e), k.ptr, k.size) == 0) {
 			if (index)
 				*index = i;
 			status = TP_OK;
@@ -894,9 +1166,8 @@ same_entry(const tp_doc *before, const tp_doc *after, size_t i,
 	(void)arg;
 	return before->nents == after->nents &&
 	       a->raw_len == b->raw_len &&
-	       memcmp(before->arena.ptr + a->raw, after->arena.ptr + b->raw,
-		      a->raw_len) == 0 &&
-	       a->duplicate == b->duplicate;
+	       memcmp(ent_raw(before, a), ent_raw(after, b), a->raw_len) == 0 &&
+	       (a->flags & E_DUP) == (b->flags & E_DUP);
 }
 
 /* Tokens of an entry's value, as byte ranges of the document. */
@@ -942,11 +1213,11 @@ entry_tokens(const tp_doc *doc, size_t i, struct toks *tk)
 	}
 	if (tp__buf_put(&text, "", 0) != TP_OK)
 		goto out;
-	klen = key_scan(text.ptr);
+	klen = key_scan(text.ptr, text.size);
 	status = TP_EUSAGE;
 	if (klen == NONE)
 		goto out;
-	value_range(text.ptr, klen, &vs, &ve);
+	value_range(text.ptr, text.size, klen, &vs, &ve);
 	status = TP_ENOMEM;
 	sg = 0;
 	for (p = vs; p < ve;) {
@@ -1116,8 +1387,8 @@ bad_utf8(const tp_doc *doc, const char *s)
 	       !tp__utf8_valid(s, strlen(s));
 }
 
-int
-tp_doc_set_level(tp_doc *doc, size_t i, const char *level)
+static int
+doc_set_level(tp_doc *doc, size_t i, const char *level)
 {
 	struct toks tk = { NULL, 0, 0 };
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
@@ -1137,8 +1408,8 @@ tp_doc_set_level(tp_doc *doc, size_t i, const char *level)
 	return status;
 }
 
-int
-tp_doc_set_attr(tp_doc *doc, size_t i, const char *name, const char *value)
+static int
+doc_set_attr(tp_doc *doc, size_t i, const char *name, const char *value)
 {
 	struct toks tk = { NULL, 0, 0 };
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
@@ -1201,8 +1472,8 @@ join_pins(tp_buf *b, const char *const *pins, size_t from, size_t n)
 	return TP_OK;
 }
 
-int
-tp_doc_set_pins(tp_doc *doc, size_t i, const char *const *pins, size_t n)
+static int
+doc_set_pins(tp_doc *doc, size_t i, const char *const *pins, size_t n)
 {
 	struct toks tk = { NULL, 0, 0 };
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
@@ -1321,19 +1592,22 @@ same_annotation(const tp_doc *before, const tp_doc *after, size_t i,
 		const void *arg)
 {
 	const struct ann_arg *a = arg;
-	const struct ent *e = after->ents + i;
+	const struct annot *an;
 
-	if (!same_entry(before, after, i, NULL) || e->from_count != a->n)
+	if (!same_entry(before, after, i, NULL))
+		return 0;
+	an = ent_annot(after, after->ents + i);
+	if ((an ? an->from_count : 0) != a->n)
 		return 0;
 	if (a->kind == NULL)
-		return e->kind == NONE;
-	return e->kind != NONE &&
-	       strcmp(after->arena.ptr + e->kind, a->kind) == 0;
+		return an == NULL || an->kind == NONE32;
+	return an != NULL && an->kind != NONE32 &&
+	       strcmp(after->arena.ptr + an->kind, a->kind) == 0;
 }
 
-int
-tp_doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
-		      size_t n, const char *pin_kind)
+static int
+doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
+		   size_t n, const char *pin_kind)
 {
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
 	struct ann_arg arg = { n, pin_kind };
@@ -1350,7 +1624,7 @@ tp_doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
 		if (bad_word(hosts[j], 0) || bad_utf8(doc, hosts[j]))
 			return TP_EUSAGE;
 	e = doc->ents + i;
-	a = e->ann == NONE ? NULL : doc->lines + e->ann;
+	a = ent_ann_line(e) == NONE ? NULL : doc->lines + ent_ann_line(e);
 	if (n == 0 && pin_kind == NULL) {
 		if (a != NULL)
 			status = edit_add(&ed, a->off, a->off + a->len + a->nl,
@@ -1368,7 +1642,7 @@ tp_doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
 	     tp__buf_puts(&b, pin_kind) != TP_OK))
 		status = TP_ENOMEM;
 	if (status == TP_OK && a != NULL)
-		status = edit_add(&ed, a->off, content_end(doc, e->ann), b.ptr,
+		status = edit_add(&ed, a->off, content_end(doc, ent_ann_line(e)), b.ptr,
 				  b.size);
 	else if (status == TP_OK &&
 		 tp__buf_puts(&b, doc_eol(doc, e->first)) != TP_OK)
@@ -1397,14 +1671,14 @@ appended(const tp_doc *before, const tp_doc *after, size_t i,
 
 	return after->nents == before->nents + 1 &&
 	       e->raw_len == strlen(a->key) &&
-	       memcmp(after->arena.ptr + e->raw, a->key, e->raw_len) == 0 &&
+	       memcmp(ent_raw(after, e), a->key, e->raw_len) == 0 &&
 	       e->val_len == strlen(a->value) &&
-	       memcmp(after->arena.ptr + e->val, a->value, e->val_len) == 0;
+	       memcmp(ent_val(after, e), a->value, e->val_len) == 0;
 }
 
-int
-tp_doc_append(tp_doc *doc, const char *key, const char *value,
-	      size_t *index)
+static int
+doc_append(tp_doc *doc, const char *key, const char *value,
+	   size_t *index)
 {
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
 	struct append_arg arg = { key, value };
@@ -1449,8 +1723,8 @@ removed(const tp_doc *before, const tp_doc *after, size_t i, const void *arg)
 	return after->nents + 1 == before->nents;
 }
 
-int
-tp_doc_remove(tp_doc *doc, size_t i)
+static int
+doc_remove(tp_doc *doc, size_t i)
 {
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
 	const struct ent *e;
@@ -1462,10 +1736,80 @@ tp_doc_remove(tp_doc *doc, size_t i)
 		return TP_EUSAGE;
 	e = doc->ents + i;
 	last = doc->lines + e->last;
-	start = doc->lines[e->ann != NONE ? e->ann : e->first].off;
+	start = doc->lines[ent_ann_line(e) != NONE ? ent_ann_line(e) :
+			   e->first].off;
 	status = edit_add(&ed, start, last->off + last->len + last->nl, "", 0);
 	if (status == TP_OK)
 		status = edit_commit(doc, &ed, i, removed, NULL);
 	edit_free(&ed);
 	return status;
+}
+
+/*
+ * The edits read the file's bytes: the in-place NULs come out first,
+ * and go back when the edit fails (a successful one swapped in a fresh
+ * document, patched by its parse).
+ */
+static int
+edit_done(tp_doc *doc, int status)
+{
+	if (status != TP_OK)
+		doc_patch(doc, 1);
+	return status;
+}
+
+int
+tp_doc_set_level(tp_doc *doc, size_t i, const char *level)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_set_level(doc, i, level));
+}
+
+int
+tp_doc_set_attr(tp_doc *doc, size_t i, const char *name, const char *value)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_set_attr(doc, i, name, value));
+}
+
+int
+tp_doc_set_pins(tp_doc *doc, size_t i, const char *const *pins, size_t n)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_set_pins(doc, i, pins, n));
+}
+
+int
+tp_doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
+		      size_t n, const char *pin_kind)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_set_annotation(doc, i, hosts, n, pin_kind));
+}
+
+int
+tp_doc_append(tp_doc *doc, const char *key, const char *value,
+	      size_t *index)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_append(doc, key, value, index));
+}
+
+int
+tp_doc_remove(tp_doc *doc, size_t i)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_remove(doc, i));
 }

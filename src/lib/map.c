@@ -180,6 +180,51 @@ put_record(const tp__map_backend *b, void *w, const tp_record *r, tp_buf *kbuf,
 		      vbuf->size + extra, diag);
 }
 
+/*
+ * bucket_order - record indexes in the backend's storage order: a
+ * counting sort on bucket(), stable, so of equal keys (one bucket) the
+ * first is still put first and wins.
+ */
+static int
+bucket_order(const tp__map_backend *b, void *w, const tp_record *records,
+	     size_t n, size_t **out, tp_buf *kbuf, tp_diag *diag)
+{
+	uint32_t *bucket = malloc(n * sizeof(*bucket)), max = 0;
+	size_t *order = malloc(n * sizeof(*order)), *start = NULL, i;
+	int rc = TP_OK;
+
+	if (bucket == NULL || order == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		tp__buf_truncate(kbuf, 0);
+		if (tp__buf_put(kbuf, records[i].key, records[i].key_len) < 0)
+			goto nomem;
+		/* The key as stored: with its NUL when the backend adds one. */
+		bucket[i] = b->bucket(w, kbuf->ptr,
+				      kbuf->size + (b->nul_terminated ? 1 : 0));
+		if (bucket[i] > max)
+			max = bucket[i];
+	}
+	if ((start = calloc((size_t)max + 2, sizeof(*start))) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++)
+		start[bucket[i] + 1]++;
+	for (i = 1; i <= (size_t)max + 1; i++)
+		start[i] += start[i - 1];
+	for (i = 0; i < n; i++)
+		order[start[bucket[i]]++] = i;
+	*out = order;
+	order = NULL;
+	goto done;
+nomem:
+	rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+done:
+	free(bucket);
+	free(order);
+	free(start);
+	return rc;
+}
+
 static void
 new_db_attrs(const struct stat *src, mode_t *mode, int *do_chown, uid_t *uid,
 	     gid_t *gid)
@@ -251,6 +296,9 @@ tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 		goto out;
 	}
 	if ((rc = b->create(&w, file.ptr, db_path, n, nbytes, diag)) < 0)
+		goto out;
+	if (b->bucket != NULL && n > 1 &&
+	    (rc = bucket_order(b, w, records, n, &order, &kbuf, diag)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const tp_record *r = &records[order ? order[i] : i];

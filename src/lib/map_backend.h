@@ -26,10 +26,14 @@
  *	them, NULs included) to value; TP_ENOTFOUND when absent. next()
  *	walks every record in storage order; rec points into the backend's
  *	memory until the next call; TP_ENOTFOUND after the last one.
+ *	bucket(), when not NULL, tells a writer's storage order: records
+ *	put in ascending bucket() order (of the key as stored) fill the file
+ *	front to back, so a small cache suffices. Only speed depends on it.
  */
 #ifndef TP_MAP_BACKEND_H
 #define TP_MAP_BACKEND_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "tlspolicy/map.h"
@@ -51,6 +55,7 @@ typedef struct tp__map_backend {
 		   tp_diag *diag);
 	int (*next)(void *r, tp_record *rec, tp_diag *diag);
 	void (*close_read)(void *r);
+	uint32_t (*bucket)(void *w, const void *key, size_t klen);
 } tp__map_backend;
 
 extern const tp__map_backend tp__map_backend_hash;

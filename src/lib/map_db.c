@@ -10,11 +10,15 @@
  *	our heap, nothing is written beside the database) whose home is the
  *	private temp directory map.c made, so libdb's undocumented read of
  *	HOME/DB_CONFIG finds nothing planted. Postfix builds with a 16 MB
- *	pool and h_nelem 4096 and lets the hash split as it grows; we size
- *	both from the record count, so the table never splits and its pages
- *	stay in the pool until the one flush at the end. Page layout then
- *	differs from postmap's, the records do not (any valid DB_HASH file
- *	is readable with the default hash function, which we keep).
+ *	pool and lets the hash split as it grows (its h_nelem 4096 is
+ *	ignored without a fill factor), so a large table's pages are
+ *	evicted and read back all through the load. We make every bucket
+ *	up front (hash_size(): 64 KB pages for large tables, at most 85%
+ *	full), so the table does not split, and map.c puts the records in
+ *	bucket order (hash_bucket(): libdb's default hash, which we keep):
+ *	each page is filled once, front to back, and a 4 MB pool is
+ *	plenty. Page layout then differs from postmap's, the records do not
+ *	(any valid DB_HASH file is readable with the default hash function).
  *
  *	Reading: as dict_db.c does: an environment homed in the database's
  *	directory, DB_RDONLY, and flock(LOCK_SH) on the database file for
@@ -48,9 +52,28 @@
 #error "Postfix refuses a libdb whose major.minor differs from its own: build with 5.3"
 #endif
 
-/* The largest pool we ask for; larger tables spill to the file. */
-#define DB_POOL_MAX	(64u << 20)
+/*
+ * The largest pool we ask for: hash records arrive in bucket order and
+ * btree records in key order, so pages fill front to back and a page
+ * once left is not needed again; the pool only has to hold the few in
+ * use.
+ */
+#define DB_POOL_MAX	(TP_DB_POOL_MB << 20)
 #define DB_POOL_MIN	(1u << 20)
+#ifndef TP_DB_POOL_MB
+#define TP_DB_POOL_MB	4u
+#endif
+/* Hash sizing: libdb's page header, and per key/value pair two index
+ * entries and two item type bytes. */
+#define HASH_PAGE_HDR	26u
+#define HASH_PAIR_EXTRA	6u
+#ifndef TP_HASH_PGSIZE
+#define TP_HASH_PGSIZE	65536u
+#endif
+/* Tables smaller than this keep libdb's default page size. */
+#define HASH_SMALL	(1u << 20)
+/* Fill the bucket pages to at most this many percent, on average. */
+#define HASH_FILL_PCT	85u
 /* A reader only touches a few pages. */
 #define DB_POOL_READ	(256u << 10)
 
@@ -59,6 +82,7 @@ struct db_handle {
 	DB *db;
 	DBC *cursor;
 	int lock_fd;		/* reader: holds LOCK_SH */
+	uint32_t nbuckets;	/* hash writer: buckets made up front */
 	char path[4096];
 	char errmsg[512];	/* libdb's last message, for our diagnostics */
 };
@@ -157,6 +181,52 @@ home_of(tp_buf *home, const char *path)
 	return tp__buf_put(home, path, (size_t)(slash - path));
 }
 
+/*
+ * hash_size - make every bucket up front, so the table does not split
+ * while it is loaded: 2^k buckets (libdb makes a power of two) that
+ * hold the records with pages HASH_FILL_PCT full at most. libdb splits
+ * a bucket when one of its pages has more than h_ffactor pairs, or when
+ * it needs an overflow page; h_ffactor is set above what a page can
+ * hold, and h_nelem / h_ffactor is the bucket count (libdb ignores
+ * h_nelem without h_ffactor, which is why postmap's 4096 does nothing).
+ * A bucket that still overflows splits one bucket: a cost, no error.
+ */
+static int
+hash_size(struct db_handle *h, size_t nrecords, size_t nbytes,
+	  tp_diag *diag)
+{
+	uint64_t need = (uint64_t)nbytes + (uint64_t)nrecords * HASH_PAIR_EXTRA;
+	uint32_t pgsize = need < HASH_SMALL ? 4096 : TP_HASH_PGSIZE;
+	uint32_t ffactor = pgsize / 4, nbuckets = 2;
+	uint64_t per_page = (uint64_t)(pgsize - HASH_PAGE_HDR) * HASH_FILL_PCT / 100;
+	int err;
+
+	while ((uint64_t)nbuckets * per_page < need &&
+	       (uint64_t)nbuckets * 2 * ffactor <= UINT32_MAX)
+		nbuckets *= 2;
+	if ((err = h->db->set_pagesize(h->db, pgsize)) != 0 ||
+	    (err = h->db->set_h_ffactor(h->db, ffactor)) != 0 ||
+	    (err = h->db->set_h_nelem(h->db, nbuckets * ffactor)) != 0)
+		return db_fail(h, diag, err, "set hash size for");
+	h->nbuckets = nbuckets;
+	return TP_OK;
+}
+
+/* The bucket of a key: libdb's default hash (__ham_func5, FNV-1 from 0). */
+static uint32_t
+hash_bucket(void *w, const void *key, size_t klen)
+{
+	const struct db_handle *h = w;
+	const unsigned char *k = key, *e = k + klen;
+	uint32_t v = 0;
+
+	for (; k < e; k++) {
+		v *= 16777619u;
+		v ^= *k;
+	}
+	return h->nbuckets ? v & (h->nbuckets - 1) : 0;
+}
+
 static int
 db_create_any(void **out, DBTYPE type, const char *path, const char *name,
 	      size_t nrecords, size_t nbytes, tp_diag *diag)
@@ -173,10 +243,8 @@ db_create_any(void **out, DBTYPE type, const char *path, const char *name,
 	}
 
 	/*
-	 * Room for every page: records plus per-item overhead (hash: two
-	 * index entries and two item headers) and pages kept about half
-	 * to two thirds full. The pool is only touched as pages are made,
-	 * so a generous figure costs address space, not memory.
+	 * A small table fits the pool whole; a large one is written in
+	 * storage order (see DB_POOL_MAX), so the pool stays small.
 	 */
 	pool = (uint64_t)nbytes * 2 + (uint64_t)nrecords * 48 + DB_POOL_MIN;
 	if (pool > DB_POOL_MAX)
@@ -185,17 +253,8 @@ db_create_any(void **out, DBTYPE type, const char *path, const char *name,
 	tp_buf_dispose(&home);
 	if (rc < 0)
 		goto fail;
-	if (type == DB_HASH) {
-		/* Postfix's 4096 is a floor; a table sized up front never splits. */
-		uint64_t nelem = nrecords < 4096 ? 4096 : nrecords;
-
-		if (nelem > UINT32_MAX)
-			nelem = UINT32_MAX;
-		if ((err = h->db->set_h_nelem(h->db, (uint32_t)nelem)) != 0) {
-			rc = db_fail(h, diag, err, "set hash size for");
-			goto fail;
-		}
-	}
+	if (type == DB_HASH && (rc = hash_size(h, nrecords, nbytes, diag)) < 0)
+		goto fail;
 	err = h->db->open(h->db, NULL, base_of(path), NULL, type,
 			  DB_CREATE | DB_EXCL, 0600);
 	if (err != 0) {
@@ -425,11 +484,11 @@ db_close_read(void *r)
 const tp__map_backend tp__map_backend_hash = {
 	"hash", ".db", 1, 0,
 	hash_create, db_put, db_finish, db_abort,
-	hash_open_read, db_get, db_next, db_close_read,
+	hash_open_read, db_get, db_next, db_close_read, hash_bucket,
 };
 
 const tp__map_backend tp__map_backend_btree = {
 	"btree", ".db", 1, 1,
 	btree_create, db_put, db_finish, db_abort,
-	btree_open_read, db_get, db_next, db_close_read,
+	btree_open_read, db_get, db_next, db_close_read, NULL,
 };

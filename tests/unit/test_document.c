@@ -677,6 +677,96 @@ test_document__serializes_random_bytes_byte_for_byte(void **state)
 	}
 }
 
+/*
+ * Strings handed out are C strings of their stated length (key, value)
+ * or NUL-free (raw key): the model keeps most of them inside the input
+ * bytes, ended by NULs that must never show in what it serialises.
+ */
+static void
+assert_c_strings(const tp_doc *doc)
+{
+	size_t i;
+	tp_entry e;
+
+	for (i = 0; i < tp_doc_entry_count(doc); i++) {
+		assert_int_equal(tp_doc_entry_at(doc, i, &e), 0);
+		assert_int_equal(strlen(e.key), e.key_len);
+		assert_int_equal(strlen(e.value), e.value_len);
+		assert_true(strlen(e.raw_key) > 0);
+	}
+}
+
+static void
+test_document__input_of_4_gb_or_more_is_refused(void **state)
+{
+	tp_doc *doc = (tp_doc *)&doc;
+
+	(void)state;
+	/* Refused on its length, before a byte is read. */
+	assert_int_equal(tp_doc_parse(&doc, "x", (size_t)UINT32_MAX, "f",
+				      &utf8_opts), TP_ELIMIT);
+	assert_null(doc);
+	assert_int_equal(tp_doc_parse(&doc, "k v\n", 4, "f", &utf8_opts), 0);
+	tp_doc_free(doc);
+}
+
+static size_t
+count_nul(const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += s[i] == '\0';
+	return n;
+}
+
+static void
+test_document__failed_edit_leaves_entries_and_bytes(void **state)
+{
+	static const char *const bad_pins[] = { "a|b" };
+	tp_buf in = TP_BUF_INIT, before = TP_BUF_INIT, after = TP_BUF_INIT;
+	tp_doc *doc;
+	size_t n;
+	int i;
+
+	(void)state;
+	rng_state = 4242;
+	for (i = 0; i < 300; i++) {
+		tp__buf_truncate(&in, 0);
+		gen_awkward(&in, (int)(rng() % 40));
+		assert_int_equal(tp_doc_parse(&doc, in.ptr, in.size, "f",
+					      i % 2 ? &utf8_opts : &ascii_opts), 0);
+		assert_c_strings(doc);
+		dump(doc, &before);
+		n = tp_doc_entry_count(doc);
+		if (n > 0) {
+			/* Each is refused after the edit code read the bytes. */
+			assert_int_equal(tp_doc_set_level(doc, 0, "a=b"), TP_EUSAGE);
+			assert_int_equal(tp_doc_set_attr(doc, n - 1, "x", "a b"),
+					 TP_EUSAGE);
+			assert_int_equal(tp_doc_set_pins(doc, 0, bad_pins, 1),
+					 TP_EUSAGE);
+		}
+		assert_int_equal(tp_doc_remove(doc, n), TP_EUSAGE);
+		dump(doc, &after);
+		assert_string_equal(after.ptr, before.ptr);
+		assert_c_strings(doc);
+		assert_lossless(doc, in.ptr, in.size);
+		/* And a successful edit still sees the file's bytes. */
+		if (n > 0 && tp_doc_set_attr(doc, 0, "ciphers", "high") == 0) {
+			assert_c_strings(doc);
+			/* No NUL of the model leaks into the bytes. */
+			assert_int_equal(tp_doc_serialize(doc, &after), 0);
+			assert_int_equal(count_nul(after.ptr, after.size),
+					 count_nul(in.ptr, in.size));
+		}
+		tp_doc_free(doc);
+	}
+	tp_buf_dispose(&in);
+	tp_buf_dispose(&before);
+	tp_buf_dispose(&after);
+}
+
 
 /*
  * Differential test: real postmap(1) is the oracle. For generated awkward
@@ -892,6 +982,8 @@ main(void)
 		cmocka_unit_test(test_document__key_fold_is_postmaps),
 		cmocka_unit_test(test_document__serializes_awkward_files_byte_for_byte),
 		cmocka_unit_test(test_document__serializes_random_bytes_byte_for_byte),
+		cmocka_unit_test(test_document__failed_edit_leaves_entries_and_bytes),
+		cmocka_unit_test(test_document__input_of_4_gb_or_more_is_refused),
 		cmocka_unit_test(test_document__agrees_with_real_postmap),
 	};
 

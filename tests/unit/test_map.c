@@ -217,6 +217,85 @@ test_map__first_duplicate_wins(void **state)
 	tp_buf_dispose(&out);
 }
 
+/*
+ * A table large enough for the presized, bucket-ordered hash path (over
+ * 1 MB of records), with duplicate keys: every key stored once, with
+ * its first value and the trailing NULs, in both map types.
+ */
+#define BIG_N 24000
+#define BIG_DUP 3000	/* records BIG_N - BIG_DUP.. repeat earlier keys */
+
+struct big_walk {
+	unsigned char seen[BIG_N];
+	size_t n;
+	int bad;
+};
+
+static void
+big_record(size_t i, char *k, size_t ksize, char *v, size_t vsize)
+{
+	size_t key = i < BIG_N - BIG_DUP ? i : (i * 7) % (BIG_N - BIG_DUP);
+
+	snprintf(k, ksize, "[mx%zu.example%zu.com]:25", key, key % 97);
+	snprintf(v, vsize, "fingerprint match=%0*zu", (int)(20 + i % 40), i);
+}
+
+static int
+big_visit(void *arg, const tp_record *r)
+{
+	struct big_walk *w = arg;
+	char k[64], v[128];
+	unsigned long key;
+
+	w->n++;
+	if (sscanf(r->key, "[mx%lu.", &key) != 1 || key >= BIG_N - BIG_DUP ||
+	    w->seen[key]++) {
+		w->bad = 1;
+		return 0;
+	}
+	big_record(key, k, sizeof(k), v, sizeof(v));
+	if (r->key_len != strlen(k) + 1 || memcmp(r->key, k, r->key_len) != 0 ||
+	    r->value_len != strlen(v) + 1 || memcmp(r->value, v, r->value_len) != 0)
+		w->bad = 1;
+	return 0;
+}
+
+static void
+test_map__large_table_stores_every_first_record(void **state)
+{
+	static char keys[BIG_N][64], vals[BIG_N][128];
+	static tp_record recs[BIG_N];
+	static struct big_walk w;
+	tp_diag d = TP_DIAG_INIT;
+	size_t bytes = 0;
+	char db[512];
+
+	(void)state;
+	for (size_t i = 0; i < BIG_N; i++) {
+		big_record(i, keys[i], sizeof(keys[i]), vals[i], sizeof(vals[i]));
+		recs[i].key = keys[i];
+		recs[i].key_len = strlen(keys[i]);
+		recs[i].value = vals[i];
+		recs[i].value_len = strlen(vals[i]);
+		bytes += recs[i].key_len + recs[i].value_len + 2;
+	}
+	assert_true(bytes > (1u << 20));
+	for (int t = 0; t < TP_MAP_LAST; t++) {
+		path_in(db, sizeof(db), "t.db");
+		if (tp_map_write((tp_map_type)t, db, recs, BIG_N, NULL, &d) != 0)
+			fail_msg("write: %s", d.message);
+		memset(&w, 0, sizeof(w));
+		assert_int_equal(tp__map_iterate((tp_map_type)t, db, big_visit, &w,
+						 &d), 0);
+		if (w.bad || w.n != BIG_N - BIG_DUP)
+			fail_msg("%s: got %zu records (bad: %d), want %d",
+				 tp_map_type_name((tp_map_type)t), w.n, w.bad,
+				 BIG_N - BIG_DUP);
+		assert_lookup((tp_map_type)t, db, keys[5], vals[5]);
+		assert_int_equal(unlink(db), 0);
+	}
+}
+
 static void
 test_map__lookup_finds_keys_written_without_nul(void **state)
 {
@@ -652,6 +731,7 @@ main(void)
 		T(test_map__btree_round_trip),
 		T(test_map__keys_and_values_carry_a_trailing_nul_like_postmap),
 		T(test_map__first_duplicate_wins),
+		T(test_map__large_table_stores_every_first_record),
 		T(test_map__lookup_finds_keys_written_without_nul),
 		T(test_map__new_db_takes_mode_from_the_source_and_old_db_keeps_its_own),
 		T(test_map__new_db_takes_owner_from_a_non_root_source),
