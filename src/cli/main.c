@@ -106,6 +106,12 @@ cli_parse_seconds(const char *s)
 	return v;
 }
 
+static const struct option global_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int
 main(int argc, char **argv)
 {
@@ -116,18 +122,13 @@ main(int argc, char **argv)
 	cli.config_dir = getenv("MAIL_CONFIG");
 	if (cli.config_dir && !*cli.config_dir)
 		cli.config_dir = NULL;
-	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return EX_SUCCESS;
-	}
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("tlspolicy %s\n", TLSPOLICY_VERSION);
-		return EX_SUCCESS;
-	}
 	/* "+": stop at the command; its options are its own. */
 	opterr = 0;
-	while ((ch = getopt(argc, argv, "+c:m:d:vqh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+:c:m:d:vqh", global_options, NULL)) != -1) {
 		switch (ch) {
+		case 'V':
+			printf("tlspolicy %s\n", TLSPOLICY_VERSION);
+			return EX_SUCCESS;
 		case 'c':
 			cli.config_dir = optarg;
 			break;
@@ -147,9 +148,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return EX_SUCCESS;
 		default:
-			if (optopt == 'c' || optopt == 'm' || optopt == 'd')
-				return cli_usage(NULL, "option -%c needs an argument", optopt);
-			return cli_usage(NULL, "unknown option -%c", optopt);
+			return cli_bad_option(NULL, ch, argv);
 		}
 	}
 	if (optind >= argc) {

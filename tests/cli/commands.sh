@@ -211,6 +211,13 @@ expect_status 1 "$T" -c "$TP_TMP/nowhere" list
 grep -q -- "-m" "$TP_TMP/err" || fail "error does not suggest -m: $(cat "$TP_TMP/err")"
 [ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "not one line: $(cat "$TP_TMP/err")"
 
+tp_note "global --help and --version work after global options too"
+expect_status 0 "$T" -c "$D" --help
+grep -q "^usage: tlspolicy" "$TP_TMP/out" || fail "-c DIR --help prints no usage"
+expect_status 0 "$T" -q --version
+grep -q "^tlspolicy [0-9]" "$TP_TMP/out" || fail "--version: $(cat "$TP_TMP/out")"
+expect_status 64 "$T" --bogus
+
 tp_note "every command has --help"
 for c in list get set remove rebuild doctor probe; do
     "$T" "$c" --help >"$TP_TMP/out" 2>&1 || fail "$c --help failed"
