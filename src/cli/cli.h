@@ -20,6 +20,7 @@
 #define TP_CLI_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include <tlspolicy.h>
 
@@ -78,6 +79,8 @@ const char *cli_checked_digest(struct cli *cli);
 /* Do two digest names denote the same digest (sha256, SHA256, SHA2-256)? */
 int cli_digest_equal(const char *a, const char *b);
 const char *cli_db_state_name(tp_db_state state);
+/* t as "2026-11-28T21:31:00Z" (UTC) in buf, "?" when it cannot be shown. */
+const char *cli_iso_time(char *buf, size_t size, time_t t);
 /*
  * cli_dns_servers() is $TLSPOLICY_DNS_SERVERS, a comma-separated
  * "ADDR[:PORT]" list ("127.0.0.1:5353,[::1]:5353") used instead of

@@ -54,24 +54,6 @@ probe_usage(FILE *fp)
 }
 
 static void
-trace_to_stderr(const char *line, void *payload)
-{
-	(void)payload;
-	fprintf(stderr, "tlspolicy: %s\n", line);
-}
-
-static const char *
-iso_time(char *buf, size_t size, time_t t)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, size, "?");
-	return buf;
-}
-
-static void
 print_text(const tp_prober *prober, const char *digest, time_t now)
 {
 	size_t n = tp_prober_result_count(prober), shown = 0;
@@ -99,9 +81,9 @@ print_text(const tp_prober *prober, const char *digest, time_t now)
 			printf("    subject:          %s\n", c->subject);
 			printf("    issuer:           %s\n", c->issuer);
 			printf("    not before:       %s\n",
-			       iso_time(nb, sizeof(nb), c->not_before));
+			       cli_iso_time(nb, sizeof(nb), c->not_before));
 			printf("    not after:        %s%s\n",
-			       iso_time(na, sizeof(na), c->not_after),
+			       cli_iso_time(na, sizeof(na), c->not_after),
 			       c->not_after < now ? " (expired)" : "");
 			printf("    fingerprint:      %s %s\n", digest, c->fingerprint);
 			printf("    pkey_fingerprint: %s %s\n", digest, c->pkey_fingerprint);
@@ -160,8 +142,8 @@ result_json(const tp_probe_result *r)
 		}
 		bad |= set(co, "subject", json_string(c->subject));
 		bad |= set(co, "issuer", json_string(c->issuer));
-		bad |= set(co, "not_before", json_string(iso_time(buf, sizeof(buf), c->not_before)));
-		bad |= set(co, "not_after", json_string(iso_time(buf, sizeof(buf), c->not_after)));
+		bad |= set(co, "not_before", json_string(cli_iso_time(buf, sizeof(buf), c->not_before)));
+		bad |= set(co, "not_after", json_string(cli_iso_time(buf, sizeof(buf), c->not_after)));
 		bad |= set(co, "not_before_epoch", json_integer((json_int_t)c->not_before));
 		bad |= set(co, "not_after_epoch", json_integer((json_int_t)c->not_after));
 		bad |= set(co, "fingerprint", json_string(c->fingerprint));
@@ -252,7 +234,7 @@ cmd_probe(struct cli *cli, int argc, char **argv)
 	opts.digest = cli_digest(cli);
 	opts.dns_servers = cli_dns_servers();
 	if (cli->verbose)
-		opts.trace = trace_to_stderr;
+		opts.trace = cli_trace_to_stderr;
 	if (tp_prober_new(&prober, &opts, &diag) != 0) {
 		if (diag.status == TP_EUSAGE)
 			return cli_usage("probe", "%s", diag.message);

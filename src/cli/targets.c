@@ -10,17 +10,6 @@
 
 #include "targets.h"
 
-const char *
-cli_iso_time(char *buf, size_t size, time_t t)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, size, "?");
-	return buf;
-}
-
 static void
 target_dispose(struct cli_target *t)
 {

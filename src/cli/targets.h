@@ -83,6 +83,5 @@ int cli_target_eval(const struct cli_target *t, const tp_prober *prober,
 void cli_eval_dispose(struct cli_eval *ev);
 /* "host[address]:port", or "address:port" when the host is the address. */
 const char *cli_result_label(char *buf, size_t size, const tp_probe_result *r);
-const char *cli_iso_time(char *buf, size_t size, time_t t);
 
 #endif

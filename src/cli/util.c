@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -272,4 +273,15 @@ cli_dns_servers(void)
 	const char *s = getenv("TLSPOLICY_DNS_SERVERS");
 
 	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+const char *
+cli_iso_time(char *buf, size_t size, time_t t)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "?");
+	return buf;
 }
