@@ -5,6 +5,17 @@
 # check says CRITICAL; one rotate --yes --reload repairs both entries, the
 # deferred mail is delivered, and check says OK. Needs root and postfix
 # (CI installs it): a missing oracle fails the test, it does not skip.
+#
+# The host:PORT name must resolve through /etc/hosts (Postfix's native
+# lookup), but the real file is shared by everything on the machine, and
+# two runs editing it at once can destroy it. So the test runs in a mount
+# namespace of its own, where a private copy is bind-mounted over
+# /etc/hosts: Postfix, the test servers and tlspolicy, all started from
+# here, see it; nothing outside does, and nothing needs restoring.
+if [ -z "${TP_E2E_PRIVATE_HOSTS:-}" ]; then
+    [ "$(id -u)" = 0 ] || { echo "FAIL: ${0##*/}: a Postfix instance needs root" >&2; exit 1; }
+    exec env TP_E2E_PRIVATE_HOSTS=1 unshare --mount --propagation private bash "$0" "$@"
+fi
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 for c in postfix postconf postqueue sendmail postmap; do
@@ -14,17 +25,12 @@ done
 
 T=$TLSPOLICY
 NAME=partner-mx.tlspolicy.test
-HOSTS_LINE="127.0.0.1 $NAME # tlspolicy e2e $$"
-# /etc/hosts may be a bind mount: edit it in place, remove only our line.
-restore_hosts() {
-    if grep -qxF "$HOSTS_LINE" /etc/hosts 2>/dev/null; then
-        grep -vxF "$HOSTS_LINE" /etc/hosts >"$TP_TMP/hosts.new" || true
-        cat "$TP_TMP/hosts.new" >/etc/hosts
-    fi
-}
-trap 'rc=$?; restore_hosts; (exit $rc); _tp_cleanup' EXIT
-echo "$HOSTS_LINE" >>/etc/hosts
-getent hosts "$NAME" | grep -q '^127\.0\.0\.1' || fail "$NAME does not resolve to 127.0.0.1 after editing /etc/hosts"
+cp /etc/hosts "$TP_TMP/hosts"
+echo "127.0.0.1 $NAME" >>"$TP_TMP/hosts"
+mount --bind "$TP_TMP/hosts" /etc/hosts || fail "cannot bind-mount a private /etc/hosts"
+# Unmount before lib.sh's cleanup removes $TP_TMP (a mount point is busy).
+trap 'rc=$?; umount /etc/hosts 2>/dev/null; (exit $rc); _tp_cleanup' EXIT
+getent hosts "$NAME" | grep -q '^127\.0\.0\.1' || fail "$NAME does not resolve to 127.0.0.1 through the private /etc/hosts"
 
 tp_make_cert "$TP_TMP/a1" mx.partner-a.test
 tp_make_cert "$TP_TMP/a2" mx.partner-a.test
