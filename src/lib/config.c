@@ -36,6 +36,7 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "config_internal.h"
 #include "tlspolicy/config.h"
 
 #define CONFIG_DEFAULT_DIR "/etc/postfix"
@@ -445,18 +446,13 @@ read_file(const char *path, tp_buf *out, tp_diag *diag)
 }
 
 int
-tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
+tp__config_parse(tp_config **out, const char *dir, const char *text,
+		 size_t len, tp_diag *diag)
 {
 	tp_config *config;
-	tp_buf text = TP_BUF_INIT;
 	int rc;
 
 	*out = NULL;
-	if (dir == NULL || !*dir) {
-		dir = getenv("MAIL_CONFIG");
-		if (dir == NULL || !*dir)
-			dir = CONFIG_DEFAULT_DIR;
-	}
 	if ((config = calloc(1, sizeof(*config))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	config->dir = strdup(dir);
@@ -466,16 +462,33 @@ tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
 		tp_config_free(config);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	if ((rc = read_file(config->path, &text, diag)) == 0
-	    && (rc = parse_main_cf(config, text.ptr ? text.ptr : "", text.size)) != 0)
-		tp__diag_set(diag, rc, NULL, 0, "out of memory");
-	tp_buf_dispose(&text);
-	if (rc != 0) {
+	if ((rc = parse_main_cf(config, text, len)) != 0) {
 		tp_config_free(config);
-		return rc;
+		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
 	}
 	*out = config;
 	return 0;
+}
+
+int
+tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
+{
+	tp_buf text = TP_BUF_INIT, path = TP_BUF_INIT;
+	int rc;
+
+	*out = NULL;
+	if (dir == NULL || !*dir) {
+		dir = getenv("MAIL_CONFIG");
+		if (dir == NULL || !*dir)
+			dir = CONFIG_DEFAULT_DIR;
+	}
+	if (tp__buf_printf(&path, "%s/main.cf", dir) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	if ((rc = read_file(path.ptr, &text, diag)) == 0)
+		rc = tp__config_parse(out, dir, text.ptr ? text.ptr : "", text.size, diag);
+	tp_buf_dispose(&text);
+	tp_buf_dispose(&path);
+	return rc;
 }
 
 void
