@@ -41,6 +41,15 @@
 
 #define CONFIG_DEFAULT_DIR "/etc/postfix"
 #define CONFIG_EXPAND_DEPTH 32
+/*
+ * Depth alone does not bound the work: "a = $b$b", "b = $c$c", ... doubles
+ * at each level (2^32 lookups, found by fuzzing). One tp_config_get()
+ * makes at most this many parameter lookups and this much output; past
+ * either, the rest expands to nothing (Postfix itself gives up on such a
+ * main.cf).
+ */
+#define CONFIG_EXPAND_LOOKUPS 10000
+#define CONFIG_EXPAND_OUTPUT (1u << 20)
 
 struct param {
 	char *name;
@@ -56,6 +65,7 @@ struct tp_config {
 	struct param *expanded;
 	size_t nexpanded;
 	char *policy_map_path;
+	size_t expand_budget;	/* lookups left for the current expansion */
 };
 
 /* Postfix 3.6+ defaults, as "postconf -d" prints them. */
@@ -265,6 +275,10 @@ expand_named(const tp_config *config, const char *body, size_t len,
 
 	while (n < len && is_name_char((unsigned char)body[n]))
 		n++;
+	if (config->expand_budget == 0)
+		return 0;
+	/* The budget is bookkeeping of tp_config_get's, logically const. */
+	((tp_config *)(uintptr_t)config)->expand_budget--;
 	value = raw_value(config, body, n);
 	if (value && (rc = expand(config, value, strlen(value), &v, depth + 1)) != 0) {
 		tp_buf_dispose(&v);
@@ -309,8 +323,12 @@ expand(const tp_config *config, const char *s, size_t len, tp_buf *out,
 	size_t i = 0;
 	int rc;
 
-	if (depth > CONFIG_EXPAND_DEPTH)
+	if (depth > CONFIG_EXPAND_DEPTH || config->expand_budget == 0)
 		return 0;
+	if (out->size > CONFIG_EXPAND_OUTPUT) {
+		((tp_config *)(uintptr_t)config)->expand_budget = 0;
+		return 0;
+	}
 	if (tp__buf_grow(out, 0) != 0)
 		return TP_ENOMEM;
 	while (i < len) {
@@ -533,6 +551,7 @@ tp_config_get(const tp_config *config, const char *name)
 			return config->expanded[i].value;
 	if ((raw = raw_value(config, name, strlen(name))) == NULL)
 		return NULL;
+	self->expand_budget = CONFIG_EXPAND_LOOKUPS;
 	if (expand(config, raw, strlen(raw), &v, 0) != 0)
 		goto nomem;
 	expanded = realloc(self->expanded, (self->nexpanded + 1) * sizeof(*expanded));
