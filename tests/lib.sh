@@ -364,6 +364,21 @@ tp_postfix_wait_log() {
     done
 }
 
+# ---- small file systems (root only) ----
+
+TP_MOUNTS=()  # tmpfs mounted by tp_mount_tmpfs, unmounted by the exit trap
+
+# tp_mount_tmpfs DIR SIZE
+#   Mounts a tmpfs of SIZE (e.g. 4m) on DIR (created), unmounted at exit
+#   however the script exits. Skips the test (77) when not root; fails it
+#   when root cannot mount (CI runs as root: the test must not vanish).
+tp_mount_tmpfs() {
+    [ "$(id -u)" = 0 ] || skip "mounting a tmpfs needs root"
+    mkdir -p "$1"
+    mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" || fail "mount -t tmpfs on $1 failed"
+    TP_MOUNTS+=("$1")
+}
+
 _tp_cleanup() {
     local rc=$? name
     for name in "${TP_POSTFIX_DIRS[@]}"; do
@@ -371,6 +386,9 @@ _tp_cleanup() {
     done
     for name in "${TP_SERVERS[@]}"; do
         tp_stop_server "$name"
+    done
+    for name in "${TP_MOUNTS[@]}"; do
+        umount "$name" 2>/dev/null || umount -l "$name" 2>/dev/null || true
     done
     if [ "${TP_KEEP_TMP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${TP_KEEP_TMP_ON_FAIL:-}" ]; }; then
         echo "kept $TP_TMP" >&2

@@ -36,10 +36,20 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "config_internal.h"
 #include "tlspolicy/config.h"
 
 #define CONFIG_DEFAULT_DIR "/etc/postfix"
 #define CONFIG_EXPAND_DEPTH 32
+/*
+ * Depth alone does not bound the work: "a = $b$b", "b = $c$c", ... doubles
+ * at each level (2^32 lookups, found by fuzzing). One tp_config_get()
+ * makes at most this many parameter lookups and this much output; past
+ * either, the rest expands to nothing (Postfix itself gives up on such a
+ * main.cf).
+ */
+#define CONFIG_EXPAND_LOOKUPS 10000
+#define CONFIG_EXPAND_OUTPUT (1u << 20)
 
 struct param {
 	char *name;
@@ -55,6 +65,7 @@ struct tp_config {
 	struct param *expanded;
 	size_t nexpanded;
 	char *policy_map_path;
+	size_t expand_budget;	/* lookups left for the current expansion */
 };
 
 /* Postfix 3.6+ defaults, as "postconf -d" prints them. */
@@ -264,6 +275,10 @@ expand_named(const tp_config *config, const char *body, size_t len,
 
 	while (n < len && is_name_char((unsigned char)body[n]))
 		n++;
+	if (config->expand_budget == 0)
+		return 0;
+	/* The budget is bookkeeping of tp_config_get's, logically const. */
+	((tp_config *)(uintptr_t)config)->expand_budget--;
 	value = raw_value(config, body, n);
 	if (value && (rc = expand(config, value, strlen(value), &v, depth + 1)) != 0) {
 		tp_buf_dispose(&v);
@@ -308,8 +323,12 @@ expand(const tp_config *config, const char *s, size_t len, tp_buf *out,
 	size_t i = 0;
 	int rc;
 
-	if (depth > CONFIG_EXPAND_DEPTH)
+	if (depth > CONFIG_EXPAND_DEPTH || config->expand_budget == 0)
 		return 0;
+	if (out->size > CONFIG_EXPAND_OUTPUT) {
+		((tp_config *)(uintptr_t)config)->expand_budget = 0;
+		return 0;
+	}
 	if (tp__buf_grow(out, 0) != 0)
 		return TP_ENOMEM;
 	while (i < len) {
@@ -445,18 +464,13 @@ read_file(const char *path, tp_buf *out, tp_diag *diag)
 }
 
 int
-tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
+tp__config_parse(tp_config **out, const char *dir, const char *text,
+		 size_t len, tp_diag *diag)
 {
 	tp_config *config;
-	tp_buf text = TP_BUF_INIT;
 	int rc;
 
 	*out = NULL;
-	if (dir == NULL || !*dir) {
-		dir = getenv("MAIL_CONFIG");
-		if (dir == NULL || !*dir)
-			dir = CONFIG_DEFAULT_DIR;
-	}
 	if ((config = calloc(1, sizeof(*config))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	config->dir = strdup(dir);
@@ -466,16 +480,33 @@ tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
 		tp_config_free(config);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	if ((rc = read_file(config->path, &text, diag)) == 0
-	    && (rc = parse_main_cf(config, text.ptr ? text.ptr : "", text.size)) != 0)
-		tp__diag_set(diag, rc, NULL, 0, "out of memory");
-	tp_buf_dispose(&text);
-	if (rc != 0) {
+	if ((rc = parse_main_cf(config, text, len)) != 0) {
 		tp_config_free(config);
-		return rc;
+		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
 	}
 	*out = config;
 	return 0;
+}
+
+int
+tp_config_load(tp_config **out, const char *dir, tp_diag *diag)
+{
+	tp_buf text = TP_BUF_INIT, path = TP_BUF_INIT;
+	int rc;
+
+	*out = NULL;
+	if (dir == NULL || !*dir) {
+		dir = getenv("MAIL_CONFIG");
+		if (dir == NULL || !*dir)
+			dir = CONFIG_DEFAULT_DIR;
+	}
+	if (tp__buf_printf(&path, "%s/main.cf", dir) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	if ((rc = read_file(path.ptr, &text, diag)) == 0)
+		rc = tp__config_parse(out, dir, text.ptr ? text.ptr : "", text.size, diag);
+	tp_buf_dispose(&text);
+	tp_buf_dispose(&path);
+	return rc;
 }
 
 void
@@ -520,6 +551,7 @@ tp_config_get(const tp_config *config, const char *name)
 			return config->expanded[i].value;
 	if ((raw = raw_value(config, name, strlen(name))) == NULL)
 		return NULL;
+	self->expand_budget = CONFIG_EXPAND_LOOKUPS;
 	if (expand(config, raw, strlen(raw), &v, 0) != 0)
 		goto nomem;
 	expanded = realloc(self->expanded, (self->nexpanded + 1) * sizeof(*expanded));

@@ -236,12 +236,12 @@ new_db_attrs(const struct stat *src, mode_t *mode, int *do_chown, uid_t *uid,
 }
 
 int
-tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
-	     size_t n, const char *mode_from, tp_diag *diag)
+tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
+		const tp_record *records, size_t n, const char *mode_from,
+		tp_diag *diag)
 {
 	const tp__map_backend *b = tp__map_backend_get(type);
-	tp_buf dir = TP_BUF_INIT, file = TP_BUF_INIT, kbuf = TP_BUF_INIT,
-	       vbuf = TP_BUF_INIT;
+	tp_buf kbuf = TP_BUF_INIT, vbuf = TP_BUF_INIT;
 	size_t *order = NULL, nbytes = 0;
 	const char *base;
 	struct stat st;
@@ -251,6 +251,8 @@ tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 	gid_t gid = 0;
 	void *w = NULL;
 
+	p->dir = (tp_buf)TP_BUF_INIT;
+	p->file = (tp_buf)TP_BUF_INIT;
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
 	if (stat(db_path, &st) == 0) {
@@ -287,15 +289,15 @@ tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 		free(tmp);
 	}
 
-	if ((rc = tp__temp_dir(&dir, db_path, diag)) < 0)
+	if ((rc = tp__temp_dir(&p->dir, db_path, diag)) < 0)
 		goto out;
 	base = strrchr(db_path, '/');
 	base = base ? base + 1 : db_path;
-	if (tp__buf_printf(&file, "%s/%s", dir.ptr, base) < 0) {
+	if (tp__buf_printf(&p->file, "%s/%s", p->dir.ptr, base) < 0) {
 		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 		goto out;
 	}
-	if ((rc = b->create(&w, file.ptr, db_path, n, nbytes, diag)) < 0)
+	if ((rc = b->create(&w, p->file.ptr, db_path, n, nbytes, diag)) < 0)
 		goto out;
 	if (b->bucket != NULL && n > 1 &&
 	    (rc = bucket_order(b, w, records, n, &order, &kbuf, diag)) < 0)
@@ -311,24 +313,48 @@ tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 	}
 	rc = b->finish(w, mode, do_chown, uid, gid, diag);
 	w = NULL;
-	if (rc < 0)
-		goto out;
-	rc = tp__rename_locked(file.ptr, db_path, diag);
 out:
-	/*
-	 * The one cleanup path: nothing of ours is left behind on error.
-	 * libdb creates "__db.NAME" and renames it to NAME, so a failure half
-	 * way can leave either: the private directory goes with its contents.
-	 */
 	if (w != NULL)
 		b->abort(w);
-	if (dir.ptr != NULL)
-		tp__temp_dir_remove(dir.ptr);
+	if (rc < 0)
+		tp__map_discard(p);
 	free(order);
-	tp_buf_dispose(&dir);
-	tp_buf_dispose(&file);
 	tp_buf_dispose(&kbuf);
 	tp_buf_dispose(&vbuf);
+	return rc;
+}
+
+int
+tp__map_install(tp__map_pending *p, const char *db_path, tp_diag *diag)
+{
+	return tp__rename_locked(p->file.ptr, db_path, diag);
+}
+
+void
+tp__map_discard(tp__map_pending *p)
+{
+	/*
+	 * The one cleanup path: nothing of ours is left behind. libdb
+	 * creates "__db.NAME" and renames it to NAME, so a failure half way
+	 * can leave either: the private directory goes with its contents.
+	 */
+	if (p->dir.ptr != NULL)
+		tp__temp_dir_remove(p->dir.ptr);
+	tp_buf_dispose(&p->dir);
+	tp_buf_dispose(&p->file);
+}
+
+int
+tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
+	     size_t n, const char *mode_from, tp_diag *diag)
+{
+	tp__map_pending p;
+	int rc;
+
+	if ((rc = tp__map_prepare(&p, type, db_path, records, n, mode_from, diag)) < 0)
+		return rc;
+	rc = tp__map_install(&p, db_path, diag);
+	tp__map_discard(&p);
 	return rc;
 }
 

@@ -64,6 +64,28 @@ extern const tp__map_backend tp__map_backend_btree;
 const tp__map_backend *tp__map_backend_get(tp_map_type type);
 
 /*
+ * tp_map_write() in two steps, so a caller can write several files
+ * before it renames any (tp_table_commit: a full disk then changes
+ * nothing). tp__map_prepare() builds, fsyncs and closes the whole new
+ * database in a private temp directory beside db_path (p->file inside
+ * p->dir); on error nothing is left and *p needs no discard.
+ * tp__map_install() renames it over db_path holding flock(LOCK_EX) on
+ * the old one and fsyncs the directory. tp__map_discard() removes the
+ * temp directory (whatever is left in it) and frees *p; call it after
+ * install too.
+ */
+typedef struct tp__map_pending {
+	tp_buf dir;
+	tp_buf file;
+} tp__map_pending;
+
+int tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
+		    const tp_record *records, size_t n, const char *mode_from,
+		    tp_diag *diag);
+int tp__map_install(tp__map_pending *p, const char *db_path, tp_diag *diag);
+void tp__map_discard(tp__map_pending *p);
+
+/*
  * tp__map_iterate() calls fn for every record of the database, raw (as
  * stored, trailing NULs included), holding LOCK_SH throughout. fn
  * returns 0 to go on, anything else stops the walk and is returned.

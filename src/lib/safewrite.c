@@ -230,8 +230,8 @@ tp__rename_locked(const char *tmp, const char *target, tp_diag *diag)
 }
 
 int
-tp__file_replace(const char *path_in, const void *data, size_t len,
-		 tp_diag *diag)
+tp__file_prepare(tp__pending *p, const char *path_in, const void *data,
+		 size_t len, tp_diag *diag)
 {
 	tp_buf tmp = TP_BUF_INIT;
 	char *resolved = NULL;
@@ -239,6 +239,8 @@ tp__file_replace(const char *path_in, const void *data, size_t len,
 	struct stat st;
 	int have_old, fd = -1, rc;
 
+	p->tmp = NULL;
+	p->target = NULL;
 	/*
 	 * A symlinked source (a file managed elsewhere) stays a symlink: the
 	 * file it points to is replaced, beside itself.
@@ -289,12 +291,13 @@ tp__file_replace(const char *path_in, const void *data, size_t len,
 		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", path);
 		goto out;
 	}
-	if (rename(tmp.ptr, path) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp.ptr, path);
+	if (resolved == NULL && (resolved = strdup(path)) == NULL) {
+		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 		goto out;
 	}
-	tp_buf_dispose(&tmp);	/* renamed: nothing to clean up */
-	rc = tp__fsync_dir(path, diag);
+	p->tmp = tmp.ptr;	/* ownership moves to p */
+	p->target = resolved;
+	return TP_OK;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -303,4 +306,139 @@ out:
 	tp_buf_dispose(&tmp);
 	free(resolved);
 	return rc;
+}
+
+int
+tp__file_install(tp__pending *p, tp_diag *diag)
+{
+	int rc;
+
+	if (rename(p->tmp, p->target) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", p->tmp,
+				      p->target);
+	free(p->tmp);		/* renamed: nothing to clean up */
+	p->tmp = NULL;
+	rc = tp__fsync_dir(p->target, diag);
+	return rc;
+}
+
+void
+tp__file_discard(tp__pending *p)
+{
+	if (p->tmp != NULL)
+		(void)unlink(p->tmp);
+	free(p->tmp);
+	free(p->target);
+	p->tmp = NULL;
+	p->target = NULL;
+}
+
+int
+tp__file_replace(const char *path, const void *data, size_t len,
+		 tp_diag *diag)
+{
+	tp__pending p;
+	int rc;
+
+	if ((rc = tp__file_prepare(&p, path, data, len, diag)) < 0)
+		return rc;
+	rc = tp__file_install(&p, diag);
+	tp__file_discard(&p);
+	return rc;
+}
+
+/* NAME is "BASE.tmp.XXXXXX", the suffix as mkstemp()/mkdtemp() make it? */
+static int
+is_temp_name(const char *name, const char *base, size_t blen)
+{
+	const char *suffix;
+
+	if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0)
+		return 0;
+	suffix = name + blen + 5;
+	if (strlen(suffix) != 6)
+		return 0;
+	for (int i = 0; i < 6; i++)
+		if (!((suffix[i] >= 'a' && suffix[i] <= 'z')
+		      || (suffix[i] >= 'A' && suffix[i] <= 'Z')
+		      || (suffix[i] >= '0' && suffix[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/*
+ * Empty and remove the temp directory NAME (relative to dfd) if it holds
+ * nothing but what we put there: BASE or libdb's "__db.BASE", regular
+ * files. Works through descriptors, never following a symlink.
+ */
+static int
+sweep_dir(int dfd, const char *name, const char *base)
+{
+	char libdb_name[NAME_MAX + 1];
+	struct dirent *e;
+	DIR *d;
+	int sub, foreign = 0;
+
+	sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return 0;
+	if ((d = fdopendir(sub)) == NULL) {
+		close(sub);
+		return 0;
+	}
+	snprintf(libdb_name, sizeof(libdb_name), "__db.%s", base);
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((strcmp(e->d_name, base) != 0 && strcmp(e->d_name, libdb_name) != 0)
+		    || fstatat(sub, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
+		    || !S_ISREG(st.st_mode)
+		    || unlinkat(sub, e->d_name, 0) < 0)
+			foreign = 1;
+	}
+	closedir(d);
+	if (foreign)
+		return 0;
+	return unlinkat(dfd, name, AT_REMOVEDIR) == 0;
+}
+
+int
+tp__temp_sweep(const char *target)
+{
+	const char *slash = strrchr(target, '/'), *base;
+	tp_buf dir = TP_BUF_INIT;
+	struct dirent *e;
+	size_t blen;
+	int dfd, removed = 0;
+	DIR *d;
+
+	base = slash ? slash + 1 : target;
+	blen = strlen(base);
+	if (slash == NULL ? tp__buf_puts(&dir, ".") < 0
+	    : tp__buf_put(&dir, target, slash == target ? 1 : (size_t)(slash - target)) < 0)
+		return -1;
+	dfd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	tp_buf_dispose(&dir);
+	if (dfd < 0)
+		return -1;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (!is_temp_name(e->d_name, base, blen)
+		    || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		/* Never a symlink: we make none, and unlinking it is not ours to do. */
+		if (S_ISREG(st.st_mode))
+			removed += unlinkat(dfd, e->d_name, 0) == 0;
+		else if (S_ISDIR(st.st_mode))
+			removed += sweep_dir(dfd, e->d_name, base);
+	}
+	closedir(d);
+	return removed;
 }

@@ -28,6 +28,25 @@
  *	fsync of the directory. Nothing is replaced on error and the temp
  *	file is gone.
  *
+ *	tp__file_prepare() does all of that but the rename: the new
+ *	contents are on disk in a temp file beside the (resolved) target,
+ *	with the old file's mode and owner, described by *p.
+ *	tp__file_install() renames it over the target and fsyncs the
+ *	directory. tp__file_discard() unlinks a temp file not installed
+ *	and frees *p (after install too; idempotent). Splitting lets a
+ *	caller prepare several files and rename them only once every one
+ *	was written, so a full disk changes none of them.
+ *
+ *	tp__temp_sweep() removes what a killed writer left of ours beside
+ *	target: "TARGET.tmp.XXXXXX" (exactly mkstemp's six characters)
+ *	regular files, and directories of that name holding nothing but
+ *	regular files named like the target or libdb's "__db." + target.
+ *	Symbolic links and anything else are left alone; it works through
+ *	directory descriptors and never follows a link. Call it only while
+ *	holding the table's lock, so no live writer's temp is swept. It
+ *	returns the number of names removed, -1 when the directory cannot
+ *	be read.
+ *
  *	tp__rename_locked() renames tmp over target while holding
  *	flock(LOCK_EX) on the old target, when there is one, so a reader
  *	that holds LOCK_SH (Postfix, during a lookup) finishes first and a
@@ -55,6 +74,17 @@ void tp__lock_release(int fd);
 int tp__temp_file(int *fd, tp_buf *tmp, const char *target, tp_diag *diag);
 int tp__temp_dir(tp_buf *tmp, const char *target, tp_diag *diag);
 void tp__temp_dir_remove(const char *dir);
+
+typedef struct tp__pending {
+	char *tmp;		/* the temp file, until installed */
+	char *target;		/* the file it replaces (symlink resolved) */
+} tp__pending;
+
+int tp__file_prepare(tp__pending *p, const char *path, const void *data,
+		     size_t len, tp_diag *diag);
+int tp__file_install(tp__pending *p, tp_diag *diag);
+void tp__file_discard(tp__pending *p);
+int tp__temp_sweep(const char *target);
 
 int tp__file_replace(const char *path, const void *data, size_t len,
 		     tp_diag *diag);

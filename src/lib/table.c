@@ -15,6 +15,15 @@
  *	between the two leaves a database tp_table_db_state() reports
  *	stale, which the next run rebuilds.
  *
+ *	Opening for writing also sweeps what a writer killed earlier left
+ *	behind (see tp__temp_sweep()): under the lock, no live writer
+ *	owns those names.
+ *
+ *	tp_table_commit() writes the new source and the new database to
+ *	temp files (each fsynced) before it renames either, so an error
+ *	while writing (a full disk) changes neither file; a kill between
+ *	the two renames leaves a stale database the next run rebuilds.
+ *
  *	tp_table_commit() compares the serialised document with the file
  *	on disk, not with what was loaded: an edit that restores the
  *	original bytes writes nothing, and neither does a no-op edit.
@@ -56,6 +65,26 @@ concat(const char *a, const char *b)
 	return s;
 }
 
+/*
+ * What a writer killed earlier left beside the source and the database.
+ * Only under the lock: a live writer's temp files are never ours to take.
+ * A symlinked source is written beside the file it points to.
+ */
+static void
+sweep_temps(const tp_table *t)
+{
+	char *resolved;
+	struct stat st;
+
+	(void)tp__temp_sweep(t->source);
+	(void)tp__temp_sweep(t->db_path);
+	if (lstat(t->source, &st) == 0 && S_ISLNK(st.st_mode)
+	    && (resolved = realpath(t->source, NULL)) != NULL) {
+		(void)tp__temp_sweep(resolved);
+		free(resolved);
+	}
+}
+
 int
 tp_table_open(tp_table **out, tp_map_type type, const char *source,
 	      const tp_table_opts *opts, tp_diag *diag)
@@ -88,6 +117,7 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 		}
 		if ((rc = tp__lock_acquire(&t->lock_fd, lock_path, diag)) < 0)
 			goto fail;
+		sweep_temps(t);
 	}
 	rc = tp_doc_load(&t->doc, source, &t->doc_opts, diag);
 	if (rc == TP_ENOTFOUND && (opts->flags & TP_TABLE_WRITE)) {
@@ -227,7 +257,11 @@ file_equals(const char *path, const char *data, size_t len)
 int
 tp_table_commit(tp_table *table, tp_diag *diag)
 {
+	tp__pending source = { NULL, NULL };
+	tp__map_pending db;
 	tp_buf data = TP_BUF_INIT;
+	tp_record *recs;
+	size_t n;
 	int rc, same;
 
 	if ((rc = tp_doc_serialize(table->doc, &data)) < 0)
@@ -236,12 +270,33 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	if (same < 0)
 		rc = tp__diag_errno(diag, TP_EIO, errno, "read %s", table->source);
 	else if (!same)
-		rc = tp__file_replace(table->source, data.ptr ? data.ptr : "",
+		rc = tp__file_prepare(&source, table->source, data.ptr ? data.ptr : "",
 				      data.size, diag);
 	tp_buf_dispose(&data);
 	if (rc < 0)
 		return rc;
-	return tp_table_rebuild(table, diag);
+	/*
+	 * Both new files are written and fsynced before either is renamed:
+	 * a full disk or an I/O error while building the database leaves
+	 * the old source and the old database as they were.
+	 */
+	if ((rc = table_records(table, &recs, &n, diag)) < 0)
+		goto out;
+	rc = tp__map_prepare(&db, table->type, table->db_path, recs, n,
+			     table->source, diag);
+	free(recs);
+	if (rc < 0)
+		goto out;
+	/* Source first: Postfix warns when the source is newer than the db. */
+	if (source.tmp != NULL && (rc = tp__file_install(&source, diag)) < 0) {
+		tp__map_discard(&db);
+		goto out;
+	}
+	rc = tp__map_install(&db, table->db_path, diag);
+	tp__map_discard(&db);
+out:
+	tp__file_discard(&source);
+	return rc;
 }
 
 /* db_state: the source's records sorted by key, and what the walk found. */

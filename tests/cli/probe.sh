@@ -147,6 +147,32 @@ for f in "${failures[@]}"; do
     tp_stop_server "$mode"
 done
 
+# ---- modes that end in success: within the deadline and the memory bound too
+for mode in multiline-banner; do
+    tp_start_server "$mode" --cert "$T/a.pem" --mode "$mode"
+    run_probe "$mode" probe --timeout 2 "127.0.0.1:$TP_PORT"
+    [ "$(cat "$T/$mode.rc")" = 0 ] || fail "$mode: got exit $(cat "$T/$mode.rc"), want 0: $(cat "$T/$mode.err")"
+    [ "$(cat "$T/$mode.ms")" -lt 5000 ] || fail "$mode: took $(cat "$T/$mode.ms") ms with --timeout 2, want < 5000"
+    if [ "$have_time" = 1 ] && [ "$asan" = 0 ]; then
+        rss=$(tail -n 1 "$T/$mode.rss")
+        [ "$rss" -lt $((base_rss + 8192)) ] || fail "$mode: max RSS ${rss} KB, want within 8 MB of a good probe's ${base_rss} KB"
+    fi
+    tp_stop_server "$mode"
+done
+
+# ---- every misbehaviour testsmtpd knows is tested above, with both bounds
+# (a mode added to testsmtpd without a case here fails this test).
+modes=$("$TESTSMTPD" --help 2>&1 | sed -n 's/^modes: *//p' || true)
+[ -n "$modes" ] || fail "testsmtpd --help lists no modes"
+for mode in $modes; do
+    case " normal multiline-banner ${failures[*]%%|*} " in
+        *" $mode "*) ;;
+        *) if ! printf '%s\n' "${failures[@]}" | grep -q "^$mode|"; then
+               fail "testsmtpd mode $mode has no probe case with a deadline and a memory bound"
+           fi ;;
+    esac
+done
+
 # ---- nothing listening, and a name that does not resolve
 port=$(tp_server_port ok)
 tp_stop_server ok

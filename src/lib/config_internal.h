@@ -1,0 +1,20 @@
+/*
+ * NAME
+ *	config_internal - main.cf parsing without the file (internal)
+ * DESCRIPTION
+ *	tp__config_parse() is tp_config_load() on text[0..len) already in
+ *	memory, as if read from DIR/main.cf (dir is what config_directory
+ *	expands to and what messages name). For tests and the fuzz target;
+ *	tp_config_load() reads the file and calls it. TP_ENOMEM only.
+ */
+#ifndef TP_CONFIG_INTERNAL_H
+#define TP_CONFIG_INTERNAL_H
+
+#include <stddef.h>
+
+#include "tlspolicy/config.h"
+
+int tp__config_parse(tp_config **out, const char *dir, const char *text,
+		     size_t len, tp_diag *diag);
+
+#endif
