@@ -34,7 +34,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] COMMAND [options] [args]\n"
+		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] [--syslog] COMMAND [options] [args]\n"
 		"\n"
 		"Keep Postfix's TLS policy table (smtp_tls_policy_maps) correct.\n"
 		"\n"
@@ -44,7 +44,9 @@ usage(FILE *fp)
 		"             default: the first file-backed map in smtp_tls_policy_maps\n"
 		"  -d DIGEST  fingerprint digest (default: main.cf's smtp_tls_fingerprint_digest)\n"
 		"  -v         more detail\n"
-		"  -q         quiet: errors only\n"
+		"  -q         quiet: errors only, no progress display\n"
+		"  --syslog   also log errors and warnings to syslog (facility mail),\n"
+		"             as is done anyway when stderr is not a terminal\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -61,7 +63,7 @@ cli_error(const tp_diag *diag)
 {
 	char buf[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
 
-	fprintf(stderr, "tlspolicy: %s\n", tp_diag_format(diag, buf, sizeof(buf)));
+	cli_msg_error(tp_diag_format(diag, buf, sizeof(buf)));
 	return EX_FAIL;
 }
 
@@ -70,26 +72,24 @@ cli_errorf(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("tlspolicy: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_msg_verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EX_FAIL;
 }
 
 int
 cli_usage(const char *command, const char *fmt, ...)
 {
+	char what[4096];
 	va_list ap;
 
-	fprintf(stderr, "tlspolicy: %s%s", command ? command : "",
-		command ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'tlspolicy %s%s--help')\n", command ? command : "",
-		command ? " " : "");
+	cli_errorf("%s%s%s (see 'tlspolicy %s%s--help')",
+		   command ? command : "", command ? ": " : "", what,
+		   command ? command : "", command ? " " : "");
 	return EX_USAGE_ERR;
 }
 
@@ -109,10 +109,16 @@ cli_parse_seconds(const char *s)
 int
 main(int argc, char **argv)
 {
+	static const struct option options[] = {
+		{ "syslog", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct cli cli;
 	int ch;
 
 	memset(&cli, 0, sizeof(cli));
+	cli_msg_setup(0, 0);	/* errors in the global options */
 	cli.config_dir = getenv("MAIL_CONFIG");
 	if (cli.config_dir && !*cli.config_dir)
 		cli.config_dir = NULL;
@@ -126,7 +132,7 @@ main(int argc, char **argv)
 	}
 	/* "+": stop at the command; its options are its own. */
 	opterr = 0;
-	while ((ch = getopt(argc, argv, "+c:m:d:vqh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:m:d:vqh", options, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			cli.config_dir = optarg;
@@ -143,15 +149,21 @@ main(int argc, char **argv)
 		case 'q':
 			cli.quiet = 1;
 			break;
+		case 'S':
+			cli.syslog = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return EX_SUCCESS;
 		default:
 			if (optopt == 'c' || optopt == 'm' || optopt == 'd')
 				return cli_usage(NULL, "option -%c needs an argument", optopt);
-			return cli_usage(NULL, "unknown option -%c", optopt);
+			if (optopt != 0)
+				return cli_usage(NULL, "unknown option -%c", optopt);
+			return cli_usage(NULL, "unknown option %s", argv[optind - 1]);
 		}
 	}
+	cli_msg_setup(cli.syslog, cli.quiet);
 	if (optind >= argc) {
 		usage(stderr);
 		return EX_USAGE_ERR;
