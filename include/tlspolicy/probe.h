@@ -56,6 +56,17 @@
  *	dialogue ("<<< 220 ..." / ">>> EHLO ..."). It runs inside
  *	tp_prober_run() and must not call back into the prober.
  *
+ *	opts.progress, when set, is called once per address (per result)
+ *	when its result is final, with how many are final so far (done,
+ *	1..total) and how many results the run has (total, known once the
+ *	names are resolved): for a progress display. An address whose name
+ *	did not resolve is final from the start. Like trace, it runs inside
+ *	tp_prober_run() and must not call back into the prober, except
+ *	to read the result it is given.
+ *
+ *	opts.version is TP_PROBE_OPTS_VERSION (2); a caller built with
+ *	version 1 options (no progress fields) keeps working.
+ *
  *	tp_prober_free() frees the prober and all results; NULL is fine.
  */
 #ifndef TLSPOLICY_PROBE_H
@@ -73,6 +84,9 @@ extern "C" {
 typedef struct tp_prober tp_prober;
 
 typedef void (*tp_probe_trace_cb)(const char *line, void *payload);
+struct tp_probe_result;
+typedef void (*tp_probe_progress_cb)(const struct tp_probe_result *result,
+				     size_t done, size_t total, void *payload);
 
 typedef struct tp_probe_opts {
 	unsigned int version;
@@ -87,12 +101,15 @@ typedef struct tp_probe_opts {
 	tp_probe_trace_cb trace;
 	void *trace_payload;
 	const char *dns_servers;	/* "ADDR[:PORT],..."; NULL: resolv.conf */
+	/* Since version 2: */
+	tp_probe_progress_cb progress;	/* one call per final result */
+	void *progress_payload;
 } tp_probe_opts;
 
-#define TP_PROBE_OPTS_VERSION 1
+#define TP_PROBE_OPTS_VERSION 2
 #define TP_PROBE_OPTS_INIT \
 	{ TP_PROBE_OPTS_VERSION, 30.0, 0.0, NULL, NULL, NULL, 16, NULL, NULL, \
-	  NULL, NULL, NULL }
+	  NULL, NULL, NULL, NULL, NULL }
 
 /* One certificate as the server presented it. */
 typedef struct tp_probe_cert {

@@ -14,11 +14,20 @@
  *	cli_error() prints "tlspolicy: " and the diagnostic, one line, on
  *	stderr; cli_errorf() the same from a format. Both return EX_FAIL so
  *	commands can "return cli_error(...)". cli_usage() prints a usage
- *	error and returns EX_USAGE_ERR.
+ *	error and returns EX_USAGE_ERR. cli_warnf() prints "tlspolicy:
+ *	warning: " and the text. All four also log the line to syslog
+ *	(facility mail) when stderr is not a terminal or with --syslog (see
+ *	msg.c); cli_notef() prints an informational line on stderr only.
+ *
+ *	cli_msg_setup() decides that, once the global options are known.
+ *	cli_progress_start(), _update() and _end() show "WHAT DONE/TOTAL
+ *	UNIT..." on stderr while a long run lasts, only on a terminal and
+ *	without -q, and erase it at the end.
  */
 #ifndef TP_CLI_H
 #define TP_CLI_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -38,6 +47,7 @@ struct cli {
 	const char *digest_opt;	/* -d DIGEST, else NULL */
 	int verbose;
 	int quiet;
+	int syslog;		/* --syslog */
 	tp_config *config;
 	int config_loaded;
 	tp_diag config_diag;
@@ -64,6 +74,14 @@ const char *cli_digest(struct cli *cli);
 int cli_error(const tp_diag *diag);
 int cli_errorf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 int cli_usage(const char *command, const char *fmt, ...) TP_CLI_PRINTF(2, 3);
+void cli_warnf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
+void cli_notef(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
+void cli_msg_setup(int force_syslog, int quiet);
+void cli_msg_error(const char *text);
+void cli_msg_verror(const char *fmt, va_list ap) TP_CLI_PRINTF(1, 0);
+void cli_progress_start(const char *what, const char *unit);
+void cli_progress_update(size_t done, size_t total);
+void cli_progress_end(void);
 /* Parse a positive number of seconds ("30", "2.5"); -1 when malformed. */
 double cli_parse_seconds(const char *s);
 

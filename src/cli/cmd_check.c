@@ -3,6 +3,7 @@
  *	check - monitor the pins, Nagios style
  * SYNOPSIS
  *	tlspolicy check [KEY...] [--warn-days N] [--jobs N] [--timeout S] [--json]
+ *		[--prometheus FILE]
  * DESCRIPTION
  *	Probes, all at once, where every fingerprint entry (or each KEY) is
  *	pinned from (targets.h) and rates each entry:
@@ -16,11 +17,13 @@
  *	UNKNOWN	  an address could not be probed, or no host is known;
  *	OK	  otherwise.
  *	The first output line is the Nagios summary, then one line per
- *	entry; --json carries all details.
+ *	entry; --json carries all details. --prometheus also writes the
+ *	states, pin expiry and last successful probe to a node_exporter
+ *	textfile (prom.h), even when the check fails early.
  * DIAGNOSTICS
  *	Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN: the worst of CRITICAL >
  *	WARNING > UNKNOWN > OK over the entries. 3 also when the table cannot
- *	be read; 64 usage.
+ *	be read, or when the --prometheus file cannot be written; 64 usage.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -30,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "prom.h"
 #include "targets.h"
 
 enum state { ST_OK = 0, ST_UNKNOWN = 1, ST_WARNING = 2, ST_CRITICAL = 3 };
@@ -44,7 +48,7 @@ check_usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: tlspolicy [global options] check [KEY...] [--warn-days N] [--jobs N]\n"
-		"           [--timeout S] [--json]\n"
+		"           [--timeout S] [--json] [--prometheus FILE]\n"
 		"\n"
 		"Monitor the pins (Nagios/Icinga plugin). For every fingerprint entry (or\n"
 		"each KEY), probe where it is pinned from, all at once, and rate it:\n"
@@ -60,6 +64,10 @@ check_usage(FILE *fp)
 		"  --jobs N       connections at once (default 16)\n"
 		"  --timeout S    seconds allowed per address (default 30)\n"
 		"  --json         all details as JSON\n"
+		"  --prometheus FILE  also write the results as a node_exporter textfile\n"
+		"                 (FILE ending in .prom, replaced atomically): per entry\n"
+		"                 status, days until the pinned certificate expires, last\n"
+		"                 successful probe (kept from FILE while a host fails)\n"
 		"\n"
 		"Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the worst of\n"
 		"CRITICAL > WARNING > UNKNOWN > OK), 64 usage error.\n");
@@ -70,6 +78,8 @@ struct verdict {
 	tp_strarray reasons;	/* "STATE: text", worst first when printed */
 	tp_strarray reason_states;
 	int db_in_step;
+	time_t not_after;	/* earliest pinned certificate presented; 0: none */
+	int probe_ok;		/* every address probed, a certificate seen */
 	int bad;		/* out of memory */
 };
 
@@ -109,6 +119,10 @@ judge(struct verdict *v, const struct cli_target *t, const tp_prober *prober,
 		       t->problem);
 	if (t->host_error != NULL)
 		reason(v, ST_UNKNOWN, "%s", t->host_error);
+	v->probe_ok = t->probed && t->host_error == NULL;
+	if (t->probed && cli_target_result_at(prober, t, &cur) == NULL)
+		v->probe_ok = 0;	/* nothing was probed */
+	cur = 0;
 	while (t->probed && (r = cli_target_result_at(prober, t, &cur)) != NULL) {
 		const tp_probe_cert *leaf;
 		double days;
@@ -116,6 +130,7 @@ judge(struct verdict *v, const struct cli_target *t, const tp_prober *prober,
 		cli_result_label(label, sizeof(label), r);
 		if (r->status != TP_OK || r->chain_len == 0) {
 			reason(v, ST_UNKNOWN, "%s", r->status != TP_OK ? r->error : "no certificate");
+			v->probe_ok = 0;
 			continue;
 		}
 		leaf = &r->chain[0];
@@ -137,6 +152,7 @@ judge(struct verdict *v, const struct cli_target *t, const tp_prober *prober,
 			       label, leaf->subject, (long)days, (long)days == 1 ? "" : "s",
 			       cli_iso_time(date, sizeof(date), leaf->not_after));
 	}
+	v->not_after = earliest;
 	for (size_t i = 0; i < tp_policy_pin_count(t->policy); i++) {
 		const char *pin = tp_policy_pin_at(t->policy, i);
 		const char *pd = tp_pin_digest(pin);
@@ -244,10 +260,17 @@ entry_json(const struct cli_target *t, const struct verdict *v, const tp_prober 
 	return o;
 }
 
+/* --prometheus FILE, and the table once known, for unknown(). */
+static const char *prom_path;
+static const char *prom_table = "";
+
 /* Nagios: a one-line summary even when we cannot look at anything. */
 static int
 unknown(int json, const char *what)
 {
+	if (prom_path != NULL)
+		(void)cli_prom_write(prom_path, prom_table, NULL, 0, EX_CHECK_UNKNOWN,
+				     time(NULL));
 	if (json)
 		printf("{\"status\": \"UNKNOWN\", \"exit\": 3, \"summary\": \"TLSPOLICY UNKNOWN - %s\", \"entries\": []}\n",
 		       what);
@@ -264,6 +287,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "prometheus", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -301,6 +325,11 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		case 'J':
 			json = 1;
 			break;
+		case 'P':
+			if (*optarg == '\0')
+				return cli_usage("check", "--prometheus: say a file name");
+			prom_path = optarg;
+			break;
 		case 'h':
 			check_usage(stdout);
 			return EX_SUCCESS;
@@ -315,6 +344,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		popts.trace = cli_trace_to_stderr;
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return unknown(json, "cannot read the policy table");
+	prom_table = tp_table_source(table);
 	if (cli_targets_collect(tp_table_doc(table), argv + optind,
 				(size_t)(argc - optind), 1, &targets) != EX_SUCCESS) {
 		rc = unknown(json, "cannot select the entries");
@@ -338,6 +368,26 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		count[v[i].state]++;
 		if (v[i].state > worst)
 			worst = v[i].state;
+	}
+	if (prom_path != NULL) {
+		struct cli_prom_entry *pe = calloc(targets.n + 1, sizeof(*pe));
+
+		for (size_t i = 0; pe != NULL && i < targets.n; i++) {
+			pe[i].key = targets.v[i].key;
+			pe[i].status = state_exit[v[i].state];
+			pe[i].not_after = v[i].not_after;
+			pe[i].probe_ok = v[i].probe_ok;
+		}
+		if (pe == NULL) {
+			rc = unknown(json, "out of memory");
+			goto out;
+		}
+		/* A monitor that cannot report is not OK: UNKNOWN at least. */
+		if (cli_prom_write(prom_path, prom_table, pe, targets.n,
+				   state_exit[worst],
+				   now) != 0 && worst < ST_UNKNOWN)
+			worst = ST_UNKNOWN;
+		free(pe);
 	}
 	if (targets.n == 0)
 		snprintf(summary, sizeof(summary), "TLSPOLICY OK - no fingerprint entries in %s",

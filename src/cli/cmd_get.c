@@ -58,8 +58,7 @@ cmd_get(struct cli *cli, int argc, char **argv)
 	if (rc == TP_EINVALID) {
 		/* postmap -q warns and finds nothing. */
 		if (!cli->quiet)
-			fprintf(stderr, "tlspolicy: warning: non-UTF-8 key \"%s\"\n",
-				argv[optind]);
+			cli_warnf("non-UTF-8 key \"%s\"", argv[optind]);
 		rc = EX_FAIL;
 		goto out;
 	}

@@ -34,7 +34,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] COMMAND [options] [args]\n"
+		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] [--syslog] COMMAND [options] [args]\n"
 		"\n"
 		"Keep Postfix's TLS policy table (smtp_tls_policy_maps) correct.\n"
 		"\n"
@@ -44,7 +44,9 @@ usage(FILE *fp)
 		"             default: the first file-backed map in smtp_tls_policy_maps\n"
 		"  -d DIGEST  fingerprint digest (default: main.cf's smtp_tls_fingerprint_digest)\n"
 		"  -v         more detail\n"
-		"  -q         quiet: errors only\n"
+		"  -q         quiet: errors only, no progress display\n"
+		"  --syslog   also log errors and warnings to syslog (facility mail),\n"
+		"             as is done anyway when stderr is not a terminal\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -61,7 +63,7 @@ cli_error(const tp_diag *diag)
 {
 	char buf[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
 
-	fprintf(stderr, "tlspolicy: %s\n", tp_diag_format(diag, buf, sizeof(buf)));
+	cli_msg_error(tp_diag_format(diag, buf, sizeof(buf)));
 	return EX_FAIL;
 }
 
@@ -70,26 +72,24 @@ cli_errorf(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("tlspolicy: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_msg_verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EX_FAIL;
 }
 
 int
 cli_usage(const char *command, const char *fmt, ...)
 {
+	char what[4096];
 	va_list ap;
 
-	fprintf(stderr, "tlspolicy: %s%s", command ? command : "",
-		command ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'tlspolicy %s%s--help')\n", command ? command : "",
-		command ? " " : "");
+	cli_errorf("%s%s%s (see 'tlspolicy %s%s--help')",
+		   command ? command : "", command ? ": " : "", what,
+		   command ? command : "", command ? " " : "");
 	return EX_USAGE_ERR;
 }
 
@@ -107,6 +107,7 @@ cli_parse_seconds(const char *s)
 }
 
 static const struct option global_options[] = {
+	{ "syslog", no_argument, NULL, 'S' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -119,6 +120,7 @@ main(int argc, char **argv)
 	int ch;
 
 	memset(&cli, 0, sizeof(cli));
+	cli_msg_setup(0, 0);	/* errors in the global options */
 	cli.config_dir = getenv("MAIL_CONFIG");
 	if (cli.config_dir && !*cli.config_dir)
 		cli.config_dir = NULL;
@@ -144,6 +146,9 @@ main(int argc, char **argv)
 		case 'q':
 			cli.quiet = 1;
 			break;
+		case 'S':
+			cli.syslog = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return EX_SUCCESS;
@@ -151,6 +156,7 @@ main(int argc, char **argv)
 			return cli_bad_option(NULL, ch, argv);
 		}
 	}
+	cli_msg_setup(cli.syslog, cli.quiet);
 	if (optind >= argc) {
 		usage(stderr);
 		return EX_USAGE_ERR;

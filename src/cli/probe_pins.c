@@ -108,7 +108,7 @@ void
 cli_trace_to_stderr(const char *line, void *payload)
 {
 	(void)payload;
-	fprintf(stderr, "tlspolicy: %s\n", line);
+	cli_notef("%s", line);
 }
 
 int

@@ -84,6 +84,5 @@ cli_print_warnings(struct cli *cli, tp_table *table)
 		return;
 	/* postmap's own wording, so logs and habits carry over. */
 	for (size_t i = 0; i < tp_doc_warning_count(doc); i++)
-		fprintf(stderr, "tlspolicy: warning: %s\n",
-			tp_doc_warning_at(doc, i)->message);
+		cli_warnf("%s", tp_doc_warning_at(doc, i)->message);
 }

@@ -168,6 +168,14 @@ nomem:
 	return cli_errorf("out of memory");
 }
 
+static void
+show_progress(const tp_probe_result *r, size_t done, size_t total, void *payload)
+{
+	(void)r;
+	(void)payload;
+	cli_progress_update(done, total);
+}
+
 int
 cli_targets_probe(struct cli *cli, struct cli_targets *t,
 		  const tp_probe_opts *opts, tp_prober **out)
@@ -175,6 +183,7 @@ cli_targets_probe(struct cli *cli, struct cli_targets *t,
 	tp_diag diag = TP_DIAG_INIT;
 	tp_prober *prober = NULL;
 	size_t next = 0;
+	int rc;
 
 	tp_probe_opts local = *opts;
 
@@ -183,6 +192,8 @@ cli_targets_probe(struct cli *cli, struct cli_targets *t,
 		return cli_errorf("out of memory");
 	if (local.dns_servers == NULL)
 		local.dns_servers = cli_dns_servers();
+	if (local.progress == NULL)
+		local.progress = show_progress;
 	if (tp_prober_new(&prober, &local, &diag) != 0)
 		return cli_error(&diag);
 	for (size_t i = 0; i < t->n; i++) {
@@ -216,7 +227,10 @@ cli_targets_probe(struct cli *cli, struct cli_targets *t,
 		x->probed = 1;
 	}
 	(void)cli;
-	if (tp_prober_run(prober, &diag) != 0) {
+	cli_progress_start("probing", "addresses");
+	rc = tp_prober_run(prober, &diag);
+	cli_progress_end();
+	if (rc != 0) {
 		tp_prober_free(prober);
 		return cli_error(&diag);
 	}

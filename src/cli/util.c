@@ -252,7 +252,7 @@ cli_reload(struct cli *cli, const char *command)
 	if (pid == 0) {
 		/* No shell: the arguments reach postfix as they are. */
 		execlp(command, command, "-c", dir, "reload", (char *)NULL);
-		fprintf(stderr, "tlspolicy: cannot run %s: %s\n", command, strerror(errno));
+		cli_errorf("cannot run %s: %s", command, strerror(errno));
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) < 0)

@@ -171,6 +171,7 @@ struct tp_prober {
 	size_t ntargets;
 	tp_probe_result *results;
 	size_t nresults;
+	size_t ndone;		/* results final so far, for opts.progress */
 	struct conn *conns;
 	struct chunk *arena;
 	tp_resolver *resolver;	/* for targets given by name */
@@ -908,13 +909,18 @@ check_text(const char *s)
 int
 tp_prober_new(tp_prober **out, const tp_probe_opts *opts, tp_diag *diag)
 {
-	tp_probe_opts defaults = TP_PROBE_OPTS_INIT;
+	tp_probe_opts defaults = TP_PROBE_OPTS_INIT, v1;
 	tp_prober *p;
 
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->version != TP_PROBE_OPTS_VERSION)
+	if (opts->version == 1) {
+		/* Built before the progress fields: read only what it has. */
+		v1 = defaults;
+		memcpy(&v1, opts, offsetof(tp_probe_opts, progress));
+		opts = &v1;
+	} else if (opts->version != TP_PROBE_OPTS_VERSION)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "probe options version %u, want %u",
 				    opts->version, TP_PROBE_OPTS_VERSION);
@@ -1256,6 +1262,16 @@ setup_results(tp_prober *p)
 	p->nresults = k;
 }
 
+/* A result is final: tell opts.progress. */
+static void
+report_done(tp_prober *p, const struct conn *c)
+{
+	p->ndone++;
+	if (p->opts.progress != NULL)
+		p->opts.progress(c->res, p->ndone, p->nresults,
+				 p->opts.progress_payload);
+}
+
 /* The poll() loop: at most opts.jobs connections at once. */
 static int
 run_loop(tp_prober *p, tp_diag *diag)
@@ -1281,8 +1297,10 @@ run_loop(tp_prober *p, tp_diag *diag)
 		while (nact < jobs && next < p->nresults) {
 			struct conn *c = &p->conns[next++];
 
-			if (c->state != PS_QUEUED)
+			if (c->state != PS_QUEUED) {
+				report_done(p, c);	/* did not resolve */
 				continue;
+			}
 			if (conn_start(p, c, nact == 0) < 0) {
 				next--;
 				jobs = nact;	/* what the fd limit allows */
@@ -1294,6 +1312,8 @@ run_loop(tp_prober *p, tp_diag *diag)
 				conn_io(p, c);
 			if (c->state != PS_DONE)
 				act[nact++] = c;
+			else
+				report_done(p, c);
 		}
 		if (nact == 0)
 			break;
@@ -1326,6 +1346,8 @@ run_loop(tp_prober *p, tp_diag *diag)
 				conn_timeout(p, c);
 			if (c->state != PS_DONE)
 				act[keep_n++] = c;
+			else
+				report_done(p, c);
 		}
 		nact = keep_n;
 	}

@@ -61,7 +61,7 @@ done
 expect "tlspolicy " $commands
 expect "tlspolicy -c $D " $commands
 expect "tlspolicy -q re" $(grep '^re' <<<"$commands")
-expect "tlspolicy -" -c -m -d -v -q --help --version
+expect "tlspolicy -" -c -m -d -v -q --syslog --help --version
 # shellcheck disable=SC2046
 expect "tlspolicy set x --" $("$TLSPOLICY" set --help | grep -oE -- '--[a-z][a-z-]*' | sort -u)
 expect "tlspolicy set x --fingerprint-f" --fingerprint-from

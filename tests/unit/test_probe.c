@@ -321,6 +321,94 @@ test_probe__refused_port_is_a_connect_error_and_traced(void **state)
 	tp_prober_free(p);
 }
 
+struct progress_log {
+	const tp_probe_result *seen[8];
+	size_t calls;
+	int bad;
+	char why[200];
+};
+
+static void
+progress_cb(const tp_probe_result *r, size_t done, size_t total, void *payload)
+{
+	struct progress_log *log = payload;
+
+	if (log->bad)
+		return;
+	if (log->calls >= 8 || done != log->calls + 1 || total != 6
+	    || strcmp(r->step, "queued") == 0) {
+		snprintf(log->why, sizeof(log->why),
+			 "call %zu: got done %zu of %zu, step %s; want done %zu of 6, a final step",
+			 log->calls + 1, done, total, r->step, log->calls + 1);
+		log->bad = 1;
+		return;
+	}
+	for (size_t i = 0; i < log->calls; i++)
+		if (log->seen[i] == r) {
+			snprintf(log->why, sizeof(log->why), "result reported twice");
+			log->bad = 1;
+		}
+	log->seen[log->calls++] = r;
+}
+
+static void
+never_called(const tp_probe_result *r, size_t done, size_t total, void *payload)
+{
+	(void)r, (void)done, (void)total, (void)payload;
+	fail_msg("progress called for version 1 options, which have no such field");
+}
+
+static void
+test_probe__progress_reports_each_result_once_when_final(void **state)
+{
+	tp_probe_opts opts = TP_PROBE_OPTS_INIT;
+	tp_diag diag = TP_DIAG_INIT;
+	struct progress_log log;
+	tp_prober *p;
+	unsigned int silent, refused;
+	int fd = listener(&silent), gone = listener(&refused);
+	char target[64];
+
+	(void)state;
+	close(gone);		/* refused at once; the other one times out */
+	memset(&log, 0, sizeof(log));
+	opts.timeout = 0.3;
+	opts.ehlo_name = "probe.test";
+	opts.jobs = 2;		/* queued ones must not be reported early */
+	opts.progress = progress_cb;
+	opts.progress_payload = &log;
+	assert_int_equal(tp_prober_new(&p, &opts, &diag), 0);
+	for (int i = 0; i < 6; i++) {
+		snprintf(target, sizeof(target), "127.0.0.1:%u", i % 2 ? silent : refused);
+		assert_int_equal(tp_prober_add(NULL, p, target, NULL, &diag), 0);
+	}
+	assert_int_equal(tp_prober_run(p, &diag), 0);
+	if (log.bad)
+		fail_msg("%s", log.why);
+	if (log.calls != 6)
+		fail_msg("got %zu progress calls, want 6 (one per result)", log.calls);
+	for (size_t i = 0; i < 6; i++) {
+		int found = 0;
+
+		for (size_t k = 0; k < 6; k++)
+			found |= log.seen[k] == tp_prober_result(p, i);
+		if (!found)
+			fail_msg("result %zu was never reported", i);
+	}
+	tp_prober_free(p);
+
+	/* Options of version 1 end before the progress fields. */
+	opts.version = 1;
+	opts.progress = never_called;
+	assert_int_equal(tp_prober_new(&p, &opts, &diag), 0);
+	snprintf(target, sizeof(target), "127.0.0.1:%u", refused);
+	assert_int_equal(tp_prober_add(NULL, p, target, NULL, &diag), 0);
+	assert_int_equal(tp_prober_run(p, &diag), 0);
+	assert_int_equal(tp_prober_result(p, 0)->status, TP_ECONNECT);
+	tp_prober_free(p);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -330,6 +418,7 @@ main(void)
 		cmocka_unit_test(test_probe__silent_listener_times_out_within_the_deadline),
 		cmocka_unit_test(test_probe__step_deadline_is_separate_from_the_address_deadline),
 		cmocka_unit_test(test_probe__refused_port_is_a_connect_error_and_traced),
+		cmocka_unit_test(test_probe__progress_reports_each_result_once_when_final),
 		cmocka_unit_test(test_probe__plaintext_after_starttls_reply_is_refused),
 		cmocka_unit_test(test_probe__reply_sent_early_is_read_as_the_next_reply),
 		cmocka_unit_test(test_probe__inconsistent_codes_and_multiline_replies),
