@@ -1757,12 +1757,8 @@ doc_edit_annotation(tp_doc *doc, size_t i, const struct ann_set *s)
 	}
 	if (al == NONE) {
 		/* A new line above the entry, in the entry's line style. */
-		if (!has[F_FROM] && !has[F_PIN] && !has[F_KEYS]) {
-			/* Nothing to remove, nothing to write: no fresh
-			 * document to swap in, so the NULs go back here. */
-			doc_patch(doc, 1);
-			goto out;
-		}
+		if (!has[F_FROM] && !has[F_PIN] && !has[F_KEYS])
+			goto commit;	/* nothing to remove, nothing to write */
 		status = tp__buf_puts(&b, "# tlspolicy:");
 		for (k = 0; k < F_COUNT && status == TP_OK; k++)
 			if (has[k] && (status = tp__buf_putc(&b, ' ')) == TP_OK)
@@ -1823,8 +1819,13 @@ doc_edit_annotation(tp_doc *doc, size_t i, const struct ann_set *s)
 				  doc->lines[al].nl, "", 0);
 	}
 commit:
-	if (status == TP_OK)
+	if (status == TP_OK && ed.n == 0) {
+		/* No change: no fresh document to swap in (and no parse of
+		 * the whole file for nothing), so the NULs go back here. */
+		doc_patch(doc, 1);
+	} else if (status == TP_OK) {
 		status = edit_commit(doc, &ed, i, same_annotation, s);
+	}
 out:
 	for (k = 0; k < F_COUNT; k++)
 		tp_buf_dispose(text + k);
