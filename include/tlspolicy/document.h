@@ -101,7 +101,11 @@ typedef struct tp_entry {
 	const char *const *from; /* annotation hosts, NULL when none */
 	size_t from_count;
 	const char *pin_kind;	/* annotation "cert"/"pkey", NULL when none */
-	/* Added last, so the fields above keep their offsets. */
+	/*
+	 * Added last: the fields above keep their offsets, but
+	 * tp_doc_entry_at() fills the whole struct, so a program built
+	 * against the shorter tp_entry must be rebuilt.
+	 */
 	const char *const *keys; /* annotation keys=, NULL when none */
 	size_t key_count;
 } tp_entry;
