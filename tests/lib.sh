@@ -79,10 +79,12 @@ tp_wait_until() {
 #                     YYYYMMDDHHMMSSZ (e.g. an already expired certificate:
 #                     --not-before 20200101000000Z --not-after 20210101000000Z)
 #     --san NAMES     subjectAltName, e.g. DNS:mx.test,IP:127.0.0.1
+#     --key FILE      reuse this private key (a renewal with the same public
+#                     key) instead of making a new one; --ec is then ignored
 #   The files are written with temp + rename, so PREFIX may be the files a
 #   running server uses (see also tp_install_cert).
 tp_make_cert() {
-    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san=""
+    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san="" reuse=""
     shift 2
     while [ $# -gt 0 ]; do
         case $1 in
@@ -91,13 +93,16 @@ tp_make_cert() {
             --not-before) nb=$2; shift ;;
             --not-after) na=$2; shift ;;
             --san) san=$2; shift ;;
+            --key) reuse=$2; shift ;;
             *) fail "tp_make_cert: unknown option $1" ;;
         esac
         shift
     done
     local work
     work=$(mktemp -d "$TP_TMP/cert.XXXXXX")
-    if [ "$keyalg" = ec ]; then
+    if [ -n "$reuse" ]; then
+        cp "$reuse" "$work/key" || fail "tp_make_cert: cannot read key $reuse"
+    elif [ "$keyalg" = ec ]; then
         openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
             -out "$work/key" 2>/dev/null || fail "tp_make_cert: EC key generation failed"
     else

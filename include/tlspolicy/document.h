@@ -25,8 +25,15 @@
  *	the index of the first (winning) entry with it, or TP_ENOTFOUND.
  *
  *	The annotation is the comment line directly above an entry:
- *	    # tlspolicy: from=mx1.example.com:25,[192.0.2.1]:25 pin=cert
- *	It records where the entry's pins came from and their kind.
+ *	    # tlspolicy: from=mx1.example.com:25,[192.0.2.1]:25 pin=cert keys=K1,K2
+ *	It records where the entry's pins came from (from=), their kind
+ *	(pin=) and, for certificate pins, the public-key fingerprints of
+ *	the pinned certificates, each once, in the pins' digest (keys=), so
+ *	a later rotation can tell a renewal with the same key from a new
+ *	key. Every field is optional; words it does not know are ignored
+ *	when reading and kept by the edits below. keys= describes the pins
+ *	as last written by a tool that knew them: one who changes match= by
+ *	other means should remove it (tp_doc_set_annotation_keys(.., 0)).
  *
  *	Edits take an entry index, keep everything outside that entry's
  *	bytes (and its annotation's, for tp_doc_set_annotation and
@@ -42,8 +49,21 @@
  *	  the same indent. n == 0 removes every match attribute.
  *	- tp_doc_set_attr(): sets attribute name (replaced where it stands,
  *	  else appended); value NULL removes it. Not for "match".
- *	- tp_doc_set_annotation(): writes, replaces or (n == 0 and pin_kind
- *	  NULL) removes the annotation comment above the entry.
+ *	- tp_doc_set_annotation(): writes or replaces from= (hosts[0..n-1];
+ *	  n == 0 removes it) and pin= (pin_kind; NULL removes it) in the
+ *	  annotation comment above the entry, writing the comment when there
+ *	  is none; n == 0 and pin_kind NULL removes the whole comment. Other
+ *	  fields (keys=, and words of newer versions) are kept.
+ *	- tp_doc_set_annotation_keys(): writes or replaces keys= with
+ *	  keys[0..n-1], or removes it (n == 0), keeping the other fields
+ *	  (a comment left with no field at all is removed; one is written
+ *	  when there is none). A field setter of its own rather than a
+ *	  wider tp_doc_set_annotation(): the keys change when the pins do
+ *	  (rotate, a hand-set pin), the hosts and kind do not, and each
+ *	  caller says only what it knows instead of reading back and
+ *	  passing again the fields it does not mean to change.
+ *	  In both, a word is refused (TP_EUSAGE) when empty, starting with
+ *	  '#', or holding whitespace or a comma.
  *	- tp_doc_append(): adds "key<TAB>value" as a new entry at the end
  *	  (a newline is added first when the file does not end with one).
  *	- tp_doc_remove(): removes the entry with all its physical lines and
@@ -81,6 +101,13 @@ typedef struct tp_entry {
 	const char *const *from; /* annotation hosts, NULL when none */
 	size_t from_count;
 	const char *pin_kind;	/* annotation "cert"/"pkey", NULL when none */
+	/*
+	 * Added last: the fields above keep their offsets, but
+	 * tp_doc_entry_at() fills the whole struct, so a program built
+	 * against the shorter tp_entry must be rebuilt.
+	 */
+	const char *const *keys; /* annotation keys=, NULL when none */
+	size_t key_count;
 } tp_entry;
 
 typedef struct tp_doc_warning {
@@ -112,6 +139,8 @@ TP_EXTERN(int) tp_doc_set_attr(tp_doc *doc, size_t i, const char *name,
 TP_EXTERN(int) tp_doc_set_annotation(tp_doc *doc, size_t i,
 				     const char *const *hosts, size_t n,
 				     const char *pin_kind);
+TP_EXTERN(int) tp_doc_set_annotation_keys(tp_doc *doc, size_t i,
+					  const char *const *keys, size_t n);
 TP_EXTERN(int) tp_doc_append(tp_doc *doc, const char *key, const char *value,
 			     size_t *index);
 TP_EXTERN(int) tp_doc_remove(tp_doc *doc, size_t i);

@@ -129,13 +129,16 @@ void cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source);
  * Probe every address of every host over STARTTLS (servername: SNI for
  * all, NULL: the host name) and collect the leaf fingerprints (of kind
  * pin_kind, "cert" when NULL) they present, each once, in digest, into
- * pins, and the hosts as HOST:PORT (see cli_host_spec) into specs. Any
- * address that cannot be probed: print why for each and return EX_FAIL
- * (EX_USAGE_ERR for a malformed host), both arrays left empty.
+ * pins, the public-key fingerprints of those leaves, each once, into
+ * keys (for the annotation's keys=), and the hosts as HOST:PORT (see
+ * cli_host_spec) into specs. Any address that cannot be probed: print
+ * why for each and return EX_FAIL (EX_USAGE_ERR for a malformed host),
+ * all arrays left empty.
  */
 int cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 		   const char *pin_kind, const char *servername, double timeout,
-		   const char *digest, tp_strarray *pins, tp_strarray *specs);
+		   const char *digest, tp_strarray *pins, tp_strarray *keys,
+		   tp_strarray *specs);
 /* "host:port", or "[v6]:port" for an IPv6 address: the annotation's form. */
 void cli_host_spec(char *buf, size_t size, const char *host, unsigned int port);
 /*

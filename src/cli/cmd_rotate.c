@@ -9,7 +9,11 @@
  *	pinned from (targets.h). An entry is stale when some address no
  *	longer presents a leaf matching its pins; its new pins are every
  *	fingerprint of its pin kind presented now (after the old ones with
- *	--keep-old). The plan shows each change; it is written with --yes,
+ *	--keep-old). For certificate pins the annotation's keys= (public
+ *	keys of the pinned certificates) tells whether the key changed, and
+ *	is rewritten with the keys of the new pin set (removed when a kept
+ *	old pin's key was never recorded). The plan shows each change; it is
+ *	written with --yes,
  *	or after "yes" typed at a terminal, in one table commit under the
  *	lock. Probing happens without the lock (it can take --timeout); under
  *	the lock each entry is read again, and one changed meanwhile (by a
@@ -42,7 +46,9 @@ rotate_usage(FILE *fp)
 		"once. Where some address no longer presents a pinned certificate or public\n"
 		"key, replace the pins by what the servers present now, and show each\n"
 		"change: old and new fingerprints, subject, issuer, validity, and whether\n"
-		"the public key changed.\n"
+		"the public key changed. For certificate pins that answer comes from the\n"
+		"public keys recorded above the entry (keys=, written by set\n"
+		"--fingerprint-from and by rotate itself); without them it is 'unknown'.\n"
 		"\n"
 		"  --yes                write without asking; otherwise the plan is shown\n"
 		"                       and written only after 'yes' typed at a terminal\n"
@@ -64,8 +70,52 @@ rotate_usage(FILE *fp)
 struct change {
 	struct cli_target *t;
 	tp_strarray pins;	/* the new pin set */
+	tp_strarray keys;	/* its public keys (keys=), when known */
+	int keys_known;
 	int done;		/* written */
 };
+
+/* The recorded keys=, when made with the configured digest. */
+static int
+have_keys(const struct cli_target *t, const char *digest)
+{
+	size_t want = tp_digest_size(digest);
+
+	if (t->kind != TP_PIN_CERT || t->keys.count == 0)
+		return 0;
+	for (size_t i = 0; i < t->keys.count; i++)
+		if ((strlen(t->keys.strings[i]) + 1) / 3 != want)
+			return 0;
+	return 1;
+}
+
+/*
+ * keys= after rotation: every public key presented now, after the old
+ * recorded ones when old pins are kept; unknown (keys= removed) when an
+ * old pin is kept whose key was not recorded, and for pkey pins.
+ */
+static int
+new_key_set(struct change *c, const tp_prober *prober, int keep_old, const char *digest)
+{
+	const struct cli_target *t = c->t;
+	const tp_probe_result *r;
+	size_t cur = 0;
+
+	c->keys_known = t->kind == TP_PIN_CERT;
+	if (c->keys_known && keep_old && tp_policy_pin_count(t->policy) > 0) {
+		c->keys_known = have_keys(t, digest);
+		for (size_t i = 0; c->keys_known && i < t->keys.count; i++)
+			if (!cli_strarray_has(&c->keys, t->keys.strings[i])
+			    && cli_strarray_push(&c->keys, t->keys.strings[i]) != 0)
+				return -1;
+	}
+	while (c->keys_known && (r = cli_target_result_at(prober, t, &cur)) != NULL)
+		if (r->status == TP_OK && r->chain_len > 0
+		    && !cli_strarray_has(&c->keys, r->chain[0].pkey_fingerprint)
+		    && cli_strarray_push(&c->keys, r->chain[0].pkey_fingerprint) != 0)
+			return -1;
+	return 0;
+}
 
 /* Old pins that can still match (configured digest) first, then the new. */
 static int
@@ -125,14 +175,17 @@ print_change(const struct change *c, const tp_prober *prober, const char *digest
 			printf("  %s: presents a pinned certificate (unchanged)\n", label);
 			continue;
 		}
-		/* Did the key change? A pkey pin not matching says yes; cert pins
-		 * do not record the key, unless another address still presents
-		 * the pinned certificate. */
+		/* Did the key change? A pkey pin not matching says yes; for cert
+		 * pins, the keys recorded above the entry (keys=) say; without
+		 * them, another address still presenting a pinned certificate. */
 		key_changed = t->kind == TP_PIN_PKEY ? "yes" : "unknown (cert pins do not record the key)";
-		while ((o = cli_target_result_at(prober, t, &cur2)) != NULL)
-			if (cli_target_pinned(t, &o->chain[0]))
-				key_changed = strcmp(o->chain[0].pkey_fingerprint,
-						     leaf->pkey_fingerprint) ? "yes" : "no";
+		if (have_keys(t, digest))
+			key_changed = cli_strarray_has(&t->keys, leaf->pkey_fingerprint) ? "no" : "yes";
+		else
+			while ((o = cli_target_result_at(prober, t, &cur2)) != NULL)
+				if (cli_target_pinned(t, &o->chain[0]))
+					key_changed = strcmp(o->chain[0].pkey_fingerprint,
+							     leaf->pkey_fingerprint) ? "yes" : "no";
 		printf("  %s: presents %s %s\n", label,
 		       t->kind == TP_PIN_PKEY ? "pkey" : "cert",
 		       t->kind == TP_PIN_PKEY ? leaf->pkey_fingerprint : leaf->fingerprint);
@@ -206,7 +259,9 @@ apply(tp_doc *doc, struct change *ch, size_t nch, const char *source, int report
 			continue;
 		}
 		if (tp_doc_set_pins(doc, idx, (const char *const *)ch[i].pins.strings,
-				    ch[i].pins.count) != 0)
+				    ch[i].pins.count) != 0
+		    || tp_doc_set_annotation_keys(doc, idx, (const char *const *)ch[i].keys.strings,
+						  ch[i].keys_known ? ch[i].keys.count : 0) != 0)
 			return -1;
 		ch[i].done = 1;
 		applied++;
@@ -344,7 +399,8 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 			struct change *c = &changes[nchanges];
 
 			c->t = t;
-			if (new_pin_set(t, &ev, keep_old, digest, &c->pins) != 0) {
+			if (new_pin_set(t, &ev, keep_old, digest, &c->pins) != 0
+			    || new_key_set(c, prober, keep_old, digest) != 0) {
 				cli_eval_dispose(&ev);
 				rc = cli_errorf("out of memory");
 				goto out;
@@ -353,6 +409,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 				cli_errorf("%s:%lu: %s: not rotated: Postfix would reject the entry even with new pins (%s)",
 					   tp_table_source(table), t->line, t->key, why);
 				tp_strarray_dispose(&c->pins);
+				tp_strarray_dispose(&c->keys);
 				failed = 1;
 			} else
 				nchanges++;
@@ -426,8 +483,10 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 	}
 	rc = failed ? EX_FAIL : EX_SUCCESS;
 out:
-	for (size_t i = 0; i < nchanges; i++)
+	for (size_t i = 0; i < nchanges; i++) {
 		tp_strarray_dispose(&changes[i].pins);
+		tp_strarray_dispose(&changes[i].keys);
+	}
 	free(changes);
 	tp_buf_dispose(&before);
 	tp_buf_dispose(&after);

@@ -2,8 +2,10 @@
  * NAME
  *	set - create or update one entry of the policy table in place
  * DESCRIPTION
- *	Edits only the bytes of the entry (and its annotation comment),
- *	checks the result the way Postfix's SMTP client would, refuses pins
+ *	Edits only the bytes of the entry (and its annotation comment:
+ *	where the pins came from, their kind, and for certificate pins the
+ *	public keys of the certificates, or no keys= when some pin's key is
+ *	not known, as for a pin given by hand), checks the result the way Postfix's SMTP client would, refuses pins
  *	made with another digest than the one Postfix compares (the classic
  *	outage), then writes source and db under the table lock.
  */
@@ -34,7 +36,9 @@ set_usage(FILE *fp)
 		"                         --level fingerprint; repeatable\n"
 		"  --fingerprint-from H   probe host H (every address) over STARTTLS and pin\n"
 		"                         what it presents; remembered above the entry so\n"
-		"                         rotate knows where to look; repeatable\n"
+		"                         rotate knows where to look (with the public keys\n"
+		"                         of pinned certificates, so it can tell whether\n"
+		"                         the key changed); repeatable\n"
 		"  --pin cert|pkey        with --fingerprint-from: pin the certificate\n"
 		"                         (default) or its public key\n"
 		"  --attr NAME=VALUE      set a policy attribute (servername, ciphers, ...);\n"
@@ -56,6 +60,8 @@ struct set_args {
 	size_t nattrs;
 	const char **hosts;
 	size_t nhosts;
+	size_t nmanual;		/* pins[0..nmanual-1] from --fingerprint */
+	const tp_strarray *keys; /* public keys of the probed leaves */
 	const char *pin_kind;
 	double timeout;
 	int keep_old;
@@ -100,6 +106,46 @@ check_pins(struct set_args *a, const char *digest, char (*norm)[TP_FINGERPRINT_M
 	return EX_SUCCESS;
 }
 
+/*
+ * The annotation's keys= after the edit: the public keys of every pinned
+ * certificate, or removed (*known = 0) when some pin's key is not known
+ * (a pin given by hand, public-key pins, an old pin kept without a
+ * recorded key): a stale or partial list would make rotate's "public
+ * key changed" wrong. old_keys are the keys recorded before the edit.
+ */
+static int
+keys_after(const struct set_args *a, const tp_policy *kept, const tp_strarray *old_keys,
+	   char (*norm)[TP_FINGERPRINT_MAX], tp_strarray *out, int *known)
+{
+	int pkey = a->pin_kind != NULL && strcmp(a->pin_kind, "pkey") == 0;
+	int need_old = 0;
+
+	*known = a->nhosts > 0 && a->nmanual == 0 && !pkey && a->keys != NULL;
+	if (!*known)
+		return 0;
+	for (size_t i = 0; kept && i < tp_policy_pin_count(kept); i++) {
+		const char *pin = tp_policy_pin_at(kept, i);
+		int probed = 0;
+
+		for (size_t j = a->nmanual; j < a->npins; j++)
+			probed |= strcmp(norm[j], pin) == 0;
+		need_old |= !probed;
+	}
+	if (need_old && old_keys->count == 0) {
+		*known = 0;
+		return 0;
+	}
+	for (size_t i = 0; need_old && i < old_keys->count; i++)
+		if (!cli_strarray_has(out, old_keys->strings[i])
+		    && cli_strarray_push(out, old_keys->strings[i]) != 0)
+			return -1;
+	for (size_t i = 0; i < a->keys->count; i++)
+		if (!cli_strarray_has(out, a->keys->strings[i])
+		    && cli_strarray_push(out, a->keys->strings[i]) != 0)
+			return -1;
+	return 0;
+}
+
 /* Old pins first (with --keep-old), then new ones, each once. */
 static int
 merged_pins(const tp_policy *old, int keep_old, char (*norm)[TP_FINGERPRINT_MAX],
@@ -129,10 +175,11 @@ apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
 	tp_entry e;
 	tp_policy *old = NULL;
 	tp_level old_level = TP_LEVEL_UNKNOWN, new_level;
-	int rc = EX_FAIL, existed;
+	int rc = EX_FAIL, existed, pins_dropped = 0, known;
 	const char **pins = NULL;
 	size_t npins = 0;
 	const char *level = a->level;
+	tp_strarray old_keys = TP_STRARRAY_INIT, keys = TP_STRARRAY_INIT;
 
 	(void)cli;
 	(void)digest;
@@ -143,6 +190,12 @@ apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
 		tp_policy_parse(&old, e.value, e.value_len, NULL);
 		if (old)
 			old_level = tp_policy_level(old);
+		/* Copied: the edits below invalidate e. */
+		for (size_t i = 0; i < e.key_count; i++)
+			if (cli_strarray_push(&old_keys, e.keys[i]) != 0) {
+				rc = cli_errorf("out of memory");
+				goto out;
+			}
 	}
 	if (level == NULL && a->npins > 0)
 		level = "fingerprint";
@@ -175,10 +228,12 @@ apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
 		}
 		/* Fingerprint pins mean nothing at other levels (match= is a
 		 * hostname list at verify/secure, invalid below): drop them. */
-		if (old_level == TP_LEVEL_FINGERPRINT && a->npins == 0
-		    && tp_doc_set_pins(doc, idx, NULL, 0) != 0) {
-			rc = cli_errorf("%s: cannot remove the pins", a->key);
-			goto out;
+		if (old_level == TP_LEVEL_FINGERPRINT && a->npins == 0) {
+			if (tp_doc_set_pins(doc, idx, NULL, 0) != 0) {
+				rc = cli_errorf("%s: cannot remove the pins", a->key);
+				goto out;
+			}
+			pins_dropped = 1;
 		}
 	}
 	if (a->npins > 0) {
@@ -213,11 +268,28 @@ apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
 		rc = cli_errorf("%s: cannot record the hosts", a->key);
 		goto out;
 	}
+	if (a->npins > 0 || pins_dropped) {
+		const tp_policy *kept = a->keep_old && old && old_level == TP_LEVEL_FINGERPRINT
+		    ? old : NULL;
+
+		if (keys_after(a, pins_dropped ? NULL : kept, &old_keys, norm, &keys,
+			       &known) != 0) {
+			rc = cli_errorf("out of memory");
+			goto out;
+		}
+		if (tp_doc_set_annotation_keys(doc, idx, (const char *const *)keys.strings,
+					       known ? keys.count : 0) != 0) {
+			rc = cli_errorf("%s: cannot record the public keys", a->key);
+			goto out;
+		}
+	}
 	*index_out = idx;
 	rc = EX_SUCCESS;
 out:
 	free(pins);
 	tp_policy_free(old);
+	tp_strarray_dispose(&old_keys);
+	tp_strarray_dispose(&keys);
 	return rc;
 }
 
@@ -291,6 +363,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	tp_buf before = TP_BUF_INIT, after = TP_BUF_INIT;
 	tp_diag diag = TP_DIAG_INIT;
 	tp_strarray probed = TP_STRARRAY_INIT, specs = TP_STRARRAY_INIT;
+	tp_strarray probed_keys = TP_STRARRAY_INIT;
 	char *servername = NULL;
 	const char *digest;
 	size_t idx = 0;
@@ -369,6 +442,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	}
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		goto out;
+	a.nmanual = a.npins;
 	if (a.nhosts > 0) {
 		if (entry_servername(cli, &a, &servername) != 0) {
 			rc = cli_errorf("out of memory");
@@ -376,8 +450,9 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		}
 		if ((rc = cli_probe_pins(cli, (const char *const *)a.hosts, a.nhosts, a.pin_kind,
 					 servername, a.timeout, digest, &probed,
-					 &specs)) != EX_SUCCESS)
+					 &probed_keys, &specs)) != EX_SUCCESS)
 			goto out;
+		a.keys = &probed_keys;
 		rc = EX_FAIL;
 		/* The annotation keeps HOST:PORT, as probed, for rotate. */
 		free(a.hosts);
@@ -442,6 +517,7 @@ out:
 	free(a.attrs);
 	free(a.hosts);
 	tp_strarray_dispose(&probed);
+	tp_strarray_dispose(&probed_keys);
 	tp_strarray_dispose(&specs);
 	free(servername);
 	return rc;

@@ -4,7 +4,8 @@
  * DESCRIPTION
  *	cli_probe_pins() probes every address of every host at once and
  *	collects the leaf fingerprints of one kind, each once, in the order
- *	the addresses answered in (target order, then address order). Any
+ *	the addresses answered in (target order, then address order), and
+ *	the public keys of those leaves (recorded as keys=). Any
  *	address that cannot be probed fails the whole call: a pin set made
  *	from some of a partner's MX addresses would defer mail at the others.
  *
@@ -114,7 +115,8 @@ cli_trace_to_stderr(const char *line, void *payload)
 int
 cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 	       const char *pin_kind, const char *servername, double timeout,
-	       const char *digest, tp_strarray *pins, tp_strarray *specs)
+	       const char *digest, tp_strarray *pins, tp_strarray *keys,
+	       tp_strarray *specs)
 {
 	tp_probe_opts opts = TP_PROBE_OPTS_INIT;
 	tp_diag diag = TP_DIAG_INIT;
@@ -155,6 +157,8 @@ cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 		fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
 		cli_host_spec(spec, sizeof(spec), r->host, r->port);
 		if ((!cli_strarray_has(pins, fp) && cli_strarray_push(pins, fp) != 0)
+		    || (!cli_strarray_has(keys, r->chain[0].pkey_fingerprint)
+			&& cli_strarray_push(keys, r->chain[0].pkey_fingerprint) != 0)
 		    || (!cli_strarray_has(specs, spec) && cli_strarray_push(specs, spec) != 0)) {
 			rc = cli_errorf("out of memory");
 			goto out;
@@ -173,6 +177,7 @@ cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 out:
 	if (rc != EX_SUCCESS) {
 		tp_strarray_dispose(pins);
+		tp_strarray_dispose(keys);
 		tp_strarray_dispose(specs);
 	}
 	tp_prober_free(prober);

@@ -20,6 +20,7 @@ target_dispose(struct cli_target *t)
 	free(t->sni);
 	tp_policy_free(t->policy);
 	tp_strarray_dispose(&t->hosts);
+	tp_strarray_dispose(&t->keys);
 }
 
 void
@@ -101,6 +102,9 @@ add_target(struct cli_targets *out, const tp_doc *doc,
 	if (!t->valid && (t->problem = strdup(diag.message)) == NULL)
 		return -1;
 	t->kind = e.pin_kind && strcmp(e.pin_kind, "pkey") == 0 ? TP_PIN_PKEY : TP_PIN_CERT;
+	for (size_t i = 0; i < e.key_count; i++)
+		if (cli_strarray_push(&t->keys, e.keys[i]) != 0)
+			return -1;
 	if (cli_key_host(t->key, host, sizeof(host), &port) < 0)
 		snprintf(host, sizeof(host), "%s", t->key);
 	sn = cli_sni(tp_policy_attr(t->policy, "servername"), host);

@@ -36,6 +36,7 @@ struct cli_target {
 	int valid;		/* Postfix accepts the value */
 	char *problem;		/* why not, when !valid */
 	tp_pin_kind kind;	/* annotation pin=, else cert */
+	tp_strarray keys;	/* annotation keys=: public keys of the pinned certs */
 	tp_strarray hosts;	/* HOST:PORT to probe */
 	const char *hosts_from;	/* "annotation", "key", "MX" */
 	char *host_error;	/* no hosts: why */

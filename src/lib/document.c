@@ -107,6 +107,8 @@ struct annot {
 	uint32_t kind;		/* pin kind arena offset, or NONE32 */
 	uint32_t from_count;
 	size_t from_first;	/* into host_offs / hosts */
+	uint32_t key_count;	/* keys=, in host_offs / hosts too */
+	size_t key_first;
 };
 
 struct warn {
@@ -443,59 +445,110 @@ hash_find_or_add(tp_doc *doc, size_t idx, size_t *found)
 }
 
 /*
- * parse_annotation - "# tlspolicy: from=h1,h2 pin=cert" on line a, into
- * entry e. Returns 0 when the line is not an annotation.
+ * put_list - the comma-separated words of [c, end) into host_offs, as
+ * arena strings; *count counts them. Empty words are skipped.
  */
 static int
-parse_annotation(tp_doc *doc, size_t a, struct ent *e, int *status)
+put_list(tp_doc *doc, const char *c, const char *end, uint32_t *count)
+{
+	const char *comma;
+	uint32_t off;
+	int status;
+
+	for (; c < end; c = comma + 1) {
+		comma = memchr(c, ',', (size_t)(end - c));
+		if (comma == NULL)
+			comma = end;
+		if (comma == c)
+			continue;
+		if ((status = arena_put(doc, c, (size_t)(comma - c), &off)) !=
+		    TP_OK)
+			return status;
+		if (grow_array((void **)&doc->host_offs, &doc->ahosts,
+			       doc->nhosts + 1, sizeof(*doc->host_offs)) != TP_OK)
+			return TP_ENOMEM;
+		doc->host_offs[doc->nhosts++] = off;
+		(*count)++;
+	}
+	return TP_OK;
+}
+
+/*
+ * annot_fields - where the fields of an annotation line start, or NULL
+ * when line a is not one ("# tlspolicy:" after optional blanks).
+ */
+static const char *
+annot_fields(const tp_doc *doc, size_t a)
 {
 	static const char tag[] = "tlspolicy:";
 	const char *p = line_ptr(doc, a), *end = p + doc->lines[a].len;
-	const char *tok, *c, *comma;
-	struct annot an;
-	uint32_t off;
 
-	*status = TP_OK;
 	while (p < end && is_space((unsigned char)*p))
 		p++;
-	p++;			/* the '#' */
+	if (p == end || *p != '#')
+		return NULL;
+	p++;
 	while (p < end && is_space((unsigned char)*p))
 		p++;
 	if ((size_t)(end - p) < sizeof(tag) - 1 ||
 	    memcmp(p, tag, sizeof(tag) - 1) != 0)
+		return NULL;
+	return p + sizeof(tag) - 1;
+}
+
+/* field_is - the word [tok, end) is "name=VALUE" with a value */
+
+static int
+field_is(const char *tok, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+
+	return (size_t)(end - tok) > n + 1 && memcmp(tok, name, n) == 0 &&
+	       tok[n] == '=';
+}
+
+/*
+ * parse_annotation - "# tlspolicy: from=h1,h2 pin=cert keys=K1,K2" on
+ * line a, into entry e. Returns 0 when the line is not an annotation.
+ * from= and keys= may repeat (their lists add up); the last pin= wins;
+ * other words are ignored, so a newer writer's fields do not break us.
+ */
+static int
+parse_annotation(tp_doc *doc, size_t a, struct ent *e, int *status)
+{
+	const char *p = annot_fields(doc, a), *end, *tok;
+	struct annot an;
+
+	*status = TP_OK;
+	if (p == NULL)
 		return 0;
-	p += sizeof(tag) - 1;
+	end = line_ptr(doc, a) + doc->lines[a].len;
 	an.kind = NONE32;
 	an.from_count = 0;
 	an.from_first = doc->nhosts;
-	*status = TP_ENOMEM;
-	while (p < end) {
-		while (p < end && is_space((unsigned char)*p))
-			p++;
-		for (tok = p; p < end && !is_space((unsigned char)*p); p++)
-			;
-		if (p - tok > 5 && memcmp(tok, "from=", 5) == 0) {
-			for (c = tok + 5; c < p; c = comma + 1) {
-				comma = memchr(c, ',', (size_t)(p - c));
-				if (comma == NULL)
-					comma = p;
-				if (comma == c)
-					continue;
-				if ((*status = arena_put(doc, c, (size_t)(comma - c),
-							 &off)) != TP_OK)
-					return 1;
-				*status = TP_ENOMEM;
-				if (grow_array((void **)&doc->host_offs,
-					       &doc->ahosts, doc->nhosts + 1,
-					       sizeof(*doc->host_offs)) != TP_OK)
-					return 1;
-				doc->host_offs[doc->nhosts++] = off;
-				an.from_count++;
-			}
-		} else if (p - tok > 4 && memcmp(tok, "pin=", 4) == 0) {
-			if ((*status = arena_put(doc, tok + 4,
-						 (size_t)(p - tok - 4),
-						 &an.kind)) != TP_OK)
+	an.key_count = 0;
+	an.key_first = 0;
+	/* from= words first, then keys= words: each list is contiguous. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			an.key_first = doc->nhosts;
+		for (p = annot_fields(doc, a); p < end;) {
+			while (p < end && is_space((unsigned char)*p))
+				p++;
+			for (tok = p; p < end && !is_space((unsigned char)*p);
+			     p++)
+				;
+			if (pass == 0 && field_is(tok, p, "from"))
+				*status = put_list(doc, tok + 5, p,
+						   &an.from_count);
+			else if (pass == 1 && field_is(tok, p, "keys"))
+				*status = put_list(doc, tok + 5, p,
+						   &an.key_count);
+			else if (pass == 0 && field_is(tok, p, "pin"))
+				*status = arena_put(doc, tok + 4,
+						    (size_t)(p - tok - 4),
+						    &an.kind);
+			if (*status != TP_OK)
 				return 1;
 		}
 	}
@@ -970,6 +1023,10 @@ tp_doc_entry_at(const tp_doc *doc, size_t i, tp_entry *out)
 		}
 		if (an->kind != NONE32)
 			out->pin_kind = doc->arena.ptr + an->kind;
+		if (an->key_count) {
+			out->keys = doc->hosts + an->key_first;
+			out->key_count = an->key_count;
+		}
 	}
 	return TP_OK;
 }
@@ -1582,80 +1639,218 @@ out:
 	return status;
 }
 
-struct ann_arg {
+/*
+ * What an annotation edit sets. A field being set with no value (from
+ * with n == 0, pin NULL, keys with n == 0) is removed; fields not set,
+ * and words the parser does not know, stay as they are.
+ */
+struct ann_set {
+	int set_from, set_kind, set_keys, remove;
+	const char *const *hosts;
 	size_t n;
 	const char *kind;
+	const char *const *keys;
+	size_t nkeys;
 };
 
 static int
 same_annotation(const tp_doc *before, const tp_doc *after, size_t i,
 		const void *arg)
 {
-	const struct ann_arg *a = arg;
+	const struct ann_set *s = arg;
 	const struct annot *an;
 
 	if (!same_entry(before, after, i, NULL))
 		return 0;
 	an = ent_annot(after, after->ents + i);
-	if ((an ? an->from_count : 0) != a->n)
+	if (s->remove)
+		return an == NULL;
+	if (s->set_from && (an ? an->from_count : 0) != s->n)
 		return 0;
-	if (a->kind == NULL)
+	if (s->set_keys && (an ? an->key_count : 0) != s->nkeys)
+		return 0;
+	if (!s->set_kind)
+		return 1;
+	if (s->kind == NULL)
 		return an == NULL || an->kind == NONE32;
 	return an != NULL && an->kind != NONE32 &&
-	       strcmp(after->arena.ptr + an->kind, a->kind) == 0;
+	       strcmp(after->arena.ptr + an->kind, s->kind) == 0;
+}
+
+/* field_text - "name=w1,w2" into b, or 0 when there is nothing to set */
+
+static int
+field_text(tp_buf *b, const char *name, const char *const *words, size_t n)
+{
+	size_t j;
+
+	tp__buf_truncate(b, 0);
+	if (n == 0)
+		return 0;
+	if (tp__buf_puts(b, name) != TP_OK || tp__buf_putc(b, '=') != TP_OK)
+		return -1;
+	for (j = 0; j < n; j++)
+		if ((j && tp__buf_putc(b, ',') != TP_OK) ||
+		    tp__buf_puts(b, words[j]) != TP_OK)
+			return -1;
+	return 1;
+}
+
+static int
+bad_words(const tp_doc *doc, const char *const *w, size_t n)
+{
+	size_t j;
+
+	if (n > 0 && w == NULL)
+		return 1;
+	for (j = 0; j < n; j++)
+		if (bad_word(w[j], 0) || bad_utf8(doc, w[j]))
+			return 1;
+	return 0;
+}
+
+enum { F_FROM, F_PIN, F_KEYS, F_COUNT };
+
+static int
+doc_edit_annotation(tp_doc *doc, size_t i, const struct ann_set *s)
+{
+	static const char *const names[F_COUNT] = { "from", "pin", "keys" };
+	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
+	tp_buf text[F_COUNT] = { TP_BUF_INIT, TP_BUF_INIT, TP_BUF_INIT };
+	tp_buf b = TP_BUF_INIT;
+	int set[F_COUNT], has[F_COUNT], done[F_COUNT] = { 0, 0, 0 };
+	const struct ent *e;
+	const char *f, *p, *end, *tok, *prev;
+	size_t al, kept = 0, k, start, at;
+	int status = TP_OK, r;
+
+	if (doc == NULL || i >= doc->nents ||
+	    (s->set_from && bad_words(doc, s->hosts, s->n)) ||
+	    (s->set_keys && bad_words(doc, s->keys, s->nkeys)) ||
+	    (s->set_kind && s->kind != NULL && (bad_word(s->kind, 0) ||
+						bad_utf8(doc, s->kind))))
+		return TP_EUSAGE;
+	e = doc->ents + i;
+	al = ent_ann_line(e);
+	set[F_FROM] = s->set_from;
+	set[F_PIN] = s->set_kind;
+	set[F_KEYS] = s->set_keys;
+	for (k = 0; k < F_COUNT; k++) {
+		if (k == F_PIN)
+			r = field_text(text + k, "pin", &s->kind, s->kind != NULL);
+		else if (k == F_FROM)
+			r = field_text(text + k, "from", s->hosts, s->n);
+		else
+			r = field_text(text + k, "keys", s->keys, s->nkeys);
+		if (r < 0) {
+			status = TP_ENOMEM;
+			goto out;
+		}
+		has[k] = set[k] && r > 0;
+	}
+	if (s->remove) {
+		if (al != NONE)
+			status = edit_add(&ed, doc->lines[al].off,
+					  doc->lines[al].off + doc->lines[al].len +
+					  doc->lines[al].nl, "", 0);
+		goto commit;
+	}
+	if (al == NONE) {
+		/* A new line above the entry, in the entry's line style. */
+		if (!has[F_FROM] && !has[F_PIN] && !has[F_KEYS])
+			goto commit;	/* nothing to remove, nothing to write */
+		status = tp__buf_puts(&b, "# tlspolicy:");
+		for (k = 0; k < F_COUNT && status == TP_OK; k++)
+			if (has[k] && (status = tp__buf_putc(&b, ' ')) == TP_OK)
+				status = tp__buf_put(&b, text[k].ptr, text[k].size);
+		if (status == TP_OK &&
+		    (status = tp__buf_puts(&b, doc_eol(doc, e->first))) == TP_OK)
+			status = edit_add(&ed, doc->lines[e->first].off,
+					  doc->lines[e->first].off, b.ptr,
+					  b.size);
+		goto commit;
+	}
+	/* Edit the words of the line in place: the first of a field is
+	 * replaced, later ones (and removed fields) go with the blanks
+	 * before them; fields not there yet are appended. */
+	f = annot_fields(doc, al);
+	end = line_ptr(doc, al) + doc->lines[al].len;
+	at = (size_t)(f - doc->data.ptr);
+	for (p = prev = f; p < end && status == TP_OK;) {
+		while (p < end && is_space((unsigned char)*p))
+			p++;
+		if (p == end)
+			break;
+		for (tok = p; p < end && !is_space((unsigned char)*p); p++)
+			;
+		for (k = 0; k < F_COUNT; k++)
+			if (set[k] && field_is(tok, p, names[k]))
+				break;
+		/* Appends go after the last word, kept or removed: an
+		 * insertion must not fall inside a removed range. */
+		start = (size_t)(tok - doc->data.ptr);
+		at = (size_t)(p - doc->data.ptr);
+		if (k == F_COUNT) {
+			kept++;
+		} else if (has[k] && !done[k]) {
+			done[k] = 1;
+			kept++;
+			status = edit_add(&ed, start, at, text[k].ptr,
+					  text[k].size);
+		} else {
+			status = edit_add(&ed, (size_t)(prev - doc->data.ptr),
+					  at, "", 0);
+		}
+		prev = p;
+	}
+	for (k = 0; k < F_COUNT && status == TP_OK; k++)
+		if (has[k] && !done[k]) {
+			kept++;
+			if ((status = edit_adds(&ed, at, at, " ")) == TP_OK)
+				status = edit_add(&ed, at, at, text[k].ptr,
+						  text[k].size);
+		}
+	if (status == TP_OK && kept == 0) {
+		/* Nothing left to say: the whole line goes. */
+		edit_free(&ed);
+		memset(&ed, 0, sizeof(ed));
+		status = edit_add(&ed, doc->lines[al].off,
+				  doc->lines[al].off + doc->lines[al].len +
+				  doc->lines[al].nl, "", 0);
+	}
+commit:
+	if (status == TP_OK && ed.n == 0) {
+		/* No change: no fresh document to swap in (and no parse of
+		 * the whole file for nothing), so the NULs go back here. */
+		doc_patch(doc, 1);
+	} else if (status == TP_OK) {
+		status = edit_commit(doc, &ed, i, same_annotation, s);
+	}
+out:
+	for (k = 0; k < F_COUNT; k++)
+		tp_buf_dispose(text + k);
+	tp_buf_dispose(&b);
+	edit_free(&ed);
+	return status;
 }
 
 static int
 doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
 		   size_t n, const char *pin_kind)
 {
-	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
-	struct ann_arg arg = { n, pin_kind };
-	const struct ent *e;
-	const struct line *a;
-	tp_buf b = TP_BUF_INIT;
-	size_t j;
-	int status = TP_OK;
+	struct ann_set s = { 1, 1, 0, 0, hosts, n, pin_kind, NULL, 0 };
 
-	if (doc == NULL || i >= doc->nents || (n > 0 && hosts == NULL) ||
-	    (pin_kind != NULL && bad_word(pin_kind, 0)))
-		return TP_EUSAGE;
-	for (j = 0; j < n; j++)
-		if (bad_word(hosts[j], 0) || bad_utf8(doc, hosts[j]))
-			return TP_EUSAGE;
-	e = doc->ents + i;
-	a = ent_ann_line(e) == NONE ? NULL : doc->lines + ent_ann_line(e);
-	if (n == 0 && pin_kind == NULL) {
-		if (a != NULL)
-			status = edit_add(&ed, a->off, a->off + a->len + a->nl,
-					  "", 0);
-		goto commit;
-	}
-	if (tp__buf_puts(&b, "# tlspolicy:") != TP_OK)
-		status = TP_ENOMEM;
-	for (j = 0; j < n && status == TP_OK; j++)
-		if (tp__buf_puts(&b, j ? "," : " from=") != TP_OK ||
-		    tp__buf_puts(&b, hosts[j]) != TP_OK)
-			status = TP_ENOMEM;
-	if (status == TP_OK && pin_kind != NULL &&
-	    (tp__buf_puts(&b, " pin=") != TP_OK ||
-	     tp__buf_puts(&b, pin_kind) != TP_OK))
-		status = TP_ENOMEM;
-	if (status == TP_OK && a != NULL)
-		status = edit_add(&ed, a->off, content_end(doc, ent_ann_line(e)), b.ptr,
-				  b.size);
-	else if (status == TP_OK &&
-		 tp__buf_puts(&b, doc_eol(doc, e->first)) != TP_OK)
-		status = TP_ENOMEM;
-	else if (status == TP_OK)
-		status = edit_add(&ed, doc->lines[e->first].off,
-				  doc->lines[e->first].off, b.ptr, b.size);
-commit:
-	if (status == TP_OK)
-		status = edit_commit(doc, &ed, i, same_annotation, &arg);
-	tp_buf_dispose(&b);
-	edit_free(&ed);
-	return status;
+	s.remove = n == 0 && pin_kind == NULL;
+	return doc_edit_annotation(doc, i, &s);
+}
+
+static int
+doc_set_annotation_keys(tp_doc *doc, size_t i, const char *const *keys,
+			size_t n)
+{
+	struct ann_set s = { 0, 0, 1, 0, NULL, 0, NULL, keys, n };
+
+	return doc_edit_annotation(doc, i, &s);
 }
 
 struct append_arg {
@@ -1793,6 +1988,16 @@ tp_doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
 		return TP_EUSAGE;
 	doc_patch(doc, 0);
 	return edit_done(doc, doc_set_annotation(doc, i, hosts, n, pin_kind));
+}
+
+int
+tp_doc_set_annotation_keys(tp_doc *doc, size_t i, const char *const *keys,
+			   size_t n)
+{
+	if (doc == NULL)
+		return TP_EUSAGE;
+	doc_patch(doc, 0);
+	return edit_done(doc, doc_set_annotation_keys(doc, i, keys, n));
 }
 
 int

@@ -2,7 +2,9 @@
 # --yes and no terminal the plan is shown and nothing is written (exit 1);
 # --dry-run shows the diff; an unreachable host leaves its entry alone while
 # the others rotate (exit 1); --keep-old; --pin pkey survives a renewal with
-# the same key; --reload only when something changed, a failed reload is
+# the same key; for cert pins the keys recorded above the entry (keys=) say
+# whether the public key changed (no for a same-key renewal, yes for a new
+# key, unknown without them) and are rewritten; --reload only when something changed, a failed reload is
 # exit 1; an entry changed by a concurrent set while rotate probes is left
 # alone. postmap -q is the oracle for what Postfix reads.
 . "$TP_SOURCE_DIR/tests/lib.sh"
@@ -86,7 +88,10 @@ grep -q "reload failed" "$TP_TMP/err" || fail "reload failure not reported: $(ca
 [ "$(pq b.test)" = "fingerprint match=$B1" ] || fail "b.test changed: '$(pq b.test)'"
 [ "$(pq dead.test)" = "fingerprint match=$A1" ] || fail "unreachable entry touched: '$(pq dead.test)'"
 [ "$(pq other.test)" = encrypt ] || fail "other entry touched"
-grep -qxF "# tlspolicy: from=127.0.0.1:$PA pin=cert" "$D/tls_policy" || fail "annotation lost: $(cat "$D/tls_policy")"
+grep -qxF "# tlspolicy: from=127.0.0.1:$PA pin=cert keys=$(tp_pkey_fingerprint "$TP_TMP/a2.crt" md5)" "$D/tls_policy" \
+    || fail "annotation lost, or keys= not the new key: $(cat "$D/tls_policy")"
+grep -A1 -xF "# tlspolicy: keys=$(tp_pkey_fingerprint "$TP_TMP/a2.crt" md5)" "$D/tls_policy" | grep -q "^127.0.0.1:$PA	" \
+    || fail "entry pinned without annotation: keys= not recorded above it: $(cat "$D/tls_policy")"
 head -1 "$D/tls_policy" | grep -qx "# partners" || fail "comment lost"
 
 tp_note "unreachable host only: exit 1, the rest current"
@@ -128,6 +133,46 @@ grep -q "CN=mx-b.renewed" "$TP_TMP/out" || fail "new subject not shown: $(cat "$
 expect_status 0 "$T" -c "$D" rotate --yes
 [ "$(pq bcert.test)" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b2.crt" md5)|$A2" ] \
     || fail "bcert.test: got '$(pq bcert.test)'"
+
+tp_note "cert pins, one host: a renewal with the same key says so, a new key too"
+tp_make_cert "$TP_TMP/r1" mx-r.partner.test
+tp_make_cert "$TP_TMP/r2" mx-r.partner.test --days 400 --key "$TP_TMP/r1.key"
+tp_make_cert "$TP_TMP/r3" mx-r.partner.test
+R1K=$(tp_pkey_fingerprint "$TP_TMP/r1.crt" md5)
+R2=$(tp_cert_fingerprint "$TP_TMP/r2.crt" md5)
+R3=$(tp_cert_fingerprint "$TP_TMP/r3.crt" md5)
+R3K=$(tp_pkey_fingerprint "$TP_TMP/r3.crt" md5)
+[ "$(tp_pkey_fingerprint "$TP_TMP/r2.crt" md5)" = "$R1K" ] && [ "$R3K" != "$R1K" ] \
+    && [ "$R2" != "$(tp_cert_fingerprint "$TP_TMP/r1.crt" md5)" ] || fail "test broken: r1/r2/r3 keys"
+cp "$TP_TMP/r1.pem" "$TP_TMP/r.live"
+tp_start_server r --cert "$TP_TMP/r.live"
+PR=$TP_PORT
+expect_status 0 "$T" -c "$D" set r.test --fingerprint-from "127.0.0.1:$PR"
+grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R1K" "$D/tls_policy" || fail "set: keys= not recorded: $(cat "$D/tls_policy")"
+tp_install_cert "$TP_TMP/r2.pem" "$TP_TMP/r.live"
+expect_status 1 "$T" -c "$D" rotate r.test
+grep -qx "      public key changed: no" "$TP_TMP/out" || fail "same-key renewal: want 'public key changed: no': $(cat "$TP_TMP/out")"
+expect_status 0 "$T" -c "$D" rotate --yes r.test
+[ "$(pq r.test)" = "fingerprint match=$R2" ] || fail "r.test: got '$(pq r.test)'"
+grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R1K" "$D/tls_policy" || fail "same key: keys= changed: $(cat "$D/tls_policy")"
+tp_install_cert "$TP_TMP/r3.pem" "$TP_TMP/r.live"
+expect_status 1 "$T" -c "$D" rotate r.test
+grep -qx "      public key changed: yes" "$TP_TMP/out" || fail "new key: want 'public key changed: yes': $(cat "$TP_TMP/out")"
+expect_status 0 "$T" -c "$D" rotate --yes r.test
+grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R3K" "$D/tls_policy" || fail "new key: keys= not the new key: $(cat "$D/tls_policy")"
+tp_note "... --keep-old keeps the recorded keys of the kept pins"
+tp_install_cert "$TP_TMP/r2.pem" "$TP_TMP/r.live"
+expect_status 0 "$T" -c "$D" rotate --yes --keep-old r.test
+[ "$(pq r.test)" = "fingerprint match=$R3|$R2" ] || fail "r.test --keep-old: got '$(pq r.test)'"
+grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R3K,$R1K" "$D/tls_policy" || fail "--keep-old keys: $(cat "$D/tls_policy")"
+tp_note "... a pin set by hand drops keys=, and without them the answer is unknown"
+expect_status 0 "$T" -c "$D" set r.test --fingerprint "$R3"
+grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert" "$D/tls_policy" || fail "hand-set pin kept keys=: $(cat "$D/tls_policy")"
+tp_install_cert "$TP_TMP/r1.pem" "$TP_TMP/r.live"
+expect_status 1 "$T" -c "$D" rotate r.test
+grep -qx "      public key changed: unknown (cert pins do not record the key)" "$TP_TMP/out" \
+    || fail "no keys=: want 'unknown': $(cat "$TP_TMP/out")"
+tp_stop_server r
 
 tp_note "an entry changed by a concurrent set while rotate probes is left alone"
 tp_make_cert "$TP_TMP/s1" slow.partner.test

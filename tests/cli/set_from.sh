@@ -1,7 +1,9 @@
 # set --fingerprint-from against testsmtpd: the pins are what openssl says
 # the served certificate (or its public key) hashes to in the configured
 # digest, every address of every host is probed, the hosts are recorded in
-# HOST:PORT form for rotate, an existing entry changes in place, the entry's
+# HOST:PORT form for rotate with the public keys of pinned certificates
+# (keys=: kept with --keep-old, dropped for a pin set by hand or pkey pins),
+# an existing entry changes in place, the entry's
 # servername= is sent as SNI, and one unreachable host means nothing is
 # written. postmap -q is the oracle for what Postfix reads.
 . "$TP_SOURCE_DIR/tests/lib.sh"
@@ -35,6 +37,7 @@ P2=$TP_PORT
 RSA_MD5=$(tp_cert_fingerprint "$TP_TMP/rsa.crt" md5)
 EC_MD5=$(tp_cert_fingerprint "$TP_TMP/ec.crt" md5)
 EC_PKEY_MD5=$(tp_pkey_fingerprint "$TP_TMP/ec.crt" md5)
+RSA_PKEY_MD5=$(tp_pkey_fingerprint "$TP_TMP/rsa.crt" md5)
 
 tp_note "a table with comments around the entry to update"
 cat >"$D/tls_policy" <<EOF
@@ -53,7 +56,7 @@ cat >"$TP_TMP/want" <<EOF
 # partners
 example.org	encrypt
 
-# tlspolicy: from=127.0.0.1:$P1 pin=cert
+# tlspolicy: from=127.0.0.1:$P1 pin=cert keys=$RSA_PKEY_MD5
 [127.0.0.1]:$P1	fingerprint match=$RSA_MD5
 # trailing comment
 EOF
@@ -78,8 +81,28 @@ tp_note "two hosts: both pins, both hosts, in order given"
 expect_status 0 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "127.0.0.1:$P2"
 [ "$(pq two.test)" = "fingerprint match=$RSA_MD5|$EC_MD5" ] \
     || fail "two hosts: got '$(pq two.test)', want both pins"
+grep -qxF "# tlspolicy: from=127.0.0.1:$P1,127.0.0.1:$P2 pin=cert keys=$RSA_PKEY_MD5,$EC_PKEY_MD5" \
+    "$D/tls_policy" || fail "two hosts annotation: $(grep -B1 '^two.test' "$D/tls_policy")"
+
+tp_note "--keep-old: the recorded keys of the kept pins stay, the new ones join"
+expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P1" --keep-old
+[ "$(pq ec2.test)" = "fingerprint match=$EC_MD5|$RSA_MD5" ] || fail "--keep-old: got '$(pq ec2.test)'"
+grep -qxF "# tlspolicy: from=127.0.0.1:$P1 pin=cert keys=$EC_PKEY_MD5,$RSA_PKEY_MD5" "$D/tls_policy" \
+    || fail "--keep-old keys: $(grep -B1 '^ec2.test' "$D/tls_policy")"
+
+tp_note "a pin set by hand drops keys= (its key is unknown), hosts and kind stay"
+expect_status 0 "$T" -c "$D" set two.test --fingerprint "$RSA_MD5"
 grep -qxF "# tlspolicy: from=127.0.0.1:$P1,127.0.0.1:$P2 pin=cert" "$D/tls_policy" \
-    || fail "two hosts annotation: $(grep -B1 '^two.test' "$D/tls_policy")"
+    || fail "hand-set pin: $(grep -B1 '^two.test' "$D/tls_policy")"
+tp_note "... and --keep-old of a pin whose key was never recorded records none"
+expect_status 0 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P2" --keep-old
+[ "$(pq two.test)" = "fingerprint match=$RSA_MD5|$EC_MD5" ] || fail "--keep-old: got '$(pq two.test)'"
+grep -qxF "# tlspolicy: from=127.0.0.1:$P2 pin=cert" "$D/tls_policy" \
+    || fail "keys= recorded for a pin of unknown key: $(grep -B1 '^two.test' "$D/tls_policy")"
+tp_note "--pin pkey over cert pins: no keys= (the pins are the keys)"
+expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P2" --pin pkey
+grep -qxF "# tlspolicy: from=127.0.0.1:$P2 pin=pkey" "$D/tls_policy" \
+    || fail "pkey annotation over cert keys: $(grep -B1 '^ec2.test' "$D/tls_policy")"
 
 tp_note "the same certificate at two hosts is pinned once"
 expect_status 0 "$T" -c "$D" set same.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "localhost:$P1"
@@ -118,7 +141,7 @@ tp_note "--dry-run: the diff, nothing written"
 cp "$D/tls_policy" "$TP_TMP/src.before"
 expect_status 0 "$T" -c "$D" set dry.test --fingerprint-from "127.0.0.1:$P2" --dry-run
 grep -qxF "+dry.test	fingerprint match=$EC_MD5" "$TP_TMP/out" || fail "dry-run diff: $(cat "$TP_TMP/out")"
-grep -qxF "+# tlspolicy: from=127.0.0.1:$P2 pin=cert" "$TP_TMP/out" || fail "dry-run diff lacks annotation: $(cat "$TP_TMP/out")"
+grep -qxF "+# tlspolicy: from=127.0.0.1:$P2 pin=cert keys=$EC_PKEY_MD5" "$TP_TMP/out" || fail "dry-run diff lacks annotation: $(cat "$TP_TMP/out")"
 cmp -s "$D/tls_policy" "$TP_TMP/src.before" || fail "--dry-run wrote the source"
 
 tp_note "sha256 when main.cf says so"
@@ -136,7 +159,7 @@ if tp_have_ipv6; then
     tp_start_server v6 --cert "$TP_TMP/ec.pem" --listen '[::1]:0'
     expect_status 0 "$T" -c "$D" set v6.test --fingerprint-from "[::1]:$TP_PORT"
     [ "$(pq v6.test)" = "fingerprint match=$EC_MD5" ] || fail "IPv6 pin: got '$(pq v6.test)'"
-    grep -qxF "# tlspolicy: from=[::1]:$TP_PORT pin=cert" "$D/tls_policy" \
+    grep -qxF "# tlspolicy: from=[::1]:$TP_PORT pin=cert keys=$EC_PKEY_MD5" "$D/tls_policy" \
         || fail "IPv6 annotation: $(grep -B1 '^v6.test' "$D/tls_policy")"
 else
     tp_note "no ::1 on lo: IPv6 case not run"

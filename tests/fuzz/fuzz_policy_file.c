@@ -28,6 +28,21 @@ line_offset(const char *s, size_t len, unsigned long n)
 	return i;
 }
 
+/* Is 1-based line n an annotation ("# tlspolicy:" after blanks)? */
+static int
+annotation_line(const char *s, size_t len, unsigned long n)
+{
+	size_t i = line_offset(s, len, n);
+
+	while (i < len && strchr(" \t\r\v\f", s[i]) && s[i])
+		i++;
+	if (i >= len || s[i] != '#')
+		return 0;
+	for (i++; i < len && strchr(" \t\r\v\f", s[i]) && s[i]; i++)
+		;
+	return len - i >= 10 && memcmp(s + i, "tlspolicy:", 10) == 0;
+}
+
 static void
 walk(const tp_doc *doc)
 {
@@ -45,6 +60,8 @@ walk(const tp_doc *doc)
 			sink += strlen(e.from[j]);
 		if (e.pin_kind)
 			sink += strlen(e.pin_kind);
+		for (j = 0; j < e.key_count; j++)
+			sink += strlen(e.keys[j]);
 	}
 	for (i = 0; i < tp_doc_warning_count(doc); i++)
 		sink += strlen(tp_doc_warning_at(doc, i)->message);
@@ -102,13 +119,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > 0) {
 		i = (size_t)(sel >> 2) % n;
 		tp_doc_entry_at(doc, i, &e);
-		pre = line_offset(in, size, e.line - (e.from || e.pin_kind));
+		pre = line_offset(in, size, e.line -
+				  (e.line > 1 && annotation_line(in, size, e.line - 1)));
 		suf = size - line_offset(in, size, e.last_line + 1);
 		(void)tp_doc_set_pins(doc, i, pins, (size_t)(sel >> 4) % 4);
 		(void)tp_doc_set_level(doc, i, "fingerprint");
 		(void)tp_doc_set_attr(doc, i, "ciphers", sel & 0x40 ? NULL : "high");
 		(void)tp_doc_set_annotation(doc, i, hosts, (size_t)(sel >> 6) % 3,
 					    sel & 0x20 ? "cert" : NULL);
+		(void)tp_doc_set_annotation_keys(doc, i, pins, sel & 0x10 ? 2 : 0);
 		if (tp_doc_entry_count(doc) != n || tp_doc_serialize(doc, &out) != 0 ||
 		    out.size < pre + suf || memcmp(out.ptr, in, pre) != 0 ||
 		    memcmp(out.ptr + out.size - suf, in + size - suf, suf) != 0)

@@ -50,7 +50,8 @@ show(tp_buf *out, const char *s, size_t len)
 
 /*
  * The doc as text: one line per entry, "LINE-LAST KEY<TAB>VALUE", then
- * " dup" for a duplicate, " from=a,b pin=k" for an annotation; then one
+ * " dup" for a duplicate, " from=a,b pin=k keys=x,y" for an annotation;
+ * then one
  * "w LINE: MESSAGE" per warning.
  */
 static void
@@ -76,6 +77,8 @@ dump(const tp_doc *doc, tp_buf *out)
 			tp__buf_printf(out, "%s%s", j ? "," : " from=", e.from[j]);
 		if (e.pin_kind)
 			tp__buf_printf(out, " pin=%s", e.pin_kind);
+		for (j = 0; j < e.key_count; j++)
+			tp__buf_printf(out, "%s%s", j ? "," : " keys=", e.keys[j]);
 		tp__buf_putc(out, '\n');
 	}
 	for (i = 0; i < tp_doc_warning_count(doc); i++) {
@@ -203,6 +206,15 @@ static const struct parse_case parse_cases[] = {
 	  "2-2 k\tfingerprint from=mx1.example.com:25,[2001:db8::1]:25 pin=cert\n" },
 	{ "annotation with CRLF and only pin",
 	  IN("#tlspolicy: pin=pkey\r\nk v\r\n"), 0, "2-2 k\tv pin=pkey\n" },
+	{ "annotation with the public keys of the pinned certificates",
+	  IN("# tlspolicy: from=mx.example:25 pin=cert keys=AA:01,BB:02\n"
+	     "k fingerprint\n"), 0,
+	  "2-2 k\tfingerprint from=mx.example:25 pin=cert keys=AA:01,BB:02\n" },
+	{ "annotation words of a newer version are ignored, keys= repeats add up",
+	  IN("# tlspolicy: v=2 keys=AA from=h:25 color=red keys=BB, pin=cert x\n"
+	     "k v\n"), 0, "2-2 k\tv from=h:25 pin=cert keys=AA,BB\n" },
+	{ "annotation with only words we do not know gives no fields",
+	  IN("# tlspolicy: later=1 keys=\nk v\n"), 0, "2-2 k\tv\n" },
 	{ "annotation not directly above is not the entry's",
 	  IN("# tlspolicy: from=a\n\nk v\n"), 0, "3-3 k\tv\n" },
 	{ "empty file", IN(""), 0, "" },
@@ -238,7 +250,8 @@ test_document__reads_records_exactly_like_postmap(void **state)
 }
 
 
-enum edit_op { SET_LEVEL, SET_PINS, SET_ATTR, SET_ANN, APPEND, REMOVE };
+enum edit_op { SET_LEVEL, SET_PINS, SET_ATTR, SET_ANN, SET_KEYS, APPEND,
+	       REMOVE };
 
 struct edit_case {
 	const char *name;
@@ -246,7 +259,7 @@ struct edit_case {
 	size_t entry;
 	enum edit_op op;
 	const char *a, *b;	/* level / attr name, value / key, value / pin kind */
-	const char *list[4];	/* pins or hosts */
+	const char *list[4];	/* pins, hosts or keys */
 	size_t n;
 	int want_status;
 	const char *want;	/* NULL: unchanged */
@@ -346,6 +359,40 @@ static const struct edit_case edit_cases[] = {
 	  "# my note\n# tlspolicy: pin=cert\nk v\n" },
 	{ "host with whitespace refused", "k v\n", 0, SET_ANN, NULL, NULL,
 	  { "a b" }, 1, TP_EUSAGE, NULL },
+	{ "annotation hosts and kind replaced, keys and unknown words kept",
+	  "# tlspolicy: from=old pin=cert keys=AA v=2\nk v\n", 0, SET_ANN, NULL,
+	  "pkey", { "new:25" }, 1, 0,
+	  "# tlspolicy: from=new:25 pin=pkey keys=AA v=2\nk v\n" },
+	{ "annotation: repeated from= folded into the first, pin appended",
+	  "# tlspolicy: keys=AA from=a from=b\nk v\n", 0, SET_ANN, NULL, "cert",
+	  { "c" }, 1, 0, "# tlspolicy: keys=AA from=c pin=cert\nk v\n" },
+	{ "annotation removed with its keys",
+	  "a b\n# tlspolicy: from=h pin=cert keys=AA\nk v\n", 1, SET_ANN, NULL,
+	  NULL, { NULL }, 0, 0, "a b\nk v\n" },
+	{ "keys appended to an annotation, its spacing kept",
+	  "a b\n#tlspolicy:  from=h:25   pin=cert \nk v\n", 1, SET_KEYS, NULL,
+	  NULL, { "AA:01", "BB:02" }, 2, 0,
+	  "a b\n#tlspolicy:  from=h:25   pin=cert keys=AA:01,BB:02 \nk v\n" },
+	{ "keys replaced where they stand, CRLF and unknown words kept",
+	  "# tlspolicy: keys=OLD from=h:25 x=1 pin=cert\r\nk v\r\n", 0, SET_KEYS,
+	  NULL, NULL, { "NEW" }, 1, 0,
+	  "# tlspolicy: keys=NEW from=h:25 x=1 pin=cert\r\nk v\r\n" },
+	{ "keys removed, repeated ones too, the rest kept",
+	  "# tlspolicy: keys=A from=h keys=B pin=cert\nk v\n", 0, SET_KEYS, NULL,
+	  NULL, { NULL }, 0, 0, "# tlspolicy: from=h pin=cert\nk v\n" },
+	{ "an annotation left with nothing is removed",
+	  "a b\n# tlspolicy: keys=A\nk v\nz v\n", 1, SET_KEYS, NULL, NULL,
+	  { NULL }, 0, 0, "a b\nk v\nz v\n" },
+	{ "keys written above an entry with no annotation",
+	  "a b\r\nk v\r\n", 1, SET_KEYS, NULL, NULL, { "AA" }, 1, 0,
+	  "a b\r\n# tlspolicy: keys=AA\r\nk v\r\n" },
+	{ "no keys to remove: nothing changes",
+	  "# tlspolicy: from=h\nk v\n", 0, SET_KEYS, NULL, NULL, { NULL }, 0, 0,
+	  NULL },
+	{ "key with a comma refused", "# tlspolicy: keys=A\nk v\n", 0, SET_KEYS,
+	  NULL, NULL, { "B,C" }, 1, TP_EUSAGE, NULL },
+	{ "empty key refused", "k v\n", 0, SET_KEYS, NULL, NULL, { "" }, 1,
+	  TP_EUSAGE, NULL },
 	{ "append", "a b\n", 0, APPEND, "[mx.example]:25", "fingerprint match=AA",
 	  { NULL }, 0, 0, "a b\n[mx.example]:25\tfingerprint match=AA\n" },
 	{ "append adds the missing final newline", "a b", 0, APPEND, "k", "v",
@@ -396,6 +443,8 @@ run_edit(tp_doc *doc, const struct edit_case *c, size_t *index)
 		return tp_doc_set_attr(doc, c->entry, c->a, c->b);
 	case SET_ANN:
 		return tp_doc_set_annotation(doc, c->entry, c->list, c->n, c->b);
+	case SET_KEYS:
+		return tp_doc_set_annotation_keys(doc, c->entry, c->list, c->n);
 	case APPEND:
 		return tp_doc_append(doc, c->a, c->b, index);
 	case REMOVE:
@@ -428,7 +477,8 @@ test_document__edits_change_only_their_entry(void **state)
 			suf = 0;
 		} else if (c->entry < tp_doc_entry_count(doc)) {
 			assert_int_equal(tp_doc_entry_at(doc, c->entry, &e), 0);
-			pre = line_offset(c->in, e.line - (e.from || e.pin_kind ? 1 : 0));
+			pre = line_offset(c->in, e.line -
+					  (e.from || e.pin_kind || e.keys ? 1 : 0));
 			suf = len - line_offset(c->in, e.last_line + 1);
 		}
 		status = run_edit(doc, c, &index);
@@ -469,6 +519,7 @@ test_document__edited_model_matches_its_bytes(void **state)
 				 "K fingerprint\n  match=AA\n  match=BB\nz may\n";
 	const char *pins[] = { "11", "22", "33" };
 	const char *hosts[] = { "b:25", "c:25" };
+	const char *keys[] = { "K1", "K2" };
 	tp_buf a = TP_BUF_INIT, b = TP_BUF_INIT, out = TP_BUF_INIT;
 	tp_doc *doc, *again;
 	tp_entry e;
@@ -479,6 +530,7 @@ test_document__edited_model_matches_its_bytes(void **state)
 	assert_int_equal(tp_doc_find(doc, "k", &idx), 0);
 	assert_int_equal(idx, 0);
 	assert_int_equal(tp_doc_set_pins(doc, 0, pins, 3), 0);
+	assert_int_equal(tp_doc_set_annotation_keys(doc, 0, keys, 2), 0);
 	assert_int_equal(tp_doc_set_annotation(doc, 0, hosts, 2, "pkey"), 0);
 	assert_int_equal(tp_doc_set_attr(doc, 0, "ciphers", "high"), 0);
 	assert_int_equal(tp_doc_append(doc, "n", "may", &idx), 0);
@@ -489,6 +541,9 @@ test_document__edited_model_matches_its_bytes(void **state)
 	assert_int_equal(e.from_count, 2);
 	assert_string_equal(e.from[1], "c:25");
 	assert_string_equal(e.pin_kind, "pkey");
+	assert_int_equal(e.key_count, 2);
+	assert_string_equal(e.keys[0], "K1");
+	assert_string_equal(e.keys[1], "K2");
 	/* The model after edits is what parsing the new bytes gives. */
 	assert_int_equal(tp_doc_serialize(doc, &out), 0);
 	assert_int_equal(tp_doc_parse(&again, out.ptr, out.size, "f", &utf8_opts), 0);
@@ -724,6 +779,7 @@ static void
 test_document__failed_edit_leaves_entries_and_bytes(void **state)
 {
 	static const char *const bad_pins[] = { "a|b" };
+	static const char *const bad_keys[] = { "a,b" };
 	tp_buf in = TP_BUF_INIT, before = TP_BUF_INIT, after = TP_BUF_INIT;
 	tp_doc *doc;
 	size_t n;
@@ -746,8 +802,16 @@ test_document__failed_edit_leaves_entries_and_bytes(void **state)
 					 TP_EUSAGE);
 			assert_int_equal(tp_doc_set_pins(doc, 0, bad_pins, 1),
 					 TP_EUSAGE);
+			assert_int_equal(tp_doc_set_annotation_keys(doc, 0,
+								    bad_keys, 1),
+					 TP_EUSAGE);
 		}
 		assert_int_equal(tp_doc_remove(doc, n), TP_EUSAGE);
+		/* No keys here: removing them is a no-op that must leave the
+		 * model whole too. */
+		if (n > 0)
+			assert_int_equal(tp_doc_set_annotation_keys(doc, n - 1,
+								    NULL, 0), 0);
 		dump(doc, &after);
 		assert_string_equal(after.ptr, before.ptr);
 		assert_c_strings(doc);
