@@ -67,6 +67,44 @@ tp_wait_until() {
     done
 }
 
+# tp_expect_status WANT COMMAND [ARGS...]
+#   Runs COMMAND with no input, stdout to $TP_TMP/out and stderr to
+#   $TP_TMP/err, and fails unless it exits WANT, showing both.
+tp_expect_status() {
+    local want=$1 got=0
+    shift
+    "$@" >"$TP_TMP/out" 2>"$TP_TMP/err" </dev/null || got=$?
+    [ "$got" = "$want" ] || fail "$*: exit $got, want $want; stdout: $(cat "$TP_TMP/out"); stderr: $(cat "$TP_TMP/err")"
+}
+
+# tp_sandbox_config DIR [DIGEST]
+#   Writes DIR/main.cf for a sandbox Postfix config: compatibility level
+#   3.6, the policy table hash:DIR/tls_policy, and smtp_tls_fingerprint_digest
+#   = DIGEST when given (else Postfix's default for 3.6, sha256).
+tp_sandbox_config() {
+    mkdir -p "$1"
+    {
+        echo 'compatibility_level = 3.6'
+        [ -z "${2:-}" ] || echo "smtp_tls_fingerprint_digest = $2"
+        echo 'smtp_tls_policy_maps = hash:${config_directory}/tls_policy'
+    } >"$1/main.cf"
+}
+
+# tp_dead_port
+#   Prints a loopback TCP port nothing listens on, for "connection
+#   refused" cases.
+tp_dead_port() {
+    local p i
+    for i in $(seq 1 100); do
+        p=$(( RANDOM % 20000 + 40000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    fail "tp_dead_port: every port tried answered"
+}
+
 # tp_make_cert PREFIX CN [OPTIONS]
 #   Makes a self-signed certificate and its key:
 #     PREFIX.crt (certificate), PREFIX.key (key), PREFIX.pem (both, the

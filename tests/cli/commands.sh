@@ -9,23 +9,10 @@ command -v jq >/dev/null || fail "jq not found: install jq"
 
 T=$TLSPOLICY
 D=$TP_TMP/conf
-mkdir -p "$D"
-cat >"$D/main.cf" <<'EOF'
-compatibility_level = 3.6
-smtp_tls_fingerprint_digest = md5
-smtp_tls_policy_maps = hash:${config_directory}/tls_policy
-EOF
+tp_sandbox_config "$D" md5
 MD5A=11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00
 MD5B=A0:A1:A2:A3:A4:A5:A6:A7:A8:A9:AA:AB:AC:AD:AE:AF
 SHA1=01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14
-
-# expect_status WANT COMMAND... : run, compare the exit status.
-expect_status() {
-    local want=$1 got=0
-    shift
-    "$@" >"$TP_TMP/out" 2>"$TP_TMP/err" || got=$?
-    [ "$got" = "$want" ] || fail "$*: exit $got, want $want; stderr: $(cat "$TP_TMP/err")"
-}
 
 # pq KEY: what Postfix itself finds for KEY (postmap -q), or "<absent>".
 pq() { postmap -c "$D" -q "$1" "hash:$D/tls_policy" 2>/dev/null || echo "<absent>"; }
@@ -44,18 +31,18 @@ EOF
 cp "$D/tls_policy" "$TP_TMP/orig"
 
 tp_note "rebuild writes what postmap reads"
-expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 0 "$T" -c "$D" rebuild
 [ "$(pq '[relay.example.org]:587')" = "fingerprint    match=$MD5A    protocols=>=TLSv1.2" ] ||
     fail "postmap -q after rebuild: got '$(pq '[relay.example.org]:587')'"
 [ "$(pq .example.net)" = "encrypt" ] || fail "postmap -q .example.net: got '$(pq .example.net)'"
 
 tp_note "get folds the key like postmap -q and exits 1 when absent"
-expect_status 0 "$T" -c "$D" get EXAMPLE.ORG
+tp_expect_status 0 "$T" -c "$D" get EXAMPLE.ORG
 [ "$(cat "$TP_TMP/out")" = "may" ] || fail "get EXAMPLE.ORG: got '$(cat "$TP_TMP/out")', want 'may'"
-expect_status 1 "$T" -c "$D" get nonexistent.example
+tp_expect_status 1 "$T" -c "$D" get nonexistent.example
 
 tp_note "set --fingerprint replaces the pin in place; no other byte changes"
-expect_status 0 "$T" -c "$D" set '[relay.example.org]:587' --fingerprint "$(echo $MD5B | tr -d : | tr A-F a-f)"
+tp_expect_status 0 "$T" -c "$D" set '[relay.example.org]:587' --fingerprint "$(echo $MD5B | tr -d : | tr A-F a-f)"
 cat >"$TP_TMP/want" <<'EOF'
 # Partners pinned by fingerprint. Keep sorted.
 .example.net   encrypt
@@ -73,19 +60,19 @@ cmp -s "$D/tls_policy" "$TP_TMP/want" || fail "set changed more than the pin: $(
 tp_note "the classic mistake: a sha1 pin while Postfix compares md5 is refused, nothing written"
 cp "$D/tls_policy" "$TP_TMP/before"
 cp "$D/tls_policy.db" "$TP_TMP/before.db"
-expect_status 1 "$T" -c "$D" set example.com --fingerprint "$SHA1"
+tp_expect_status 1 "$T" -c "$D" set example.com --fingerprint "$SHA1"
 grep -q "md5" "$TP_TMP/err" && grep -q "sha1" "$TP_TMP/err" ||
     fail "the error should name both digests: $(cat "$TP_TMP/err")"
 [ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "error is not one line: $(cat "$TP_TMP/err")"
 cmp -s "$D/tls_policy" "$TP_TMP/before" || fail "refused set changed the source"
 cmp -s "$D/tls_policy.db" "$TP_TMP/before.db" || fail "refused set changed the db"
 tp_note "... unless -d says sha1 on purpose"
-expect_status 0 "$T" -c "$D" -d sha1 set example.com --fingerprint "$SHA1"
+tp_expect_status 0 "$T" -c "$D" -d sha1 set example.com --fingerprint "$SHA1"
 [ "$(pq example.com)" = "fingerprint match=$SHA1" ] || fail "-d sha1 set: postmap -q gives '$(pq example.com)'"
-expect_status 0 "$T" -c "$D" remove example.com
+tp_expect_status 0 "$T" -c "$D" remove example.com
 
 tp_note "new entry: appended, level fingerprint implied"
-expect_status 0 "$T" -c "$D" set Example.COM --fingerprint "$MD5A" --fingerprint "$MD5B"
+tp_expect_status 0 "$T" -c "$D" set Example.COM --fingerprint "$MD5A" --fingerprint "$MD5B"
 [ "$(pq example.com)" != "<absent>" ] || fail "new entry not in the db"
 echo "$(pq example.com)" | grep -q "^fingerprint" || fail "level not fingerprint: $(pq example.com)"
 for pin in $MD5A $MD5B; do
@@ -94,27 +81,27 @@ done
 head -n 8 "$D/tls_policy" | cmp -s - "$TP_TMP/want" || fail "append touched earlier lines"
 
 tp_note "--keep-old adds, without duplicates"
-expect_status 0 "$T" -c "$D" set example.com --fingerprint "$MD5A" --keep-old
+tp_expect_status 0 "$T" -c "$D" set example.com --fingerprint "$MD5A" --keep-old
 n=$(echo "$(pq example.com)" | grep -o "$MD5A" | wc -l)
 [ "$n" = 1 ] || fail "--keep-old duplicated a pin ($n copies): $(pq example.com)"
 echo "$(pq example.com)" | grep -q "$MD5B" || fail "--keep-old dropped the old pin"
 
 tp_note "--dry-run prints a diff that patch(1) applies to give what a real run writes"
 cp "$D/tls_policy" "$TP_TMP/pre"
-expect_status 0 "$T" -c "$D" set example.org --level encrypt --attr servername=mx.example.org --dry-run
+tp_expect_status 0 "$T" -c "$D" set example.org --level encrypt --attr servername=mx.example.org --dry-run
 cmp -s "$D/tls_policy" "$TP_TMP/pre" || fail "--dry-run wrote the source"
 cp "$TP_TMP/pre" "$TP_TMP/patched"
 patch -s "$TP_TMP/patched" <"$TP_TMP/out" || fail "--dry-run output is not a valid diff: $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" set example.org --level encrypt --attr servername=mx.example.org
+tp_expect_status 0 "$T" -c "$D" set example.org --level encrypt --attr servername=mx.example.org
 cmp -s "$D/tls_policy" "$TP_TMP/patched" || fail "dry-run diff and real run differ"
 [ "$(pq example.org)" = "encrypt servername=mx.example.org" ] || fail "postmap -q example.org: $(pq example.org)"
 
 tp_note "a value Postfix would reject is not written"
 cp "$D/tls_policy" "$TP_TMP/pre"
-expect_status 1 "$T" -c "$D" set example.org --attr cipher=high
+tp_expect_status 1 "$T" -c "$D" set example.org --attr cipher=high
 grep -q "cipher" "$TP_TMP/err" || fail "error should name the bad attribute: $(cat "$TP_TMP/err")"
 cmp -s "$D/tls_policy" "$TP_TMP/pre" || fail "rejected value was written"
-expect_status 1 "$T" -c "$D" set new.example --level fingerprint
+tp_expect_status 1 "$T" -c "$D" set new.example --level fingerprint
 [ "$(pq new.example)" = "<absent>" ] || fail "fingerprint entry without pins was written"
 
 tp_note "remove takes the annotation comment with it"
@@ -122,11 +109,11 @@ cat >>"$D/tls_policy" <<EOF
 # tlspolicy: from=mx1.partner.example:25 pin=cert
 partner.example fingerprint match=$MD5A
 EOF
-expect_status 0 "$T" -c "$D" rebuild
-expect_status 0 "$T" -c "$D" remove PARTNER.example
+tp_expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 0 "$T" -c "$D" remove PARTNER.example
 grep -q "partner.example" "$D/tls_policy" && fail "remove left the entry or its annotation: $(cat "$D/tls_policy")"
 [ "$(pq partner.example)" = "<absent>" ] || fail "removed key still in db"
-expect_status 1 "$T" -c "$D" remove partner.example
+tp_expect_status 1 "$T" -c "$D" remove partner.example
 grep -q "no entry" "$TP_TMP/err" || fail "remove of an absent key: $(cat "$TP_TMP/err")"
 
 tp_note "the db holds exactly postmap's records"
@@ -137,7 +124,7 @@ diff <(postmap -c "$D" -s "hash:$TP_TMP/pm" | sort) <(postmap -c "$D" -s "hash:$
 
 tp_note "list --json: pins with digests, db state, annotation"
 printf '# tlspolicy: from=mx.a.example:25,[192.0.2.7]:2525 pin=pkey\na.example fingerprint match=%s|%s\n' "$MD5A" "$SHA1" >>"$D/tls_policy"
-expect_status 0 "$T" -c "$D" list --json
+tp_expect_status 0 "$T" -c "$D" list --json
 j=$TP_TMP/out
 [ "$(jq -r .db_state "$j")" != "in step" ] || fail "db_state in step though the source changed by hand"
 [ "$(jq -r .digest "$j")" = md5 ] || fail "digest: $(jq -r .digest "$j")"
@@ -152,71 +139,71 @@ j=$TP_TMP/out
     fail "entry count differs from the file's logical lines"
 
 tp_note "doctor: stale db and a sha1 pin under md5 are reported, exit 1"
-expect_status 1 "$T" -c "$D" doctor
+tp_expect_status 1 "$T" -c "$D" doctor
 grep -q "^error: .*tls_policy.db is out of step" "$TP_TMP/out" || fail "doctor missed the stale db: $(cat "$TP_TMP/out")"
 grep -q "^warning: .*a.example: pin $SHA1 is 20 bytes (sha1)" "$TP_TMP/out" || fail "doctor missed the sha1 pin: $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 0 "$T" -c "$D" rebuild
 printf 'b.example fingerprint match=%s\n' "$SHA1" >>"$D/tls_policy"
-expect_status 0 "$T" -c "$D" rebuild
-expect_status 1 "$T" -c "$D" doctor
+tp_expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 1 "$T" -c "$D" doctor
 grep -q "^error: .*b.example: no pin made with md5" "$TP_TMP/out" || fail "doctor missed an entry with no usable pin: $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" remove b.example
+tp_expect_status 0 "$T" -c "$D" remove b.example
 chmod 664 "$D/tls_policy"
-expect_status 1 "$T" -c "$D" doctor
+tp_expect_status 1 "$T" -c "$D" doctor
 grep -q "^warning: .*tls_policy: writable by group" "$TP_TMP/out" || fail "doctor missed group-writable source: $(cat "$TP_TMP/out")"
 chmod 644 "$D/tls_policy" "$D/tls_policy.db"
-expect_status 0 "$T" -c "$D" remove a.example
-expect_status 0 "$T" -c "$D" doctor
+tp_expect_status 0 "$T" -c "$D" remove a.example
+tp_expect_status 0 "$T" -c "$D" doctor
 
 tp_note "doctor and list: a malformed pin beside a good one is a warning (Postfix ignores it)"
 printf 'w.example fingerprint match=ZZ|%s\n' "$MD5A" >>"$D/tls_policy"
-expect_status 0 "$T" -c "$D" rebuild
-expect_status 1 "$T" -c "$D" doctor
+tp_expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 1 "$T" -c "$D" doctor
 grep -q '^warning: .*w.example: malformed fingerprint "ZZ"' "$TP_TMP/out" || fail "doctor missed the malformed pin: $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" list --json
+tp_expect_status 0 "$T" -c "$D" list --json
 [ "$(jq -r '.entries[] | select(.key=="w.example") | .warnings | length' "$TP_TMP/out")" = 1 ] ||
     fail "list --json lacks the warning: $(jq -c '.entries[] | select(.key=="w.example")' "$TP_TMP/out")"
 [ "$(jq -r '.entries[] | select(.key=="w.example") | .valid' "$TP_TMP/out")" = true ] || fail "w.example should stay valid"
-expect_status 0 "$T" -c "$D" remove w.example
-expect_status 0 "$T" -c "$D" doctor
+tp_expect_status 0 "$T" -c "$D" remove w.example
+tp_expect_status 0 "$T" -c "$D" doctor
 
 tp_note "doctor: a table not in smtp_tls_policy_maps is an error"
 cp "$D/tls_policy" "$TP_TMP/other"
-expect_status 0 "$T" -c "$D" -m "$TP_TMP/other" rebuild
-expect_status 1 "$T" -c "$D" -m "hash:$TP_TMP/other" doctor
+tp_expect_status 0 "$T" -c "$D" -m "$TP_TMP/other" rebuild
+tp_expect_status 1 "$T" -c "$D" -m "hash:$TP_TMP/other" doctor
 grep -q "^error: hash:$TP_TMP/other is not in smtp_tls_policy_maps" "$TP_TMP/out" || fail "doctor: $(cat "$TP_TMP/out")"
 
 tp_note "CRLF files keep CRLF on edit"
 printf 'crlf.example may\r\nz.example encrypt\r\n' >"$TP_TMP/crlf"
-expect_status 0 "$T" -c "$D" -m "$TP_TMP/crlf" set crlf.example --level encrypt
+tp_expect_status 0 "$T" -c "$D" -m "$TP_TMP/crlf" set crlf.example --level encrypt
 [ "$(sed -n 1p "$TP_TMP/crlf" | od -An -c | tr -d ' \n')" = 'crlf.exampleencrypt\r\n' ] ||
     fail "CRLF lost: $(od -c "$TP_TMP/crlf" | head -3)"
 cmp -s <(sed -n 2p "$TP_TMP/crlf") <(printf 'z.example encrypt\r\n') || fail "second line changed"
 
 tp_note "usage errors exit 64, with one line"
-expect_status 64 "$T" frobnicate
-expect_status 64 "$T" -c "$D" set
-expect_status 64 "$T" -c "$D" set a b
-expect_status 64 "$T" -c "$D" set x.example --bogus
-expect_status 64 "$T" -c "$D" set x.example --fingerprint
-expect_status 64 "$T" -c "$D" set x.example --pin cert
-expect_status 64 "$T" -c "$D" set x.example --attr match=AA
-expect_status 64 "$T" -c "$D" list extra
-expect_status 64 "$T" -c "$D" get
-expect_status 64 "$T" -x list
+tp_expect_status 64 "$T" frobnicate
+tp_expect_status 64 "$T" -c "$D" set
+tp_expect_status 64 "$T" -c "$D" set a b
+tp_expect_status 64 "$T" -c "$D" set x.example --bogus
+tp_expect_status 64 "$T" -c "$D" set x.example --fingerprint
+tp_expect_status 64 "$T" -c "$D" set x.example --pin cert
+tp_expect_status 64 "$T" -c "$D" set x.example --attr match=AA
+tp_expect_status 64 "$T" -c "$D" list extra
+tp_expect_status 64 "$T" -c "$D" get
+tp_expect_status 64 "$T" -x list
 [ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "usage error is not one line: $(cat "$TP_TMP/err")"
 
 tp_note "no main.cf and no -m: a clear error that suggests -m"
-expect_status 1 "$T" -c "$TP_TMP/nowhere" list
+tp_expect_status 1 "$T" -c "$TP_TMP/nowhere" list
 grep -q -- "-m" "$TP_TMP/err" || fail "error does not suggest -m: $(cat "$TP_TMP/err")"
 [ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "not one line: $(cat "$TP_TMP/err")"
 
 tp_note "global --help and --version work after global options too"
-expect_status 0 "$T" -c "$D" --help
+tp_expect_status 0 "$T" -c "$D" --help
 grep -q "^usage: tlspolicy" "$TP_TMP/out" || fail "-c DIR --help prints no usage"
-expect_status 0 "$T" -q --version
+tp_expect_status 0 "$T" -q --version
 grep -q "^tlspolicy [0-9]" "$TP_TMP/out" || fail "--version: $(cat "$TP_TMP/out")"
-expect_status 64 "$T" --bogus
+tp_expect_status 64 "$T" --bogus
 
 tp_note "every command has --help"
 for c in list get set remove rebuild doctor probe; do

@@ -56,16 +56,10 @@ validate() {
         }
         END { exit bad }' "$P" || fail "$P is not valid text format: $(cat "$P")"
 }
-expect_status() {
-    local want=$1 got=0
-    shift
-    "$@" >"$TP_TMP/out" 2>"$TP_TMP/err" </dev/null || got=$?
-    [ "$got" = "$want" ] || fail "$*: exit $got, want $want; stdout: $(cat "$TP_TMP/out"); stderr: $(cat "$TP_TMP/err")"
-}
 
 tp_note "a run that reaches everything"
 before=$(date +%s)
-expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"   # expires in 10 days: WARNING
+tp_expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"   # expires in 10 days: WARNING
 after=$(date +%s)
 validate
 [ "$(value tlspolicy_entry_status a.test)" = 1 ] || fail "a.test status: $(cat "$P")"
@@ -84,7 +78,7 @@ grep -qxF "tlspolicy_check_status{table=\"${TBL//\"/\\\"}\"} 1" "$P" || fail "ch
 tp_note "host down: UNKNOWN, last success kept from the previous file, no expiry"
 sleep 1.1
 tp_stop_server a
-expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P" --timeout 2
+tp_expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P" --timeout 2
 validate
 [ "$(value tlspolicy_entry_status a.test)" = 3 ] || fail "a.test status after the host died: $(cat "$P")"
 [ "$(value tlspolicy_last_success_timestamp_seconds a.test)" = "$ok1" ] ||
@@ -93,26 +87,26 @@ validate
 [ -z "$(value tlspolicy_pin_expiry_days a.test)" ] || fail "expiry of an unreachable host: $(cat "$P")"
 
 tp_note "the table cannot be read: check status 3, last success still kept"
-expect_status 3 "$T" -c "$TP_TMP/nowhere" check --prometheus "$P"
+tp_expect_status 3 "$T" -c "$TP_TMP/nowhere" check --prometheus "$P"
 validate
 grep -q '^tlspolicy_check_status{table=""} 3$' "$P" || fail "check status: $(cat "$P")"
 [ "$(value tlspolicy_last_success_timestamp_seconds a.test)" = "$ok1" ] || fail "last success lost: $(cat "$P")"
 
 tp_note "back up: a new last success"
 tp_start_server a2 --cert "$TP_TMP/a.live" --listen "127.0.0.1:$PA"
-expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"
+tp_expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"
 ok2=$(value tlspolicy_last_success_timestamp_seconds a.test)
 [ "$ok2" -gt "$ok1" ] || fail "last success $ok2, want > $ok1"
 
 tp_note "cannot write the file: an error, and an OK check becomes UNKNOWN"
-expect_status 0 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$P" a.test
-expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$TP_TMP/nodir/x.prom" a.test
+tp_expect_status 0 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$P" a.test
+tp_expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$TP_TMP/nodir/x.prom" a.test
 grep -q "^tlspolicy: cannot create a temporary file beside $TP_TMP/nodir/x.prom: No such file" "$TP_TMP/err" ||
     fail "no error naming the file: $(cat "$TP_TMP/err")"
 
 if command -v prometheus-node-exporter >/dev/null; then
     tp_note "node_exporter's textfile collector parses it"
-    expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"
+    tp_expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"
     for try in 1 2 3 4 5; do
         port=$(( 20000 + RANDOM % 20000 ))
         prometheus-node-exporter --collector.disable-defaults --collector.textfile \

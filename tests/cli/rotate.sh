@@ -13,18 +13,7 @@ command -v postmap >/dev/null || fail "postmap not found: install postfix (the o
 
 T=$TLSPOLICY
 D=$TP_TMP/conf
-mkdir -p "$D"
-cat >"$D/main.cf" <<'EOF'
-compatibility_level = 3.6
-smtp_tls_fingerprint_digest = md5
-smtp_tls_policy_maps = hash:${config_directory}/tls_policy
-EOF
-expect_status() {
-    local want=$1 got=0
-    shift
-    "$@" >"$TP_TMP/out" 2>"$TP_TMP/err" </dev/null || got=$?
-    [ "$got" = "$want" ] || fail "$*: exit $got, want $want; stdout: $(cat "$TP_TMP/out"); stderr: $(cat "$TP_TMP/err")"
-}
+tp_sandbox_config "$D" md5
 pq() { postmap -c "$D" -q "$1" "hash:$D/tls_policy" 2>/dev/null || echo "<absent>"; }
 snapshot() { cp "$D/tls_policy" "$TP_TMP/src.snap"; cp "$D/tls_policy.db" "$TP_TMP/db.snap"; }
 unchanged() {
@@ -44,18 +33,18 @@ PB=$TP_PORT
 A1=$(tp_cert_fingerprint "$TP_TMP/a1.crt" md5)
 A2=$(tp_cert_fingerprint "$TP_TMP/a2.crt" md5)
 B1=$(tp_cert_fingerprint "$TP_TMP/b1.crt" md5)
-dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dead=$(tp_dead_port)
 
 printf '# partners\nother.test\tencrypt\n' >"$D/tls_policy"
-expect_status 0 "$T" -c "$D" set "[127.0.0.1]:$PA" --fingerprint-from "127.0.0.1:$PA"
-expect_status 0 "$T" -c "$D" set b.test --fingerprint-from "127.0.0.1:$PB"
+tp_expect_status 0 "$T" -c "$D" set "[127.0.0.1]:$PA" --fingerprint-from "127.0.0.1:$PA"
+tp_expect_status 0 "$T" -c "$D" set b.test --fingerprint-from "127.0.0.1:$PB"
 # Pinned from the key's own host (no annotation), and from a dead host.
 printf '127.0.0.1:%s\tfingerprint match=%s\n' "$PA" "$A1" >>"$D/tls_policy"
 printf '# tlspolicy: from=127.0.0.1:%s pin=cert\ndead.test\tfingerprint match=%s\n' "$dead" "$A1" >>"$D/tls_policy"
-expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 0 "$T" -c "$D" rebuild
 
 tp_note "nothing changed yet: all pins current for the reachable entries"
-expect_status 0 "$T" -c "$D" rotate "[127.0.0.1]:$PA" b.test "127.0.0.1:$PA"
+tp_expect_status 0 "$T" -c "$D" rotate "[127.0.0.1]:$PA" b.test "127.0.0.1:$PA"
 grep -qx "all pins current" "$TP_TMP/out" || fail "want 'all pins current', got: $(cat "$TP_TMP/out")"
 
 tp_note "server a switches to a new certificate"
@@ -63,7 +52,7 @@ tp_install_cert "$TP_TMP/a2.pem" "$TP_TMP/a.live"
 snapshot
 
 tp_note "no --yes and no terminal: the plan, exit 1, nothing written"
-expect_status 1 "$T" -c "$D" rotate
+tp_expect_status 1 "$T" -c "$D" rotate
 for want in "[127.0.0.1]:$PA" "127.0.0.1:$PA" "$A1" "$A2" "subject: CN=mx-a.partner.test" \
         "issuer:  CN=mx-a.partner.test" "public key changed:"; do
     grep -qF -- "$want" "$TP_TMP/out" || fail "plan lacks '$want': $(cat "$TP_TMP/out")"
@@ -74,14 +63,14 @@ grep -q "^b.test" "$TP_TMP/out" && fail "b.test is current, but in the plan: $(c
 unchanged "rotate without --yes"
 
 tp_note "--dry-run: plan and unified diff, nothing written"
-expect_status 1 "$T" -c "$D" rotate --dry-run
+tp_expect_status 1 "$T" -c "$D" rotate --dry-run
 grep -qxF -- "-[127.0.0.1]:$PA	fingerprint match=$A1" "$TP_TMP/out" || fail "dry-run diff lacks the old line: $(cat "$TP_TMP/out")"
 grep -qxF -- "+[127.0.0.1]:$PA	fingerprint match=$A2" "$TP_TMP/out" || fail "dry-run diff lacks the new line: $(cat "$TP_TMP/out")"
 grep -qxF -- "+127.0.0.1:$PA	fingerprint match=$A2" "$TP_TMP/out" || fail "dry-run diff lacks the key-host entry: $(cat "$TP_TMP/out")"
 unchanged "rotate --dry-run"
 
 tp_note "--yes with a failing reload: written, reload failure reported, exit 1"
-expect_status 1 "$T" -c "$D" rotate --yes --reload --postfix-command /bin/false
+tp_expect_status 1 "$T" -c "$D" rotate --yes --reload --postfix-command /bin/false
 grep -q "reload failed" "$TP_TMP/err" || fail "reload failure not reported: $(cat "$TP_TMP/err")"
 [ "$(pq "[127.0.0.1]:$PA")" = "fingerprint match=$A2" ] || fail "[127.0.0.1]:$PA: got '$(pq "[127.0.0.1]:$PA")', want the new pin"
 [ "$(pq "127.0.0.1:$PA")" = "fingerprint match=$A2" ] || fail "127.0.0.1:$PA: got '$(pq "127.0.0.1:$PA")'"
@@ -95,10 +84,10 @@ grep -A1 -xF "# tlspolicy: keys=$(tp_pkey_fingerprint "$TP_TMP/a2.crt" md5)" "$D
 head -1 "$D/tls_policy" | grep -qx "# partners" || fail "comment lost"
 
 tp_note "unreachable host only: exit 1, the rest current"
-expect_status 1 "$T" -c "$D" rotate --yes
+tp_expect_status 1 "$T" -c "$D" rotate --yes
 grep -q "dead.test: not rotated" "$TP_TMP/err" || fail "want 'dead.test: not rotated': $(cat "$TP_TMP/err")"
 sed -i '/dead.test/d; /127.0.0.1:'"$dead"'/d' "$D/tls_policy"
-expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 0 "$T" -c "$D" rebuild
 
 tp_note "--reload runs postfix -c DIR reload, only when something changed"
 cat >"$TP_TMP/fakepostfix" <<EOF
@@ -106,31 +95,31 @@ cat >"$TP_TMP/fakepostfix" <<EOF
 echo "\$*" >>"$TP_TMP/reloads"
 EOF
 chmod +x "$TP_TMP/fakepostfix"
-expect_status 0 "$T" -c "$D" rotate --yes --reload --postfix-command "$TP_TMP/fakepostfix"
+tp_expect_status 0 "$T" -c "$D" rotate --yes --reload --postfix-command "$TP_TMP/fakepostfix"
 [ ! -e "$TP_TMP/reloads" ] || fail "reload run with nothing changed: $(cat "$TP_TMP/reloads")"
 tp_install_cert "$TP_TMP/a1.pem" "$TP_TMP/a.live"
-expect_status 0 "$T" -c "$D" rotate --yes --reload --postfix-command "$TP_TMP/fakepostfix"
+tp_expect_status 0 "$T" -c "$D" rotate --yes --reload --postfix-command "$TP_TMP/fakepostfix"
 [ "$(cat "$TP_TMP/reloads")" = "-c $D reload" ] || fail "reload args: got '$(cat "$TP_TMP/reloads" 2>/dev/null)', want '-c $D reload'"
 
 tp_note "--keep-old: old pins stay beside the new"
 tp_install_cert "$TP_TMP/a2.pem" "$TP_TMP/a.live"
-expect_status 0 "$T" -c "$D" rotate --yes --keep-old "[127.0.0.1]:$PA"
+tp_expect_status 0 "$T" -c "$D" rotate --yes --keep-old "[127.0.0.1]:$PA"
 [ "$(pq "[127.0.0.1]:$PA")" = "fingerprint match=$A1|$A2" ] || fail "--keep-old: got '$(pq "[127.0.0.1]:$PA")'"
 [ "$(pq "127.0.0.1:$PA")" = "fingerprint match=$A1" ] || fail "unnamed entry rotated: '$(pq "127.0.0.1:$PA")'"
-expect_status 0 "$T" -c "$D" rotate --yes "[127.0.0.1]:$PA"
+tp_expect_status 0 "$T" -c "$D" rotate --yes "[127.0.0.1]:$PA"
 grep -qx "all pins current" "$TP_TMP/out" || fail "old+new pins: a current entry rotated: $(cat "$TP_TMP/out")"
 
 tp_note "--pin pkey: a renewal with the same key is not stale; cert pins are"
 openssl req -new -x509 -key "$TP_TMP/b1.key" -subj /CN=mx-b.renewed -days 30 -out "$TP_TMP/b2.crt" 2>/dev/null
 cat "$TP_TMP/b2.crt" "$TP_TMP/b1.key" >"$TP_TMP/b2.pem"
-expect_status 0 "$T" -c "$D" set bkey.test --fingerprint-from "127.0.0.1:$PB" --pin pkey
-expect_status 0 "$T" -c "$D" set bcert.test --fingerprint-from "127.0.0.1:$PB" --fingerprint-from "127.0.0.1:$PA"
+tp_expect_status 0 "$T" -c "$D" set bkey.test --fingerprint-from "127.0.0.1:$PB" --pin pkey
+tp_expect_status 0 "$T" -c "$D" set bcert.test --fingerprint-from "127.0.0.1:$PB" --fingerprint-from "127.0.0.1:$PA"
 tp_install_cert "$TP_TMP/b2.pem" "$TP_TMP/b.live"
-expect_status 1 "$T" -c "$D" rotate bkey.test bcert.test
+tp_expect_status 1 "$T" -c "$D" rotate bkey.test bcert.test
 grep -q "^bkey.test" "$TP_TMP/out" && fail "pkey pin stale after a same-key renewal: $(cat "$TP_TMP/out")"
 grep -q "^bcert.test" "$TP_TMP/out" || fail "cert pin not stale after renewal: $(cat "$TP_TMP/out")"
 grep -q "CN=mx-b.renewed" "$TP_TMP/out" || fail "new subject not shown: $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" rotate --yes
+tp_expect_status 0 "$T" -c "$D" rotate --yes
 [ "$(pq bcert.test)" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b2.crt" md5)|$A2" ] \
     || fail "bcert.test: got '$(pq bcert.test)'"
 
@@ -147,29 +136,29 @@ R3K=$(tp_pkey_fingerprint "$TP_TMP/r3.crt" md5)
 cp "$TP_TMP/r1.pem" "$TP_TMP/r.live"
 tp_start_server r --cert "$TP_TMP/r.live"
 PR=$TP_PORT
-expect_status 0 "$T" -c "$D" set r.test --fingerprint-from "127.0.0.1:$PR"
+tp_expect_status 0 "$T" -c "$D" set r.test --fingerprint-from "127.0.0.1:$PR"
 grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R1K" "$D/tls_policy" || fail "set: keys= not recorded: $(cat "$D/tls_policy")"
 tp_install_cert "$TP_TMP/r2.pem" "$TP_TMP/r.live"
-expect_status 1 "$T" -c "$D" rotate r.test
+tp_expect_status 1 "$T" -c "$D" rotate r.test
 grep -qx "      public key changed: no" "$TP_TMP/out" || fail "same-key renewal: want 'public key changed: no': $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" rotate --yes r.test
+tp_expect_status 0 "$T" -c "$D" rotate --yes r.test
 [ "$(pq r.test)" = "fingerprint match=$R2" ] || fail "r.test: got '$(pq r.test)'"
 grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R1K" "$D/tls_policy" || fail "same key: keys= changed: $(cat "$D/tls_policy")"
 tp_install_cert "$TP_TMP/r3.pem" "$TP_TMP/r.live"
-expect_status 1 "$T" -c "$D" rotate r.test
+tp_expect_status 1 "$T" -c "$D" rotate r.test
 grep -qx "      public key changed: yes" "$TP_TMP/out" || fail "new key: want 'public key changed: yes': $(cat "$TP_TMP/out")"
-expect_status 0 "$T" -c "$D" rotate --yes r.test
+tp_expect_status 0 "$T" -c "$D" rotate --yes r.test
 grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R3K" "$D/tls_policy" || fail "new key: keys= not the new key: $(cat "$D/tls_policy")"
 tp_note "... --keep-old keeps the recorded keys of the kept pins"
 tp_install_cert "$TP_TMP/r2.pem" "$TP_TMP/r.live"
-expect_status 0 "$T" -c "$D" rotate --yes --keep-old r.test
+tp_expect_status 0 "$T" -c "$D" rotate --yes --keep-old r.test
 [ "$(pq r.test)" = "fingerprint match=$R3|$R2" ] || fail "r.test --keep-old: got '$(pq r.test)'"
 grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert keys=$R3K,$R1K" "$D/tls_policy" || fail "--keep-old keys: $(cat "$D/tls_policy")"
 tp_note "... a pin set by hand drops keys=, and without them the answer is unknown"
-expect_status 0 "$T" -c "$D" set r.test --fingerprint "$R3"
+tp_expect_status 0 "$T" -c "$D" set r.test --fingerprint "$R3"
 grep -qxF "# tlspolicy: from=127.0.0.1:$PR pin=cert" "$D/tls_policy" || fail "hand-set pin kept keys=: $(cat "$D/tls_policy")"
 tp_install_cert "$TP_TMP/r1.pem" "$TP_TMP/r.live"
-expect_status 1 "$T" -c "$D" rotate r.test
+tp_expect_status 1 "$T" -c "$D" rotate r.test
 grep -qx "      public key changed: unknown (cert pins do not record the key)" "$TP_TMP/out" \
     || fail "no keys=: want 'unknown': $(cat "$TP_TMP/out")"
 tp_stop_server r
@@ -180,23 +169,23 @@ tp_make_cert "$TP_TMP/s2" slow.partner.test
 cp "$TP_TMP/s1.pem" "$TP_TMP/s.live"
 tp_start_server slow --cert "$TP_TMP/s.live" --mode slow --delay 0.5
 PS=$TP_PORT
-expect_status 0 "$T" -c "$D" set slow.test --fingerprint-from "127.0.0.1:$PS"
+tp_expect_status 0 "$T" -c "$D" set slow.test --fingerprint-from "127.0.0.1:$PS"
 tp_install_cert "$TP_TMP/s2.pem" "$TP_TMP/s.live"
 set +e
 "$T" -c "$D" rotate --yes slow.test >"$TP_TMP/rot.out" 2>"$TP_TMP/rot.err" </dev/null &
 rpid=$!
 set -e
 sleep 0.7
-expect_status 0 "$T" -c "$D" set slow.test --fingerprint "$B1"
+tp_expect_status 0 "$T" -c "$D" set slow.test --fingerprint "$B1"
 rc=0; wait "$rpid" || rc=$?
 [ "$rc" = 1 ] || fail "rotate during a concurrent set: exit $rc, want 1: $(cat "$TP_TMP/rot.err")"
 grep -q "slow.test: changed while probing" "$TP_TMP/rot.err" || fail "want 'changed while probing': $(cat "$TP_TMP/rot.out" "$TP_TMP/rot.err")"
 [ "$(pq slow.test)" = "fingerprint match=$B1" ] || fail "concurrent set lost: got '$(pq slow.test)'"
 
 tp_note "usage errors"
-expect_status 64 "$T" -c "$D" rotate --jobs 0
-expect_status 64 "$T" -c "$D" rotate --bogus
-expect_status 1 "$T" -c "$D" rotate nosuch.test
+tp_expect_status 64 "$T" -c "$D" rotate --jobs 0
+tp_expect_status 64 "$T" -c "$D" rotate --bogus
+tp_expect_status 1 "$T" -c "$D" rotate nosuch.test
 grep -q "nosuch.test: no such entry" "$TP_TMP/err" || fail "missing key: $(cat "$TP_TMP/err")"
-expect_status 1 "$T" -c "$D" rotate other.test
+tp_expect_status 1 "$T" -c "$D" rotate other.test
 echo ok

@@ -13,19 +13,8 @@ command -v openssl >/dev/null || fail "openssl not found"
 
 T=$TLSPOLICY
 D=$TP_TMP/conf
-mkdir -p "$D"
-cat >"$D/main.cf" <<'EOF'
-compatibility_level = 3.6
-smtp_tls_fingerprint_digest = md5
-smtp_tls_policy_maps = hash:${config_directory}/tls_policy
-EOF
+tp_sandbox_config "$D" md5
 
-expect_status() {
-    local want=$1 got=0
-    shift
-    "$@" >"$TP_TMP/out" 2>"$TP_TMP/err" || got=$?
-    [ "$got" = "$want" ] || fail "$*: exit $got, want $want; stdout: $(cat "$TP_TMP/out"); stderr: $(cat "$TP_TMP/err")"
-}
 pq() { postmap -c "$D" -q "$1" "hash:$D/tls_policy" 2>/dev/null || echo "<absent>"; }
 
 tp_make_cert "$TP_TMP/rsa" mx1.partner.test
@@ -51,7 +40,7 @@ postmap "$D/tls_policy"
 cp "$D/tls_policy" "$TP_TMP/before"
 
 tp_note "RSA: an existing entry updated in place, host recorded as HOST:PORT"
-expect_status 0 "$T" -c "$D" set "[127.0.0.1]:$P1" --fingerprint-from "[127.0.0.1]:$P1"
+tp_expect_status 0 "$T" -c "$D" set "[127.0.0.1]:$P1" --fingerprint-from "[127.0.0.1]:$P1"
 cat >"$TP_TMP/want" <<EOF
 # partners
 example.org	encrypt
@@ -66,7 +55,7 @@ diff -u "$TP_TMP/want" "$D/tls_policy" || fail "source after set --fingerprint-f
 [ "$(pq example.org)" = encrypt ] || fail "other entry: got '$(pq example.org)'"
 
 tp_note "EC with --pin pkey: the public-key fingerprint, pin=pkey recorded"
-expect_status 0 "$T" -c "$D" set ec.test --fingerprint-from "127.0.0.1:$P2" --pin pkey
+tp_expect_status 0 "$T" -c "$D" set ec.test --fingerprint-from "127.0.0.1:$P2" --pin pkey
 [ "$(pq ec.test)" = "fingerprint match=$EC_PKEY_MD5" ] \
     || fail "pkey pin: got '$(pq ec.test)', want fingerprint match=$EC_PKEY_MD5"
 grep -qxF "# tlspolicy: from=127.0.0.1:$P2 pin=pkey" "$D/tls_policy" \
@@ -74,45 +63,45 @@ grep -qxF "# tlspolicy: from=127.0.0.1:$P2 pin=pkey" "$D/tls_policy" \
 [ "$EC_PKEY_MD5" != "$EC_MD5" ] || fail "test broken: cert and pkey fingerprints equal"
 
 tp_note "EC certificate pin"
-expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P2"
+tp_expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P2"
 [ "$(pq ec2.test)" = "fingerprint match=$EC_MD5" ] || fail "EC cert pin: got '$(pq ec2.test)'"
 
 tp_note "two hosts: both pins, both hosts, in order given"
-expect_status 0 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "127.0.0.1:$P2"
+tp_expect_status 0 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "127.0.0.1:$P2"
 [ "$(pq two.test)" = "fingerprint match=$RSA_MD5|$EC_MD5" ] \
     || fail "two hosts: got '$(pq two.test)', want both pins"
 grep -qxF "# tlspolicy: from=127.0.0.1:$P1,127.0.0.1:$P2 pin=cert keys=$RSA_PKEY_MD5,$EC_PKEY_MD5" \
     "$D/tls_policy" || fail "two hosts annotation: $(grep -B1 '^two.test' "$D/tls_policy")"
 
 tp_note "--keep-old: the recorded keys of the kept pins stay, the new ones join"
-expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P1" --keep-old
+tp_expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P1" --keep-old
 [ "$(pq ec2.test)" = "fingerprint match=$EC_MD5|$RSA_MD5" ] || fail "--keep-old: got '$(pq ec2.test)'"
 grep -qxF "# tlspolicy: from=127.0.0.1:$P1 pin=cert keys=$EC_PKEY_MD5,$RSA_PKEY_MD5" "$D/tls_policy" \
     || fail "--keep-old keys: $(grep -B1 '^ec2.test' "$D/tls_policy")"
 
 tp_note "a pin set by hand drops keys= (its key is unknown), hosts and kind stay"
-expect_status 0 "$T" -c "$D" set two.test --fingerprint "$RSA_MD5"
+tp_expect_status 0 "$T" -c "$D" set two.test --fingerprint "$RSA_MD5"
 grep -qxF "# tlspolicy: from=127.0.0.1:$P1,127.0.0.1:$P2 pin=cert" "$D/tls_policy" \
     || fail "hand-set pin: $(grep -B1 '^two.test' "$D/tls_policy")"
 tp_note "... and --keep-old of a pin whose key was never recorded records none"
-expect_status 0 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P2" --keep-old
+tp_expect_status 0 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P2" --keep-old
 [ "$(pq two.test)" = "fingerprint match=$RSA_MD5|$EC_MD5" ] || fail "--keep-old: got '$(pq two.test)'"
 grep -qxF "# tlspolicy: from=127.0.0.1:$P2 pin=cert" "$D/tls_policy" \
     || fail "keys= recorded for a pin of unknown key: $(grep -B1 '^two.test' "$D/tls_policy")"
 tp_note "--pin pkey over cert pins: no keys= (the pins are the keys)"
-expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P2" --pin pkey
+tp_expect_status 0 "$T" -c "$D" set ec2.test --fingerprint-from "127.0.0.1:$P2" --pin pkey
 grep -qxF "# tlspolicy: from=127.0.0.1:$P2 pin=pkey" "$D/tls_policy" \
     || fail "pkey annotation over cert keys: $(grep -B1 '^ec2.test' "$D/tls_policy")"
 
 tp_note "the same certificate at two hosts is pinned once"
-expect_status 0 "$T" -c "$D" set same.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "localhost:$P1"
+tp_expect_status 0 "$T" -c "$D" set same.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "localhost:$P1"
 [ "$(pq same.test)" = "fingerprint match=$RSA_MD5" ] || fail "dedup: got '$(pq same.test)'"
 
 tp_note "an unreachable host: nothing written, exit 1, the error names the host"
-dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dead=$(tp_dead_port)
 cp "$D/tls_policy" "$TP_TMP/src.before"
 cp "$D/tls_policy.db" "$TP_TMP/db.before"
-expect_status 1 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "127.0.0.1:$dead"
+tp_expect_status 1 "$T" -c "$D" set two.test --fingerprint-from "127.0.0.1:$P1" --fingerprint-from "127.0.0.1:$dead"
 grep -q "127.0.0.1:$dead" "$TP_TMP/err" || fail "error does not name the dead host: $(cat "$TP_TMP/err")"
 grep -q "nothing written" "$TP_TMP/err" || fail "error does not say nothing was written: $(cat "$TP_TMP/err")"
 cmp -s "$D/tls_policy" "$TP_TMP/src.before" || fail "source changed after a failed probe"
@@ -121,7 +110,7 @@ cmp -s "$D/tls_policy.db" "$TP_TMP/db.before" || fail "db changed after a failed
 tp_note "a silent host: the deadline holds, nothing written"
 tp_start_server silent --cert "$TP_TMP/rsa.pem" --mode silent
 start=$(date +%s%3N)
-expect_status 1 "$T" -c "$D" set new.test --fingerprint-from "127.0.0.1:$TP_PORT" --timeout 1
+tp_expect_status 1 "$T" -c "$D" set new.test --fingerprint-from "127.0.0.1:$TP_PORT" --timeout 1
 ms=$(( $(date +%s%3N) - start ))
 [ "$ms" -lt 5000 ] || fail "silent host took $ms ms with --timeout 1"
 grep -q "127.0.0.1:$TP_PORT" "$TP_TMP/err" || fail "error does not name the silent host: $(cat "$TP_TMP/err")"
@@ -129,9 +118,9 @@ grep -q "127.0.0.1:$TP_PORT" "$TP_TMP/err" || fail "error does not name the sile
 
 tp_note "the entry's servername= is the SNI sent"
 printf 'sni.test\tfingerprint match=%s servername=partner.example\n' "$EC_MD5" >>"$D/tls_policy"
-expect_status 0 "$T" -c "$D" rebuild
+tp_expect_status 0 "$T" -c "$D" rebuild
 : >"$(tp_server_log rsa)"
-expect_status 0 "$T" -c "$D" set sni.test --fingerprint-from "127.0.0.1:$P1"
+tp_expect_status 0 "$T" -c "$D" set sni.test --fingerprint-from "127.0.0.1:$P1"
 grep -q 'sni=partner.example ' "$(tp_server_log rsa)" \
     || fail "SNI from servername=: server log $(cat "$(tp_server_log rsa)")"
 [ "$(pq sni.test)" = "fingerprint match=$RSA_MD5 servername=partner.example" ] \
@@ -139,25 +128,25 @@ grep -q 'sni=partner.example ' "$(tp_server_log rsa)" \
 
 tp_note "--dry-run: the diff, nothing written"
 cp "$D/tls_policy" "$TP_TMP/src.before"
-expect_status 0 "$T" -c "$D" set dry.test --fingerprint-from "127.0.0.1:$P2" --dry-run
+tp_expect_status 0 "$T" -c "$D" set dry.test --fingerprint-from "127.0.0.1:$P2" --dry-run
 grep -qxF "+dry.test	fingerprint match=$EC_MD5" "$TP_TMP/out" || fail "dry-run diff: $(cat "$TP_TMP/out")"
 grep -qxF "+# tlspolicy: from=127.0.0.1:$P2 pin=cert keys=$EC_PKEY_MD5" "$TP_TMP/out" || fail "dry-run diff lacks annotation: $(cat "$TP_TMP/out")"
 cmp -s "$D/tls_policy" "$TP_TMP/src.before" || fail "--dry-run wrote the source"
 
 tp_note "sha256 when main.cf says so"
 sed -i 's/= md5/= sha256/' "$D/main.cf"
-expect_status 0 "$T" -c "$D" set sha.test --fingerprint-from "127.0.0.1:$P1"
+tp_expect_status 0 "$T" -c "$D" set sha.test --fingerprint-from "127.0.0.1:$P1"
 [ "$(pq sha.test)" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/rsa.crt" sha256)" ] \
     || fail "sha256 pin: got '$(pq sha.test)'"
 sed -i 's/= sha256/= md5/' "$D/main.cf"
 
 tp_note "a malformed host is a usage error"
-expect_status 64 "$T" -c "$D" set bad.test --fingerprint-from "[127.0.0.1:25"
+tp_expect_status 64 "$T" -c "$D" set bad.test --fingerprint-from "[127.0.0.1:25"
 
 if tp_have_ipv6; then
     tp_note "IPv6: [::1]:PORT probed and recorded in brackets"
     tp_start_server v6 --cert "$TP_TMP/ec.pem" --listen '[::1]:0'
-    expect_status 0 "$T" -c "$D" set v6.test --fingerprint-from "[::1]:$TP_PORT"
+    tp_expect_status 0 "$T" -c "$D" set v6.test --fingerprint-from "[::1]:$TP_PORT"
     [ "$(pq v6.test)" = "fingerprint match=$EC_MD5" ] || fail "IPv6 pin: got '$(pq v6.test)'"
     grep -qxF "# tlspolicy: from=[::1]:$TP_PORT pin=cert keys=$EC_PKEY_MD5" "$D/tls_policy" \
         || fail "IPv6 annotation: $(grep -B1 '^v6.test' "$D/tls_policy")"
