@@ -1,4 +1,4 @@
-# Crash safety: SIGKILL `set` and `rebuild` at hundreds of random moments
+# Crash safety: SIGKILL `set`, `rebuild` and `rotate` at hundreds of random moments
 # while they write a 6,000-entry table, and check after every kill that
 #   - the source is byte for byte the old or the new version, never a mix;
 #   - the db is a whole database (real postmap -s reads it) whose records
@@ -11,8 +11,8 @@
 # The table lives on a tmpfs when run as root. The kill moments are drawn uniformly over 1.3x the measured duration of
 # an uninterrupted run, so they fall everywhere in the write protocol.
 # TP_CRASH_KILLS (default 100, 70 in the ASan build) kills per command; TP_CRASH_SEED replays.
-# `rotate` does not exist in this tree yet: when it lands, add it here the
-# same way (a toggled pin is the old/new pair).
+# For rotate the old/new pair is a pin toggled between two certificates
+# that our test server presents in turn.
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
@@ -185,4 +185,44 @@ mkdir "$D/tls_policy.db.tmp.Ab12Cd" && cp "$W/A.db" "$D/tls_policy.db.tmp.Ab12Cd
 cp "$W/A" "$D/tls_policy.tmp.Zz9Yy8"
 "$T" -c "$D" set crash.example --level encrypt >/dev/null || fail "set after the temps were planted failed"
 [ "$(temps)" = 0 ] || fail "set left the killed writer's temps: $(find "$D" -name '*.tmp.*')"
+unset seen; declare -A seen
+tp_note "rotate: $KILLS kills, each while re-pinning rot.example to what the server presents now"
+tp_make_cert "$W/ca" rot.partner.test >/dev/null
+tp_make_cert "$W/cb" rot.partner.test >/dev/null
+cp "$W/ca.pem" "$W/live.pem"
+tp_start_server rot --cert "$W/live.pem"
+"$T" -c "$D" set rot.example --fingerprint-from "127.0.0.1:$TP_PORT" >/dev/null ||
+    fail "set rot.example --fingerprint-from failed"
+# Both versions as rotate itself writes them: pinned to cert b, then to a.
+tp_install_cert "$W/cb.pem" "$W/live.pem"
+"$T" -c "$D" rotate --yes rot.example >/dev/null || fail "rotate to cert b failed"
+cp "$S" "$W/B"
+tp_install_cert "$W/ca.pem" "$W/live.pem"
+"$T" -c "$D" rotate --yes rot.example >/dev/null || fail "rotate to cert a failed"
+cp "$S" "$W/A"
+cmp -s "$W/A" "$W/B" && fail "rotate wrote the same source for both certificates"
+RA=$(oracle "$W/A") RB=$(oracle "$W/B")
+[ "$RA" != "$RB" ] || fail "postmap gives the same records for both rotated versions"
+# Measure rotations that write: toggle the certificate before each run.
+dur=0
+for cert in cb ca cb; do
+    tp_install_cert "$W/$cert.pem" "$W/live.pem"
+    t1=$(now_us); "$T" -c "$D" rotate --yes rot.example >/dev/null 2>&1 || fail "rotate failed"
+    t2=$(now_us); [ $((t2 - t1)) -gt "$dur" ] && dur=$((t2 - t1))
+done
+tp_note "an uninterrupted rotate takes at most $((dur / 1000)) ms"
+cur=$(which_source "rotate setup")
+for ((i = 0; i < KILLS; i++)); do
+    if [ "$cur" = A ]; then new=B cert=cb; else new=A cert=ca; fi
+    tp_install_cert "$W/$cert.pem" "$W/live.pem"
+    delay=$(( (RANDOM * 32768 + RANDOM) % (dur * 13 / 10) ))
+    outcome=$("$KILLAT" "$delay" "$T" -c "$D" rotate --yes rot.example)
+    after_kill "rotate kill $i at ${delay}µs" "$outcome" "$cur" "$new"
+    cur=$(which_source "rotate $i")
+done
+tp_note "rotate: outcomes $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
+[ "${seen[killed-before]:-0}" -gt 0 ] && [ "${seen[new-db]:-0}" -gt 0 ] ||
+    fail "rotate: kills never landed both before the renames and late enough for the new db"
+[ "${seen[temps]:-0}" -gt 0 ] || fail "rotate: no kill left a temp file: the kills never landed inside a write"
+
 tp_note "done in $(( ($(now_us) - t0) / 1000000 )) s"
