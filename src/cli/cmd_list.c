@@ -24,7 +24,8 @@ list_usage(FILE *fp)
 		"Show every entry of the policy table: key, level, pins with the digest\n"
 		"their length implies (marked when it is not the configured digest), the\n"
 		"hosts they were pinned from, other attributes, entries Postfix would\n"
-		"reject, and whether the .db is in step with the source.\n"
+		"reject, and whether the .db is in step with the source. Lines postmap\n"
+		"would skip are reported on stderr, with postmap's warning.\n"
 		"\n"
 		"  --json   one JSON object with the same data\n");
 }
@@ -148,6 +149,8 @@ cmd_list(struct cli *cli, int argc, char **argv)
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return EX_FAIL;
 	doc = tp_table_doc(table);
+	/* Lines postmap skips are not entries: say so, as rebuild does. */
+	cli_print_warnings(cli, table);
 	if (tp_table_db_state(table, &state, &diag) != 0) {
 		rc = cli_error(&diag);
 		goto out;

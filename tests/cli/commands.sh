@@ -155,6 +155,13 @@ chmod 644 "$D/tls_policy" "$D/tls_policy.db"
 tp_expect_status 0 "$T" -c "$D" remove a.example
 tp_expect_status 0 "$T" -c "$D" doctor
 
+tp_note "list warns, like postmap, about a line it skips"
+printf 'novalue.example\n' >>"$D/tls_policy"
+tp_expect_status 0 "$T" -c "$D" list
+grep -q "^tlspolicy: warning: .*line [0-9]*: expected format: key whitespace value" "$TP_TMP/err" ||
+    fail "list did not warn about the line without a value: $(cat "$TP_TMP/err")"
+sed -i '/^novalue.example$/d' "$D/tls_policy"
+
 tp_note "doctor and list: a malformed pin beside a good one is a warning (Postfix ignores it)"
 printf 'w.example fingerprint match=ZZ|%s\n' "$MD5A" >>"$D/tls_policy"
 tp_expect_status 0 "$T" -c "$D" rebuild
