@@ -150,6 +150,12 @@ int cli_key_host(const char *key, char *host, size_t size, unsigned int *port);
 /* The SNI an entry's servername= attribute asks for (NULL: the host name). */
 const char *cli_sni(const char *servername, const char *nexthop);
 void cli_trace_to_stderr(const char *line, void *payload);
+/*
+ * What every probe of the CLI shares: EHLO with main.cf's myhostname, as
+ * Postfix's SMTP client does (the name partners may check), DNS servers
+ * from TLSPOLICY_DNS_SERVERS, and the trace with -v.
+ */
+void cli_probe_defaults(struct cli *cli, tp_probe_opts *opts);
 /* Append a copy of s (-1: out of memory); is s in a? */
 int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);

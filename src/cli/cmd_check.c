@@ -340,8 +340,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		return unknown(json, "no usable fingerprint digest");
 	popts.digest = digest;
-	if (cli->verbose)
-		popts.trace = cli_trace_to_stderr;
+	cli_probe_defaults(cli, &popts);
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return unknown(json, "cannot read the policy table");
 	prom_table = tp_table_source(table);

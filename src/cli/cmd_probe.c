@@ -232,9 +232,7 @@ cmd_probe(struct cli *cli, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage("probe", "missing HOST[:PORT]");
 	opts.digest = cli_digest(cli);
-	opts.dns_servers = cli_dns_servers();
-	if (cli->verbose)
-		opts.trace = cli_trace_to_stderr;
+	cli_probe_defaults(cli, &opts);
 	if (tp_prober_new(&prober, &opts, &diag) != 0) {
 		if (diag.status == TP_EUSAGE)
 			return cli_usage("probe", "%s", diag.message);

@@ -350,8 +350,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		return EX_FAIL;
 	popts.digest = digest;
-	if (cli->verbose)
-		popts.trace = cli_trace_to_stderr;
+	cli_probe_defaults(cli, &popts);
 	dopts = cli_doc_opts(cli);
 
 	/* Probe without the lock: it may take --timeout. */

@@ -127,9 +127,7 @@ cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 
 	opts.timeout = timeout;
 	opts.digest = digest;
-	opts.dns_servers = cli_dns_servers();
-	if (cli->verbose)
-		opts.trace = cli_trace_to_stderr;
+	cli_probe_defaults(cli, &opts);
 	if (tp_prober_new(&prober, &opts, &diag) != 0)
 		return cli_error(&diag);
 	for (size_t i = 0; i < nhosts; i++)

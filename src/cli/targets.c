@@ -194,8 +194,6 @@ cli_targets_probe(struct cli *cli, struct cli_targets *t,
 	*out = NULL;
 	if (cli_targets_mx(t, opts->timeout) != 0)
 		return cli_errorf("out of memory");
-	if (local.dns_servers == NULL)
-		local.dns_servers = cli_dns_servers();
 	if (local.progress == NULL)
 		local.progress = show_progress;
 	if (tp_prober_new(&prober, &local, &diag) != 0)

@@ -285,3 +285,17 @@ cli_iso_time(char *buf, size_t size, time_t t)
 		snprintf(buf, size, "?");
 	return buf;
 }
+
+void
+cli_probe_defaults(struct cli *cli, tp_probe_opts *opts)
+{
+	tp_config *config = cli_config(cli);
+	const char *myhostname = config ? tp_config_get(config, "myhostname") : NULL;
+
+	/* Unset in main.cf, Postfix uses this host's FQDN: the engine's default. */
+	if (myhostname != NULL && *myhostname)
+		opts->ehlo_name = myhostname;
+	opts->dns_servers = cli_dns_servers();
+	if (cli->verbose)
+		opts->trace = cli_trace_to_stderr;
+}

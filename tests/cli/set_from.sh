@@ -153,4 +153,10 @@ if tp_have_ipv6; then
 else
     tp_note "no ::1 on lo: IPv6 case not run"
 fi
+tp_note "EHLO says main.cf's myhostname, as Postfix's SMTP client does"
+printf 'myhostname = relay.tlspolicy.test\n' >>"$D/main.cf"
+tp_expect_status 0 "$T" -c "$D" -v set helo.test --fingerprint-from "127.0.0.1:$(tp_server_port rsa)" --dry-run
+grep -q ">>> EHLO relay.tlspolicy.test$" "$TP_TMP/err" ||
+    fail "EHLO did not use myhostname: $(grep '>>> EHLO' "$TP_TMP/err")"
+sed -i '/^myhostname = /d' "$D/main.cf"
 echo ok
