@@ -217,7 +217,16 @@ apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
 		goto out;
 	}
 	if (!existed) {
-		if (tp_doc_append(doc, a->key, tp_level_name(new_level), &idx) != 0) {
+		int arc = tp_doc_append(doc, a->key, tp_level_name(new_level), &idx);
+
+		/* TP_EUSAGE: a key the file format cannot hold as one entry
+		 * (empty, whitespace, "#" first, an open quote): the caller's. */
+		if (arc == TP_EUSAGE) {
+			rc = cli_usage("set", "\"%s\": not a key a policy table can hold",
+				       a->key);
+			goto out;
+		}
+		if (arc != 0) {
 			rc = cli_errorf("%s: cannot add the entry", a->key);
 			goto out;
 		}

@@ -1,3 +1,11 @@
+
+# A key postmap cannot read back as one entry is a bad argument (64), not a
+# failure: empty, with whitespace, a comment, an open quote.
+for k in "" "a b" "#a" "a\"b" " a"; do
+    tp_expect_status 64 "$T" -c "$D" set "$k" --level may
+    grep -q "not a key" "$TP_TMP/err" || fail "set [$k]: unclear error: $(cat "$TP_TMP/err")"
+    cmp -s "$D/tls_policy" "$TP_TMP/pre" || fail "set [$k] wrote the table"
+done
 # Black-box tests of the offline commands (list, get, set, remove, rebuild,
 # doctor) in a sandbox config directory. Real postmap is the oracle for what
 # Postfix reads; expected files are written here by hand from the contract
@@ -103,6 +111,13 @@ grep -q "cipher" "$TP_TMP/err" || fail "error should name the bad attribute: $(c
 cmp -s "$D/tls_policy" "$TP_TMP/pre" || fail "rejected value was written"
 tp_expect_status 1 "$T" -c "$D" set new.example --level fingerprint
 [ "$(pq new.example)" = "<absent>" ] || fail "fingerprint entry without pins was written"
+# A key postmap cannot read back as one entry is a bad argument (64), not a
+# failure: empty, with whitespace, a comment, an open quote.
+for k in "" "a b" "#a" 'a"b' " a"; do
+    tp_expect_status 64 "$T" -c "$D" set "$k" --level may
+    grep -q "not a key" "$TP_TMP/err" || fail "set [$k]: unclear error: $(cat "$TP_TMP/err")"
+    cmp -s "$D/tls_policy" "$TP_TMP/pre" || fail "set [$k] wrote the table"
+done
 
 tp_note "remove takes the annotation comment with it"
 cat >>"$D/tls_policy" <<EOF
