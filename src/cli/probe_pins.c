@@ -55,19 +55,37 @@ cli_host_spec(char *buf, size_t size, const char *host, unsigned int port)
 		snprintf(buf, size, "%s:%u", host, port);
 }
 
+/* A port as Postfix writes one: 1-65535 in decimal digits, nothing else
+ * (strtoul alone would take "+25" and " 25"). */
+static int
+parse_port(const char *s, unsigned long *port)
+{
+	unsigned long p = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || p > 65535)
+			return -1;
+		p = p * 10 + (unsigned long)(*s - '0');
+	}
+	if (p == 0 || p > 65535)
+		return -1;
+	*port = p;
+	return 0;
+}
+
 int
 cli_key_host(const char *key, char *host, size_t size, unsigned int *port)
 {
 	const char *colon, *end;
-	char *stop;
 	unsigned long p = 25;
 
 	if (key[0] == '[') {
 		if ((end = strchr(key, ']')) == NULL)
 			return -1;
 		if (end[1] == ':') {
-			p = strtoul(end + 2, &stop, 10);
-			if (end[2] == '\0' || *stop != '\0' || p == 0 || p > 65535)
+			if (parse_port(end + 2, &p) != 0)
 				return -1;
 		} else if (end[1] != '\0')
 			return -1;
@@ -79,9 +97,8 @@ cli_key_host(const char *key, char *host, size_t size, unsigned int *port)
 		return 1;
 	}
 	if ((colon = strrchr(key, ':')) != NULL) {
-		p = strtoul(colon + 1, &stop, 10);
-		if (colon[1] == '\0' || *stop != '\0' || p == 0 || p > 65535
-		    || colon == key || (size_t)(colon - key) >= size)
+		if (parse_port(colon + 1, &p) != 0 || colon == key
+		    || (size_t)(colon - key) >= size)
 			return -1;
 		memcpy(host, key, (size_t)(colon - key));
 		host[colon - key] = '\0';

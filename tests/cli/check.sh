@@ -89,6 +89,14 @@ tp_expect_status 0 "$T" -c "$D" rebuild
 tp_expect_status 2 "$T" -c "$D" check typo.test
 line_for typo.test | grep -q "^CRITICAL typo.test: Postfix would reject this entry" || fail "typo.test: $(line_for typo.test)"
 
+tp_note "a key whose port is not plain digits names no host: UNKNOWN, nothing probed"
+printf 'plus.invalid:+25\tfingerprint match=%s\n' "$A1" >>"$D/tls_policy"
+tp_expect_status 0 "$T" -c "$D" rebuild
+# Should anything be looked up after all, it goes to a dead local port.
+TLSPOLICY_DNS_SERVERS=127.0.0.1:$(tp_dead_port) tp_expect_status 3 "$T" -c "$D" check 'plus.invalid:+25'
+grep -F "UNKNOWN plus.invalid:+25: " "$TP_TMP/out" | grep -q "not a next-hop form" ||
+    fail "plus.invalid:+25: $(cat "$TP_TMP/out")"
+
 tp_note "usage and missing entries"
 tp_expect_status 64 "$T" -c "$D" check --warn-days x
 tp_expect_status 3 "$T" -c "$D" check nosuch.test
