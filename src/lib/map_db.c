@@ -101,10 +101,16 @@ db_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 static int
 db_fail(struct db_handle *h, tp_diag *diag, int err, const char *what)
 {
+	int rc;
+
 	if (err > 0)
-		return tp__diag_errno(diag, TP_EIO, err, "%s %s", what, h->path);
-	return tp__diag_set(diag, TP_EDB, NULL, 0, "%s %s: %s", what, h->path,
-			    h->errmsg[0] ? h->errmsg : db_strerror(err));
+		rc = tp__diag_errno(diag, TP_EIO, err, "%s %s", what, h->path);
+	else
+		rc = tp__diag_set(diag, TP_EDB, NULL, 0, "%s %s: %s", what, h->path,
+				  h->errmsg[0] ? h->errmsg : db_strerror(err));
+	/* A message libdb gave belongs to this failure, not to the next one. */
+	h->errmsg[0] = '\0';
+	return rc;
 }
 
 static void
