@@ -13,8 +13,9 @@
  *
  *	tp_pin_normalize() accepts hex with or without ':' separators, in
  *	any case, and writes the canonical form; TP_ESYNTAX with a message
- *	(odd number of digits, non-hex character, misplaced ':', empty, too
- *	long) otherwise.
+ *	(odd number of digits, non-hex character, misplaced ':', empty)
+ *	otherwise, or TP_ELIMIT for well-formed hex longer than any digest
+ *	(64 bytes).
  *
  *	tp_pin_digest() names the digest a pin's length suggests: 16 bytes
  *	md5, 20 sha1, 28 sha224, 32 sha256, 48 sha384, 64 sha512; NULL for

@@ -237,8 +237,10 @@ pin_decode(unsigned char *bin, size_t *bin_len, const char *pin,
 					pin[at], at);
 		}
 		if (n == PIN_MAX_BYTES)
-			return PIN_FAIL("longer than %d bytes, the largest digest",
-					PIN_MAX_BYTES);
+			/* Well-formed but over the cap: callers tell it apart. */
+			return tp__diag_set(diag, TP_ELIMIT, NULL, 0,
+					    "malformed fingerprint \"%.100s%s\": longer than %d bytes, the largest digest",
+					    pin, len > 100 ? "..." : "", PIN_MAX_BYTES);
 		bin[n++] = (unsigned char)(hi << 4 | lo);
 		i += 2;
 		if (len - i > 2 && pin[i] == ':')

@@ -382,7 +382,7 @@ add_pin(struct parse *p, const char *pin)
 			return rc;
 		return tp__strarray_push(&p->policy->pins, out);
 	}
-	if (tp_pin_normalize(out, pin, &d) == TP_OK) {
+	if ((rc = tp_pin_normalize(out, pin, &d)) == TP_OK) {
 		p->usable_pins++;
 		return tp__strarray_push(&p->policy->pins, out);
 	}
@@ -391,7 +391,7 @@ add_pin(struct parse *p, const char *pin)
 	 * 3 * EVP_MAX_MD_SIZE characters long, even if it is longer than
 	 * any digest; such a pin is harmless but never matches.
 	 */
-	if (len <= 3 * 64 && strstr(d.message, "longer than") != NULL) {
+	if (len <= 3 * 64 && rc == TP_ELIMIT) {
 		p->usable_pins++;
 		return warn(p, "fingerprint \"%.100s...\" is longer than any "
 			    "digest and can never match", pin);

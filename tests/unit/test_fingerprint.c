@@ -246,7 +246,7 @@ test_fingerprint__pin_length_limits(void **state)
 	for (int i = 0; i < 65; i++)
 		memcpy(in + i * 2, "ab", 2);
 	in[130] = '\0';
-	assert_int_equal(tp_pin_normalize(out, in, &d), TP_ESYNTAX);
+	assert_int_equal(tp_pin_normalize(out, in, &d), TP_ELIMIT);
 	assert_non_null(strstr(d.message, "longer than 64 bytes"));
 	assert_non_null(strstr(d.message, "...\""));
 	assert_null(tp_pin_digest(in));
