@@ -298,6 +298,14 @@ hash_bytes(const char *s, size_t len)
 		h ^= (unsigned char)s[i];
 		h *= (size_t)1099511628211u;
 	}
+	/*
+	 * FNV's low bits see only the low bits of earlier state, and the
+	 * table is indexed by low bits: fold the high bits down (keys like
+	 * "[mxN.example.com]:25" otherwise make long probe chains).
+	 */
+	h ^= h >> 29;
+	h *= (size_t)0xbf58476d1ce4e5b9u;
+	h ^= h >> 32;
 	return h;
 }
 

@@ -102,7 +102,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > 0) {
 		i = (size_t)(sel >> 2) % n;
 		tp_doc_entry_at(doc, i, &e);
-		pre = line_offset(in, size, e.line - (e.from || e.pin_kind));
+		/*
+		 * The line above may be the annotation even with no field we
+		 * know ("# tlspolicy: junk"), and then it may be rewritten.
+		 */
+		pre = line_offset(in, size, e.line > 1 ? e.line - 1 : 1);
 		suf = size - line_offset(in, size, e.last_line + 1);
 		(void)tp_doc_set_pins(doc, i, pins, (size_t)(sel >> 4) % 4);
 		(void)tp_doc_set_level(doc, i, "fingerprint");
