@@ -31,6 +31,11 @@
  *	token is always one contiguous byte range (a continuation line that
  *	starts with \v or \f would otherwise glue two tokens across lines).
  *
+ *	tp_doc_serialize() and tp_key_fold() overwrite the caller's tp_buf
+ *	(they do not append). A line "# tlspolicy: ..." directly above an
+ *	entry is its annotation even when it names no field we know; it is
+ *	what tp_doc_set_annotation() replaces and tp_doc_remove() removes.
+ *
  *	Warnings carry postmap's text after Postfix's printable() filter,
  *	which turns control bytes into '?' (and non-ASCII too, unless UTF-8
  *	is enabled).
