@@ -44,6 +44,11 @@
  *	token is always one contiguous byte range (a continuation line that
  *	starts with \v or \f would otherwise glue two tokens across lines).
  *
+ *	tp_doc_serialize() and tp_key_fold() overwrite the caller's tp_buf
+ *	(they do not append). A line "# tlspolicy: ..." directly above an
+ *	entry is its annotation even when it names no field we know; it is
+ *	what tp_doc_set_annotation() replaces and tp_doc_remove() removes.
+ *
  *	Warnings carry postmap's text after Postfix's printable() filter,
  *	which turns control bytes into '?' (and non-ASCII too, unless UTF-8
  *	is enabled).
@@ -417,6 +422,14 @@ hash_bytes(const char *s, size_t len)
 		h ^= (unsigned char)s[i];
 		h *= (size_t)1099511628211u;
 	}
+	/*
+	 * FNV's low bits see only the low bits of earlier state, and the
+	 * table is indexed by low bits: fold the high bits down (keys like
+	 * "[mxN.example.com]:25" otherwise make long probe chains).
+	 */
+	h ^= h >> 29;
+	h *= (size_t)0xbf58476d1ce4e5b9u;
+	h ^= h >> 32;
 	return h;
 }
 
