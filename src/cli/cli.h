@@ -108,6 +108,14 @@ const char *cli_iso_time(char *buf, size_t size, time_t t);
  * to their loopback DNS server: they never use real DNS.
  */
 const char *cli_dns_servers(void);
+/*
+ * The end of an edit of table's document: with dry_run, print the change
+ * to the source as a unified diff against before (its bytes when the edit
+ * began); otherwise write source and db. *written says whether it wrote.
+ * EX_SUCCESS, or EX_FAIL with the error printed.
+ */
+int cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
+		    int *written);
 /* Print a unified diff (3 lines of context) of a and b; nothing if equal. */
 void cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 		    const char *b, size_t blen);

@@ -37,11 +37,10 @@ cmd_remove(struct cli *cli, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch, dry_run = 0, reload = 0, rc = EX_FAIL;
+	int ch, dry_run = 0, reload = 0, written, rc = EX_FAIL;
 	const char *postfix_command = NULL, *key;
 	tp_table *table = NULL;
-	tp_buf before = TP_BUF_INIT, after = TP_BUF_INIT;
-	tp_diag diag = TP_DIAG_INIT;
+	tp_buf before = TP_BUF_INIT;
 	tp_doc *doc;
 	size_t idx, removed = 0;
 
@@ -86,20 +85,9 @@ cmd_remove(struct cli *cli, int argc, char **argv)
 		rc = cli_errorf("%s: no entry for %s", tp_table_source(table), key);
 		goto out;
 	}
-	if (tp_doc_serialize(doc, &after) != 0) {
-		rc = cli_errorf("out of memory");
+	if ((rc = cli_finish_edit(table, &before, dry_run, &written)) != EX_SUCCESS
+	    || !written)
 		goto out;
-	}
-	if (dry_run) {
-		cli_print_diff(stdout, tp_table_source(table), before.ptr ? before.ptr : "",
-			       before.size, after.ptr ? after.ptr : "", after.size);
-		rc = EX_SUCCESS;
-		goto out;
-	}
-	if (tp_table_commit(table, &diag) != 0) {
-		rc = cli_error(&diag);
-		goto out;
-	}
 	if (!cli->quiet)
 		printf("%s: removed%s (%s; db rebuilt)\n", key,
 		       removed > 1 ? " with its duplicates" : "", tp_table_source(table));
@@ -111,6 +99,5 @@ cmd_remove(struct cli *cli, int argc, char **argv)
 out:
 	tp_table_free(table);
 	tp_buf_dispose(&before);
-	tp_buf_dispose(&after);
 	return rc;
 }

@@ -369,14 +369,13 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	struct set_args a = { .timeout = 30 };
 	char (*norm)[TP_FINGERPRINT_MAX] = NULL;
 	tp_table *table = NULL;
-	tp_buf before = TP_BUF_INIT, after = TP_BUF_INIT;
-	tp_diag diag = TP_DIAG_INIT;
+	tp_buf before = TP_BUF_INIT;
 	tp_strarray probed = TP_STRARRAY_INIT, specs = TP_STRARRAY_INIT;
 	tp_strarray probed_keys = TP_STRARRAY_INIT;
 	char *servername = NULL;
 	const char *digest;
 	size_t idx = 0;
-	int ch, rc = EX_FAIL;
+	int ch, written, rc = EX_FAIL;
 
 	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
 		int bad = 0;
@@ -495,20 +494,9 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	rc = EX_FAIL;
 	if (cli_check_entry(tp_table_doc(table), idx, tp_table_source(table)) != EX_SUCCESS)
 		goto out;
-	if (tp_doc_serialize(tp_table_doc(table), &after) != 0) {
-		rc = cli_errorf("out of memory");
+	if ((rc = cli_finish_edit(table, &before, a.dry_run, &written)) != EX_SUCCESS
+	    || !written)
 		goto out;
-	}
-	if (a.dry_run) {
-		cli_print_diff(stdout, tp_table_source(table), before.ptr ? before.ptr : "",
-			       before.size, after.ptr ? after.ptr : "", after.size);
-		rc = EX_SUCCESS;
-		goto out;
-	}
-	if (tp_table_commit(table, &diag) != 0) {
-		rc = cli_error(&diag);
-		goto out;
-	}
 	if (!cli->quiet)
 		cli_print_entry_summary(tp_table_doc(table), idx, tp_table_source(table));
 	rc = EX_SUCCESS;
@@ -520,7 +508,6 @@ cmd_set(struct cli *cli, int argc, char **argv)
 out:
 	tp_table_free(table);
 	tp_buf_dispose(&before);
-	tp_buf_dispose(&after);
 	free(norm);
 	free(a.pins);
 	free(a.attrs);

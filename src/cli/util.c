@@ -299,3 +299,26 @@ cli_probe_defaults(struct cli *cli, tp_probe_opts *opts)
 	if (cli->verbose)
 		opts->trace = cli_trace_to_stderr;
 }
+
+int
+cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
+		int *written)
+{
+	tp_buf after = TP_BUF_INIT;
+	tp_diag diag = TP_DIAG_INIT;
+
+	*written = 0;
+	if (dry_run) {
+		if (tp_doc_serialize(tp_table_doc(table), &after) != 0)
+			return cli_errorf("out of memory");
+		cli_print_diff(stdout, tp_table_source(table),
+			       before->ptr ? before->ptr : "", before->size,
+			       after.ptr ? after.ptr : "", after.size);
+		tp_buf_dispose(&after);
+		return EX_SUCCESS;
+	}
+	if (tp_table_commit(table, &diag) != 0)
+		return cli_error(&diag);
+	*written = 1;
+	return EX_SUCCESS;
+}
