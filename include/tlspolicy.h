@@ -15,6 +15,9 @@
 #include "tlspolicy/map.h"
 #include "tlspolicy/config.h"
 #include "tlspolicy/resolver.h"
+#include "tlspolicy/nexthop.h"
+#include "tlspolicy/client.h"
+#include "tlspolicy/delivery.h"
 
 #define TLSPOLICY_VERSION "0.1.0"
 

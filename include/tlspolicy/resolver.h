@@ -16,7 +16,11 @@
  *	"[::1]:5353", port 53 by default) used instead of the system's
  *	servers. opts.timeout bounds the whole of tp_resolver_run(), all
  *	lookups together. opts.max_hosts caps the MX hosts kept per domain
- *	(0: TP_RESOLVER_MAX_HOSTS). TP_EUSAGE for a bad server list, a
+ *	(0: TP_RESOLVER_MAX_HOSTS). opts.lookups says where host addresses
+ *	come from, in order: 'f' /etc/hosts, 'b' DNS ("fb" by default, as
+ *	Postfix's smtp_host_lookup = native; "b" is smtp_host_lookup = dns,
+ *	"bf" is "dns, native"). Version 1 options (without lookups) are
+ *	accepted. TP_EUSAGE for a bad server list or lookups string, a
  *	timeout <= 0 or a bad options version; TP_EDNS when c-ares cannot
  *	be set up (e.g. no usable resolver configuration).
  *
@@ -89,10 +93,12 @@ typedef struct tp_resolver_opts {
 	double timeout;		/* seconds for the whole run */
 	const char *servers;	/* "ADDR[:PORT],..."; NULL: /etc/resolv.conf */
 	unsigned int max_hosts;	/* MX hosts kept per domain; 0: 64 */
+	/* Since version 2: */
+	const char *lookups;	/* host lookups: "fb" (default), "b", "bf" */
 } tp_resolver_opts;
 
-#define TP_RESOLVER_OPTS_VERSION 1
-#define TP_RESOLVER_OPTS_INIT { TP_RESOLVER_OPTS_VERSION, 10.0, NULL, 0 }
+#define TP_RESOLVER_OPTS_VERSION 2
+#define TP_RESOLVER_OPTS_INIT { TP_RESOLVER_OPTS_VERSION, 10.0, NULL, 0, NULL }
 #define TP_RESOLVER_MAX_HOSTS 64
 
 typedef enum tp_resolve_kind {

@@ -134,36 +134,40 @@ int cli_reload(struct cli *cli, const char *command);
 int cli_check_entry(const tp_doc *doc, size_t idx, const char *source);
 void cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source);
 /*
- * Probe every address of every host over STARTTLS (servername: SNI for
- * all, NULL: the host name) and collect the leaf fingerprints (of kind
- * pin_kind, "cert" when NULL) they present, each once, in digest, into
- * pins, the public-key fingerprints of those leaves, each once, into
- * keys (for the annotation's keys=), and the hosts as HOST:PORT (see
- * cli_host_spec) into specs. Any address that cannot be probed: print
- * why for each and return EX_FAIL (EX_USAGE_ERR for a malformed host),
- * all arrays left empty.
+ * Probe every address of every host the way Postfix's SMTP client
+ * connects for next hop key with the entry value (after the edit; its
+ * pins do not matter): SNI, protocols, ciphers, EHLO name, address
+ * families as the library's client settings say, in wrapper mode when
+ * asked. Collect the leaf fingerprints (of kind pin_kind, "cert" when
+ * NULL) they present, each once, in digest, into pins, the key ids
+ * (cli_key_id) of those leaves, each once, into keys (for the
+ * annotation's keys=), and the hosts as HOST:PORT (see cli_host_spec)
+ * into specs. Any address that cannot be probed: print why for each and
+ * return EX_FAIL (EX_USAGE_ERR for a malformed host), all arrays left
+ * empty.
  */
-int cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
-		   const char *pin_kind, const char *servername, double timeout,
-		   const char *digest, tp_strarray *pins, tp_strarray *keys,
-		   tp_strarray *specs);
+int cli_probe_pins(struct cli *cli, const char *key, const char *value,
+		   int wrappermode, const char *const *hosts, size_t nhosts,
+		   const char *pin_kind, double timeout, const char *digest,
+		   tp_strarray *pins, tp_strarray *keys, tp_strarray *specs);
 /* "host:port", or "[v6]:port" for an IPv6 address: the annotation's form. */
 void cli_host_spec(char *buf, size_t size, const char *host, unsigned int port);
-/*
- * The host a policy key names: 1 for "[host]:port", "[host]" (port 25)
- * and "host:port", with host and port filled; 0 for a domain (host =
- * key, port 25); -1 for a key no next hop looks like.
- */
-int cli_key_host(const char *key, char *host, size_t size, unsigned int *port);
-/* The SNI an entry's servername= attribute asks for (NULL: the host name). */
-const char *cli_sni(const char *servername, const char *nexthop);
 void cli_trace_to_stderr(const char *line, void *payload);
 /*
- * What every probe of the CLI shares: EHLO with main.cf's myhostname, as
- * Postfix's SMTP client does (the name partners may check), DNS servers
- * from TLSPOLICY_DNS_SERVERS, and the trace with -v.
+ * What every probe of the CLI shares: DNS servers from
+ * TLSPOLICY_DNS_SERVERS, and the trace with -v. The EHLO name, SNI and
+ * the rest come from the client settings (main.cf), as in Postfix.
  */
 void cli_probe_defaults(struct cli *cli, tp_probe_opts *opts);
+void cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts);
+/*
+ * A public key's id as keys= records it: the sha256 digest of the leaf's
+ * SubjectPublicKeyInfo, whatever digest the pins use, so a change of
+ * smtp_tls_fingerprint_digest keeps renewals recognisable. -1 when the
+ * certificate cannot be read.
+ */
+#define TP_KEY_ID_BYTES 32
+int cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf);
 /* Append a copy of s (-1: out of memory); is s in a? */
 int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);

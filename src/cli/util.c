@@ -289,15 +289,24 @@ cli_iso_time(char *buf, size_t size, time_t t)
 void
 cli_probe_defaults(struct cli *cli, tp_probe_opts *opts)
 {
-	tp_config *config = cli_config(cli);
-	const char *myhostname = config ? tp_config_get(config, "myhostname") : NULL;
-
-	/* Unset in main.cf, Postfix uses this host's FQDN: the engine's default. */
-	if (myhostname != NULL && *myhostname)
-		opts->ehlo_name = myhostname;
 	opts->dns_servers = cli_dns_servers();
 	if (cli->verbose)
 		opts->trace = cli_trace_to_stderr;
+}
+
+void
+cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts)
+{
+	opts->dns_servers = cli_dns_servers();
+	if (cli->verbose)
+		opts->trace = cli_trace_to_stderr;
+}
+
+int
+cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf)
+{
+	return tp_fingerprint_der(out, leaf->der, leaf->der_len, "sha256",
+				  TP_PIN_PKEY, NULL) == 0 ? 0 : -1;
 }
 
 int

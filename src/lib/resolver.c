@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,6 +520,7 @@ int
 tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 {
 	static const tp_resolver_opts defaults = TP_RESOLVER_OPTS_INIT;
+	tp_resolver_opts v1;
 	struct ares_options ao;
 	tp_resolver *r;
 	int rc, optmask;
@@ -527,10 +529,22 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->version != TP_RESOLVER_OPTS_VERSION)
+	if (opts->version == 1) {
+		/* Built before lookups: read only what it has. */
+		v1 = defaults;
+		memcpy(&v1, opts, offsetof(tp_resolver_opts, lookups));
+		opts = &v1;
+	} else if (opts->version != TP_RESOLVER_OPTS_VERSION)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "resolver options version %u, want %u",
 				    opts->version, TP_RESOLVER_OPTS_VERSION);
+	if (opts->lookups != NULL &&
+	    (opts->lookups[0] == '\0' || strlen(opts->lookups) > 2 ||
+	     strspn(opts->lookups, "fb") != strlen(opts->lookups) ||
+	     (opts->lookups[1] != '\0' && opts->lookups[0] == opts->lookups[1])))
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "bad host lookup order \"%s\" (want fb, bf, f or b)",
+				    opts->lookups);
 	if (!(opts->timeout > 0) || opts->timeout > 86400)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "DNS timeout must be positive, got %g", opts->timeout);
@@ -540,6 +554,7 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	if (r == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	r->opts = *opts;
+	r->opts.lookups = NULL;	/* c-ares keeps its own copy */
 	if (r->opts.max_hosts == 0)
 		r->opts.max_hosts = TP_RESOLVER_MAX_HOSTS;
 	if (opts->servers) {
@@ -562,7 +577,8 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	ao.tries = 3;
 	ao.ndomains = 0;
 	ao.domains = NULL;
-	ao.lookups = (char *)"fb";	/* /etc/hosts, then DNS */
+	/* c-ares copies it; the default is /etc/hosts, then DNS. */
+	ao.lookups = (char *)(opts->lookups ? opts->lookups : "fb");
 	ao.flags = ARES_FLAG_NOCHECKRESP;
 	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
 		  ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS;
