@@ -3,7 +3,7 @@
 # Postfix's SMTP client would deliver: the MX hosts of domain:port keys,
 # failover to the next server, TLS failures, the pins the .db holds;
 # performance data, --json details, and 200 entries with one silent host
-# finishing in about --timeout, not the sum.
+# probed at once, not one after another.
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 command -v jq >/dev/null || fail "jq not found: install jq"
@@ -105,6 +105,12 @@ tp_expect_status 2 "$T" -c "$D" check "a.test:$PA" "[127.0.0.1]:$PA" "soon.test:
 head -1 "$TP_TMP/out" | grep -q "^TLSPOLICY CRITICAL - 2 critical, 1 warning, 1 unknown, 0 ok | " || fail "summary: $(head -1 "$TP_TMP/out")"
 line_for "a.test:$PA" | grep -q "^CRITICAL a.test:$PA: mx.a.test\[127.0.0.1\]:$PA presents md5 cert $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5) (CN=mx-a.partner.test.*not pinned" \
     || fail "a.test: $(line_for "a.test:$PA")"
+# In rotate's words: a new self-signed key is refused, and what to do is said.
+line_for "a.test:$PA" | grep -qF "; rotate refuses $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5): no evidence to trust it unattended (a new public key; not CA-valid (self-signed certificate); no TLSA records; seen at 1 of 1 server): confirm the fingerprint with the partner, then tlspolicy rotate a.test:$PA --accept $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5)" \
+    || fail "a.test: rotate's refusal not said: $(line_for "a.test:$PA")"
+tp_expect_status 2 "$T" -c "$D" check --trust tofu "a.test:$PA"
+line_for "a.test:$PA" | grep -qF "OK: rotate would pin $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5): trusted on first use" \
+    || fail "a.test with --trust tofu: $(line_for "a.test:$PA")"
 tp_expect_status 2 "$T" -c "$D" check --json "a.test:$PA" "[127.0.0.1]:$PA" "soon.test:$PS" "dead.test:$dead"
 j=$TP_TMP/out
 [ "$(jq -r .status "$j")" = CRITICAL ] || fail "json status: $(jq .status "$j")"
@@ -121,7 +127,7 @@ a="select(.key==\"a.test:$PA\")"
 [ "$(jq -r ".entries[]|$a|.servers[0].servername" "$j")" = null ] || fail "json: SNI sent"
 [ "$(jq -r ".entries[]|select(.key==\"soon.test:$PS\")|.status" "$j")" = WARNING ] || fail "json soon.test"
 [ "$(jq -r ".entries[]|select(.key==\"dead.test:$dead\")|.servers[0].outcome" "$j")" = unreachable ] || fail "json dead.test"
-tp_expect_status 0 "$T" -c "$D" rotate --yes "a.test:$PA" "[127.0.0.1]:$PA"
+tp_expect_status 0 "$T" -c "$D" rotate --yes --trust tofu "a.test:$PA" "[127.0.0.1]:$PA"
 tp_expect_status 0 "$T" -c "$D" check "a.test:$PA" "[127.0.0.1]:$PA"
 
 tp_note "pin made with another digest: WARNING beside a good pin, CRITICAL alone"
@@ -180,10 +186,11 @@ jq -e . "$TP_TMP/out" >/dev/null || fail "check --json with a Latin-1 banner: no
 tp_note "usage and missing entries"
 tp_expect_status 64 "$T" -c "$D" check --warn-days x
 tp_expect_status 64 "$T" -c "$D" check --critical-days -1
+tp_expect_status 64 "$T" -c "$D" check --trust nonsense
 tp_expect_status 3 "$T" -c "$D" check nosuch.test
 head -1 "$TP_TMP/out" | grep -q "^TLSPOLICY UNKNOWN - " || fail "missing key: $(cat "$TP_TMP/out")"
 
-tp_note "200 entries, one silent host, --jobs 32 --timeout 3: about the timeout, not the sum"
+tp_note "200 entries, one silent host, --jobs 32 --timeout 3: probed at once, not one after another"
 for i in 1 2 3 4; do
     tp_start_server "s$i" --cert "$TP_TMP/a2.pem" --mode slow --delay 0.1
 done
@@ -212,6 +219,7 @@ ms=$(( $(date +%s%3N) - start ))
 [ "$(jq -r ".entries[]|select(.key==\"silent.test:$PSIL\")|.status" "$j")" = UNKNOWN ] || fail "silent host not UNKNOWN"
 sum_ms=$(jq '[.entries[].servers[].elapsed]|add*1000|floor' "$j")
 tp_note "wall ${ms} ms, sum of probe times ${sum_ms} ms"
-[ "$ms" -lt 12000 ] || fail "200 entries took $ms ms, want < 4 x --timeout (12000 ms)"
+# No bound on the wall time itself: the machine is shared. Probes run one
+# after another would make the sum about the wall time, not many times it.
 [ "$sum_ms" -gt $(( 4 * ms )) ] || fail "wall $ms ms is not far below the sum of the probes ($sum_ms ms): not concurrent?"
 echo ok

@@ -203,7 +203,9 @@ for f in "${failures[@]}"; do
         "tlspolicy: 127.0.0.1[127.0.0.1]:$TP_PORT: $want"*) ;;
         *) fail "$mode: got \"$err\", want \"tlspolicy: 127.0.0.1[127.0.0.1]:$TP_PORT: $want...\"" ;;
     esac
-    [ "$ms" -lt 5000 ] || fail "$mode: took ${ms} ms with --timeout 2, want < 5000"
+    # A missed deadline hangs (the server never gives up); the bound is loose
+    # on purpose, for a shared and loaded machine.
+    [ "$ms" -lt 30000 ] || fail "$mode: took ${ms} ms with --timeout 2: the deadline was not kept"
     if [ "$have_time" = 1 ] && [ "$asan" = 0 ]; then
         rss=$(tail -n 1 "$T/$mode.rss")
         [ "$rss" -lt 51200 ] || fail "$mode: max RSS ${rss} KB, want < 50 MB"
@@ -217,7 +219,7 @@ for mode in multiline-banner; do
     tp_start_server "$mode" --cert "$T/a.pem" --mode "$mode"
     run_probe "$mode" probe --timeout 2 "127.0.0.1:$TP_PORT"
     [ "$(cat "$T/$mode.rc")" = 0 ] || fail "$mode: got exit $(cat "$T/$mode.rc"), want 0: $(cat "$T/$mode.err")"
-    [ "$(cat "$T/$mode.ms")" -lt 5000 ] || fail "$mode: took $(cat "$T/$mode.ms") ms with --timeout 2, want < 5000"
+    [ "$(cat "$T/$mode.ms")" -lt 30000 ] || fail "$mode: took $(cat "$T/$mode.ms") ms with --timeout 2: the deadline was not kept"
     if [ "$have_time" = 1 ] && [ "$asan" = 0 ]; then
         rss=$(tail -n 1 "$T/$mode.rss")
         [ "$rss" -lt $((base_rss + 8192)) ] || fail "$mode: max RSS ${rss} KB, want within 8 MB of a good probe's ${base_rss} KB"
@@ -249,7 +251,7 @@ run_probe nxdomain probe --timeout 2 --json "nonexistent.invalid:25"
 grep -qF "nonexistent.invalid:25: cannot resolve nonexistent.invalid: no such domain (NXDOMAIN)" "$T/nxdomain.err" || fail "nxdomain: got $(cat "$T/nxdomain.err")"
 [ "$(jq -r '.results[0].ok' "$T/nxdomain.out")" = false ] || fail "nxdomain JSON: $(cat "$T/nxdomain.out")"
 
-# ---- many at once: 40 silent probes and a good one in about one timeout
+# ---- many at once: 40 silent probes and a good one, not one after another
 tp_start_server many --cert "$T/a.pem" --mode silent
 silent=$TP_PORT
 tp_start_server good --cert "$T/a.pem"
@@ -259,15 +261,18 @@ for _ in $(seq 40); do args+=("127.0.0.1:$silent"); done
 run_probe many probe --json --timeout 2 --jobs 64 "${args[@]}" "127.0.0.1:$good"
 ms=$(cat "$T/many.ms")
 [ "$(cat "$T/many.rc")" = 1 ] || fail "many: exit $(cat "$T/many.rc"), want 1"
-[ "$ms" -lt 4500 ] || fail "41 probes with --timeout 2 --jobs 64 took ${ms} ms, want about 2000 (< 4500)"
+# One after another they would take 80 s; at once, about 2 s. The bound sits
+# between, far from both, for a loaded machine.
+[ "$ms" -lt 40000 ] || fail "41 probes with --timeout 2 --jobs 64 took ${ms} ms: not probed at once"
 [ "$(jq '[.results[] | select(.ok)] | length' "$T/many.out")" = 1 ] || fail "many: want the good probe to succeed"
 [ "$(grep -c 'timed out waiting for banner' "$T/many.err")" = 40 ] || fail "many: want 40 timeouts, got $(grep -c 'timed out' "$T/many.err")"
-# --jobs bounds the connections: 8 silent probes, 4 at a time, take two rounds.
+# --jobs bounds the connections: 8 silent probes, 4 at a time, take two rounds
+# (a lower bound: load only makes it slower).
 args=()
 for _ in $(seq 8); do args+=("127.0.0.1:$silent"); done
 run_probe jobs probe --timeout 1 --jobs 4 "${args[@]}"
 ms=$(cat "$T/jobs.ms")
-[ "$ms" -ge 1900 ] && [ "$ms" -lt 3500 ] || fail "8 probes, --jobs 4, --timeout 1: took ${ms} ms, want two rounds (about 2000)"
+[ "$ms" -ge 1900 ] || fail "8 probes, --jobs 4, --timeout 1: took ${ms} ms, want two rounds (at least 2000)"
 
 # Out of file descriptors (ulimit -n 20, --jobs 64): fewer at once, no failures.
 args=()
@@ -279,7 +284,7 @@ set -e
 ms=$(( $(now_ms) - start ))
 [ "$(grep -c 'timed out waiting for banner after 1s' "$T/fd.err")" = 30 ] \
     || fail "ulimit -n 20: want 30 timeouts and no socket errors, got: $(sort "$T/fd.err" | uniq -c | head -5)"
-[ "$ms" -lt 8000 ] || fail "ulimit -n 20, 30 probes: took ${ms} ms, want a few rounds of 1 s"
+[ "$ms" -lt 25000 ] || fail "ulimit -n 20, 30 probes: took ${ms} ms, want a few rounds of 1 s, not 30"
 
 # ---- usage errors: 64
 for bad in "probe" "probe mx.test:0" "probe [::1" "probe --timeout x mx.test" "probe --jobs 0 mx.test" "probe --bogus mx.test" "probe --servername"; do

@@ -114,7 +114,8 @@ tp_start_server silent --cert "$TP_TMP/rsa.pem" --mode silent
 start=$(date +%s%3N)
 tp_expect_status 1 "$T" -c "$D" set new.test --fingerprint-from "127.0.0.1:$TP_PORT" --timeout 1
 ms=$(( $(date +%s%3N) - start ))
-[ "$ms" -lt 5000 ] || fail "silent host took $ms ms with --timeout 1"
+# Without the deadline it would hang: the bound is loose for a loaded machine.
+[ "$ms" -lt 20000 ] || fail "silent host took $ms ms with --timeout 1: the deadline was not kept"
 grep -q "127.0.0.1:$TP_PORT" "$TP_TMP/err" || fail "error does not name the silent host: $(cat "$TP_TMP/err")"
 [ "$(pq new.test)" = "<absent>" ] || fail "new.test written after a failed probe"
 
