@@ -18,6 +18,7 @@
 #include "tlspolicy/nexthop.h"
 #include "tlspolicy/client.h"
 #include "tlspolicy/delivery.h"
+#include "tlspolicy/trust.h"
 
 #define TLSPOLICY_VERSION "0.1.0"
 

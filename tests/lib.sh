@@ -119,10 +119,12 @@ tp_dead_port() {
 #     --san NAMES     subjectAltName, e.g. DNS:mx.test,IP:127.0.0.1
 #     --key FILE      reuse this private key (a renewal with the same public
 #                     key) instead of making a new one; --ec is then ignored
+#     --ca PREFIX     issued by the CA made with tp_make_ca PREFIX instead of
+#                     self-signed (with --san, the names it is for)
 #   The files are written with temp + rename, so PREFIX may be the files a
 #   running server uses (see also tp_install_cert).
 tp_make_cert() {
-    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san="" reuse=""
+    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san="" reuse="" ca=""
     shift 2
     while [ $# -gt 0 ]; do
         case $1 in
@@ -132,6 +134,7 @@ tp_make_cert() {
             --not-after) na=$2; shift ;;
             --san) san=$2; shift ;;
             --key) reuse=$2; shift ;;
+            --ca) ca=$2; shift ;;
             *) fail "tp_make_cert: unknown option $1" ;;
         esac
         shift
@@ -149,7 +152,15 @@ tp_make_cert() {
     fi
     local ext=()
     [ -n "$san" ] && ext=(-addext "subjectAltName=$san")
-    if [ -z "$nb$na" ]; then
+    if [ -n "$ca" ]; then
+        openssl req -new -key "$work/key" -out "$work/csr" -subj "/CN=$cn" "${ext[@]}" \
+            2>"$work/err" || fail "tp_make_cert: openssl req: $(cat "$work/err")"
+        printf 'basicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n%s\n' \
+            "${san:+subjectAltName = $san}" >"$work/ext"
+        openssl x509 -req -in "$work/csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial \
+            -CAserial "$work/serial" -days "$days" -extfile "$work/ext" -out "$work/crt" \
+            2>"$work/err" || fail "tp_make_cert: openssl x509 -req: $(cat "$work/err")"
+    elif [ -z "$nb$na" ]; then
         openssl req -new -x509 -key "$work/key" -out "$work/crt" -days "$days" \
             -subj "/CN=$cn" "${ext[@]}" 2>"$work/err" \
             || fail "tp_make_cert: openssl req: $(cat "$work/err")"
@@ -186,6 +197,17 @@ EOF
     mv -f "$work/crt" "$prefix.crt"
     mv -f "$work/pem" "$prefix.pem"
     rm -rf "$work"
+}
+
+# tp_make_ca PREFIX CN
+#   Makes a self-signed CA (RSA, basicConstraints CA:TRUE, 365 days):
+#   PREFIX.crt and PREFIX.key; tp_make_cert --ca PREFIX issues from it, and
+#   PREFIX.crt is what --ca-file or smtp_tls_CAfile names.
+tp_make_ca() {
+    openssl req -new -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.crt" \
+        -days 365 -subj "/CN=$2" -addext 'basicConstraints=critical,CA:TRUE' \
+        -addext 'keyUsage=critical,keyCertSign,cRLSign' 2>"$1.err" ||
+        fail "tp_make_ca: openssl req: $(cat "$1.err")"
 }
 
 # tp_cert_fingerprint CERTFILE [DIGEST]

@@ -153,6 +153,10 @@ typedef struct tp_server {
 	const char *pin;	/* TP_OUTCOME_MATCH: the pin that matched */
 	int by_pkey;		/* ... as a public-key fingerprint */
 	const char *error;	/* why not probed or not reachable; NULL */
+	/* DANE: the server's TLSA records, looked up with opts.dane. */
+	int tlsa_secure;	/* DNSSEC-validated (AD bit) */
+	size_t tlsa_count;	/* records found */
+	int dane;		/* a validated TLSA record matched in the handshake */
 } tp_server;
 
 typedef struct tp_delivery_key {
@@ -165,6 +169,7 @@ typedef struct tp_delivery_key {
 	size_t server_count;
 	const char *const *recorded_unused; /* recorded hosts Postfix does not use */
 	size_t recorded_unused_count;
+	int mx_secure;		/* the MX lookup was DNSSEC-validated */
 } tp_delivery_key;
 
 typedef enum tp_state {

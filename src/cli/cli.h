@@ -18,6 +18,9 @@
  *	warning: " and the text. All four also log the line to syslog
  *	(facility mail) when stderr is not a terminal or with --syslog (see
  *	msg.c); cli_notef() prints an informational line on stderr only.
+ *	cli_logf() records an event at mail.notice in that same case, and
+ *	prints nothing: what rotate pinned unattended, and why, belongs in
+ *	the mail log even with -q.
  *
  *	cli_msg_setup() decides that, once the global options are known.
  *	cli_progress_start(), _update() and _end() show "WHAT DONE/TOTAL
@@ -76,6 +79,7 @@ int cli_errorf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 int cli_usage(const char *command, const char *fmt, ...) TP_CLI_PRINTF(2, 3);
 void cli_warnf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 void cli_notef(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
+void cli_logf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 void cli_msg_setup(int force_syslog, int quiet);
 void cli_msg_error(const char *text);
 void cli_msg_verror(const char *fmt, va_list ap) TP_CLI_PRINTF(1, 0);
@@ -99,6 +103,15 @@ int cli_digest_equal(const char *a, const char *b);
 const char *cli_db_state_name(tp_db_state state);
 /* t as "2026-11-28T21:31:00Z" (UTC) in buf, "?" when it cannot be shown. */
 const char *cli_iso_time(char *buf, size_t size, time_t t);
+/* "2026-11-28T21:31:00Z" back to a time; 0 when it is not one. */
+time_t cli_parse_iso(const char *s);
+/*
+ * The time rotate and check work with: time(NULL), or $TLSPOLICY_NOW
+ * (an ISO time as above, or seconds since the epoch). A test hook, so
+ * tests can see a hold-down period pass without waiting; documented as
+ * such in tlspolicy(1). A malformed value is ignored with a warning.
+ */
+time_t cli_now(void);
 /*
  * cli_dns_servers() is $TLSPOLICY_DNS_SERVERS, a comma-separated
  * "ADDR[:PORT]" list ("127.0.0.1:5353,[::1]:5353") used instead of

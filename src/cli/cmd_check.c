@@ -3,7 +3,8 @@
  *	check - monitor the pins, Nagios style
  * SYNOPSIS
  *	tlspolicy check [KEY...] [--warn-days N] [--critical-days N] [--jobs N]
- *		[--timeout S] [--json] [--prometheus FILE]
+ *		[--timeout S] [--json] [--trust LIST] [--ca-file F] [--ca-path D]
+ *		[--prometheus FILE]
  * DESCRIPTION
  *	For every fingerprint entry (or each KEY), asks the library's
  *	delivery model what Postfix's SMTP client does with the value
@@ -11,7 +12,10 @@
  *	which settings, and whether they present a pinned certificate; the
  *	verdict is the model's (tp_delivery_verdict). To it this command
  *	adds what is about the table rather than Postfix's client: a
- *	database out of step with the source. The first output line is the
+ *	database out of step with the source, and what rotate would do with
+ *	each certificate no pin matches (the trust module's verdict under
+ *	--trust, in rotate's words, and its advice where a level without
+ *	pins would do). The first output line is the
  *	Nagios summary with performance data, then one line per entry;
  *	--json carries all details; --prometheus also writes a
  *	node_exporter textfile (prom.h), even when the check fails early.
@@ -26,8 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
+#include "json.h"
 #include "prom.h"
 #include "targets.h"
 
@@ -39,6 +42,7 @@ check_usage(FILE *fp)
 	fprintf(fp,
 		"usage: tlspolicy [global options] check [KEY...] [--warn-days N]\n"
 		"           [--critical-days N] [--jobs N] [--timeout S] [--json]\n"
+		"           [--trust LIST] [--ca-file FILE] [--ca-path DIR]\n"
 		"           [--prometheus FILE]\n"
 		"\n"
 		"Monitor the pins (Nagios/Icinga plugin). For every fingerprint entry (or\n"
@@ -63,6 +67,12 @@ check_usage(FILE *fp)
 		"  --jobs N           connections at once (default 16)\n"
 		"  --timeout S        seconds allowed per address (default 30)\n"
 		"  --json             all details as JSON\n"
+		"  --trust LIST       the trust policy rotate runs with (default\n"
+		"                     same-key,pkix,dane): each certificate no pin matches\n"
+		"                     is said to be one rotate would pin, or refuses, and why\n"
+		"  --ca-file FILE     CAs for rotate's pkix evidence, as for rotate (default:\n"
+		"  --ca-path DIR      main.cf's smtp_tls_CAfile, smtp_tls_CApath, else the\n"
+		"                     system's)\n"
 		"  --prometheus FILE  also write the results as a node_exporter textfile\n"
 		"                     (FILE ending in .prom, replaced atomically): per\n"
 		"                     entry status, days until the pinned certificate\n"
@@ -71,18 +81,6 @@ check_usage(FILE *fp)
 		"\n"
 		"Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the worst of\n"
 		"CRITICAL > WARNING > UNKNOWN > OK), 64 usage error.\n");
-}
-
-static int
-jset(json_t *o, const char *k, json_t *v)
-{
-	return v == NULL || json_object_set_new(o, k, v) != 0 ? -1 : 0;
-}
-
-static json_t *
-jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
 }
 
 static json_t *
@@ -95,32 +93,32 @@ server_json(const tp_server *s, time_t now)
 
 	if (p == NULL)
 		return NULL;
-	bad |= jset(p, "host", jstr(s->host));
-	bad |= jset(p, "address", jstr(s->address));
-	bad |= jset(p, "port", json_integer(s->port));
-	bad |= jset(p, "preference", json_integer(s->preference));
-	bad |= jset(p, "tried", json_string(s->tried == TP_TRY_YES ? "yes"
+	bad |= cli_jset(p, "host", cli_jstr(s->host));
+	bad |= cli_jset(p, "address", cli_jstr(s->address));
+	bad |= cli_jset(p, "port", json_integer(s->port));
+	bad |= cli_jset(p, "preference", json_integer(s->preference));
+	bad |= cli_jset(p, "tried", json_string(s->tried == TP_TRY_YES ? "yes"
 					      : s->tried == TP_TRY_MAYBE ? "maybe" : "no"));
-	bad |= jset(p, "outcome", json_string(tp_outcome_name(s->outcome)));
-	bad |= jset(p, "error", jstr(s->error));
+	bad |= cli_jset(p, "outcome", json_string(tp_outcome_name(s->outcome)));
+	bad |= cli_jset(p, "error", cli_jstr(s->error));
 	if (r != NULL) {
-		bad |= jset(p, "servername", jstr(r->servername));
-		bad |= jset(p, "elapsed", json_real(r->elapsed));
+		bad |= cli_jset(p, "servername", cli_jstr(r->servername));
+		bad |= cli_jset(p, "elapsed", json_real(r->elapsed));
 	}
 	if (r != NULL && r->status == TP_OK && r->chain_len > 0) {
 		const tp_probe_cert *leaf = &r->chain[0];
 
-		bad |= jset(p, "pinned", json_boolean(s->outcome == TP_OUTCOME_MATCH));
-		bad |= jset(p, "fingerprint", json_string(leaf->fingerprint));
-		bad |= jset(p, "pkey_fingerprint", json_string(leaf->pkey_fingerprint));
-		bad |= jset(p, "subject", json_string(leaf->subject));
-		bad |= jset(p, "issuer", json_string(leaf->issuer));
-		bad |= jset(p, "not_before", json_string(cli_iso_time(date, sizeof(date), leaf->not_before)));
-		bad |= jset(p, "not_after", json_string(cli_iso_time(date, sizeof(date), leaf->not_after)));
-		bad |= jset(p, "not_after_epoch", json_integer((json_int_t)leaf->not_after));
-		bad |= jset(p, "days_left", json_real(difftime(leaf->not_after, now) / 86400.0));
-		bad |= jset(p, "tls_version", jstr(r->tls_version));
-		bad |= jset(p, "cipher", jstr(r->cipher));
+		bad |= cli_jset(p, "pinned", json_boolean(s->outcome == TP_OUTCOME_MATCH));
+		bad |= cli_jset(p, "fingerprint", json_string(leaf->fingerprint));
+		bad |= cli_jset(p, "pkey_fingerprint", json_string(leaf->pkey_fingerprint));
+		bad |= cli_jset(p, "subject", json_string(leaf->subject));
+		bad |= cli_jset(p, "issuer", json_string(leaf->issuer));
+		bad |= cli_jset(p, "not_before", json_string(cli_iso_time(date, sizeof(date), leaf->not_before)));
+		bad |= cli_jset(p, "not_after", json_string(cli_iso_time(date, sizeof(date), leaf->not_after)));
+		bad |= cli_jset(p, "not_after_epoch", json_integer((json_int_t)leaf->not_after));
+		bad |= cli_jset(p, "days_left", json_real(difftime(leaf->not_after, now) / 86400.0));
+		bad |= cli_jset(p, "tls_version", cli_jstr(r->tls_version));
+		bad |= cli_jset(p, "cipher", cli_jstr(r->cipher));
 	}
 	if (bad) {
 		json_decref(p);
@@ -131,7 +129,7 @@ server_json(const tp_server *s, time_t now)
 
 static json_t *
 entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdict *v,
-	   const char *digest, time_t now)
+	   const tp_trust_result *tr, const char *digest, time_t now)
 {
 	const tp_client_info *in = tp_client_settings_info(k->settings);
 	json_t *o = json_object(), *a;
@@ -139,44 +137,45 @@ entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdic
 
 	if (o == NULL)
 		return NULL;
-	bad |= jset(o, "key", json_string(t->key));
-	bad |= jset(o, "line", json_integer((json_int_t)t->line));
-	bad |= jset(o, "status", json_string(tp_state_name(v->state)));
-	bad |= jset(o, "value", json_string(t->value));
-	bad |= jset(o, "judged_value", jstr(t->judged));
-	bad |= jset(o, "judged_from", json_string(t->judged_from));
-	bad |= jset(o, "db_in_step", json_boolean(!t->db_differs));
-	bad |= jset(o, "valid", json_boolean(in->valid));
-	bad |= jset(o, "problem", in->valid ? json_null() : json_string(in->problem));
-	bad |= jset(o, "level", json_string(tp_level_name(in->level)));
-	bad |= jset(o, "pin_kind", json_string(tp_pin_kind_name(t->kind)));
-	bad |= jset(o, "servers_from", jstr(k->servers_from));
-	bad |= jset(o, "servername", json_string(in->servername));
-	bad |= jset(o, "protocols", json_string(in->protocols));
-	bad |= jset(o, "cipherlist", jstr(in->cipherlist));
-	bad |= jset(o, "wrappermode", json_boolean(in->wrappermode));
-	bad |= jset(o, "hosts", a = json_array());
+	bad |= cli_jset(o, "key", json_string(t->key));
+	bad |= cli_jset(o, "line", json_integer((json_int_t)t->line));
+	bad |= cli_jset(o, "status", json_string(tp_state_name(v->state)));
+	bad |= cli_jset(o, "value", json_string(t->value));
+	bad |= cli_jset(o, "judged_value", cli_jstr(t->judged));
+	bad |= cli_jset(o, "judged_from", json_string(t->judged_from));
+	bad |= cli_jset(o, "db_in_step", json_boolean(!t->db_differs));
+	bad |= cli_jset(o, "valid", json_boolean(in->valid));
+	bad |= cli_jset(o, "problem", in->valid ? json_null() : json_string(in->problem));
+	bad |= cli_jset(o, "level", json_string(tp_level_name(in->level)));
+	bad |= cli_jset(o, "pin_kind", json_string(tp_pin_kind_name(t->kind)));
+	bad |= cli_jset(o, "servers_from", cli_jstr(k->servers_from));
+	bad |= cli_jset(o, "servername", json_string(in->servername));
+	bad |= cli_jset(o, "protocols", json_string(in->protocols));
+	bad |= cli_jset(o, "cipherlist", cli_jstr(in->cipherlist));
+	bad |= cli_jset(o, "wrappermode", json_boolean(in->wrappermode));
+	bad |= cli_jset(o, "hosts", a = json_array());
 	for (size_t i = 0; a && i < t->hosts.count; i++)
 		bad |= json_array_append_new(a, json_string(t->hosts.strings[i]));
-	bad |= jset(o, "pins", a = json_array());
+	bad |= cli_jset(o, "pins", a = json_array());
 	for (size_t i = 0; a && i < in->pin_count; i++) {
 		const char *pd = tp_pin_digest(in->pins[i]);
 		json_t *p = json_object();
 
 		bad |= json_array_append_new(a, p);
-		bad |= jset(p, "fingerprint", json_string(in->pins[i]));
-		bad |= jset(p, "digest", jstr(pd));
-		bad |= jset(p, "digest_matches", json_boolean(pd && cli_digest_equal(pd, digest)));
+		bad |= cli_jset(p, "fingerprint", json_string(in->pins[i]));
+		bad |= cli_jset(p, "digest", cli_jstr(pd));
+		bad |= cli_jset(p, "digest_matches", json_boolean(pd && cli_digest_equal(pd, digest)));
 	}
-	bad |= jset(o, "reasons", a = json_array());
+	bad |= cli_jset(o, "reasons", a = json_array());
 	for (size_t i = 0; a && i < v->reason_count; i++) {
 		json_t *p = json_object();
 
 		bad |= json_array_append_new(a, p);
-		bad |= jset(p, "status", json_string(tp_state_name(v->reasons[i].state)));
-		bad |= jset(p, "text", json_string(v->reasons[i].text));
+		bad |= cli_jset(p, "status", json_string(tp_state_name(v->reasons[i].state)));
+		bad |= cli_jset(p, "text", json_string(v->reasons[i].text));
 	}
-	bad |= jset(o, "servers", a = json_array());
+	bad |= cli_jset(o, "candidates", cli_candidates_json(tr));
+	bad |= cli_jset(o, "servers", a = json_array());
 	for (size_t i = 0; a && i < k->server_count; i++)
 		bad |= json_array_append_new(a, server_json(&k->servers[i], now));
 	if (bad) {
@@ -203,6 +202,46 @@ unknown(int json, const char *what)
 	else
 		printf("TLSPOLICY UNKNOWN - %s\n", what);
 	return EX_CHECK_UNKNOWN;
+}
+
+/*
+ * What rotate would do with what the servers present now, in its words,
+ * and advice where a level without pins would do.
+ */
+static int
+trust_reasons(tp_verdict *v, tp_trust *trust, const struct cli_targets *targets, size_t i,
+	      tp_trust_result **result)
+{
+	const struct cli_target *t = &targets->v[i];
+	tp_trust_hints h = TP_TRUST_HINTS_INIT;
+	tp_trust_result *tr = NULL;
+	tp_state fail = v->matched > 0 ? TP_STATE_WARNING : TP_STATE_CRITICAL;
+	char buf[2600];
+	int rc = 0;
+
+	h.kind = t->kind;
+	h.keys = (const char *const *)t->keys.strings;
+	h.key_count = t->keys.count;
+	h.held = t->next;
+	h.held_since = t->since;
+	if (tp_trust_evaluate(&tr, trust, targets->delivery, t->dindex, &h, NULL) != 0)
+		return -1;
+	for (size_t j = 0; rc == 0 && j < tr->count; j++) {
+		const tp_candidate *c = &tr->candidates[j];
+
+		snprintf(buf, sizeof(buf), "rotate %s %s: %s",
+			 c->trusted ? "would pin" : "refuses", c->fingerprint, c->why);
+		rc = tp_verdict_add(v, c->trusted ? TP_STATE_OK : fail, buf);
+	}
+	if (rc == 0 && tr->all_dane)
+		rc = tp_verdict_add(v, TP_STATE_OK, "every server matches DNSSEC-validated TLSA records: level dane-only would need no pins");
+	if (rc == 0 && tr->all_pkix) {
+		snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s: level secure would need no pins",
+			 tr->pkix_name);
+		rc = tp_verdict_add(v, TP_STATE_OK, buf);
+	}
+	*result = tr;
+	return rc;
 }
 
 /* What the table says beside Postfix's client: a database out of step. */
@@ -257,13 +296,20 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "prometheus", required_argument, NULL, 'P' },
+		{ "trust", required_argument, NULL, 'T' },
+		{ "ca-file", required_argument, NULL, 'F' },
+		{ "ca-path", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	tp_delivery_opts dopts = TP_DELIVERY_OPTS_INIT;
+	tp_trust_opts topts = TP_TRUST_OPTS_INIT;
+	tp_trust *trust = NULL;
+	const char *trust_list = TP_TRUST_DEFAULT;
 	tp_verdict_opts vopts = TP_VERDICT_OPTS_INIT;
 	struct cli_targets targets = { NULL, 0, NULL };
 	tp_verdict **v = NULL;
+	tp_trust_result **trs = NULL;
 	tp_table *table = NULL;
 	tp_db_state db_state = TP_DB_IN_STEP;
 	tp_diag diag = TP_DIAG_INIT;
@@ -307,6 +353,15 @@ cmd_check(struct cli *cli, int argc, char **argv)
 				return cli_usage("check", "--prometheus: say a file name");
 			prom_path = optarg;
 			break;
+		case 'T':
+			trust_list = optarg;
+			break;
+		case 'F':
+			topts.ca_file = optarg;
+			break;
+		case 'D':
+			topts.ca_path = optarg;
+			break;
 		case 'h':
 			check_usage(stdout);
 			return EX_SUCCESS;
@@ -314,6 +369,8 @@ cmd_check(struct cli *cli, int argc, char **argv)
 			return cli_bad_option("check", ch, argv);
 		}
 	}
+	if (tp_trust_policy_parse(&topts.policy, trust_list, &diag) != 0)
+		return cli_usage("check", "--trust %s: %s", trust_list, diag.message);
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		return unknown(json, "no usable fingerprint digest");
 	cli_delivery_defaults(cli, &dopts);
@@ -331,15 +388,22 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		rc = unknown(json, "probing failed");
 		goto out;
 	}
-	if (targets.n > 0 && (v = calloc(targets.n, sizeof(*v))) == NULL) {
+	if (targets.n > 0 && ((v = calloc(targets.n, sizeof(*v))) == NULL ||
+			      (trs = calloc(targets.n, sizeof(*trs))) == NULL)) {
 		rc = unknown(json, "out of memory");
 		goto out;
 	}
-	now = time(NULL);
-	vopts.now = now;
+	now = cli_now();
+	vopts.now = topts.now = now;
+	if (targets.n > 0 && tp_trust_new(&trust, cli_config(cli), &topts, &diag) != 0) {
+		cli_error(&diag);
+		rc = unknown(json, "cannot load the CA store");
+		goto out;
+	}
 	for (size_t i = 0; i < targets.n; i++) {
 		if (tp_delivery_verdict(&v[i], targets.delivery, targets.v[i].dindex, &vopts,
 					&diag) != 0 ||
+		    trust_reasons(v[i], trust, &targets, i, &trs[i]) != 0 ||
 		    table_reasons(v[i], &targets.v[i], table, db_state) != 0) {
 			rc = unknown(json, "out of memory");
 			goto out;
@@ -401,19 +465,19 @@ cmd_check(struct cli *cli, int argc, char **argv)
 			rc = unknown(json, "out of memory");
 			goto out;
 		}
-		bad |= jset(root, "status", json_string(tp_state_name(worst)));
-		bad |= jset(root, "exit", json_integer((int)worst));
-		bad |= jset(root, "summary", json_string(summary));
-		bad |= jset(root, "table", json_string(tp_table_source(table)));
-		bad |= jset(root, "db_state", json_string(cli_db_state_name(db_state)));
-		bad |= jset(root, "digest", json_string(digest));
-		bad |= jset(root, "warn_days", json_integer(vopts.warn_days));
-		bad |= jset(root, "critical_days", vopts.critical_days >= 0
+		bad |= cli_jset(root, "status", json_string(tp_state_name(worst)));
+		bad |= cli_jset(root, "exit", json_integer((int)worst));
+		bad |= cli_jset(root, "summary", json_string(summary));
+		bad |= cli_jset(root, "table", json_string(tp_table_source(table)));
+		bad |= cli_jset(root, "db_state", json_string(cli_db_state_name(db_state)));
+		bad |= cli_jset(root, "digest", json_string(digest));
+		bad |= cli_jset(root, "warn_days", json_integer(vopts.warn_days));
+		bad |= cli_jset(root, "critical_days", vopts.critical_days >= 0
 			    ? json_integer(vopts.critical_days) : json_null());
 		for (size_t i = 0; i < targets.n; i++)
 			bad |= json_array_append_new(entries,
 						     entry_json(&targets.v[i], cli_target_key(&targets, i),
-								v[i], digest, now));
+								v[i], trs[i], digest, now));
 		bad |= json_object_set(root, "entries", entries);
 		if (bad) {
 			rc = unknown(0, "out of memory");
@@ -438,7 +502,11 @@ out:
 	json_decref(root);
 	for (size_t i = 0; v && i < targets.n; i++)
 		tp_verdict_free(v[i]);
+	for (size_t i = 0; trs != NULL && i < targets.n; i++)
+		tp_trust_result_free(trs[i]);
 	free(v);
+	free(trs);
+	tp_trust_free(trust);
 	cli_targets_free(&targets);
 	tp_table_free(table);
 	return rc;

@@ -29,9 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "cli.h"
+#include "json.h"
 
 static void
 probe_usage(FILE *fp)
@@ -124,19 +123,6 @@ print_text(const tp_prober *prober, const char *digest, time_t now)
 	}
 }
 
-/* json_object_set_new with a check we cannot skip: jansson returns -1 on ENOMEM. */
-static int
-set(json_t *obj, const char *key, json_t *value)
-{
-	return value == NULL || json_object_set_new(obj, key, value) != 0 ? -1 : 0;
-}
-
-static json_t *
-json_string_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 static json_t *
 result_json(const tp_probe_result *r)
 {
@@ -146,22 +132,22 @@ result_json(const tp_probe_result *r)
 
 	if (o == NULL)
 		return NULL;
-	bad |= set(o, "target", json_string(r->target_spec));
-	bad |= set(o, "host", json_string(r->host));
-	bad |= set(o, "address", json_string_or_null(r->address));
-	bad |= set(o, "port", json_integer(r->port));
-	bad |= set(o, "ok", json_boolean(r->status == TP_OK));
-	bad |= set(o, "error", r->status == TP_OK ? json_null() : json_string(r->error));
-	bad |= set(o, "step", json_string(r->step));
+	bad |= cli_jset(o, "target", json_string(r->target_spec));
+	bad |= cli_jset(o, "host", json_string(r->host));
+	bad |= cli_jset(o, "address", cli_jstr(r->address));
+	bad |= cli_jset(o, "port", json_integer(r->port));
+	bad |= cli_jset(o, "ok", json_boolean(r->status == TP_OK));
+	bad |= cli_jset(o, "error", r->status == TP_OK ? json_null() : json_string(r->error));
+	bad |= cli_jset(o, "step", json_string(r->step));
 	if (r->status != TP_OK)
 		return bad ? (json_decref(o), NULL) : o;
-	bad |= set(o, "servername", json_string_or_null(r->servername));
-	bad |= set(o, "tls_version", json_string(r->tls_version));
-	bad |= set(o, "cipher", json_string(r->cipher));
-	bad |= set(o, "verified", json_boolean(r->verified));
-	bad |= set(o, "verify_error", r->verified ? json_null() : json_string(r->verify_error));
-	bad |= set(o, "name_matches", json_boolean(r->name_matches));
-	if ((chain = json_array()) == NULL || set(o, "chain", chain) != 0) {
+	bad |= cli_jset(o, "servername", cli_jstr(r->servername));
+	bad |= cli_jset(o, "tls_version", json_string(r->tls_version));
+	bad |= cli_jset(o, "cipher", json_string(r->cipher));
+	bad |= cli_jset(o, "verified", json_boolean(r->verified));
+	bad |= cli_jset(o, "verify_error", r->verified ? json_null() : json_string(r->verify_error));
+	bad |= cli_jset(o, "name_matches", json_boolean(r->name_matches));
+	if ((chain = json_array()) == NULL || cli_jset(o, "chain", chain) != 0) {
 		json_decref(o);
 		return NULL;
 	}
@@ -173,14 +159,14 @@ result_json(const tp_probe_result *r)
 			json_decref(o);
 			return NULL;
 		}
-		bad |= set(co, "subject", json_string(c->subject));
-		bad |= set(co, "issuer", json_string(c->issuer));
-		bad |= set(co, "not_before", json_string(cli_iso_time(buf, sizeof(buf), c->not_before)));
-		bad |= set(co, "not_after", json_string(cli_iso_time(buf, sizeof(buf), c->not_after)));
-		bad |= set(co, "not_before_epoch", json_integer((json_int_t)c->not_before));
-		bad |= set(co, "not_after_epoch", json_integer((json_int_t)c->not_after));
-		bad |= set(co, "fingerprint", json_string(c->fingerprint));
-		bad |= set(co, "pkey_fingerprint", json_string(c->pkey_fingerprint));
+		bad |= cli_jset(co, "subject", json_string(c->subject));
+		bad |= cli_jset(co, "issuer", json_string(c->issuer));
+		bad |= cli_jset(co, "not_before", json_string(cli_iso_time(buf, sizeof(buf), c->not_before)));
+		bad |= cli_jset(co, "not_after", json_string(cli_iso_time(buf, sizeof(buf), c->not_after)));
+		bad |= cli_jset(co, "not_before_epoch", json_integer((json_int_t)c->not_before));
+		bad |= cli_jset(co, "not_after_epoch", json_integer((json_int_t)c->not_after));
+		bad |= cli_jset(co, "fingerprint", json_string(c->fingerprint));
+		bad |= cli_jset(co, "pkey_fingerprint", json_string(c->pkey_fingerprint));
 	}
 	if (bad) {
 		json_decref(o);
@@ -197,18 +183,18 @@ settings_json(const tp_client_info *in)
 
 	if (o == NULL)
 		return NULL;
-	bad |= set(o, "level", json_string(tp_level_name(in->level)));
-	bad |= set(o, "servername", json_string(in->servername));
-	bad |= set(o, "protocols", json_string(in->protocols));
-	bad |= set(o, "cipher_grade", json_string(in->cipher_grade));
-	bad |= set(o, "cipher_exclusions", json_string(in->cipher_exclusions));
-	bad |= set(o, "cipherlist", json_string(in->cipherlist));
-	bad |= set(o, "security_level", json_integer(in->security_level));
-	bad |= set(o, "helo_name", json_string(in->helo_name));
-	bad |= set(o, "ipv4", json_boolean(in->families & TP_FAMILY_IPV4));
-	bad |= set(o, "ipv6", json_boolean(in->families & TP_FAMILY_IPV6));
-	bad |= set(o, "wrappermode", json_boolean(in->wrappermode));
-	bad |= set(o, "error", json_string_or_null(in->tls_error));
+	bad |= cli_jset(o, "level", json_string(tp_level_name(in->level)));
+	bad |= cli_jset(o, "servername", json_string(in->servername));
+	bad |= cli_jset(o, "protocols", json_string(in->protocols));
+	bad |= cli_jset(o, "cipher_grade", json_string(in->cipher_grade));
+	bad |= cli_jset(o, "cipher_exclusions", json_string(in->cipher_exclusions));
+	bad |= cli_jset(o, "cipherlist", json_string(in->cipherlist));
+	bad |= cli_jset(o, "security_level", json_integer(in->security_level));
+	bad |= cli_jset(o, "helo_name", json_string(in->helo_name));
+	bad |= cli_jset(o, "ipv4", json_boolean(in->families & TP_FAMILY_IPV4));
+	bad |= cli_jset(o, "ipv6", json_boolean(in->families & TP_FAMILY_IPV6));
+	bad |= cli_jset(o, "wrappermode", json_boolean(in->wrappermode));
+	bad |= cli_jset(o, "error", cli_jstr(in->tls_error));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -223,8 +209,8 @@ print_json(const tp_prober *prober, const char *digest, const tp_client_info *in
 	size_t n = tp_prober_result_count(prober);
 	int rc = -1;
 
-	if (root == NULL || results == NULL || set(root, "digest", json_string(digest)) ||
-	    set(root, "settings", settings_json(in)) ||
+	if (root == NULL || results == NULL || cli_jset(root, "digest", json_string(digest)) ||
+	    cli_jset(root, "settings", settings_json(in)) ||
 	    json_object_set(root, "results", results) != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {

@@ -22,7 +22,7 @@ set_usage(FILE *fp)
 	fprintf(fp,
 		"usage: tlspolicy [global options] set KEY [--level LEVEL] [--fingerprint FP]...\n"
 		"           [--fingerprint-from HOST[:PORT]]... [--pin cert|pkey] [--wrapper]\n"
-		"           [--attr NAME=VALUE]... [--keep-old] [--dry-run] [--reload]\n"
+		"           [--attr NAME=VALUE]... [--keep-old | --add] [--dry-run] [--reload]\n"
 		"           [--timeout S] [--postfix-command PATH]\n"
 		"\n"
 		"Create or update the entry for KEY (a next-hop destination as Postfix looks\n"
@@ -47,8 +47,10 @@ set_usage(FILE *fp)
 		"                         (default) or its public key\n"
 		"  --attr NAME=VALUE      set a policy attribute (servername, ciphers, ...);\n"
 		"                         NAME= removes it; repeatable\n"
-		"  --keep-old             add the new pins to the old ones instead of\n"
-		"                         replacing them (Postfix accepts any of them)\n"
+		"  --keep-old, --add      add the new pins to the old ones instead of\n"
+		"                         replacing them (Postfix accepts any of them): pin\n"
+		"                         a partner's announced next certificate before it\n"
+		"                         goes live, and no rotation is needed then\n"
 		"  --dry-run              print the change as a unified diff, write nothing\n"
 		"  --reload               run 'postfix -c DIR reload' after writing\n"
 		"  --timeout S            per-host probe deadline in seconds (default 30)\n"
@@ -390,6 +392,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		{ "pin", required_argument, NULL, 'p' },
 		{ "attr", required_argument, NULL, 'a' },
 		{ "keep-old", no_argument, NULL, 'k' },
+		{ "add", no_argument, NULL, 'k' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "reload", no_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 't' },

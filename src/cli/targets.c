@@ -19,6 +19,8 @@ target_dispose(struct cli_target *t)
 	free(t->key);
 	free(t->value);
 	free(t->judged);
+	free(t->next);
+	tp_strarray_dispose(&t->old);
 	tp_strarray_dispose(&t->hosts);
 	tp_strarray_dispose(&t->keys);
 }
@@ -99,8 +101,25 @@ add_target(struct cli_targets *out, tp_table *table, size_t idx, int effective)
 			return -1;
 	if (tp_doc_annotation_field(doc, idx, "wrappermode", &wrap) == TP_OK)
 		t->wrappermode = strcmp(wrap.ptr, "yes") == 0;
+	if (tp_doc_annotation_field(doc, idx, "next", &wrap) == TP_OK &&
+	    (t->next = strdup(wrap.ptr)) == NULL)
+		goto nomem;
+	if (tp_doc_annotation_field(doc, idx, "since", &wrap) == TP_OK)
+		t->since = cli_parse_iso(wrap.ptr);
+	if (tp_doc_annotation_field(doc, idx, "old-until", &wrap) == TP_OK)
+		t->old_until = cli_parse_iso(wrap.ptr);
+	if (tp_doc_annotation_field(doc, idx, "old", &wrap) == TP_OK)
+		for (char *p = wrap.ptr, *bar; p != NULL; p = bar ? bar + 1 : NULL) {
+			if ((bar = strchr(p, '|')) != NULL)
+				*bar = '\0';
+			if (*p && cli_strarray_push(&t->old, p) != 0)
+				goto nomem;
+		}
 	tp_buf_dispose(&wrap);
 	return judged_value(t, table, effective);
+nomem:
+	tp_buf_dispose(&wrap);
+	return -1;
 }
 
 static tp_level

@@ -35,6 +35,10 @@ struct cli_target {
 	tp_strarray keys;	/* annotation keys=: public keys of the pinned certs */
 	tp_strarray hosts;	/* annotation from= */
 	int wrappermode;	/* annotation wrappermode=yes */
+	char *next;		/* annotation next=: the candidate held down */
+	time_t since;		/* ... since=, 0 when none */
+	tp_strarray old;	/* annotation old=: pins kept until old-until= */
+	time_t old_until;	/* 0 when none */
 	size_t dindex;		/* key index in the delivery */
 };
 

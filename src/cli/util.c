@@ -286,6 +286,37 @@ cli_iso_time(char *buf, size_t size, time_t t)
 	return buf;
 }
 
+time_t
+cli_parse_iso(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL || (end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
+		return 0;
+	return timegm(&tm);
+}
+
+time_t
+cli_now(void)
+{
+	const char *s = getenv("TLSPOLICY_NOW");
+	char *end;
+	long long secs;
+	time_t t;
+
+	if (s == NULL || *s == '\0')
+		return time(NULL);
+	if ((t = cli_parse_iso(s)) != 0)
+		return t;
+	secs = strtoll(s, &end, 10);
+	if (end != s && *end == '\0' && secs > 0)
+		return (time_t)secs;
+	cli_warnf("TLSPOLICY_NOW=%s: neither an ISO time (2026-11-29T12:00:00Z) nor seconds; using the clock", s);
+	return time(NULL);
+}
+
 void
 cli_probe_defaults(struct cli *cli, tp_probe_opts *opts)
 {
