@@ -16,7 +16,6 @@
  *	with smtp_dns_support_level = dnssec. Wildcards match one label, as
  *	OpenSSL's X509_check_host() does by default.
  */
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,24 +54,25 @@ static const struct {
 	{ "tofu", TP_TRUST_TOFU },
 };
 
-/* "30", "30s", "15m", "12h", "7d" as seconds; -1 when malformed. */
+/*
+ * "30", "30s", "15m", "12h", "7d", "2w" as seconds: whole numbers only
+ * (no exponents, hex or fractions strtod would take), positive, and at
+ * most ten years; -1 otherwise.
+ */
 static double
 parse_duration(const char *s, size_t len)
 {
-	char buf[32], *end;
-	double v, unit = 1;
+	double v = 0, unit = 1;
+	size_t i = 0;
 
-	if (len == 0 || len >= sizeof(buf))
+	while (i < len && i < 12 && s[i] >= '0' && s[i] <= '9')
+		v = v * 10 + (s[i++] - '0');
+	if (i == 0 || i == 12)
 		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	v = strtod(buf, &end);
-	if (end == buf || v < 0 || !isdigit((unsigned char)buf[0]))
-		return -1;
-	if (*end != '\0') {
-		if (end[1] != '\0')
+	if (i < len) {
+		if (i + 1 != len)
 			return -1;
-		switch (*end) {
+		switch (s[i]) {
 		case 's':
 			unit = 1;
 			break;
@@ -92,7 +92,8 @@ parse_duration(const char *s, size_t len)
 			return -1;
 		}
 	}
-	return v * unit;
+	v *= unit;
+	return v > 0 && v <= 10 * 366 * 86400.0 ? v : -1;
 }
 
 int
@@ -121,7 +122,7 @@ tp_trust_policy_parse(tp_trust_policy *out, const char *list, tp_diag *diag)
 
 			if (secs < 0)
 				return tp__diag_set(diag, TP_EINVALID, NULL, 0,
-						    "trust policy: bad duration \"%.*s\" (say 30m, 12h, 7d)",
+						    "trust policy: bad duration \"%.*s\" (say 30m, 12h, 7d; at most ten years)",
 						    (int)(n - 5), p + 5);
 			out->flags |= TP_TRUST_HOLD;
 			out->hold_seconds = secs;
