@@ -363,7 +363,6 @@ tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 	      tp_buf *value, tp_diag *diag)
 {
 	const tp__map_backend *b = tp__map_backend_get(type);
-	size_t klen = strlen(key);
 	void *r;
 	int rc;
 
@@ -378,19 +377,28 @@ tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 		}
 		return rc;
 	}
+	rc = tp__map_get(b, r, key, value, diag);
+	b->close_read(r);
+	if (rc == TP_ENOTFOUND)
+		tp__diag_set(diag, rc, NULL, 0, "%s: not found in %s", key, db_path);
+	return rc;
+}
+
+int
+tp__map_get(const tp__map_backend *b, void *r, const char *key, tp_buf *value,
+	    tp_diag *diag)
+{
+	size_t klen = strlen(key);
+	int rc = TP_ENOTFOUND;
+
 	/* As dict_db.c: the NUL-terminated form first, then the bare one. */
-	rc = TP_ENOTFOUND;
 	if (b->nul_terminated)
 		rc = b->get(r, key, klen + 1, value, diag);
 	if (rc == TP_ENOTFOUND)
 		rc = b->get(r, key, klen, value, diag);
-	b->close_read(r);
-	if (rc == TP_OK) {
-		/* Postfix copies the value as a C string: up to its first NUL. */
+	/* Postfix copies the value as a C string: up to its first NUL. */
+	if (rc == TP_OK)
 		tp__buf_truncate(value, strlen(value->ptr));
-	} else if (rc == TP_ENOTFOUND) {
-		tp__diag_set(diag, rc, NULL, 0, "%s: not found in %s", key, db_path);
-	}
 	return rc;
 }
 

@@ -29,6 +29,10 @@
  *	bucket(), when not NULL, tells a writer's storage order: records
  *	put in ascending bucket() order (of the key as stored) fill the file
  *	front to back, so a small cache suffices. Only speed depends on it.
+ *	reader_fd() is the descriptor of the file open_read() locked: a
+ *	reader kept open across lookups (tp_maps) unlocks it after
+ *	open_read() and takes LOCK_SH on it around each lookup, as Postfix
+ *	does, so it never holds up a writer between lookups.
  */
 #ifndef TP_MAP_BACKEND_H
 #define TP_MAP_BACKEND_H
@@ -56,6 +60,7 @@ typedef struct tp__map_backend {
 	int (*next)(void *r, tp_record *rec, tp_diag *diag);
 	void (*close_read)(void *r);
 	uint32_t (*bucket)(void *w, const void *key, size_t klen);
+	int (*reader_fd)(void *r);
 } tp__map_backend;
 
 extern const tp__map_backend tp__map_backend_hash;
@@ -90,6 +95,15 @@ void tp__map_discard(tp__map_pending *p);
  * stored, trailing NULs included), holding LOCK_SH throughout. fn
  * returns 0 to go on, anything else stops the walk and is returned.
  */
+/*
+ * tp__map_get() is the lookup of tp_map_lookup() on a reader already
+ * open: key with its trailing NUL first (when the backend stores one),
+ * then without, the value cut at its first NUL as Postfix copies it.
+ * TP_ENOTFOUND when absent.
+ */
+int tp__map_get(const tp__map_backend *b, void *r, const char *key,
+		tp_buf *value, tp_diag *diag);
+
 int tp__map_iterate(tp_map_type type, const char *db_path,
 		    int (*fn)(void *arg, const tp_record *rec), void *arg,
 		    tp_diag *diag);

@@ -487,14 +487,22 @@ db_close_read(void *r)
 	handle_close(r);
 }
 
+static int
+db_reader_fd(void *r)
+{
+	return ((struct db_handle *)r)->lock_fd;
+}
+
 const tp__map_backend tp__map_backend_hash = {
 	"hash", ".db", 1, 0,
 	hash_create, db_put, db_finish, db_abort,
 	hash_open_read, db_get, db_next, db_close_read, hash_bucket,
+	db_reader_fd,
 };
 
 const tp__map_backend tp__map_backend_btree = {
 	"btree", ".db", 1, 1,
 	btree_create, db_put, db_finish, db_abort,
 	btree_open_read, db_get, db_next, db_close_read, NULL,
+	db_reader_fd,
 };
