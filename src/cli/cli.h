@@ -169,6 +169,39 @@ int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);
 
 
+/*
+ * Every map of main.cf's smtp_tls_policy_maps around the table worked
+ * on (src/cli/maps.c). cli_maps_open() opens the list (maps NULL when
+ * main.cf has none) and finds the table TYPE:PATH in it (table
+ * SIZE_MAX when it is not listed). cli_maps_shadow() says whether a map
+ * before map index answers for key (found, answer), and the first map
+ * before it that cannot be evaluated here (unknown, SIZE_MAX: none);
+ * -1 with message when an earlier map cannot be read (Postfix's lookups
+ * fail there too). cli_shadow_text() words it: "shadowed by
+ * regexp:/etc/postfix/pre line 1", or "socketmap:... cannot be
+ * evaluated here and may answer first"; "" when neither.
+ */
+struct cli_maps {
+	tp_maps *maps;
+	size_t table;
+};
+
+struct cli_shadow {
+	int found;
+	tp_map_answer answer;
+	size_t unknown;
+	int error;
+	char message[TP_DIAG_MESSAGE_MAX];
+};
+
+int cli_maps_open(struct cli *cli, const char *type, const char *path,
+		  struct cli_maps *out);
+void cli_maps_close(struct cli_maps *m);
+int cli_maps_shadow(struct cli_maps *m, size_t index, const char *key,
+		    struct cli_shadow *out);
+const char *cli_shadow_text(struct cli_maps *m, const struct cli_shadow *s,
+			    char *buf, size_t size);
+
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_set(struct cli *cli, int argc, char **argv);
