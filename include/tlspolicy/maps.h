@@ -25,27 +25,34 @@
  *
  *	tp_maps_count() and tp_maps_at() describe the maps in order; the
  *	tp_map_info and its strings belong to maps. readable: lookups in it
- *	can be evaluated here (hash, btree, texthash, regexp, pcre, inline,
- *	static, fail, and cidr for keys that are not IP addresses);
- *	writable: tlspolicy can maintain it (hash, btree). Anything else
- *	(socketmap, tcp, ldap, mysql, pgsql, sqlite, memcache, lmdb, cdb,
- *	unionmap, ... and types Postfix does not know) is not readable: a
+ *	can be evaluated here (hash, btree, lmdb, cdb, texthash, regexp,
+ *	pcre, inline, static, fail, and cidr for keys that are not IP
+ *	addresses); writable: tlspolicy can maintain it (hash, btree, lmdb,
+ *	cdb, texthash). Anything else (socketmap, tcp, ldap, mysql, pgsql,
+ *	sqlite, memcache, unionmap, ... and types Postfix does not know) is
+ *	not readable: a
  *	lookup that reaches it stops there with TP_MAPS_UNKNOWN, because
  *	Postfix may get an answer from it first. db: the file Postfix reads
- *	for the map: PATH.db for hash and btree, the source itself for
- *	texthash, regexp and pcre; NULL when there is none.
+ *	for the map: PATH.db for hash and btree, PATH.lmdb, PATH.cdb, the
+ *	source itself for texthash, regexp and pcre; NULL when there is none.
+ *	With Postfix 3.11's non_bdb_migration_level redirecting hash: and
+ *	btree: (see tp_config_effective_type()), type is the type Postfix
+ *	reads and redirected_from the type written in main.cf; a map
+ *	redirected to a Berkeley DB type again fails every lookup, as in
+ *	Postfix.
  *	tp_maps_writable() gives the index of the first writable map, the
  *	one tlspolicy writes when no map is named; TP_ENOTFOUND when none.
  *
  *	tp_maps_find() is Postfix's maps_find(): key, exactly as given,
  *	through each map in order until one answers. Each map type sees the
  *	key as Postfix gives it: fixed-string tables (hash, btree, texthash,
- *	inline) get it case-folded (full UTF-8 folding with smtputf8_enable,
+ *	inline, lmdb, cdb) get it case-folded (full UTF-8 folding with smtputf8_enable,
  *	else ASCII); pattern tables (regexp, pcre) get it as is. With
  *	smtputf8_enable a key that is not valid UTF-8 finds nothing, as in
- *	Postfix. hash and btree are read from the database (not the source:
- *	a stale .db is what Postfix reads), with Postfix's trailing-NUL
- *	conventions and flock(LOCK_SH) around each lookup; each database is
+ *	Postfix. hash, btree, lmdb and cdb are read from the database (not
+ *	the source: a stale .db is what Postfix reads), with Postfix's
+ *	trailing-NUL conventions and its readers' lock around each lookup
+ *	(flock for hash and btree, fcntl for lmdb, none for cdb); each database is
  *	opened once per tp_maps and opened again only when it was replaced
  *	or rewritten. texthash is read from the source (once), regexp and
  *	pcre tables are compiled once, with Postfix's rules: if/endif, "!"
@@ -66,9 +73,8 @@
  *	(the first line of the rule or entry) and the position, from 1, of
  *	the name=value pair of an inline: answer; 0 otherwise.
  *	A map that cannot be read (a missing or corrupt database, a missing
- *	regexp file, a regexp table that does not compile is NOT an error:
- *	Postfix skips bad rules) fails the lookup: TP_EIO or TP_EDB with the
- *	map named, as Postfix logs a lookup error and defers the mail;
+ *	regexp file; not a regexp rule that does not compile: Postfix skips
+ *	it) fails the lookup: TP_EIO or TP_EDB with the map named, as Postfix logs a lookup error and defers the mail;
  *	texthash with a duplicate key is TP_EINVALID (Postfix's SMTP client
  *	refuses the whole table). TP_ENOMEM.
  *	tp_maps_find_range() does the same with maps [first, last) only
@@ -109,6 +115,7 @@ typedef struct tp_map_info {
 	int readable;		/* tlspolicy can evaluate lookups in it */
 	int writable;		/* tlspolicy can maintain it */
 	const char *db;		/* the file Postfix reads, or NULL */
+	const char *redirected_from; /* "hash"/"btree" when non_bdb_migration_level moved it, else NULL */
 } tp_map_info;
 
 typedef enum tp_maps_status {

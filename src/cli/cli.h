@@ -50,6 +50,7 @@ struct cli {
 	int syslog;		/* --syslog */
 	tp_config *config;
 	int config_loaded;
+	int redirect_noted;	/* cli_redirect() said so once */
 	tp_diag config_diag;
 };
 
@@ -67,6 +68,14 @@ tp_config *cli_config(struct cli *cli);
  */
 int cli_table_open(struct cli *cli, unsigned int flags, tp_table **out);
 int cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path);
+/*
+ * cli_redirect(): with Postfix 3.11's non_bdb_migration_level on, the
+ * type Postfix reads for a table written as *type (hash: default_
+ * database_type, btree: default_cache_db_type) replaces *type, with a
+ * note on stderr (once, unless -q); an error when that is a type
+ * Postfix cannot use.
+ */
+int cli_redirect(struct cli *cli, tp_map_type *type, const char *path);
 void cli_print_warnings(struct cli *cli, tp_table *table);
 tp_doc_opts cli_doc_opts(struct cli *cli);
 void cli_cleanup(struct cli *cli);

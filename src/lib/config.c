@@ -22,7 +22,11 @@
  *	Built-in defaults matter for the parameters main.cf usually leaves
  *	out: compatibility_level (0), smtputf8_enable and
  *	smtp_tls_fingerprint_digest (Postfix 3.6+ compatibility expressions),
- *	config_directory (the directory read).
+ *	config_directory (the directory read), and the map types of Postfix
+ *	3.11's non-Berkeley-DB migration: default_database_type (hash),
+ *	default_cache_db_type (btree), non_bdb_migration_level (disable),
+ *	as Debian builds them (a build without Berkeley DB has lmdb or cdb;
+ *	main.cf then says so or the admin runs postconf -e).
  * DIAGNOSTICS
  *	TP_ENOTFOUND: no main.cf. TP_EIO: it cannot be read. TP_ECONFIG: no
  *	file-backed map in smtp_tls_policy_maps.
@@ -81,6 +85,9 @@ static const struct {
 	{ "smtp_tls_policy_maps", "" },
 	/* What a bare path in a map list means (postmap, tp_maps). */
 	{ "default_database_type", "hash" },
+	/* Postfix 3.11: where hash: and btree: go when redirected. */
+	{ "default_cache_db_type", "btree" },
+	{ "non_bdb_migration_level", "disable" },
 };
 
 static int
@@ -628,4 +635,36 @@ tp_config_smtputf8(const tp_config *config)
 
 	return v && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0
 		     || strcmp(v, "1") == 0);
+}
+
+int
+tp_config_nbdb_level(const tp_config *config)
+{
+	const char *v = tp_config_get(config, "non_bdb_migration_level");
+
+	if (v == NULL || strcmp(v, "disable") == 0)
+		return TP_NBDB_DISABLE;
+	if (strcmp(v, "enable-redirect") == 0)
+		return TP_NBDB_REDIRECT;
+	if (strcmp(v, "enable-reindex") == 0)
+		return TP_NBDB_REINDEX;
+	return TP_NBDB_INVALID;
+}
+
+const char *
+tp_config_effective_type(const tp_config *config, const char *type)
+{
+	const char *to;
+	int level = config ? tp_config_nbdb_level(config) : TP_NBDB_DISABLE;
+
+	/* nbdb_map_leg_type(): only the legacy types move, and only redirected. */
+	if (level != TP_NBDB_REDIRECT && level != TP_NBDB_REINDEX)
+		return type;
+	if (strcmp(type, "hash") == 0)
+		to = tp_config_get(config, "default_database_type");
+	else if (strcmp(type, "btree") == 0)
+		to = tp_config_get(config, "default_cache_db_type");
+	else
+		return type;
+	return to ? to : type;
 }

@@ -144,8 +144,8 @@ static const struct {
 	{ "static", K_STATIC, 0 },
 	{ "fail", K_FAIL, 0 },
 	{ "cidr", K_CIDR, 1 },
-	{ "lmdb", K_UNKNOWN, 1 },
-	{ "cdb", K_UNKNOWN, 1 },
+	{ "lmdb", K_DB, 1 },
+	{ "cdb", K_DB, 1 },
 	{ "dbm", K_UNKNOWN, 1 },
 	{ "sdbm", K_UNKNOWN, 1 },
 	{ "ldap", K_UNKNOWN, 1 },
@@ -154,6 +154,15 @@ static const struct {
 	{ "sqlite", K_UNKNOWN, 1 },
 	{ "memcache", K_UNKNOWN, 1 },
 };
+
+static int
+has_path_type(const char *type)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(type, types[i].name) == 0)
+			return types[i].has_path;
+	return 0;
+}
 
 static char *
 strndup_or_null(const char *s, size_t n)
@@ -170,6 +179,7 @@ map_clear(struct map *m)
 	free((char *)m->info.type);
 	free((char *)m->info.path);
 	free((char *)m->info.db);
+	free((char *)m->info.redirected_from);
 	free(m->load_message);
 	if (m->reader && (b = tp__map_backend_get(m->db_type)) != NULL)
 		b->close_read(m->reader);
@@ -394,7 +404,7 @@ inline_load(tp_maps *maps, struct map *m, const char *name)
 /* Make one map from an element of the list ("proxy:" and all). */
 static int
 map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
-	 const char *default_type)
+	 const char *default_type, const tp_config *config)
 {
 	const char *p = spec, *colon, *name;
 	size_t plen = len, tlen;
@@ -420,6 +430,29 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 	tlen = plen - (size_t)(name - p);
 	if (m->info.spec == NULL || m->info.type == NULL)
 		return TP_ENOMEM;
+	/* Postfix 3.11 non_bdb_migration_level: hash: and btree: redirected. */
+	if (config != NULL) {
+		const char *to = tp_config_effective_type(config, m->info.type);
+
+		if (to != m->info.type && strcmp(to, m->info.type) != 0) {
+			m->info.redirected_from = m->info.type;
+			m->info.type = strdup(to);
+			if (m->info.type == NULL)
+				return TP_ENOMEM;
+		} else if (to != m->info.type) {
+			/* nbdb_map_leg_type(): a legacy target is an error. */
+			m->info.redirected_from = strdup(m->info.type);
+			if (m->info.redirected_from == NULL)
+				return TP_ENOMEM;
+			m->kind = K_FAIL;
+			m->loaded = 1;
+			if (has_path_type(m->info.type))
+				m->info.path = strndup(name, tlen);
+			return load_fail(m, TP_ECONFIG,
+					 "non_bdb_migration_level redirects %s: to %s:, a Berkeley DB type again: Postfix fails this map (mapping from '%s' to legacy type '%s')",
+					 m->info.type, to, m->info.type, to) == TP_ENOMEM ? TP_ENOMEM : TP_OK;
+		}
+	}
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(m->info.type, types[i].name) == 0) {
 			kind = types[i].kind;
@@ -446,6 +479,8 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 		}
 		break;
 	case K_TEXTHASH:
+		m->info.writable = 1;
+		/* FALLTHROUGH */
 	case K_PATTERN:
 		m->info.readable = 1;
 		m->pattern_kind = strcmp(m->info.type, "pcre") == 0 ? TP__PATTERN_PCRE
@@ -521,7 +556,8 @@ default_type(const tp_config *config)
 }
 
 static int
-maps_add(tp_maps *maps, const char *spec, size_t len, const char *dtype)
+maps_add(tp_maps *maps, const char *spec, size_t len, const char *dtype,
+	 const tp_config *config)
 {
 	struct map *m = realloc(maps->maps, (maps->n + 1) * sizeof(*m));
 	int rc;
@@ -529,7 +565,7 @@ maps_add(tp_maps *maps, const char *spec, size_t len, const char *dtype)
 	if (m == NULL)
 		return TP_ENOMEM;
 	maps->maps = m;
-	rc = map_init(maps, &m[maps->n], spec, len, dtype);
+	rc = map_init(maps, &m[maps->n], spec, len, dtype, config);
 	maps->n++;	/* counted even on failure: tp_maps_free clears it */
 	return rc;
 }
@@ -557,7 +593,7 @@ tp_maps_open(tp_maps **out, const tp_config *config, tp_diag *diag)
 	dtype = default_type(config);
 	cp = copy;
 	while (rc == TP_OK && (item = strtokq(&cp, LIST_SEP)) != NULL)
-		rc = maps_add(maps, item, strlen(item), dtype);
+		rc = maps_add(maps, item, strlen(item), dtype, config);
 	free(copy);
 	if (rc < 0) {
 		tp_maps_free(maps);
@@ -579,7 +615,7 @@ tp_maps_open_spec(tp_maps **out, const char *spec, const tp_config *config,
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "no map named");
 	if (maps_new(&maps, config) < 0)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	if ((rc = maps_add(maps, spec, strlen(spec), default_type(config))) < 0) {
+	if ((rc = maps_add(maps, spec, strlen(spec), default_type(config), config)) < 0) {
 		tp_maps_free(maps);
 		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
 	}
@@ -659,7 +695,7 @@ db_open(struct map *m, tp_diag *diag)
 	m->ino = st.st_ino;
 	m->mtime = st.st_mtim;
 	m->size = st.st_size;
-	return TP_OK;	/* locked (LOCK_SH), as open_read leaves it */
+	return TP_OK;	/* locked (shared), as open_read leaves it */
 }
 
 /*
@@ -678,7 +714,7 @@ db_lock(struct map *m, tp_diag *diag)
 	if (m->reader != NULL) {
 		int fd = b->reader_fd(m->reader);
 
-		if (tp__flock(fd, LOCK_SH) < 0)
+		if (tp__lock_fd(fd, b->lock_style, TP__LOCK_SHARED) < 0)
 			return tp__diag_errno(diag, TP_EIO, errno, "lock database %s", m->info.db);
 		if (fstat(fd, &now) == 0 && stat(m->info.db, &path_st) == 0
 		    && path_st.st_dev == m->dev && path_st.st_ino == m->ino
@@ -697,7 +733,7 @@ db_unlock(struct map *m)
 	const tp__map_backend *b = tp__map_backend_get(m->db_type);
 
 	if (m->reader != NULL)
-		(void)tp__flock(b->reader_fd(m->reader), LOCK_UN);
+		(void)tp__lock_fd(b->reader_fd(m->reader), b->lock_style, TP__LOCK_UNLOCK);
 }
 
 static int

@@ -563,6 +563,69 @@ test_maps__open_needs_a_config_and_a_list(void **state)
 }
 
 static void
+test_maps__lmdb_and_cdb_answer_as_postmap_q(void **state)
+{
+	static const char *const keys[] = {
+		"example.com", "EXAMPLE.COM", "[mx.test]:25", ".parent.test",
+		"continued.test", "missing.test", "dup.test",
+	};
+	static const char *const types[] = { "lmdb", "cdb" };
+	char spec[600];
+
+	(void)state;
+	write_file("t", "Example.COM\tfingerprint match=AA:BB\n[mx.test]:25 secure\n"
+		   ".parent.test encrypt\ncontinued.test fingerprint\n   match=CC:DD\n"
+		   "dup.test first\nDUP.test second\n");
+	for (size_t i = 0; i < 2; i++) {
+		run("postmap -c %s %s:%s/t 2>/dev/null", dir, types[i], dir);
+		snprintf(spec, sizeof(spec), "%s:%s/t", types[i], dir);
+		compare_with_postmap(spec, keys, sizeof(keys) / sizeof(keys[0]));
+	}
+}
+
+/* Postfix 3.11: with redirection, hash:/t is read from t.lmdb. */
+static void
+test_maps__non_bdb_redirect_reads_what_postfix_reads(void **state)
+{
+	char main_cf[1024];
+	tp_config *config = NULL;
+	tp_maps *maps = NULL;
+	const tp_map_info *info;
+	tp_map_answer a;
+	size_t w;
+
+	(void)state;
+	write_file("t", "example.com from-lmdb\n");
+	run("postmap -c %s lmdb:%s/t", dir, dir);
+	write_file("t", "example.com from-db\n");
+	run("postmap -c %s hash:%s/t", dir, dir);
+	snprintf(main_cf, sizeof(main_cf),
+		 "non_bdb_migration_level = enable-redirect\ndefault_database_type = lmdb\n"
+		 "smtp_tls_policy_maps = hash:%s/t\n", dir);
+	config = load_config(main_cf);
+	assert_int_equal(tp_maps_open(&maps, config, NULL), 0);
+	info = tp_maps_at(maps, 0);
+	assert_string_equal(info->type, "lmdb");
+	assert_string_equal(info->redirected_from, "hash");
+	assert_non_null(strstr(info->db, "/t.lmdb"));
+	assert_int_equal(tp_maps_writable(maps, &w), 0);
+	assert_int_equal(tp_maps_find(maps, "example.com", &a, NULL), 0);
+	assert_string_equal(a.value, "from-lmdb");
+	tp_maps_free(maps);
+	tp_config_free(config);
+	/* Redirected to Berkeley DB again: every lookup fails, as in Postfix. */
+	snprintf(main_cf, sizeof(main_cf),
+		 "non_bdb_migration_level = enable-redirect\n"
+		 "smtp_tls_policy_maps = hash:%s/t\n", dir);
+	config = load_config(main_cf);
+	assert_int_equal(tp_maps_open(&maps, config, NULL), 0);
+	assert_int_equal(tp_maps_writable(maps, &w), TP_ENOTFOUND);
+	assert_true(tp_maps_find(maps, "example.com", &a, NULL) < 0);
+	tp_maps_free(maps);
+	tp_config_free(config);
+}
+
+static void
 test_maps__pattern_parser_reports_what_postfix_skips(void **state)
 {
 	tp__pattern_table *t;
@@ -604,6 +667,8 @@ main(void)
 		T(test_maps__config_policy_map_is_the_first_writable_map),
 		T(test_maps__open_needs_a_config_and_a_list),
 		T(test_maps__pattern_parser_reports_what_postfix_skips),
+		T(test_maps__lmdb_and_cdb_answer_as_postmap_q),
+		T(test_maps__non_bdb_redirect_reads_what_postfix_reads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
