@@ -239,6 +239,61 @@ check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
 	}
 }
 
+/*
+ * Another database of the same source (SOURCE.db beside SOURCE.lmdb,
+ * say, after a migration or with non_bdb_migration_level redirecting)
+ * that holds other records than the one Postfix reads: whoever runs
+ * postmap on the wrong one, or reads it, is misled.
+ */
+/* The state of the database of source in type; -1 when it cannot be read. */
+static int
+db_state_as(struct cli *cli, tp_map_type type, const char *source, tp_db_state *state)
+{
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_table *t = NULL;
+	int rc;
+
+	opts.doc = cli_doc_opts(cli);
+	rc = tp_table_open(&t, type, source, &opts, NULL) == 0
+	     && tp_table_db_state(t, state, NULL) == 0 ? 0 : -1;
+	tp_table_free(t);
+	return rc;
+}
+
+static void
+check_other_dbs(struct findings *f, struct cli *cli, tp_table *table,
+		tp_db_state state)
+{
+	static const tp_map_type others[] = { TP_MAP_HASH, TP_MAP_LMDB, TP_MAP_CDB };
+	const char *mine = tp_map_type_suffix(tp_table_type(table));
+	const char *source = tp_table_source(table);
+
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		const char *sfx = tp_map_type_suffix(others[i]);
+		tp_db_state ostate;
+		char path[8192];
+		struct stat st;
+
+		if (strcmp(sfx, mine) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s%s", source, sfx);
+		if (stat(path, &st) != 0)
+			continue;
+		/* A .db is hash or btree: whichever reads it. */
+		if (db_state_as(cli, others[i], source, &ostate) < 0
+		    && (others[i] != TP_MAP_HASH
+			|| db_state_as(cli, TP_MAP_BTREE, source, &ostate) < 0)) {
+			finding(f, "warning", "%s: not a database Postfix can read, beside %s, which Postfix reads",
+				path, tp_table_db_path(table));
+			continue;
+		}
+		if (ostate != state || state != TP_DB_IN_STEP)
+			finding(f, "warning", "%s and %s hold different records: Postfix reads %s (%s:%s); remove the other one, or rebuild it if something else reads it",
+				path, tp_table_db_path(table), tp_table_db_path(table),
+				tp_map_type_name(tp_table_type(table)), source);
+	}
+}
+
 int
 cmd_doctor(struct cli *cli, int argc, char **argv)
 {
@@ -296,6 +351,7 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 	}
 	check_maps(&f, cli, &cm, written);
 	check_entries(&f, tp_table_doc(table), tp_table_source(table), digest, &cm);
+	state = TP_DB_STALE;
 	if (tp_table_db_state(table, &state, &diag) != 0)
 		finding(&f, "error", "%s", diag.message);
 	else if (state == TP_DB_IN_STEP)
@@ -304,6 +360,11 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 	else
 		finding(&f, "error", "%s is %s: Postfix does not see the source's current entries; run 'tlspolicy rebuild'",
 			tp_table_db_path(table), cli_db_state_name(state));
+	if (tp_table_type(table) == TP_MAP_TEXTHASH)
+		finding(&f, "ok", "texthash:%s has no database: Postfix reads the source when a process starts, so changes need 'postfix reload' (--reload)",
+			tp_table_source(table));
+	else
+		check_other_dbs(&f, cli, table, state);
 	check_permissions(&f, tp_table_source(table), tp_table_db_path(table));
 	cli_maps_close(&cm);
 	tp_table_free(table);
