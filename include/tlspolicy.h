@@ -14,6 +14,7 @@
 #include "tlspolicy/probe.h"
 #include "tlspolicy/map.h"
 #include "tlspolicy/config.h"
+#include "tlspolicy/maps.h"
 #include "tlspolicy/resolver.h"
 #include "tlspolicy/nexthop.h"
 #include "tlspolicy/client.h"

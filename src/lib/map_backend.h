@@ -29,6 +29,18 @@
  *	bucket(), when not NULL, tells a writer's storage order: records
  *	put in ascending bucket() order (of the key as stored) fill the file
  *	front to back, so a small cache suffices. Only speed depends on it.
+ *	lock_style is the lock Postfix's readers take on the database file
+ *	(flock() for hash/btree, fcntl() for lmdb, none for cdb, whose
+ *	files are only ever replaced): open_read() takes it shared, and
+ *	map.c takes it exclusive on the old file while it renames the new
+ *	one over it. no_db: the type has no database (texthash: Postfix
+ *	reads the source when a process starts); map.c then writes nothing.
+ *	finish() ends with tp__finish_fd(), the owner, mode and fsync steps
+ *	every backend shares.
+ *	reader_fd() is the descriptor of the file open_read() locked: a
+ *	reader kept open across lookups (tp_maps) unlocks it after
+ *	open_read() and takes LOCK_SH on it around each lookup, as Postfix
+ *	does, so it never holds up a writer between lookups.
  */
 #ifndef TP_MAP_BACKEND_H
 #define TP_MAP_BACKEND_H
@@ -37,6 +49,7 @@
 #include <sys/types.h>
 
 #include "tlspolicy/map.h"
+#include "safewrite.h"
 
 typedef struct tp__map_backend {
 	const char *name;
@@ -56,10 +69,16 @@ typedef struct tp__map_backend {
 	int (*next)(void *r, tp_record *rec, tp_diag *diag);
 	void (*close_read)(void *r);
 	uint32_t (*bucket)(void *w, const void *key, size_t klen);
+	int (*reader_fd)(void *r);
+	int lock_style;		/* how Postfix's readers lock the file: TP__LOCK_* */
+	int no_db;		/* no database: Postfix reads the source (texthash) */
 } tp__map_backend;
 
 extern const tp__map_backend tp__map_backend_hash;
 extern const tp__map_backend tp__map_backend_btree;
+extern const tp__map_backend tp__map_backend_lmdb;
+extern const tp__map_backend tp__map_backend_cdb;
+extern const tp__map_backend tp__map_backend_texthash;
 
 const tp__map_backend *tp__map_backend_get(tp_map_type type);
 
@@ -77,6 +96,8 @@ const tp__map_backend *tp__map_backend_get(tp_map_type type);
 typedef struct tp__map_pending {
 	tp_buf dir;
 	tp_buf file;
+	int lock_style;
+	int no_db;
 } tp__map_pending;
 
 int tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
@@ -90,6 +111,15 @@ void tp__map_discard(tp__map_pending *p);
  * stored, trailing NULs included), holding LOCK_SH throughout. fn
  * returns 0 to go on, anything else stops the walk and is returned.
  */
+/*
+ * tp__map_get() is the lookup of tp_map_lookup() on a reader already
+ * open: key with its trailing NUL first (when the backend stores one),
+ * then without, the value cut at its first NUL as Postfix copies it.
+ * TP_ENOTFOUND when absent.
+ */
+int tp__map_get(const tp__map_backend *b, void *r, const char *key,
+		tp_buf *value, tp_diag *diag);
+
 int tp__map_iterate(tp_map_type type, const char *db_path,
 		    int (*fn)(void *arg, const tp_record *rec), void *arg,
 		    tp_diag *diag);

@@ -442,3 +442,70 @@ tp__temp_sweep(const char *target)
 	closedir(d);
 	return removed;
 }
+
+int
+tp__lock_fd(int fd, int style, int op)
+{
+	struct flock fl;
+	int rc;
+
+	switch (style) {
+	case TP__LOCK_FLOCK:
+		return tp__flock(fd, op == TP__LOCK_SHARED ? LOCK_SH
+				 : op == TP__LOCK_EXCLUSIVE ? LOCK_EX : LOCK_UN);
+	case TP__LOCK_FCNTL:
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = op == TP__LOCK_SHARED ? F_RDLCK
+			    : op == TP__LOCK_EXCLUSIVE ? F_WRLCK : F_UNLCK;
+		fl.l_whence = SEEK_SET;	/* start 0, length 0: the whole file */
+		while ((rc = fcntl(fd, F_SETLKW, &fl)) < 0 && errno == EINTR)
+			continue;
+		return rc;
+	default:
+		return 0;
+	}
+}
+
+int
+tp__rename_locked_style(const char *tmp, const char *target, int style,
+			tp_diag *diag)
+{
+	int fd = -1, rc;
+
+	if (style == TP__LOCK_FLOCK)
+		return tp__rename_locked(tmp, target, diag);
+	if (style == TP__LOCK_FCNTL) {
+		/* fcntl() write locks need a descriptor open for writing. */
+		fd = open(target, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+		if (fd < 0 && errno != ENOENT && errno != EACCES && errno != EROFS
+		    && errno != ELOOP)
+			return tp__diag_errno(diag, TP_EIO, errno, "open %s", target);
+		if (fd >= 0 && tp__lock_fd(fd, style, TP__LOCK_EXCLUSIVE) < 0) {
+			rc = tp__diag_errno(diag, TP_EIO, errno, "lock %s", target);
+			close(fd);
+			return rc;
+		}
+	}
+	if (rename(tmp, target) < 0) {
+		rc = tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp, target);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (fd >= 0)
+		close(fd);
+	return tp__fsync_dir(target, diag);
+}
+
+int
+tp__finish_fd(int fd, const char *path, mode_t mode, int do_chown, uid_t uid,
+	      gid_t gid, tp_diag *diag)
+{
+	if (do_chown && fchown(fd, uid, gid) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "set owner of %s", path);
+	if (fchmod(fd, mode) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "set mode of %s", path);
+	if (fsync(fd) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "error writing %s", path);
+	return TP_OK;
+}
