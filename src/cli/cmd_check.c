@@ -143,6 +143,7 @@ entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdic
 	bad |= cli_jset(o, "value", json_string(t->value));
 	bad |= cli_jset(o, "judged_value", cli_jstr(t->judged));
 	bad |= cli_jset(o, "judged_from", json_string(t->judged_from));
+	bad |= cli_jset(o, "judged_where", cli_jstr(t->judged_where));
 	bad |= cli_jset(o, "db_in_step", json_boolean(!t->db_differs));
 	bad |= cli_jset(o, "valid", json_boolean(in->valid));
 	bad |= cli_jset(o, "problem", in->valid ? json_null() : json_string(in->problem));
@@ -251,7 +252,12 @@ table_reasons(tp_verdict *v, const struct cli_target *t, tp_table *table,
 {
 	char buf[2048];
 
-	if (t->db_differs && t->judged == NULL)
+	if (t->maps_note != NULL && tp_verdict_add(v, t->maps_state, t->maps_note) != 0)
+		return -1;
+	if (t->db_differs && strcmp(t->judged_from, "map") == 0)
+		snprintf(buf, sizeof(buf), "%s is out of step with the source: run 'tlspolicy rebuild'",
+			 tp_table_db_path(table));
+	else if (t->db_differs && t->judged == NULL)
 		snprintf(buf, sizeof(buf), "%s lacks the entry: Postfix does not use these pins; run 'tlspolicy rebuild'",
 			 tp_table_db_path(table));
 	else if (t->db_differs && strcmp(t->judged_from, "database") == 0)
@@ -310,6 +316,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	struct cli_targets targets = { NULL, 0, NULL };
 	tp_verdict **v = NULL;
 	tp_trust_result **trs = NULL;
+	struct cli_maps maps = { NULL, 0 };
 	tp_table *table = NULL;
 	tp_db_state db_state = TP_DB_IN_STEP;
 	tp_diag diag = TP_DIAG_INIT;
@@ -379,7 +386,8 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	prom_table = tp_table_source(table);
 	if (tp_table_db_state(table, &db_state, &diag) != 0)
 		db_state = TP_DB_STALE;
-	if (cli_targets_collect(table, argv + optind, (size_t)(argc - optind), 1, 1,
+	cli_maps_open(cli, tp_map_type_name(tp_table_type(table)), tp_table_source(table), &maps);
+	if (cli_targets_collect(table, argv + optind, (size_t)(argc - optind), 1, &maps,
 				&targets) != EX_SUCCESS) {
 		rc = unknown(json, "cannot select the entries");
 		goto out;
@@ -508,6 +516,7 @@ out:
 	free(trs);
 	tp_trust_free(trust);
 	cli_targets_free(&targets);
+	cli_maps_close(&maps);
 	tp_table_free(table);
 	return rc;
 }

@@ -968,7 +968,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 		rc = cli_errorf("out of memory");
 		goto out;
 	}
-	if (cli_targets_collect(table, argv + optind, (size_t)(argc - optind), 0, 0,
+	if (cli_targets_collect(table, argv + optind, (size_t)(argc - optind), 0, NULL,
 				&targets) != EX_SUCCESS)
 		goto out;
 	if (targets.n == 0) {

@@ -7,6 +7,7 @@
  *	all of it is the library's delivery model; this file only picks the
  *	entries and says what value each is judged by.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@ target_dispose(struct cli_target *t)
 	free(t->key);
 	free(t->value);
 	free(t->judged);
+	free(t->judged_where);
+	free(t->maps_note);
 	free(t->next);
 	tp_strarray_dispose(&t->old);
 	tp_strarray_dispose(&t->hosts);
@@ -72,7 +75,115 @@ judged_value(struct cli_target *t, tp_table *table, int effective)
 }
 
 static int
-add_target(struct cli_targets *out, tp_table *table, size_t idx, int effective)
+note(struct cli_target *t, tp_state state, const char *fmt, ...) TP_CLI_PRINTF(3, 4);
+
+static int
+note(struct cli_target *t, tp_state state, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&t->maps_note, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		t->maps_note = NULL;
+		return -1;
+	}
+	t->maps_state = state;
+	return 0;
+}
+
+/* "regexp:/etc/postfix/pre line 3", "hash:/etc/postfix/other", ... */
+static char *
+answer_where(const struct cli_maps *m, const tp_map_answer *a, const char *matched,
+	     const char *key)
+{
+	const tp_map_info *info = tp_maps_at(m->maps, a->index);
+	char *s = NULL;
+	int n;
+
+	if (a->line)
+		n = asprintf(&s, "%s line %lu%s%s", info->spec, a->line,
+			     strcmp(matched, key) ? " for " : "", strcmp(matched, key) ? matched : "");
+	else
+		n = asprintf(&s, "%s%s%s", info->spec,
+			     strcmp(matched, key) ? " for " : "", strcmp(matched, key) ? matched : "");
+	return n < 0 ? NULL : s;
+}
+
+/*
+ * All of smtp_tls_policy_maps, as Postfix's SMTP client asks it for the
+ * next hop (the key, then its parent domains, each through every map):
+ * when another map, or another entry, answers first, that answer is
+ * what Postfix uses and this entry's pins are not; a map reached first
+ * that cannot be evaluated here leaves the verdict in doubt; a failed
+ * lookup defers the mail.
+ */
+static int
+judge_maps(struct cli_target *t, struct cli_maps *m)
+{
+	const tp_map_info *mine;
+	tp_map_answer a;
+	const char *matched = NULL;
+	tp_diag d = TP_DIAG_INIT;
+	char *where;
+	int rc;
+
+	if (m->maps == NULL || m->table == SIZE_MAX)
+		return 0;	/* no list, or a table Postfix does not use: doctor says so */
+	mine = tp_maps_at(m->maps, m->table);
+	if (t->key[0] == '.') {
+		/* A pattern is no next hop: only an exact answer before ours shadows it. */
+		struct cli_shadow sh;
+		char text[TP_DIAG_MESSAGE_MAX + 256];
+
+		if (cli_maps_shadow(m, m->table, t->key, &sh) < 0)
+			return note(t, TP_STATE_CRITICAL, "%s: Postfix's TLS policy lookups fail there and defer the mail",
+				    sh.message);
+		if (!sh.found && sh.unknown == SIZE_MAX)
+			return 0;
+		return note(t, TP_STATE_WARNING, "%s: pins unused",
+			    cli_shadow_text(m, &sh, text, sizeof(text)));
+	}
+	rc = tp_maps_find_nexthop(m->maps, t->key, &a, &matched, &d);
+	if (rc == TP_ENOMEM)
+		return -1;
+	if (rc != 0)
+		return note(t, TP_STATE_CRITICAL, "%s: Postfix's TLS policy lookups fail there and defer the mail",
+			    d.message);
+	switch (a.status) {
+	case TP_MAPS_NOTFOUND:
+		return 0;	/* the database lacks the key: said with db_differs */
+	case TP_MAPS_UNKNOWN:
+		return note(t, TP_STATE_WARNING, "%s cannot be evaluated here and may answer first: the verdict assumes it does not",
+			    tp_maps_at(m->maps, a.index)->spec);
+	case TP_MAPS_ERROR:
+		if ((where = answer_where(m, &a, matched, t->key)) == NULL)
+			return -1;
+		rc = note(t, TP_STATE_CRITICAL, "%s answers first with a lookup error: Postfix defers the mail (policy table lookup error)",
+			  where);
+		free(where);
+		return rc;
+	case TP_MAPS_FOUND:
+		break;
+	}
+	if (a.index == m->table && strcmp(matched, t->key) == 0)
+		return 0;	/* our entry, as judged from the database */
+	if ((where = answer_where(m, &a, matched, t->key)) == NULL)
+		return -1;
+	free(t->judged);
+	t->judged = strdup(a.value);
+	t->judged_from = "map";
+	t->judged_where = where;
+	if (t->judged == NULL)
+		return -1;
+	return note(t, TP_STATE_WARNING, "shadowed by %s (\"%s\"), which Postfix asks first: pins of %s unused",
+		    where, a.value, mine->spec);
+}
+
+static int
+add_target(struct cli_targets *out, tp_table *table, size_t idx, struct cli_maps *maps)
 {
 	const tp_doc *doc = tp_table_doc(table);
 	struct cli_target *t, *v;
@@ -116,7 +227,9 @@ add_target(struct cli_targets *out, tp_table *table, size_t idx, int effective)
 				goto nomem;
 		}
 	tp_buf_dispose(&wrap);
-	return judged_value(t, table, effective);
+	if (judged_value(t, table, maps != NULL) != 0)
+		return -1;
+	return maps != NULL ? judge_maps(t, maps) : 0;
 nomem:
 	tp_buf_dispose(&wrap);
 	return -1;
@@ -143,7 +256,7 @@ entry_level(const tp_doc *doc, size_t i, int *valid)
 
 int
 cli_targets_collect(tp_table *table, char **keys, size_t nkeys,
-		    int include_invalid, int effective, struct cli_targets *out)
+		    int include_invalid, struct cli_maps *effective, struct cli_targets *out)
 {
 	const tp_doc *doc = tp_table_doc(table);
 	size_t n = tp_doc_entry_count(doc), idx;

@@ -8,9 +8,12 @@
  *	those named by keys (a named key that is absent, or not at level
  *	fingerprint, is an error: printed, EX_FAIL). With include_invalid,
  *	entries Postfix would reject are taken too, whatever their level.
- *	With effective, each entry is judged by the value Postfix really
- *	reads for its key (the database, which may be stale), else by the
- *	source's value.
+ *	With effective (main.cf's smtp_tls_policy_maps, cli_maps_open()),
+ *	each entry is judged by the value Postfix really uses for its key:
+ *	the database's (which may be stale), or what another map or entry
+ *	answers first (judged_from "map", judged_where naming it; maps_note
+ *	says so, with the state it warrants); without, by the source's
+ *	value.
  *
  *	cli_targets_run() hands every entry to one tp_delivery (the model
  *	of Postfix's SMTP client: servers in Postfix's order, its TLS
@@ -28,7 +31,10 @@ struct cli_target {
 	char *key;		/* folded, as Postfix looks it up */
 	char *value;		/* the source's value */
 	char *judged;		/* the value judged (Postfix's, or the source's) */
-	const char *judged_from; /* "source", "database" */
+	const char *judged_from; /* "source", "database", "map" */
+	char *judged_where;	/* "map": which one, e.g. "regexp:/etc/postfix/pre line 1" */
+	char *maps_note;	/* what the other maps do to the entry, or NULL */
+	tp_state maps_state;	/* ... and how bad it is */
 	int db_differs;		/* the database holds another value, or none */
 	unsigned long line;
 	tp_pin_kind kind;	/* annotation pin=, else cert */
@@ -49,7 +55,7 @@ struct cli_targets {
 };
 
 int cli_targets_collect(tp_table *table, char **keys, size_t nkeys,
-			int include_invalid, int effective,
+			int include_invalid, struct cli_maps *effective,
 			struct cli_targets *out);
 int cli_targets_run(struct cli *cli, struct cli_targets *t,
 		    const tp_delivery_opts *opts);

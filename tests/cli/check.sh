@@ -183,6 +183,33 @@ jq -e . "$TP_TMP/out" >/dev/null || fail "check --json with a Latin-1 banner: no
 [ "$(jq -r ".entries[]|select(.key==\"[127.0.0.1]:$PA\")|.status" "$TP_TMP/out")" = OK ] ||
     fail "the other entry was not judged: $(cat "$TP_TMP/out")"
 
+tp_note "an earlier map of smtp_tls_policy_maps answers first: its answer is judged, the pins are unused"
+# [127.0.0.1]:PA presents a2 and the hash table pins it (rotated above).
+A2MD5=$(tp_cert_fingerprint "$TP_TMP/a2.crt" md5)
+cp "$D/main.cf" "$TP_TMP/main.cf.bak"
+sed -i 's|^smtp_tls_policy_maps = .*|smtp_tls_policy_maps = regexp:${config_directory}/pre, hash:${config_directory}/tls_policy|' "$D/main.cf"
+printf '# answers first\n/^\\[127\\.0\\.0\\.1\\]:%s$/\tfingerprint match=%s\n' "$PA" "$A1" >"$D/pre"
+tp_expect_status 2 "$T" -c "$D" check "[127.0.0.1]:$PA"
+line_for "[127.0.0.1]:$PA" | grep -q "^CRITICAL \[127.0.0.1\]:$PA: .*not pinned" || fail "the regexp's pin is not judged: $(cat "$TP_TMP/out")"
+line_for "[127.0.0.1]:$PA" | grep -qF "shadowed by regexp:$D/pre line 2 (\"fingerprint match=$A1\"), which Postfix asks first: pins of hash:$D/tls_policy unused" ||
+    fail "shadowing not said: $(cat "$TP_TMP/out")"
+tp_expect_status 2 "$T" -c "$D" check --json "[127.0.0.1]:$PA"
+[ "$(jq -r '.entries[0] | [.judged_from, .judged_where, .judged_value] | join("|")' "$TP_TMP/out")" = "map|regexp:$D/pre line 2|fingerprint match=$A1" ] ||
+    fail "check --json judged: $(jq -c '.entries[0] | [.judged_from, .judged_where, .judged_value]' "$TP_TMP/out")"
+# Answering with a level that needs no pins: mail flows, the pins are dead.
+printf '/^\\[127\\.0\\.0\\.1\\]:%s$/\tencrypt\n' "$PA" >"$D/pre"
+tp_expect_status 1 "$T" -c "$D" check "[127.0.0.1]:$PA"
+line_for "[127.0.0.1]:$PA" | grep -q "^WARNING .*shadowed by regexp:$D/pre line 1 (\"encrypt\")" || fail "encrypt first: $(cat "$TP_TMP/out")"
+# A map no one can evaluate here: the verdict is the table's, in doubt.
+sed -i 's|^smtp_tls_policy_maps = .*|smtp_tls_policy_maps = socketmap:inet:127.0.0.1:9:policy, hash:${config_directory}/tls_policy|' "$D/main.cf"
+tp_expect_status 1 "$T" -c "$D" check "[127.0.0.1]:$PA"
+line_for "[127.0.0.1]:$PA" | grep -q "^WARNING .*socketmap:inet:127.0.0.1:9:policy cannot be evaluated here and may answer first" ||
+    fail "socketmap first: $(cat "$TP_TMP/out")"
+# A table after ours answers for nothing ours has.
+sed -i 's|^smtp_tls_policy_maps = .*|smtp_tls_policy_maps = hash:${config_directory}/tls_policy, regexp:${config_directory}/pre|' "$D/main.cf"
+tp_expect_status 0 "$T" -c "$D" check "[127.0.0.1]:$PA"
+cp "$TP_TMP/main.cf.bak" "$D/main.cf"
+
 tp_note "usage and missing entries"
 tp_expect_status 64 "$T" -c "$D" check --warn-days x
 tp_expect_status 64 "$T" -c "$D" check --critical-days -1

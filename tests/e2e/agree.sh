@@ -180,6 +180,8 @@ same_settings() {
         sort -u >"$TP_TMP/postfix-saw"
     [ -s "$TP_TMP/postfix-saw" ] || grep -q 'Cannot start TLS\|TLS is required' "$log" ||
         fail "$name: Postfix logged no certificate and no TLS failure: $(tail -n 5 "$log")"
+    # Below level fingerprint check has no pins to compare and probes nothing.
+    [ "$(jq -r '.entries[0].level' "$TP_TMP/check.json")" = fingerprint ] || return 0
     while read -r addr port fpr; do
         seen=$(jq -r --arg a "$addr" --argjson p "$port" \
             '[.entries[0].servers[]|select(.address==$a and .port==$p)|.fingerprint][0] // "none"' "$TP_TMP/check.json")
@@ -353,6 +355,23 @@ tp_note "S13: wrapper mode (SMTPS, port 465) through a transport with smtp_tls_w
 judge S13 '[127.0.0.4]:465' rcpt@s13.test sent
 verified 127.0.0.4 465
 finger S13 127.0.0.4:465 --wrapper -- -w
+
+tp_note "S14: a regexp map before the table answers first, with a pin the server does not present: deferred, CRITICAL, shadowing named"
+printf '# answers before tls_policy\n/^\\[127\\.0\\.0\\.23\\]:25$/\tfingerprint match=%s\n' "$(fp rsa)" >"$pc/pre"
+postconf -c "$pc" -e 'smtp_tls_policy_maps = regexp:$config_directory/pre, hash:$config_directory/tls_policy'
+postfix -c "$pc" reload >/dev/null 2>&1
+judge S14 '[127.0.0.23]:25' rcpt@s12.test deferred
+jq -e --arg w "regexp:$pc/pre line 2" '.entries[0] | .judged_where == $w and any(.reasons[]; .text|test("shadowed by regexp:.* which Postfix asks first: pins of hash:.* unused"))' \
+    "$TP_TMP/check.json" >/dev/null || fail "S14: check does not judge the regexp's answer: $(cat "$TP_TMP/check.json")"
+
+tp_note "S14b: the regexp answers encrypt: delivered without the pins; check WARNING (pins unused)"
+printf '/^\\[127\\.0\\.0\\.23\\]:25$/\tencrypt\n' >"$pc/pre"
+postfix -c "$pc" reload >/dev/null 2>&1   # regexp tables are read when a process starts
+judge S14b '[127.0.0.23]:25' rcpt@s12.test sent
+[ "$(jq -r '.entries[0].status' "$TP_TMP/check.json")" = WARNING ] ||
+    fail "S14b: want WARNING for pins an earlier map makes unused: $(cat "$TP_TMP/check.json")"
+postconf -c "$pc" -e 'smtp_tls_policy_maps = hash:$config_directory/tls_policy'
+postfix -c "$pc" reload >/dev/null 2>&1
 
 tp_note "agreement: $agreed/$total"
 echo "check agrees with Postfix in $agreed/$total scenarios"
