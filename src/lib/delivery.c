@@ -52,6 +52,7 @@ struct dkey {
 	size_t mx_lookup;	/* resolver index, or SIZE_MAX */
 	tp_server *servers;
 	size_t nservers;
+	size_t *probe_index;	/* per server: its result in the prober */
 	const char **unused;	/* recorded hosts Postfix does not use */
 	size_t nunused;
 	int bad_key;		/* no next hop: no servers */
@@ -636,13 +637,83 @@ match_server(tp_server *s, const tp_client_info *in)
 	}
 }
 
-/* Phase 4: probe every server Postfix may try, of fingerprint entries. */
+/*
+ * What makes two probes the same conversation: the server (host,
+ * address, port) and everything Postfix's client settings change in the
+ * SMTP and TLS exchange. Entries that differ only in their pins (the
+ * common case: many domains behind one provider's MX) share one probe.
+ */
+static int
+conn_signature(tp_buf *b, const struct dkey *k, const tp_server *s)
+{
+	const tp_client_info *in = tp_client_settings_info(k->settings);
+	const char *sni = tp_client_settings_sni(k->settings, s->host);
+
+	if (in->servername && strcmp(in->servername, "nexthop") == 0)
+		sni = k->pub.nexthop.ascii;
+	b->size = 0;
+	return tp__buf_printf(b, "%s|%s|%u|%s|%s|%s|%s|%u|%d|%d|%d|%d|%u|%d|%s|%s|%s|%s|%s|%s",
+			      s->host, s->address, s->port, sni ? sni : "",
+			      in->cipherlist ? in->cipherlist : "", in->groups ? in->groups : "",
+			      in->helo_name ? in->helo_name : "", in->protocols_excluded,
+			      in->min_version, in->max_version, in->security_level,
+			      in->wrappermode, in->families, in->address_preference,
+			      in->cert_file ? in->cert_file : "", in->key_file ? in->key_file : "",
+			      in->eccert_file ? in->eccert_file : "",
+			      in->eckey_file ? in->eckey_file : "",
+			      in->chain_files ? in->chain_files : "",
+			      in->tls_error ? in->tls_error : "");
+}
+
+/* Signatures seen, for probing each conversation once (open addressing). */
+struct sigset {
+	char **sig;
+	size_t *index;
+	size_t size;		/* a power of two, at least twice the entries */
+};
+
+static size_t
+sig_hash(const char *s)
+{
+	size_t h = 1469598103934665603u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211u;
+	return h;
+}
+
+/* The slot for sig: where it is, or the empty one where it belongs. */
+static size_t
+sig_slot(const struct sigset *set, const char *sig)
+{
+	size_t i = sig_hash(sig) & (set->size - 1);
+
+	while (set->sig[i] != NULL && strcmp(set->sig[i], sig) != 0)
+		i = (i + 1) & (set->size - 1);
+	return i;
+}
+
+static void
+sigset_dispose(struct sigset *set)
+{
+	for (size_t i = 0; set->sig && i < set->size; i++)
+		free(set->sig[i]);
+	free(set->sig);
+	free(set->index);
+}
+
+/*
+ * Phase 4: probe every server Postfix may try, of fingerprint entries,
+ * each distinct conversation once, all of them at once (up to jobs).
+ */
 static int
 probe_servers(tp_delivery *d, tp_diag *diag)
 {
 	tp_probe_opts po = TP_PROBE_OPTS_INIT;
-	size_t added = 0, *first;
-	int rc;
+	struct sigset set = { NULL, NULL, 0 };
+	tp_buf sig = TP_BUF_INIT;
+	size_t total = 0, added = 0;
+	int rc = TP_ENOMEM;
 
 	po.timeout = d->opts.timeout;
 	po.jobs = d->opts.jobs;
@@ -653,29 +724,49 @@ probe_servers(tp_delivery *d, tp_diag *diag)
 	po.progress_payload = d->opts.progress_payload;
 	po.ehlo_name = d->opts.ehlo_name;
 	po.digest = d->digest;
-	if ((first = calloc(d->nkeys + 1, sizeof(*first))) == NULL)
-		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	for (size_t i = 0; i < d->nkeys; i++)
+		total += d->keys[i].nservers;
+	for (set.size = 16; set.size < 2 * total; set.size *= 2)
+		;
+	if ((set.sig = calloc(set.size, sizeof(*set.sig))) == NULL ||
+	    (set.index = calloc(set.size, sizeof(*set.index))) == NULL) {
+		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		goto out;
+	}
 	if ((rc = tp_prober_new(&d->prober, &po, diag)) != 0)
 		goto out;
 	for (size_t i = 0; i < d->nkeys; i++) {
 		struct dkey *k = &d->keys[i];
 		const tp_client_info *in = tp_client_settings_info(k->settings);
 
-		first[i] = added;
-		if (in->level != TP_LEVEL_FINGERPRINT)
+		if (in->level != TP_LEVEL_FINGERPRINT || k->nservers == 0)
 			continue;
+		if ((k->probe_index = calloc(k->nservers, sizeof(*k->probe_index))) == NULL) {
+			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			goto out;
+		}
 		for (size_t j = 0; j < k->nservers; j++) {
 			tp_probe_target t = TP_PROBE_TARGET_INIT;
 			tp_server *s = &k->servers[j];
+			size_t slot;
 
 			if (s->address == NULL || s->tried == TP_TRY_NO)
 				continue;
+			if (conn_signature(&sig, k, s) != TP_OK) {
+				rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+				goto out;
+			}
+			slot = sig_slot(&set, sig.ptr);
+			if (set.sig[slot] != NULL) {
+				k->probe_index[j] = set.index[slot];
+				continue;
+			}
 			t.host = s->host;
 			t.address = s->address;
 			t.port = s->port;
 			t.settings = k->settings;
 			t.nexthop = k->pub.nexthop.ascii;
-			if (tp_prober_add_target(NULL, d->prober, &t, diag) != 0) {
+			if (tp_prober_add_target(&k->probe_index[j], d->prober, &t, diag) != 0) {
 				rc = diag ? diag->status : TP_EUSAGE;
 				if (rc != TP_ENOMEM) {
 					/* A name Postfix took that we cannot probe. */
@@ -686,14 +777,17 @@ probe_servers(tp_delivery *d, tp_diag *diag)
 				}
 				goto out;
 			}
+			if ((set.sig[slot] = strdup(sig.ptr)) == NULL) {
+				rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+				goto out;
+			}
+			set.index[slot] = k->probe_index[j];
 			added++;
 		}
 	}
-	first[d->nkeys] = added;
 	if (added > 0 && (rc = tp_prober_run(d->prober, diag)) != 0)
 		goto out;
-	/* Results come per target, in the order added. */
-	for (size_t i = 0, next = 0; i < d->nkeys; i++) {
+	for (size_t i = 0; i < d->nkeys; i++) {
 		struct dkey *k = &d->keys[i];
 		const tp_client_info *in = tp_client_settings_info(k->settings);
 
@@ -705,14 +799,15 @@ probe_servers(tp_delivery *d, tp_diag *diag)
 			if (s->address == NULL || s->tried == TP_TRY_NO ||
 			    s->outcome == TP_OUTCOME_UNREACHABLE)
 				continue;
-			s->probe = tp_prober_result(d->prober, next++);
+			s->probe = tp_prober_result(d->prober, k->probe_index[j]);
 			if (s->probe != NULL)
 				match_server(s, in);
 		}
 	}
 	rc = 0;
 out:
-	free(first);
+	tp_buf_dispose(&sig);
+	sigset_dispose(&set);
 	return rc;
 }
 
@@ -758,6 +853,7 @@ tp_delivery_free(tp_delivery *d)
 		tp_strarray_dispose(&d->keys[i].recorded);
 		free(d->keys[i].hosts);
 		free(d->keys[i].servers);
+		free(d->keys[i].probe_index);
 		free(d->keys[i].unused);
 	}
 	free(d->keys);

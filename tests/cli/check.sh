@@ -246,6 +246,18 @@ ms=$(( $(date +%s%3N) - start ))
 [ "$(jq -r ".entries[]|select(.key==\"silent.test:$PSIL\")|.status" "$j")" = UNKNOWN ] || fail "silent host not UNKNOWN"
 sum_ms=$(jq '[.entries[].servers[].elapsed]|add*1000|floor' "$j")
 tp_note "wall ${ms} ms, sum of probe times ${sum_ms} ms"
+# About 50 entries share each server, with the same settings: one probe
+# (one session in the server's log) serves them all.
+sessions() { grep -c 'peer=.* mode=' "$(tp_server_log "$1")" || true; }
+for i in 1 2 3 4; do
+    # A session is logged when it closes, just after check has its answer.
+    tp_wait_until 10 eval '[ "$(sessions s'"$i"')" -ge 1 ]' || fail "server s$i logged no session"
+done
+sleep 0.3
+for i in 1 2 3 4; do
+    n=$(sessions "s$i")
+    [ "$n" = 1 ] || fail "server s$i was probed $n times for its ~50 entries, want once: $(cat "$(tp_server_log "s$i")")"
+done
 # No bound on the wall time itself: the machine is shared. Probes run one
 # after another would make the sum about the wall time, not many times it.
 [ "$sum_ms" -gt $(( 4 * ms )) ] || fail "wall $ms ms is not far below the sum of the probes ($sum_ms ms): not concurrent?"
