@@ -37,7 +37,12 @@
  *	which still gives us c-ares's retries, server rotation and TCP
  *	after a truncated UDP answer; dnsmsg.c reads the answers (the AD
  *	bit, the rcode, the CNAME chain, the records of the type asked).
- *	MX records are still read by ares_parse_mx_reply(), as before. We
+ *	MX records are still read by ares_parse_mx_reply(), as before.
+ *	ares_send() in c-ares 1.18 keeps the query id it is given, so we
+ *	draw each one at random (RAND_bytes: an off-path spoofer must
+ *	guess it) and unique among ours in the run (c-ares matches answers
+ *	by id first: two outstanding queries with one id would leave one
+ *	unanswered until a retry). We
  *	do not validate signatures: like Postfix, we trust the AD bit of
  *	the configured resolver, which must be a validating one on a
  *	trusted path (a local one). Host lookups stay with
@@ -59,6 +64,7 @@
 #include <time.h>
 
 #include <ares.h>
+#include <openssl/rand.h>
 
 #include "diag.h"
 #include "dnsmsg.h"
@@ -97,6 +103,7 @@ struct lookup {
 	int fam_done[2], fam_status[2], fam_ad[2];
 	size_t fam_count[2];
 	const char *fam_why[2];
+	unsigned int qid[2];	/* outstanding: [0] MX, TLSA or A, [1] AAAA */
 	/* TLSA */
 	tp_tlsa_record *tlsa;
 	unsigned char *tlsa_data;
@@ -106,6 +113,7 @@ struct lookup {
 
 struct tp_resolver {
 	tp_resolver_opts opts;
+	unsigned char qid_used[65536 / 8];	/* ids of our outstanding queries */
 	char *servers;
 	ares_channel channel;
 	struct lookup **lookups;
@@ -307,16 +315,43 @@ static void
 send_query(struct lookup *l, const char *name, unsigned int qtype,
 	   ares_callback cb)
 {
-	unsigned char q[TP_DNS_NAME_WIRE_MAX + 32];
+	tp_resolver *r = l->resolver;
+	unsigned char q[TP_DNS_NAME_WIRE_MAX + 32], rnd[2];
 	size_t n = tp__dns_query_build(q, sizeof(q), name, qtype, EDNS_UDP_SIZE, 1);
+	unsigned int id = 0, slot = qtype == TP_DNS_T_AAAA;
 
-	l->resolver->pending++;
+	/* A random id not in use by another of our queries (64 draws). */
+	for (int i = 0; i < 64; i++) {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			lookup_fail(l, TP_EIO, "%s: %s lookup failed: no random bytes for a query id",
+				    l->name, kind_what(l->res.kind));
+			return;
+		}
+		id = (unsigned int)rnd[0] << 8 | rnd[1];
+		if (!(r->qid_used[id / 8] & (1u << (id % 8))))
+			break;
+	}
+	r->qid_used[id / 8] |= (unsigned char)(1u << (id % 8));
+	l->qid[slot] = id;
+	q[0] = rnd[0];
+	q[1] = rnd[1];
+	r->pending++;
 	if (n == 0) {
 		/* Cannot happen: names are checked when they are added. */
 		cb(l, ARES_EBADNAME, 0, NULL, 0);
 		return;
 	}
-	ares_send(l->resolver->channel, q, (int)n, cb, l);
+	ares_send(r->channel, q, (int)n, cb, l);
+}
+
+/* The query in slot of l has its answer (or has failed): its id is free. */
+static void
+query_done(struct lookup *l, unsigned int slot)
+{
+	unsigned int id = l->qid[slot];
+
+	l->resolver->qid_used[id / 8] &= (unsigned char)~(1u << (id % 8));
+	l->resolver->pending--;
 }
 
 /*
@@ -383,7 +418,7 @@ mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	tp__dns_answer a;
 
 	(void)timeouts;
-	l->resolver->pending--;
+	query_done(l, 0);
 	if (l->phase != LP_MX)
 		return;
 	status = answer_read(&a, status, abuf, alen);
@@ -434,7 +469,7 @@ implicit_answer(struct lookup *l, int fam, int status, const unsigned char *abuf
 {
 	tp__dns_answer a;
 
-	l->resolver->pending--;
+	query_done(l, (unsigned int)fam);
 	if (l->phase != LP_IMPLICIT)
 		return;
 	status = answer_read(&a, status, abuf, alen);
@@ -535,7 +570,7 @@ tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	tp__dns_answer a;
 
 	(void)timeouts;
-	l->resolver->pending--;
+	query_done(l, 0);
 	if (l->phase != LP_TLSA)
 		return;
 	status = answer_read(&a, status, abuf, alen);

@@ -26,10 +26,10 @@
  *	--pid-file FILE	write the pid (atomically; removed at exit).
  *	--log FILE	append one line per query:
  *			  testdns: udp|tcp NAME TYPE -> RCODE answers=N [tc] [drop]
- *			    [edns] [want-ad] [ad]
+ *			    [edns] [want-ad] [ad] id=ID
  *			edns: the query had an OPT record; want-ad: it asked
  *			for the AD bit (AD or DO set); ad: the answer has the
- *			AD bit. Default: no log.
+ *			AD bit; ID: the query id. Default: no log.
  * ZONE FILE
  *	One record a line, "NAME TYPE [VALUE]", fields separated by blanks;
  *	names are case-insensitive, a trailing dot optional; '#' starts a
@@ -586,9 +586,10 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 			exists = 1;
 	if (find(qname, RT_DROP)) {
 		if (log_fp)
-			fprintf(log_fp, "testdns: %s %s %s -> - answers=0 drop%s%s\n",
+			fprintf(log_fp, "testdns: %s %s %s -> - answers=0 drop%s%s id=%u\n",
 				proto, qname[0] ? qname : ".", type_name(qtype),
-				edns ? " edns" : "", want_ad ? " want-ad" : "");
+				edns ? " edns" : "", want_ad ? " want-ad" : "",
+				(unsigned int)q[0] << 8 | q[1]);
 		return 0;
 	}
 	if (find(qname, RT_SERVFAIL))
@@ -660,11 +661,12 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 	outp[6] = (unsigned char)(ancount >> 8);
 	outp[7] = (unsigned char)ancount;
 	if (log_fp)
-		fprintf(log_fp, "testdns: %s %s %s -> %s answers=%zu%s%s%s%s\n", proto,
-			qname[0] ? qname : ".", type_name(qtype),
+		fprintf(log_fp, "testdns: %s %s %s -> %s answers=%zu%s%s%s%s id=%u\n",
+			proto, qname[0] ? qname : ".", type_name(qtype),
 			rcode == 0 ? "NOERROR" : rcode == 2 ? "SERVFAIL" :
 			rcode == 3 ? "NXDOMAIN" : "REFUSED", ancount, tc ? " tc" : "",
-			edns ? " edns" : "", want_ad ? " want-ad" : "", ad ? " ad" : "");
+			edns ? " edns" : "", want_ad ? " want-ad" : "", ad ? " ad" : "",
+			(unsigned int)q[0] << 8 | q[1]);
 	return o.len;
 }
 

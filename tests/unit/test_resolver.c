@@ -654,11 +654,11 @@ test_resolver__tlsa_records_without_the_ad_bit_are_not_secure_though_asked(void 
 	assert_int_equal(res->secure, 0);
 	tp_resolver_free(r);
 	/* The query asked for the AD bit, with EDNS0; the server gave none. */
-	if (log_count("udp _25._tcp.mx.insecure.test TLSA -> NOERROR answers=1 edns want-ad\n",
+	if (log_count("udp _25._tcp.mx.insecure.test TLSA -> NOERROR answers=1 edns want-ad id=",
 		      "") == 0)
 		fail_msg("testdns log has no TLSA query asking for AD for mx.insecure.test");
-	assert_int_equal(log_count("_25._tcp.mx.insecure.test TLSA", " ad\n"), 0);
-	assert_int_not_equal(log_count("_25._tcp.mx.secure.test TLSA", "want-ad ad\n"), 0);
+	assert_int_equal(log_count("_25._tcp.mx.insecure.test TLSA", " ad id="), 0);
+	assert_int_not_equal(log_count("_25._tcp.mx.secure.test TLSA", "want-ad ad id="), 0);
 }
 
 static void
@@ -687,9 +687,9 @@ test_resolver__tlsa_nodata_and_nxdomain_are_no_records_secure_or_not(void **stat
 				 cases[i].secure);
 		tp_resolver_free(r);
 	}
-	assert_int_not_equal(log_count("_25._tcp.nx.secure.test TLSA -> NXDOMAIN", " ad\n"), 0);
+	assert_int_not_equal(log_count("_25._tcp.nx.secure.test TLSA -> NXDOMAIN", " ad id="), 0);
 	assert_int_not_equal(log_count("_25._tcp.nodata.secure.test TLSA -> NOERROR answers=0",
-				       " ad\n"), 0);
+				       " ad id="), 0);
 }
 
 static void
@@ -846,9 +846,9 @@ test_resolver__mx_results_are_secure_only_with_the_ad_bit(void **state)
 	assert_int_equal(res->secure, 0);
 	tp_resolver_free(r);
 	/* The MX query asked, with EDNS0, and only sec.test got the AD bit. */
-	assert_int_not_equal(log_count("sec.test MX -> NOERROR answers=1 edns want-ad ad\n", ""), 0);
-	assert_int_not_equal(log_count("implicitsec.test A -> NOERROR answers=1 edns want-ad ad\n", ""), 0);
-	assert_int_equal(log_count(" mx.test MX", " ad\n"), 0);
+	assert_int_not_equal(log_count("sec.test MX -> NOERROR answers=1 edns want-ad ad id=", ""), 0);
+	assert_int_not_equal(log_count("implicitsec.test A -> NOERROR answers=1 edns want-ad ad id=", ""), 0);
+	assert_int_equal(log_count(" mx.test MX", " ad id="), 0);
 }
 
 /* Sends query q (n bytes) over UDP to the test server; the answer length. */
@@ -928,6 +928,52 @@ test_resolver__test_server_gives_ad_only_when_asked_and_honours_edns(void **stat
 	tp__dns_answer_dispose(&a);
 }
 
+static void
+test_resolver__concurrent_queries_have_distinct_random_ids(void **state)
+{
+	tp_diag d = TP_DIAG_INIT;
+	tp_resolver *r = resolver(5, 0);
+	char line[1024];
+	unsigned int ids[40] = { 0 };
+	int seen[40] = { 0 };
+	FILE *f;
+
+	(void)state;
+	/* c-ares 1.18 sends the id it is given and matches answers by it. */
+	for (unsigned int port = 1000; port < 1040; port++)
+		assert_int_equal(tp_resolver_add_tlsa(NULL, r, "ids.test", port, &d), 0);
+	assert_int_equal(tp_resolver_run(r, &d), 0);
+	for (size_t i = 0; i < 40; i++) {
+		const tp_resolve_result *res = tp_resolver_result(r, i);
+
+		expect_ok(res);
+		assert_int_equal(res->tlsa_count, 0);
+	}
+	tp_resolver_free(r);
+	/* A retry repeats its query's id; two names never share one. */
+	f = fopen(log_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		const char *id = strstr(line, " id="), *name = strstr(line, " _10");
+		unsigned int port, n;
+
+		if (id == NULL || name == NULL || strstr(line, "._tcp.ids.test TLSA") == NULL ||
+		    sscanf(name, " _%u._tcp", &port) != 1 || port < 1000 || port >= 1040)
+			continue;
+		n = (unsigned int)atoi(id + 4);
+		for (size_t i = 0; i < 40; i++)
+			if (seen[i] && ids[i] == n && i != port - 1000)
+				fail_msg("_%zu._tcp.ids.test and _%u._tcp.ids.test had one id, %u",
+					 i + 1000, port, n);
+		seen[port - 1000] = 1;
+		ids[port - 1000] = n;
+	}
+	fclose(f);
+	for (size_t i = 0; i < 40; i++)
+		if (!seen[i])
+			fail_msg("testdns logged no query for _%zu._tcp.ids.test", i + 1000);
+}
+
 int
 main(void)
 {
@@ -953,6 +999,7 @@ main(void)
 		cmocka_unit_test(test_resolver__tlsa_arguments_are_checked_when_added),
 		cmocka_unit_test(test_resolver__mx_results_are_secure_only_with_the_ad_bit),
 		cmocka_unit_test(test_resolver__test_server_gives_ad_only_when_asked_and_honours_edns),
+		cmocka_unit_test(test_resolver__concurrent_queries_have_distinct_random_ids),
 	};
 
 	return cmocka_run_group_tests(tests, start_dns, stop_dns);
