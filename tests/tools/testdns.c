@@ -203,7 +203,8 @@ set_data(struct record *r, const unsigned char *prefix, size_t plen,
 	r->data = malloc(plen + hlen / 2 + 1);
 	if (r->data == NULL)
 		return -1;
-	memcpy(r->data, prefix, plen);
+	if (plen > 0)
+		memcpy(r->data, prefix, plen);
 	r->dlen = plen;
 	for (size_t i = 0; i < hlen; i += 2) {
 		unsigned int v;
