@@ -296,8 +296,10 @@ tp_stop_server() {
 
 # tp_start_dns NAME ZONEFILE [TESTDNS OPTIONS...]
 #   Starts testdns in the background, authoritative for ZONEFILE (lines
-#   "NAME TYPE VALUE": A, AAAA, CNAME, MX "PREF HOST"; or "NAME SERVFAIL",
-#   "NAME NXDOMAIN", "NAME DROP"; see tests/tools/testdns.c), on 127.0.0.1
+#   "NAME TYPE VALUE": A, AAAA, CNAME, MX "PREF HOST", TLSA "USAGE
+#   SELECTOR MTYPE HEX", RAW "TYPE HEX"; or "NAME SERVFAIL", "NAME
+#   NXDOMAIN", "NAME DROP", and "NAME SECURE" for answers with the DNSSEC
+#   AD bit; see tests/tools/testdns.c), on 127.0.0.1
 #   UDP and TCP, with its files in $TP_TMP/srv-dns-NAME/: port, pid, log
 #   (one line per query). Waits (10 s at most) until it listens, then sets
 #   TP_DNS_PORT. Stopped automatically at exit, like tp_start_server. Point
