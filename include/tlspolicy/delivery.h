@@ -38,8 +38,16 @@
  *	(smtp_balance_inet_protocols); the first smtp_mx_address_limit are
  *	tried. Where Postfix shuffles equal preferences
  *	(smtp_randomize_addresses) and the limit cuts such a group, its
- *	members are "maybe" tried. Then it probes every server that is or
- *	may be tried. It returns 0 when the run took place, whatever each
+ *	members are "maybe" tried. With opts.dane (options version 2), it
+ *	also looks up the TLSA records of every server tried by name
+ *	("_25._tcp.HOST"); mx_secure and tlsa_secure say whether the MX and
+ *	TLSA answers were DNSSEC-validated (the resolver's AD bit, trusted
+ *	as Postfix trusts it at smtp_dns_support_level = dnssec). Then it
+ *	probes every server that is or may be tried, each distinct
+ *	conversation once; servers with validated TLSA records get
+ *	OpenSSL's DANE check in the handshake, as Postfix's client does at
+ *	the dane levels, and dane says whether a record matched. Version 1
+ *	options keep working. It returns 0 when the run took place, whatever each
  *	key's outcome; TP_ENOMEM, TP_EIO (poll) or TP_EUSAGE (run twice)
  *	otherwise.
  *
@@ -95,6 +103,7 @@
 #include "config.h"
 #include "nexthop.h"
 #include "probe.h"
+#include "resolver.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -112,11 +121,13 @@ typedef struct tp_delivery_opts {
 	tp_probe_progress_cb progress;
 	void *progress_payload;
 	const char *ehlo_name;	/* NULL: each key's smtp_helo_name */
+	/* Version 2. */
+	int dane;		/* look up TLSA records, check validated ones */
 } tp_delivery_opts;
 
-#define TP_DELIVERY_OPTS_VERSION 1
+#define TP_DELIVERY_OPTS_VERSION 2
 #define TP_DELIVERY_OPTS_INIT \
-	{ TP_DELIVERY_OPTS_VERSION, 30.0, 16, NULL, NULL, NULL, NULL, NULL, NULL }
+	{ TP_DELIVERY_OPTS_VERSION, 30.0, 16, NULL, NULL, NULL, NULL, NULL, NULL, 0 }
 
 typedef struct tp_delivery_hints {
 	unsigned int version;
@@ -157,6 +168,8 @@ typedef struct tp_server {
 	int tlsa_secure;	/* DNSSEC-validated (AD bit) */
 	size_t tlsa_count;	/* records found */
 	int dane;		/* a validated TLSA record matched in the handshake */
+	const tp_tlsa_record *tlsa; /* the records */
+	const char *tlsa_error;	/* the lookup failed: why; NULL */
 } tp_server;
 
 typedef struct tp_delivery_key {

@@ -32,8 +32,17 @@
  *	with the servers it has found); t->port (0: 25); t->settings (NULL:
  *	opts.settings) and t->nexthop (the next-hop domain, for SNI
  *	"nexthop"). The settings are read when the target is added; they
- *	need not outlive the call. TP_ESYNTAX for a malformed host or
- *	address, TP_EUSAGE for a bad t->version or after tp_prober_run().
+ *	need not outlive the call. With t->tlsa (target version 2), the
+ *	server's TLSA records, the handshake also runs OpenSSL's DANE
+ *	verification as Postfix's client does at the dane levels (RFC
+ *	7672: usages DANE-TA(2) and DANE-EE(3) only, no name checks for
+ *	DANE-EE, the host and the next hop as reference names for DANE-TA):
+ *	the result's dane is 1 when a record matched, 0 when none did, -1
+ *	when no record was usable (or none given). Give only records whose
+ *	lookup was DNSSEC-validated: the probe takes them as they are. Then
+ *	verified is DANE's verdict instead of the CA store's. The records
+ *	are copied. TP_ESYNTAX for a malformed host or address, TP_EUSAGE
+ *	for a bad t->version or after tp_prober_run().
  *
  *	tp_prober_add() adds a target, HOST[:PORT] as in "mx.example.com",
  *	"mx.example.com:587", "192.0.2.1:25", "[2001:db8::1]:25" (port 25
@@ -140,6 +149,8 @@ typedef struct tp_probe_opts {
 	{ TP_PROBE_OPTS_VERSION, 30.0, 0.0, NULL, NULL, NULL, 16, NULL, NULL, \
 	  NULL, NULL, NULL, NULL, NULL, NULL }
 
+typedef struct tp_tlsa_record tp_tlsa_record; /* tlspolicy/resolver.h */
+
 typedef struct tp_probe_target {
 	unsigned int version;
 	const char *host;	/* name (or address) of the server */
@@ -147,10 +158,13 @@ typedef struct tp_probe_target {
 	unsigned int port;	/* 0: 25 */
 	const tp_client_settings *settings; /* NULL: opts.settings */
 	const char *nexthop;	/* next-hop domain, for SNI "nexthop" */
+	/* Version 2: DANE. */
+	const tp_tlsa_record *tlsa; /* the server's validated TLSA records */
+	size_t tlsa_count;
 } tp_probe_target;
 
-#define TP_PROBE_TARGET_VERSION 1
-#define TP_PROBE_TARGET_INIT { TP_PROBE_TARGET_VERSION, NULL, NULL, 0, NULL, NULL }
+#define TP_PROBE_TARGET_VERSION 2
+#define TP_PROBE_TARGET_INIT { TP_PROBE_TARGET_VERSION, NULL, NULL, 0, NULL, NULL, NULL, 0 }
 
 /* One certificate as the server presented it. */
 typedef struct tp_probe_cert {
@@ -186,6 +200,7 @@ typedef struct tp_probe_result {
 	/* Added last; results are the prober's, so older callers are fine. */
 	int tls_failed;		/* answered, but no TLS with these settings */
 	int wrappermode;	/* TLS from the first byte (SMTPS) */
+	int dane;		/* TLSA records given: 1 matched, 0 not; -1 none usable */
 } tp_probe_result;
 
 TP_EXTERN(int) tp_prober_new(tp_prober **out, const tp_probe_opts *opts,

@@ -329,6 +329,8 @@ void
 cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts)
 {
 	opts->dns_servers = cli_dns_servers();
+	/* check and rotate weigh DANE evidence: TLSA records are wanted. */
+	opts->dane = 1;
 	if (cli->verbose)
 		opts->trace = cli_trace_to_stderr;
 }

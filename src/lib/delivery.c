@@ -20,6 +20,7 @@
  *	server arrays are per key.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ struct want_host {
 	unsigned int preference;
 	unsigned int port;
 	size_t lookup;		/* index in the delivery's name list */
+	size_t tlsa;		/* index in the delivery's TLSA list, or SIZE_MAX */
 };
 
 struct dkey {
@@ -58,6 +60,14 @@ struct dkey {
 	int bad_key;		/* no next hop: no servers */
 };
 
+/* A server's TLSA records, looked up once for every key that needs them. */
+struct tlsa_query {
+	const char *name;
+	unsigned int port;
+	size_t lookup;		/* resolver index, or SIZE_MAX when refused */
+	const char *error;	/* refused by the resolver: why */
+};
+
 /* A name looked up once for every key that needs it. */
 struct name {
 	const char *name;
@@ -72,6 +82,8 @@ struct tp_delivery {
 	size_t nkeys;
 	struct name *names;
 	size_t nnames;
+	struct tlsa_query *tlsas;
+	size_t ntlsas;
 	tp_strarray owned;	/* strings results point to */
 	tp_resolver *mx, *addr;
 	tp_prober *prober;
@@ -118,16 +130,20 @@ tp_delivery_new(tp_delivery **out, const tp_config *config,
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->version != TP_DELIVERY_OPTS_VERSION)
+	if (opts->version < 1 || opts->version > TP_DELIVERY_OPTS_VERSION)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
-				    "delivery options version %u, want %u",
+				    "delivery options version %u, want 1 to %u",
 				    opts->version, TP_DELIVERY_OPTS_VERSION);
 	if (!(opts->timeout > 0))
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "timeout must be positive");
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	d->opts = *opts;
+	/* A version 1 caller's struct ends before dane. */
+	if (opts->version == 1)
+		memcpy(&d->opts, opts, offsetof(tp_delivery_opts, dane));
+	else
+		d->opts = *opts;
 	d->config = config;
 	if ((opts->dns_servers && (d->opts.dns_servers = keep(d, opts->dns_servers)) == NULL) ||
 	    (opts->ehlo_name && (d->opts.ehlo_name = keep(d, opts->ehlo_name)) == NULL)) {
@@ -199,6 +215,7 @@ want_host(struct dkey *k, const char *name, unsigned int pref, unsigned int port
 	v[k->nhosts].preference = pref;
 	v[k->nhosts].port = port;
 	v[k->nhosts].lookup = SIZE_MAX;
+	v[k->nhosts].tlsa = SIZE_MAX;
 	k->nhosts++;
 	return TP_OK;
 }
@@ -221,6 +238,28 @@ name_index(tp_delivery *d, const char *name, size_t *index)
 	v[d->nnames].lookup = SIZE_MAX;
 	v[d->nnames].error = NULL;
 	*index = d->nnames++;
+	return TP_OK;
+}
+
+/* The index of the TLSA query for name and port, added when new. */
+static int
+tlsa_index(tp_delivery *d, const char *name, unsigned int port, size_t *index)
+{
+	struct tlsa_query *v;
+
+	for (size_t i = 0; i < d->ntlsas; i++)
+		if (d->tlsas[i].port == port && strcasecmp(d->tlsas[i].name, name) == 0) {
+			*index = i;
+			return TP_OK;
+		}
+	if ((v = realloc(d->tlsas, (d->ntlsas + 1) * sizeof(*v))) == NULL)
+		return TP_ENOMEM;
+	d->tlsas = v;
+	v[d->ntlsas].name = name;
+	v[d->ntlsas].port = port;
+	v[d->ntlsas].lookup = SIZE_MAX;
+	v[d->ntlsas].error = NULL;
+	*index = d->ntlsas++;
 	return TP_OK;
 }
 
@@ -334,6 +373,7 @@ plan_hosts(tp_delivery *d, tp_diag *diag)
 		}
 		if (r->implicit)
 			k->pub.servers_from = "host (no MX records)";
+		k->pub.mx_secure = r->secure;
 		for (size_t h = 0; h < r->host_count; h++) {
 			const char *name = keep(d, r->hosts[h].name);
 
@@ -366,7 +406,28 @@ lookup_addresses(tp_delivery *d, tp_diag *diag)
 				continue;
 			if (name_index(d, k->hosts[h].name, &k->hosts[h].lookup) != TP_OK)
 				return TP_ENOMEM;
+			/* DANE: TLSA records name servers, never addresses. */
+			if (d->opts.dane &&
+			    tp_client_settings_info(k->settings)->level == TP_LEVEL_FINGERPRINT &&
+			    tlsa_index(d, k->hosts[h].name, k->hosts[h].port, &k->hosts[h].tlsa) != TP_OK)
+				return TP_ENOMEM;
 		}
+	}
+	for (size_t n = 0; n < d->ntlsas; n++) {
+		tp_diag nd = TP_DIAG_INIT;
+
+		if (d->addr == NULL && (rc = new_resolver(d, &d->addr, diag)) != 0)
+			return rc;
+		if (tp_resolver_add_tlsa(&d->tlsas[n].lookup, d->addr, d->tlsas[n].name,
+					 d->tlsas[n].port, &nd) != 0) {
+			if (nd.status == TP_ENOMEM)
+				return TP_ENOMEM;
+			d->tlsas[n].lookup = SIZE_MAX;
+			if ((d->tlsas[n].error = keep(d, nd.message)) == NULL)
+				return TP_ENOMEM;
+			continue;
+		}
+		wanted++;
 	}
 	for (size_t n = 0; n < d->nnames; n++) {
 		tp_diag nd = TP_DIAG_INIT;
@@ -395,21 +456,37 @@ is_v6(const char *address)
 }
 
 static int
-add_server(struct dkey *k, const struct want_host *h, const char *address,
-	   const char *error)
+add_server(const tp_delivery *d, struct dkey *k, const struct want_host *h,
+	   const char *address, const char *error)
 {
 	tp_server *v = realloc(k->servers, (k->nservers + 1) * sizeof(*v));
+	tp_server *s;
 
 	if (v == NULL)
 		return TP_ENOMEM;
 	k->servers = v;
-	memset(&v[k->nservers], 0, sizeof(v[0]));
-	v[k->nservers].host = h->name;
-	v[k->nservers].address = address;
-	v[k->nservers].port = h->port;
-	v[k->nservers].preference = h->preference;
-	v[k->nservers].error = error;
-	k->nservers++;
+	s = &v[k->nservers++];
+	memset(s, 0, sizeof(*s));
+	s->host = h->name;
+	s->address = address;
+	s->port = h->port;
+	s->preference = h->preference;
+	s->error = error;
+	if (h->tlsa != SIZE_MAX) {
+		const struct tlsa_query *q = &d->tlsas[h->tlsa];
+		const tp_resolve_result *r = q->lookup == SIZE_MAX ? NULL
+		    : tp_resolver_result(d->addr, q->lookup);
+
+		if (r == NULL)
+			s->tlsa_error = q->error;
+		else if (r->status != TP_OK)
+			s->tlsa_error = r->error;
+		else {
+			s->tlsa = r->tlsa;
+			s->tlsa_count = r->tlsa_count;
+			s->tlsa_secure = r->secure;
+		}
+	}
 	return TP_OK;
 }
 
@@ -491,23 +568,23 @@ build_servers(tp_delivery *d, struct dkey *k)
 		if (nm == NULL) {
 			/* An address: itself, if its family is in use. */
 			if (!(in->families & (is_v6(w->name) ? TP_FAMILY_IPV6 : TP_FAMILY_IPV4))) {
-				if (add_server(k, w, NULL, keepf(d, "%s: address family not in use (inet_protocols)",
+				if (add_server(d, k, w, NULL, keepf(d, "%s: address family not in use (inet_protocols)",
 								 w->name)) != TP_OK)
 					return TP_ENOMEM;
 				continue;
 			}
-			if (add_server(k, w, w->name, NULL) != TP_OK)
+			if (add_server(d, k, w, w->name, NULL) != TP_OK)
 				return TP_ENOMEM;
 			continue;
 		}
 		if (nm->lookup == SIZE_MAX) {
-			if (add_server(k, w, NULL, nm->error) != TP_OK)
+			if (add_server(d, k, w, NULL, nm->error) != TP_OK)
 				return TP_ENOMEM;
 			continue;
 		}
 		r = tp_resolver_result(d->addr, nm->lookup);
 		if (r->status != TP_OK) {
-			if (add_server(k, w, NULL, r->error) != TP_OK)
+			if (add_server(d, k, w, NULL, r->error) != TP_OK)
 				return TP_ENOMEM;
 			continue;
 		}
@@ -516,11 +593,11 @@ build_servers(tp_delivery *d, struct dkey *k)
 
 			if (!(in->families & fam))
 				continue;
-			if (add_server(k, w, r->addresses[a], NULL) != TP_OK)
+			if (add_server(d, k, w, r->addresses[a], NULL) != TP_OK)
 				return TP_ENOMEM;
 		}
 		if (k->nservers == before &&
-		    add_server(k, w, NULL, keepf(d, "%s: no address of a family in use (inet_protocols)",
+		    add_server(d, k, w, NULL, keepf(d, "%s: no address of a family in use (inet_protocols)",
 						 w->name)) != TP_OK)
 			return TP_ENOMEM;
 	}
@@ -652,7 +729,9 @@ conn_signature(tp_buf *b, const struct dkey *k, const tp_server *s)
 	if (in->servername && strcmp(in->servername, "nexthop") == 0)
 		sni = k->pub.nexthop.ascii;
 	b->size = 0;
-	return tp__buf_printf(b, "%s|%s|%u|%s|%s|%s|%s|%u|%d|%d|%d|%d|%u|%d|%s|%s|%s|%s|%s|%s",
+	/* With DANE the next hop is a reference name too. */
+	return tp__buf_printf(b, "%s|%s|%s|%u|%s|%s|%s|%s|%u|%d|%d|%d|%d|%u|%d|%s|%s|%s|%s|%s|%s",
+			      s->tlsa_secure && s->tlsa_count ? k->pub.nexthop.ascii : "",
 			      s->host, s->address, s->port, sni ? sni : "",
 			      in->cipherlist ? in->cipherlist : "", in->groups ? in->groups : "",
 			      in->helo_name ? in->helo_name : "", in->protocols_excluded,
@@ -766,6 +845,11 @@ probe_servers(tp_delivery *d, tp_diag *diag)
 			t.port = s->port;
 			t.settings = k->settings;
 			t.nexthop = k->pub.nexthop.ascii;
+			/* Postfix uses TLSA records only when DNSSEC vouches for them. */
+			if (s->tlsa_secure && s->tlsa_count > 0) {
+				t.tlsa = s->tlsa;
+				t.tlsa_count = s->tlsa_count;
+			}
 			if (tp_prober_add_target(&k->probe_index[j], d->prober, &t, diag) != 0) {
 				rc = diag ? diag->status : TP_EUSAGE;
 				if (rc != TP_ENOMEM) {
@@ -802,6 +886,7 @@ probe_servers(tp_delivery *d, tp_diag *diag)
 			s->probe = tp_prober_result(d->prober, k->probe_index[j]);
 			if (s->probe != NULL)
 				match_server(s, in);
+			s->dane = s->probe != NULL && s->probe->dane == 1;
 		}
 	}
 	rc = 0;
@@ -858,6 +943,7 @@ tp_delivery_free(tp_delivery *d)
 	}
 	free(d->keys);
 	free(d->names);
+	free(d->tlsas);
 	tp_resolver_free(d->mx);
 	tp_resolver_free(d->addr);
 	tp_prober_free(d->prober);

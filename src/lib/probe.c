@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,6 +171,9 @@ struct target {
 	struct addrinfo *ai;	/* in the arena */
 	size_t lookup;		/* its tp_resolver index, for a name */
 	const char *dns_error;	/* why the name did not resolve, or NULL */
+	tp_tlsa_record *tlsa;	/* DANE: usable records (in the arena) */
+	size_t ntlsa;
+	const char *nexthop;	/* DANE-TA reference name beside the host, or NULL */
 };
 
 struct conn {
@@ -723,6 +727,52 @@ protocol_options(unsigned int excluded)
 }
 
 /*
+ * DANE as Postfix's client sets it up for a server with usable TLSA
+ * records (tls_client.c, tls_dane.c): no base domain, the host and the
+ * next hop as the names DANE-TA(2) certificates must match, none for
+ * DANE-EE(3) (RFC 7672 section 3.1.1). The verdict is read in
+ * step_chain(). Returns -1 when the connection was failed.
+ */
+static int
+enable_dane(tp_prober *p, struct conn *c)
+{
+	const struct target *t = c->target;
+	int usable = 0;
+
+	c->res->dane = -1;
+	if (SSL_dane_enable(c->ssl, NULL) <= 0) {
+		conn_fail(p, c, TP_ETLS, "TLS setup: DANE: %s", tls_reason());
+		return -1;
+	}
+	SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (!is_ip_literal(t->hp.host) && SSL_add1_host(c->ssl, t->hp.host) != 1) {
+		conn_fail(p, c, TP_ETLS, "TLS setup: DANE name %s: %s", t->hp.host, tls_reason());
+		return -1;
+	}
+	if (t->nexthop != NULL && strcasecmp(t->nexthop, t->hp.host) != 0 &&
+	    !is_ip_literal(t->nexthop) && SSL_add1_host(c->ssl, t->nexthop) != 1) {
+		conn_fail(p, c, TP_ETLS, "TLS setup: DANE name %s: %s", t->nexthop, tls_reason());
+		return -1;
+	}
+	for (size_t i = 0; i < t->ntlsa; i++) {
+		const tp_tlsa_record *r = &t->tlsa[i];
+		int rc = SSL_dane_tlsa_add(c->ssl, (uint8_t)r->usage, (uint8_t)r->selector,
+					   (uint8_t)r->mtype, r->data, r->len);
+
+		if (rc < 0) {
+			conn_fail(p, c, TP_ETLS, "TLS setup: DANE record: %s", tls_reason());
+			return -1;
+		}
+		usable += rc > 0;	/* 0: a record OpenSSL cannot use */
+	}
+	ERR_clear_error();
+	if (usable > 0)
+		c->res->dane = 0;
+	return 0;
+}
+
+/*
  * Make the SSL object the way tls_client_start() does: cipher list,
  * protocol exclusions and bounds, SNI, then the security level.
  */
@@ -772,6 +822,8 @@ start_tls(tp_prober *p, struct conn *c)
 		c->res->servername = keep(p, sni);
 	}
 	SSL_set_security_level(c->ssl, tls->security_level);
+	if (c->target->ntlsa > 0 && enable_dane(p, c) != 0)
+		return;
 	SSL_set_connect_state(c->ssl);
 	c->events = POLLOUT;
 }
@@ -924,6 +976,9 @@ step_chain(tp_prober *p, struct conn *c)
 	verify = SSL_get_verify_result(c->ssl);
 	r->verified = verify == X509_V_OK;
 	r->verify_error = r->verified ? "" : keep(p, X509_verify_cert_error_string(verify));
+	/* With DANE enabled the verification above was DANE's. */
+	if (r->dane == 0 && r->verified && SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0)
+		r->dane = 1;
 	leaf = sk_X509_value(sk, 0);
 	if (name == NULL)	/* an address literal without servername */
 		r->name_matches = X509_check_ip_asc(leaf, c->target->hp.host, 0) == 1;
@@ -1042,6 +1097,13 @@ client_ctx(tp_prober *p, const tp_client_info *in, size_t *index, tp_diag *diag)
 		(void)SSL_CTX_set_default_verify_paths(ctx);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* As tls_client_init(): DANE ready for the connections that use it. */
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		tp__diag_set(diag, TP_ETLS, NULL, 0, "cannot enable DANE: %s", tls_reason());
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return TP_ETLS;
+	}
 	if (in->chain_files[0] != '\0')
 		ok = SSL_CTX_use_certificate_chain_file(ctx, in->chain_files) == 1 &&
 		     SSL_CTX_use_PrivateKey_file(ctx, in->chain_files, SSL_FILETYPE_PEM) == 1;
@@ -1123,6 +1185,39 @@ take_settings(tp_prober *p, struct target *t, const tp_client_settings *settings
 	t->servername = NULL;
 	if (sni != NULL && check_text(sni) == 0 &&
 	    (t->servername = arena_strdup(p, sni)) == NULL)
+		return TP_ENOMEM;
+	return TP_OK;
+}
+
+/*
+ * The TLSA records a server's DANE check can use (RFC 7672 section
+ * 3.1.3: DANE-TA(2) and DANE-EE(3) only), copied into the arena.
+ */
+static int
+take_tlsa(tp_prober *p, struct target *t, const tp_probe_target *pt)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; pt->tlsa != NULL && i < pt->tlsa_count; i++)
+		n += pt->tlsa[i].usage == 2 || pt->tlsa[i].usage == 3;
+	if (n == 0)
+		return TP_OK;
+	if ((t->tlsa = arena_alloc(p, n * sizeof(*t->tlsa))) == NULL)
+		return TP_ENOMEM;
+	for (size_t i = 0; i < pt->tlsa_count; i++) {
+		const tp_tlsa_record *r = &pt->tlsa[i];
+		unsigned char *data;
+
+		if (r->usage != 2 && r->usage != 3)
+			continue;
+		if ((data = arena_alloc(p, r->len ? r->len : 1)) == NULL)
+			return TP_ENOMEM;
+		if (r->len)
+			memcpy(data, r->data, r->len);
+		t->tlsa[t->ntlsa] = *r;
+		t->tlsa[t->ntlsa++].data = data;
+	}
+	if (pt->nexthop != NULL && (t->nexthop = arena_strdup(p, pt->nexthop)) == NULL)
 		return TP_ENOMEM;
 	return TP_OK;
 }
@@ -1255,9 +1350,9 @@ tp_prober_add_target(size_t *out_index, tp_prober *p, const tp_probe_target *pt,
 	if (p->ran)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "cannot add a target after the probe ran");
-	if (pt == NULL || pt->version != TP_PROBE_TARGET_VERSION)
+	if (pt == NULL || pt->version < 1 || pt->version > TP_PROBE_TARGET_VERSION)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
-				    "probe target version %u, want %u",
+				    "probe target version %u, want 1 to %u",
 				    pt ? pt->version : 0, TP_PROBE_TARGET_VERSION);
 	if (pt->port > 65535)
 		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0, "%s: bad port %u",
@@ -1279,7 +1374,8 @@ tp_prober_add_target(size_t *out_index, tp_prober *p, const tp_probe_target *pt,
 	if ((t->spec = arena_strdup(p, spec)) == NULL ||
 	    (pt->address && (t->connect_to = arena_strdup(p, pt->address)) == NULL) ||
 	    take_settings(p, t, pt->settings ? pt->settings : p->opts.settings,
-			  NULL, pt->nexthop) != TP_OK)
+			  NULL, pt->nexthop) != TP_OK ||
+	    (pt->version >= 2 && take_tlsa(p, t, pt) != TP_OK))
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	if (out_index != NULL)
 		*out_index = p->ntargets;
@@ -1472,6 +1568,7 @@ setup_results(tp_prober *p)
 			r->target_spec = t->spec;
 			r->host = t->hp.host;
 			r->port = t->hp.port;
+			r->dane = -1;
 			if (c->state == PS_QUEUED) {
 				char msg[sizeof(c->label) + 32];
 

@@ -473,7 +473,10 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			/* One server's evidence is enough for PKIX and DANE. */
 			if (!c->ev.pkix)
 				check_pkix(t, r, k, s, &c->ev);
-			c->ev.dane |= s->dane;
+			if (s->dane) {
+				c->ev.dane = 1;
+				c->ev.dane_why = NULL;
+			}
 			continue;
 		}
 		if (tp_fingerprint_der(id, leaf->der, leaf->der_len, "sha256", TP_PIN_PKEY, NULL) != 0 ||
@@ -495,7 +498,8 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		check_pkix(t, r, k, s, &c->ev);
 		c->ev.dane = s->dane;
 		if (!s->dane)
-			c->ev.dane_why = s->tlsa_count == 0 ? "no TLSA records"
+			c->ev.dane_why = s->tlsa_error ? s->tlsa_error
+			    : s->tlsa_count == 0 ? "no TLSA records"
 			    : !s->tlsa_secure ? "TLSA records not DNSSEC-validated"
 			    : "the TLSA records do not match";
 	}

@@ -1,9 +1,10 @@
 # What an unattended rotate may pin (tlspolicy/trust.h): with the default
-# policy (same-key,pkix,dane) it pins a renewal with the same key and a new
-# key a trusted CA issued for the next hop (or a name below it), and
-# refuses, writing nothing, a new self-signed key (what an attacker on the
-# path would show), a CA-valid certificate for another name, and a
-# candidate only one of two servers shows; --trust tofu and --accept FP pin
+# policy (same-key,pkix,dane) it pins a renewal with the same key, a new
+# key a trusted CA issued for the next hop (or a name below it), and one
+# DNSSEC-validated TLSA records vouch for (DANE-EE, DANE-TA), and refuses,
+# writing nothing, a new self-signed key (what an attacker on the path
+# would show), a TLSA match without the AD bit, a CA-valid certificate for
+# another name, and a candidate only one of two servers shows; --trust tofu and --accept FP pin
 # them; hold= pins a candidate every server has shown on every run for the
 # period (the clock set with the TLSPOLICY_NOW test hook); --keep-old=D
 # keeps the old pins until a later run past D; check says, in rotate's
@@ -35,7 +36,7 @@ tp_make_cert "$TP_TMP/caother" other.example --ca "$TP_TMP/ca" --san DNS:other.e
     fail "test broken: the renewal has another key"
 
 # One server per case, each starting with self1; live files are swapped.
-for n in same ca other self two1 two2 hold keep; do cp "$TP_TMP/self1.pem" "$TP_TMP/$n.live"; done
+for n in same ca other self two1 two2 hold keep dane insec danet; do cp "$TP_TMP/self1.pem" "$TP_TMP/$n.live"; done
 tp_start_server same --cert "$TP_TMP/same.live"
 PSAME=$TP_PORT
 tp_start_server ca --cert "$TP_TMP/ca.live"
@@ -51,6 +52,18 @@ tp_start_server hold --cert "$TP_TMP/hold.live"
 PHOLD=$TP_PORT
 tp_start_server keep --cert "$TP_TMP/keep.live"
 PKEEP=$TP_PORT
+tp_start_server dane --cert "$TP_TMP/dane.live"
+PDANE=$TP_PORT
+tp_start_server insec --cert "$TP_TMP/insec.live"
+PINSEC=$TP_PORT
+tp_start_server danet --cert "$TP_TMP/danet.live"
+PDANET=$TP_PORT
+# DANE: records for the certificates the servers will switch to.
+tp_make_cert "$TP_TMP/danenew" mx.trust.test
+tp_make_cert "$TP_TMP/dtaleaf" mx.trust.test --ca "$TP_TMP/ca" --san DNS:mx.trust.test
+cat "$TP_TMP/dtaleaf.pem" "$TP_TMP/ca.crt" >"$TP_TMP/dtachain.pem"
+spki256() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+cert256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 cat >"$TP_TMP/zone" <<EOF
 mx.trust.test A 127.0.0.1
 same.test MX 10 mx.trust.test
@@ -64,6 +77,14 @@ mx1.two.test A 127.0.0.2
 mx2.two.test A 127.0.0.3
 hold.test MX 10 mx.trust.test
 keep.test MX 10 mx.trust.test
+dane.test MX 10 mx.trust.test
+insec.test MX 10 mx.trust.test
+danet.test MX 10 mx.trust.test
+_$PDANE._tcp.mx.trust.test TLSA 3 1 1 $(spki256 "$TP_TMP/danenew.crt")
+_$PDANE._tcp.mx.trust.test SECURE
+_$PINSEC._tcp.mx.trust.test TLSA 3 1 1 $(spki256 "$TP_TMP/danenew.crt")
+_$PDANET._tcp.mx.trust.test TLSA 2 0 1 $(cert256 "$TP_TMP/ca.crt")
+_$PDANET._tcp.mx.trust.test SECURE
 EOF
 tp_start_dns dns "$TP_TMP/zone"
 export TLSPOLICY_DNS_SERVERS
@@ -71,7 +92,7 @@ TLSPOLICY_DNS_SERVERS=$(tp_dns_servers dns)
 
 : >"$D/tls_policy"
 for k in "same.test:$PSAME" "ca.test:$PCA" "other.test:$POTHER" "self.test:$PSELF" \
-         "hold.test:$PHOLD" "keep.test:$PKEEP"; do
+         "hold.test:$PHOLD" "keep.test:$PKEEP" "dane.test:$PDANE" "insec.test:$PINSEC" "danet.test:$PDANET"; do
     tp_expect_status 0 "$T" -c "$D" set "$k" --fingerprint-from "mx.trust.test:${k##*:}"
 done
 tp_expect_status 0 "$T" -c "$D" set "two.test:$PTWO" --fingerprint-from "127.0.0.2:$PTWO"
@@ -156,6 +177,29 @@ tp_expect_status 1 "$T" -c "$D" rotate --yes "other.test:$POTHER"
 grep -qF "CA-valid, but for other.example, not other.test" "$TP_TMP/err" || fail "another name: $(cat "$TP_TMP/err")"
 unchanged "a CA-valid certificate for another name"
 sed -i '/^smtp_tls_CAfile/d' "$D/main.cf"
+
+tp_note "a new key DNSSEC-validated TLSA records vouch for (DANE-EE 3 1 1): pinned unattended; check advises dane-only"
+tp_install_cert "$TP_TMP/danenew.pem" "$TP_TMP/dane.live"
+tp_expect_status 2 "$T" -c "$D" check "dane.test:$PDANE"
+grep -qF "rotate would pin $(fp danenew): matches the server's DNSSEC-validated TLSA records" "$TP_TMP/out" || fail "check with DANE: $(cat "$TP_TMP/out")"
+grep -q "level dane-only would need no pins" "$TP_TMP/out" || fail "no dane-only advice: $(cat "$TP_TMP/out")"
+tp_expect_status 0 "$T" -c "$D" rotate --yes --json "dane.test:$PDANE"
+[ "$(jq -r '.entries[0].candidates[0] | [.trusted, .evidence.dane] | join(" ")' "$TP_TMP/out")" = "true true" ] ||
+    fail "DANE evidence: $(jq -c '.entries[0].candidates' "$TP_TMP/out")"
+[ "$(pq "dane.test:$PDANE")" = "fingerprint match=$(fp danenew)" ] || fail "DANE-vouched key not pinned: $(pq "dane.test:$PDANE")"
+
+tp_note "the same TLSA match without the AD bit: refused, nothing written"
+tp_install_cert "$TP_TMP/danenew.pem" "$TP_TMP/insec.live"
+snapshot
+tp_expect_status 1 "$T" -c "$D" rotate --yes "insec.test:$PINSEC"
+grep -q "TLSA records not DNSSEC-validated" "$TP_TMP/err" || fail "TLSA without AD: $(cat "$TP_TMP/err")"
+unchanged "a TLSA match without the AD bit"
+
+tp_note "a new key from a CA a validated DANE-TA(2) record names, for the MX host: pinned unattended"
+tp_install_cert "$TP_TMP/dtachain.pem" "$TP_TMP/danet.live"
+tp_expect_status 0 "$T" -c "$D" rotate --yes "danet.test:$PDANET"
+grep -q "trusted: matches the server's DNSSEC-validated TLSA records" "$TP_TMP/out" || fail "DANE-TA: $(cat "$TP_TMP/out")"
+[ "$(pq "danet.test:$PDANET")" = "fingerprint match=$(fp dtaleaf)" ] || fail "DANE-TA key not pinned: $(pq "danet.test:$PDANET")"
 
 tp_note "a candidate one of two servers shows: refused; --trust tofu pins it beside the old"
 tp_install_cert "$TP_TMP/attacker.pem" "$TP_TMP/two1.live"
