@@ -36,7 +36,7 @@ tp_make_cert "$TP_TMP/caother" other.example --ca "$TP_TMP/ca" --san DNS:other.e
     fail "test broken: the renewal has another key"
 
 # One server per case, each starting with self1; live files are swapped.
-for n in same ca other self two1 two2 hold keep dane insec danet; do cp "$TP_TMP/self1.pem" "$TP_TMP/$n.live"; done
+for n in same ca other self two1 two2 hold keep dane insec danet camx; do cp "$TP_TMP/self1.pem" "$TP_TMP/$n.live"; done
 tp_start_server same --cert "$TP_TMP/same.live"
 PSAME=$TP_PORT
 tp_start_server ca --cert "$TP_TMP/ca.live"
@@ -58,6 +58,9 @@ tp_start_server insec --cert "$TP_TMP/insec.live"
 PINSEC=$TP_PORT
 tp_start_server danet --cert "$TP_TMP/danet.live"
 PDANET=$TP_PORT
+tp_start_server camx --cert "$TP_TMP/camx.live"
+PCAMX=$TP_PORT
+tp_make_cert "$TP_TMP/camxleaf" mx.hosting.example --ca "$TP_TMP/ca" --san DNS:mx.hosting.example
 # DANE: records for the certificates the servers will switch to.
 tp_make_cert "$TP_TMP/danenew" mx.trust.test
 tp_make_cert "$TP_TMP/dtaleaf" mx.trust.test --ca "$TP_TMP/ca" --san DNS:mx.trust.test
@@ -80,6 +83,8 @@ keep.test MX 10 mx.trust.test
 dane.test MX 10 mx.trust.test
 insec.test MX 10 mx.trust.test
 danet.test MX 10 mx.trust.test
+camx.test MX 10 mx.hosting.example
+mx.hosting.example A 127.0.0.1
 _$PDANE._tcp.mx.trust.test TLSA 3 1 1 $(spki256 "$TP_TMP/danenew.crt")
 _$PDANE._tcp.mx.trust.test SECURE
 _$PINSEC._tcp.mx.trust.test TLSA 3 1 1 $(spki256 "$TP_TMP/danenew.crt")
@@ -92,7 +97,7 @@ TLSPOLICY_DNS_SERVERS=$(tp_dns_servers dns)
 
 : >"$D/tls_policy"
 for k in "same.test:$PSAME" "ca.test:$PCA" "other.test:$POTHER" "self.test:$PSELF" \
-         "hold.test:$PHOLD" "keep.test:$PKEEP" "dane.test:$PDANE" "insec.test:$PINSEC" "danet.test:$PDANET"; do
+         "hold.test:$PHOLD" "keep.test:$PKEEP" "dane.test:$PDANE" "insec.test:$PINSEC" "danet.test:$PDANET" "camx.test:$PCAMX"; do
     tp_expect_status 0 "$T" -c "$D" set "$k" --fingerprint-from "mx.trust.test:${k##*:}"
 done
 tp_expect_status 0 "$T" -c "$D" set "two.test:$PTWO" --fingerprint-from "127.0.0.2:$PTWO"
@@ -169,6 +174,18 @@ tp_note "... main.cf's smtp_tls_CAfile counts, and check advises level secure"
 printf 'smtp_tls_CAfile = %s\n' "$TP_TMP/ca.crt" >>"$D/main.cf"
 tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
 grep -q "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" || fail "no advice: $(cat "$TP_TMP/out")"
+
+tp_note "a CA-valid certificate for the MX host's name: pinned only when the MX answer was DNSSEC-validated"
+tp_install_cert "$TP_TMP/camxleaf.pem" "$TP_TMP/camx.live"
+snapshot
+tp_expect_status 1 "$T" -c "$D" rotate --yes --ca-file "$TP_TMP/ca.crt" "camx.test:$PCAMX"
+grep -qF "the MX name counts only when DNSSEC says so" "$TP_TMP/err" || fail "MX name without DNSSEC: $(cat "$TP_TMP/err")"
+unchanged "a certificate for the MX name, MX not validated"
+echo "camx.test SECURE" >>"$TP_TMP/zone"
+tp_reload_dns dns
+tp_expect_status 0 "$T" -c "$D" rotate --yes --ca-file "$TP_TMP/ca.crt" "camx.test:$PCAMX"
+grep -q "trusted: valid for mx.hosting.example from a trusted CA" "$TP_TMP/out" || fail "MX name with DNSSEC: $(cat "$TP_TMP/out")"
+[ "$(pq "camx.test:$PCAMX")" = "fingerprint match=$(fp camxleaf)" ] || fail "not pinned: $(pq "camx.test:$PCAMX")"
 
 tp_note "a CA-valid certificate for another name: refused"
 tp_install_cert "$TP_TMP/caother.pem" "$TP_TMP/other.live"
