@@ -181,11 +181,15 @@ merge_sort(size_t *idx, size_t *tmp, size_t n, const tp__records *recs)
 }
 
 static int
-put_record(const tp__map_backend *b, void *w, const tp_record *r, tp_buf *kbuf,
-	   tp_buf *vbuf, tp_diag *diag)
+put_record(const tp__map_backend *b, void *w, const tp_record *r, int cstrings,
+	   tp_buf *kbuf, tp_buf *vbuf, tp_diag *diag)
 {
 	size_t extra = b->nul_terminated ? 1 : 0;
 
+	/* A document's records are C strings already: no copy needed. */
+	if (cstrings || !extra)
+		return b->put(w, r->key, r->key_len + extra, r->value,
+			      r->value_len + extra, diag);
 	/* Copies: records point into the caller's memory, not NUL-terminated. */
 	tp__buf_truncate(kbuf, 0);
 	tp__buf_truncate(vbuf, 0);
@@ -215,6 +219,12 @@ bucket_order(const tp__map_backend *b, void *w, const tp__records *recs,
 		tp_record r;
 
 		recs->at(recs->ctx, i, &r);
+		if (recs->cstrings) {
+			bucket[i] = b->bucket(w, r.key, r.key_len + (b->nul_terminated ? 1 : 0));
+			if (bucket[i] > max)
+				max = bucket[i];
+			continue;
+		}
 		tp__buf_truncate(kbuf, 0);
 		if (tp__buf_put(kbuf, r.key, r.key_len) < 0)
 			goto nomem;
@@ -340,7 +350,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 		/* Sorted: an equal neighbour before us already won. */
 		if (order && i > 0 && !recs->unique && cmp_index(recs, order[i - 1], order[i]) == 0)
 			continue;
-		if ((rc = put_record(b, w, &r, &kbuf, &vbuf, diag)) < 0)
+		if ((rc = put_record(b, w, &r, recs->cstrings, &kbuf, &vbuf, diag)) < 0)
 			goto out;
 	}
 	rc = b->finish(w, mode, do_chown, uid, gid, diag);
@@ -388,7 +398,7 @@ int
 tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 	     size_t n, const char *mode_from, tp_diag *diag)
 {
-	tp__records recs = { n, array_at, records, 0 };
+	tp__records recs = { n, array_at, records, 0, 0 };
 	tp__map_pending p;
 	int rc;
 

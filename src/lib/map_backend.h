@@ -112,6 +112,7 @@ typedef struct tp__records {
 	void (*at)(const void *ctx, size_t i, tp_record *out);
 	const void *ctx;
 	int unique;
+	int cstrings;	/* key[key_len] and value[value_len] are NULs */
 } tp__records;
 
 int tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,

@@ -246,6 +246,7 @@ doc_records(tp_table *t, struct doc_records *d, tp__records *recs, tp_diag *diag
 	recs->at = doc_record_at;
 	recs->ctx = d;
 	recs->unique = 1;
+	recs->cstrings = 1;	/* tp_doc ends every key and value with a NUL */
 	return TP_OK;
 }
 
