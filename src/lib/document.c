@@ -73,6 +73,7 @@
 
 #include "buf.h"
 #include "casefold.h"
+#include "doc_internal.h"
 #include "diag.h"
 
 #define NONE SIZE_MAX
@@ -1042,6 +1043,19 @@ tp_doc_entry_at(const tp_doc *doc, size_t i, tp_entry *out)
 		}
 	}
 	return TP_OK;
+}
+
+void
+tp__doc_kv(const tp_doc *doc, size_t i, const char **key, size_t *klen,
+	   const char **value, size_t *vlen, int *dup)
+{
+	const struct ent *e = doc->ents + i;
+
+	*key = ent_key(doc, e);
+	*klen = ent_key_len(e);
+	*value = ent_val(doc, e);
+	*vlen = e->val_len;
+	*dup = (e->flags & E_DUP) != 0;
 }
 
 int

@@ -129,23 +129,22 @@ struct tp_maps {
 	tp_buf matched;
 };
 
-/* Types named by Postfix (postconf -m and the client-only ones). */
+/*
+ * Postfix types without a tlspolicy backend (postconf -m and the
+ * client-only ones). Types with one (hash, btree, lmdb, cdb, texthash:
+ * tp_map_type_parse() knows them) need no row here.
+ */
 static const struct {
 	const char *name;
 	enum map_kind kind;
 	int has_path;		/* the name is a file (or a client's config file) */
 } types[] = {
-	{ "hash", K_DB, 1 },
-	{ "btree", K_DB, 1 },
-	{ "texthash", K_TEXTHASH, 1 },
 	{ "regexp", K_PATTERN, 1 },
 	{ "pcre", K_PATTERN, 1 },
 	{ "inline", K_INLINE, 0 },
 	{ "static", K_STATIC, 0 },
 	{ "fail", K_FAIL, 0 },
 	{ "cidr", K_CIDR, 1 },
-	{ "lmdb", K_DB, 1 },
-	{ "cdb", K_DB, 1 },
 	{ "dbm", K_UNKNOWN, 1 },
 	{ "sdbm", K_UNKNOWN, 1 },
 	{ "ldap", K_UNKNOWN, 1 },
@@ -158,6 +157,10 @@ static const struct {
 static int
 has_path_type(const char *type)
 {
+	tp_map_type t;
+
+	if (tp_map_type_parse(&t, type) == 0)
+		return 1;
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(type, types[i].name) == 0)
 			return types[i].has_path;
@@ -458,6 +461,11 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 			kind = types[i].kind;
 			has_path = types[i].has_path;
 		}
+	/* A type with a backend: a database, or (texthash) its source. */
+	if (tp_map_type_parse(&m->db_type, m->info.type) == 0) {
+		kind = tp__map_backend_get(m->db_type)->no_db ? K_TEXTHASH : K_DB;
+		has_path = 1;
+	}
 	m->kind = kind;
 	if (has_path && (m->info.path = strndup_or_null(name, tlen)) == NULL)
 		return TP_ENOMEM;
@@ -470,7 +478,6 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 	}
 	switch (kind) {
 	case K_DB:
-		(void)tp_map_type_parse(&m->db_type, m->info.type);
 		m->info.readable = m->info.writable = 1;
 		if (asprintf((char **)&m->info.db, "%s%s", m->info.path,
 			     tp_map_type_suffix(m->db_type)) < 0) {

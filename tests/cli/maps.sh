@@ -84,6 +84,15 @@ tp_expect_status 0 "$T" -c "$D" set '[127.0.0.9]:25' --level may
 [ "$(postmap -c "$D" -q '[127.0.0.9]:25' "hash:$D/tls_policy")" = may ] || fail "set did not write the first hash map"
 postmap -c "$D" -q '[127.0.0.9]:25' "hash:$D/second" && fail "set wrote the second map"
 
+tp_note "a cdb table before ours: read from its .cdb (postmap's), as Postfix reads it"
+postconf -m | grep -qx cdb || fail "postconf -m lists no cdb: install postfix-cdb (the oracle)"
+postmap -c "$D" "cdb:$D/second"
+[ "$(postmap -c "$D" -q '[127.0.0.3]:25' "cdb:$D/second")" = secure ] || fail "oracle: cdb"
+conf 'cdb:${config_directory}/second hash:${config_directory}/tls_policy'
+tp_expect_status 1 "$T" -c "$D" doctor
+grep -qF "tls_policy:2: [127.0.0.3]:25: shadowed by cdb:$D/second: pins unused" "$TP_TMP/out" ||
+    fail "doctor (cdb first): $(cat "$TP_TMP/out")"
+
 tp_note "a socketmap before the table is named: it may answer first"
 conf 'socketmap:inet:127.0.0.1:8000:policy, proxy:hash:${config_directory}/tls_policy'
 tp_expect_status 1 "$T" -c "$D" doctor
