@@ -115,7 +115,10 @@ entry_text(const tp_entry *e, const tp_policy *policy, const char *problem,
 		printf("  from: ");
 		for (size_t i = 0; i < e->from_count; i++)
 			printf("%s%s", i ? ", " : "", e->from[i]);
-		printf(" (%s pins)\n", e->pin_kind ? e->pin_kind : "cert");
+		/* The pin kind says what the pins are; without pins, nothing. */
+		if (tp_policy_pin_count(policy) > 0)
+			printf(" (%s pins)", e->pin_kind ? e->pin_kind : "cert");
+		putchar('\n');
 	}
 	for (size_t i = 0; i < tp_policy_attr_count(policy); i++) {
 		const char *name, *value;

@@ -153,6 +153,12 @@ j=$TP_TMP/out
 [ "$(jq '.entries | length' "$j")" = "$(postmap -c "$D" -s "hash:$D/tls_policy" >/dev/null; grep -c '^[^#[:space:]]' "$D/tls_policy")" ] ||
     fail "entry count differs from the file's logical lines"
 
+tp_note "list text: the pin kind beside the hosts only where there are pins"
+printf '# tlspolicy: from=mx.c.example:25 pin=cert\nc.example encrypt\n' >>"$D/tls_policy"
+tp_expect_status 0 "$T" -c "$D" list
+grep -qx "  from: mx.a.example:25, \[192.0.2.7\]:2525 (pkey pins)" "$TP_TMP/out" || fail "pin kind not shown: $(cat "$TP_TMP/out")"
+grep -qx "  from: mx.c.example:25" "$TP_TMP/out" || fail "an entry without pins shows a pin kind: $(grep -A3 '^c.example' "$TP_TMP/out")"
+
 tp_note "doctor: stale db and a sha1 pin under md5 are reported, exit 1"
 tp_expect_status 1 "$T" -c "$D" doctor
 grep -q "^error: .*tls_policy.db is out of step" "$TP_TMP/out" || fail "doctor missed the stale db: $(cat "$TP_TMP/out")"
