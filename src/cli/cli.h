@@ -154,7 +154,9 @@ int cli_reload(struct cli *cli, const char *command);
  * cli_print_entry_summary() prints one line saying what the entry is now.
  */
 int cli_check_entry(const tp_doc *doc, size_t idx, const char *source);
-void cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source);
+void cli_print_entry_summary(tp_table *table, size_t idx);
+/* "db rebuilt", or what stands instead for a table without a database. */
+const char *cli_written_note(const tp_table *table);
 /*
  * Probe every address of every host the way Postfix's SMTP client
  * connects for next hop key with the entry value (after the edit; its

@@ -821,10 +821,10 @@ write_changes(struct cli *cli, struct change *changes, size_t nchanges, int relo
 		if (!report)
 			continue;
 		if (c->kind == CH_ROTATE || c->kind == CH_EXPIRE)
-			printf("%s: %s, %zu pin%s (%s:%lu; db rebuilt)\n", c->t->key,
+			printf("%s: %s, %zu pin%s (%s:%lu; %s)\n", c->t->key,
 			       c->kind == CH_ROTATE ? "rotated" : "old pins removed",
 			       c->pins.count, c->pins.count == 1 ? "" : "s",
-			       tp_table_source(table), c->t->line);
+			       tp_table_source(table), c->t->line, cli_written_note(table));
 		else if (c->kind == CH_HOLD)
 			printf("%s: candidate %s held since %s\n", c->t->key, c->fields[0].value,
 			       c->fields[1].value ? c->fields[1].value

@@ -544,7 +544,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	    || !written)
 		goto out;
 	if (!cli->quiet)
-		cli_print_entry_summary(tp_table_doc(table), idx, tp_table_source(table));
+		cli_print_entry_summary(table, idx);
 	rc = EX_SUCCESS;
 	/* Release the table lock before reloading: Postfix may read it. */
 	tp_table_free(table);
