@@ -78,6 +78,13 @@ for v in "$(jq -r '.results[0].chain[0].fingerprint' "$j")" "$(jq -r '.results[0
     grep -qF -- "$v" "$T/oktext.out" || fail "text output lacks \"$v\": $(cat "$T/oktext.out")"
 done
 
+# Piped, nothing is wrapped: each value is whole on its own line (a
+# 95-character sha256 fingerprint, a long subject), for grep and awk.
+grep -qx "    fingerprint:      sha256 $(jq -r '.results[0].chain[0].fingerprint' "$j")" "$T/oktext.out" ||
+    fail "fingerprint line not whole: $(grep -A1 'fingerprint:' "$T/oktext.out" | head -2)"
+grep -qx "    subject:          $(jq -r '.results[0].chain[0].subject' "$j")" "$T/oktext.out" ||
+    fail "subject line not whole: $(grep -A1 'subject:' "$T/oktext.out" | head -2)"
+
 # ---- SNI as Postfix's SMTP client sends it: none by default (even for a
 # name), --servername (a name, or "hostname": the host probed), or main.cf's
 # smtp_tls_servername
