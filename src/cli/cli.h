@@ -229,6 +229,11 @@ int cli_maps_shadow(struct cli_maps *m, size_t index, const char *key,
 		    struct cli_shadow *out);
 const char *cli_shadow_text(struct cli_maps *m, const struct cli_shadow *s,
 			    char *buf, size_t size);
+/*
+ * Does a map of main.cf's smtp_tls_policy_maps fail every lookup (a bare
+ * path, a missing file)? Then Postfix defers the mail; why says so.
+ */
+int cli_maps_broken(struct cli *cli, char *why, size_t size);
 
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);

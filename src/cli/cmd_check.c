@@ -190,19 +190,36 @@ entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdic
 static const char *prom_path;
 static const char *prom_table = "";
 
-/* Nagios: a one-line summary even when we cannot look at anything. */
+/* Nagios: a one-line summary even when we cannot look at the entries. */
+static int
+early(int json, tp_state state, const char *what)
+{
+	char summary[TP_DIAG_MESSAGE_MAX + 64];
+
+	if (prom_path != NULL)
+		(void)cli_prom_write(prom_path, prom_table, NULL, 0, (int)state, time(NULL));
+	snprintf(summary, sizeof(summary), "TLSPOLICY %s - %s", tp_state_name(state), what);
+	if (json) {
+		json_t *o = json_object();
+		int bad = o == NULL;
+
+		bad |= cli_jset(o, "status", json_string(tp_state_name(state)));
+		bad |= cli_jset(o, "exit", json_integer((int)state));
+		bad |= cli_jset(o, "summary", json_string(summary));
+		bad |= cli_jset(o, "entries", json_array());
+		if (bad || json_dumpf(o, stdout, JSON_PRESERVE_ORDER) != 0)
+			printf("{\"status\": \"UNKNOWN\", \"exit\": 3, \"entries\": []}");
+		putchar('\n');
+		json_decref(o);
+	} else
+		printf("%s\n", summary);
+	return (int)state;
+}
+
 static int
 unknown(int json, const char *what)
 {
-	if (prom_path != NULL)
-		(void)cli_prom_write(prom_path, prom_table, NULL, 0, EX_CHECK_UNKNOWN,
-				     time(NULL));
-	if (json)
-		printf("{\"status\": \"UNKNOWN\", \"exit\": 3, \"summary\": \"TLSPOLICY UNKNOWN - %s\", \"entries\": []}\n",
-		       what);
-	else
-		printf("TLSPOLICY UNKNOWN - %s\n", what);
-	return EX_CHECK_UNKNOWN;
+	return early(json, TP_STATE_UNKNOWN, what);
 }
 
 /*
@@ -381,8 +398,14 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		return unknown(json, "no usable fingerprint digest");
 	cli_delivery_defaults(cli, &dopts);
-	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
+	if (cli_table_open(cli, 0, &table) != EX_SUCCESS) {
+		char why[TP_DIAG_MESSAGE_MAX];
+
+		/* A list Postfix cannot use defers all mail: that is no doubt. */
+		if (cli_maps_broken(cli, why, sizeof(why)))
+			return early(json, TP_STATE_CRITICAL, why);
 		return unknown(json, "cannot read the policy table");
+	}
 	prom_table = tp_table_source(table);
 	if (tp_table_db_state(table, &db_state, &diag) != 0)
 		db_state = TP_DB_STALE;

@@ -119,7 +119,7 @@ static const struct {
 	{ "disable_dns_lookups", "no" },
 	{ "smtp_balance_inet_protocols", "yes" },
 	{ "smtp_randomize_addresses", "yes" },
-	/* What a bare path in a map list means (postmap, tp_maps). */
+	/* What a bare path given to postmap or -m means (not in main.cf). */
 	{ "default_database_type", "hash" },
 	/* Postfix 3.11: where hash: and btree: go when redirected. */
 	{ "default_cache_db_type", "btree" },

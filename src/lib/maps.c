@@ -422,6 +422,22 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 		plen -= 6;
 	}
 	colon = memchr(p, ':', plen);
+	if (colon == NULL && default_type == NULL) {
+		/*
+		 * In main.cf's list a bare path is no map: Postfix's dict_open()
+		 * stops the SMTP client with a fatal error, so every lookup fails.
+		 */
+		m->info.type = strdup("");
+		m->info.path = strndup(p, plen);
+		m->kind = K_FAIL;
+		m->loaded = 1;
+		m->info.readable = 1;	/* its answer is known: failure */
+		if (m->info.spec == NULL || m->info.type == NULL || m->info.path == NULL)
+			return TP_ENOMEM;
+		return load_fail(m, TP_ECONFIG,
+				 "smtp_tls_policy_maps: \"%s\" is not type:name (Postfix: \"open dictionary: expecting type:name form\", fatal for its SMTP client): write %s:%s",
+				 m->info.spec, "hash", m->info.path) == TP_ENOMEM ? TP_ENOMEM : TP_OK;
+	}
 	if (colon == NULL) {
 		/* A bare path, as postmap takes it: default_database_type. */
 		m->info.type = strdup(default_type);
@@ -597,7 +613,8 @@ tp_maps_open(tp_maps **out, const tp_config *config, tp_diag *diag)
 		free(copy);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	dtype = default_type(config);
+	/* No default type in main.cf's list: a bare path is an error there. */
+	dtype = NULL;
 	cp = copy;
 	while (rc == TP_OK && (item = strtokq(&cp, LIST_SEP)) != NULL)
 		rc = maps_add(maps, item, strlen(item), dtype, config);

@@ -169,6 +169,8 @@ judge() {
 same_settings() {
     local name=$1 key=$2 logged ours addr port fpr seen log
     log=$(since_mark)
+    # No entries: check judged the configuration, and Postfix made no connection.
+    [ "$(jq '.entries | length' "$TP_TMP/check.json")" -gt 0 ] || return 0
     logged=$(sed -n 's/.*: TLS cipher list "\(.*\)"$/\1/p;T;q' "$log")
     ours=$(jq -r '.entries[0].cipherlist' "$TP_TMP/check.json")
     [ -z "$logged" ] || [ "$logged" = "$ours" ] ||
@@ -370,6 +372,33 @@ postfix -c "$pc" reload >/dev/null 2>&1   # regexp tables are read when a proces
 judge S14b '[127.0.0.23]:25' rcpt@s12.test sent
 [ "$(jq -r '.entries[0].status' "$TP_TMP/check.json")" = WARNING ] ||
     fail "S14b: want WARNING for pins an earlier map makes unused: $(cat "$TP_TMP/check.json")"
+postconf -c "$pc" -e 'smtp_tls_policy_maps = hash:$config_directory/tls_policy'
+postfix -c "$pc" reload >/dev/null 2>&1
+
+tp_note "S15: a bare path in smtp_tls_policy_maps: Postfix's SMTP client stops (fatal), the mail stays queued; check CRITICAL"
+# Postfix never gets as far as a status= line (master throttles the dying
+# smtp service): its fatal error and the message still queued are the verdict.
+postconf -c "$pc" -e 'smtp_tls_policy_maps = $config_directory/tls_policy'
+postfix -c "$pc" reload >/dev/null 2>&1
+wc -l <"$pc/maillog" >"$TP_TMP/mark"
+tp_postfix_send "$pc" sender@client.test rcpt@s12.test
+tp_wait_until 30 grep -q 'expecting "type:name" form' "$pc/maillog" ||
+    fail "S15: Postfix did not refuse the bare path: $(tail -n 5 "$pc/maillog")"
+grep -q 'to=<rcpt@s12.test>.*status=sent' "$(since_mark)" && fail "S15: Postfix delivered with a bare path"
+[ -n "$(postqueue -c "$pc" -p | grep -v 'Mail queue is empty')" ] || fail "S15: the message left the queue"
+rc=0; "$T" -c "$pc" check --json '[127.0.0.23]:25' >"$TP_TMP/check.json" 2>"$TP_TMP/check.err" || rc=$?
+total=$((total + 1))
+if [ "$rc" = 2 ]; then
+    agreed=$((agreed + 1))
+    tp_note "S15: Postfix deferred (fatal), check exit $rc: agree"
+else
+    disagreements="$disagreements
+  S15: Postfix deferred (fatal), check exit $rc: $(cat "$TP_TMP/check.json")"
+    tp_note "S15: Postfix deferred (fatal), check exit $rc: DISAGREE"
+fi
+jq -e '.status == "CRITICAL" and (.summary | test("is not type:name"))' "$TP_TMP/check.json" >/dev/null ||
+    fail "S15: check does not name the bare path: $(cat "$TP_TMP/check.json")"
+postsuper -c "$pc" -d ALL >/dev/null 2>&1 || true
 postconf -c "$pc" -e 'smtp_tls_policy_maps = hash:$config_directory/tls_policy'
 postfix -c "$pc" reload >/dev/null 2>&1
 
