@@ -431,6 +431,18 @@ tp_postfix_wait_log() {
     done
 }
 
+# tp_postfix_wait_empty DIR [SECS]: the queue is empty. qmgr removes a
+# message only after the smtp agent logged status=sent, so a test that
+# saw the delivery still polls here rather than asserting at once.
+tp_postfix_wait_empty() {
+    local dir=$1 secs=${2:-20} i=0
+    until [ "$(postqueue -c "$dir" -p 2>&1)" = "Mail queue is empty" ]; do
+        i=$((i + 1))
+        [ "$i" -le "$secs" ] || fail "postfix $dir: queue not empty after $secs s: $(postqueue -c "$dir" -p)"
+        sleep 1
+    done
+}
+
 # ---- small file systems (root only) ----
 
 TP_MOUNTS=()  # tmpfs mounted by tp_mount_tmpfs, unmounted by the exit trap

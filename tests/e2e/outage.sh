@@ -141,7 +141,7 @@ postqueue -c "$pf" -f
 tp_wait_mail b 2 30
 grep -l "Subject: second-b" "$(tp_server_maildir b)"/*.eml >/dev/null || fail "deferred mail for partner-b not delivered"
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-b.test>.*status=sent" 30
-[ -z "$(postqueue -c "$pf" -p | grep -v 'Mail queue is empty')" ] || fail "queue not empty: $(postqueue -c "$pf" -p)"
+tp_postfix_wait_empty "$pf" 30
 rc=0; "$T" -c "$pf" check >"$TP_TMP/check4" || rc=$?
 [ "$rc" = 0 ] || fail "check after rotate: exit $rc, want 0: $(cat "$TP_TMP/check4")"
 head -1 "$TP_TMP/check4" | grep -q "^TLSPOLICY OK - 0 critical, 0 warning, 0 unknown, 2 ok | critical=0 warning=0 unknown=0 ok=2 first_expiry_days=" || fail "check summary: $(cat "$TP_TMP/check4")"
