@@ -16,6 +16,7 @@
 #include "tlspolicy/config.h"
 #include "tlspolicy/maps.h"
 #include "tlspolicy/resolver.h"
+#include "tlspolicy/queue.h"
 
 #define TLSPOLICY_VERSION "0.1.0"
 
