@@ -92,9 +92,11 @@
  *	  relayhost when set, else the recipient domain (one trailing dot
  *	  removed); a transport written "transport:nexthop" in main.cf sets
  *	  the next hop;
- *	- transport_maps then override it: the full address, the address
- *	  without its extension (recipient_delimiter, not for owner-*,
- *	  *-request, postmaster, MAILER-DAEMON), the domain, then its parent
+ *	- transport_maps then override it: the full address (as listed, then
+ *	  without the quotes of a quoted local part), the address
+ *	  without its extension (recipient_delimiter; not for owner-*,
+ *	  *-request, postmaster, MAILER-DAEMON, nor here for a quoted local
+ *	  part), the domain, then its parent
  *	  domains as ".example.com" (or as "example.com" when
  *	  parent_domain_matches_subdomains lists transport_maps; Postfix
  *	  3.7's default does not), then "*". Only the full address and "*"
