@@ -20,6 +20,7 @@
 #include "tlspolicy/client.h"
 #include "tlspolicy/delivery.h"
 #include "tlspolicy/trust.h"
+#include "tlspolicy/queue.h"
 
 #define TLSPOLICY_VERSION "0.1.0"
 
