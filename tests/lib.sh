@@ -79,7 +79,8 @@ tp_expect_status() {
 
 # tp_sandbox_config DIR [DIGEST]
 #   Writes DIR/main.cf for a sandbox Postfix config: compatibility level
-#   3.6, the policy table hash:DIR/tls_policy, and smtp_tls_fingerprint_digest
+#   3.6, the policy table hash:DIR/tls_policy, a queue directory of its own
+#   (no Postfix running there), and smtp_tls_fingerprint_digest
 #   = DIGEST when given (else Postfix's default for 3.6, sha256).
 tp_sandbox_config() {
     mkdir -p "$1"
@@ -87,6 +88,8 @@ tp_sandbox_config() {
         echo 'compatibility_level = 3.6'
         [ -z "${2:-}" ] || echo "smtp_tls_fingerprint_digest = $2"
         echo 'smtp_tls_policy_maps = hash:${config_directory}/tls_policy'
+        # No Postfix runs here: check and list must not read the machine's queue.
+        echo 'queue_directory = ${config_directory}/queue'
     } >"$1/main.cf"
 }
 
@@ -416,8 +419,9 @@ tp_postfix_send() {
 
 # tp_postfix_wait_log DIR PATTERN [SECONDS]
 #   Waits (default 20 s) until DIR/maillog has a line matching the grep -E
-#   PATTERN, flushing the queue each second; fails the test with the log's
-#   tail otherwise.
+#   PATTERN, flushing the queue each second (not with
+#   TP_POSTFIX_WAIT_FLUSH=0: a test of what releases the mail); fails the
+#   test with the log's tail otherwise.
 tp_postfix_wait_log() {
     local dir=$1 pat=$2 secs=${3:-20} i=0
     until grep -Eq -- "$pat" "$dir/maillog" 2>/dev/null; do
@@ -426,7 +430,7 @@ tp_postfix_wait_log() {
             tail -n 20 "$dir/maillog" >&2 2>/dev/null || true
             fail "postfix $dir: no log line /$pat/ within $secs s"
         fi
-        postqueue -c "$dir" -f >/dev/null 2>&1 || true
+        [ "${TP_POSTFIX_WAIT_FLUSH:-1}" = 0 ] || postqueue -c "$dir" -f >/dev/null 2>&1 || true
         sleep 1
     done
 }

@@ -32,6 +32,7 @@
 
 #include "json.h"
 #include "prom.h"
+#include "stuck.h"
 #include "targets.h"
 
 enum { EX_CHECK_UNKNOWN = 3 };
@@ -59,6 +60,9 @@ check_usage(FILE *fp)
 		"            a pinned certificate expires within --warn-days, or the\n"
 		"            .db is out of step with the source\n"
 		"  UNKNOWN   nothing could be probed (DNS failure, no answer)\n"
+		"Mail in Postfix's queue deferred for an entry with a TLS failure (read with\n"
+		"postqueue -j, routed as Postfix routes it) makes the entry CRITICAL: \"N\n"
+		"messages deferred, oldest T ago\".\n"
 		"The first line is a summary with performance data, then one line per\n"
 		"entry.\n"
 		"\n"
@@ -128,8 +132,36 @@ server_json(const tp_server *s, time_t now)
 }
 
 static json_t *
+deferred_json(const struct cli_stuck *stuck, const char *key, time_t now)
+{
+	const struct cli_stuck_entry *e = cli_stuck_find(stuck, key);
+	json_t *o, *ids;
+	char iso[32];
+	int bad = 0;
+
+	if (!stuck->available)
+		return json_null();
+	o = json_object();
+	bad |= cli_jset(o, "messages", json_integer(e ? (json_int_t)e->messages : 0));
+	bad |= cli_jset(o, "oldest", e && e->oldest ? json_string(cli_iso_time(iso, sizeof(iso), e->oldest))
+			: json_null());
+	bad |= cli_jset(o, "oldest_age_seconds", e && e->oldest ? json_integer((json_int_t)(now - e->oldest))
+			: json_null());
+	bad |= cli_jset(o, "reason", e ? json_string(tp_queue_tls_name(e->tls)) : json_null());
+	bad |= cli_jset(o, "queue_ids", ids = json_array());
+	for (size_t i = 0; e && ids && i < e->ids.count; i++)
+		bad |= json_array_append_new(ids, json_string(e->ids.strings[i]));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
 entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdict *v,
-	   const tp_trust_result *tr, const char *digest, time_t now)
+	   const tp_trust_result *tr, const char *digest, const struct cli_stuck *stuck,
+	   time_t now)
 {
 	const tp_client_info *in = tp_client_settings_info(k->settings);
 	json_t *o = json_object(), *a;
@@ -176,6 +208,7 @@ entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdic
 		bad |= cli_jset(p, "text", json_string(v->reasons[i].text));
 	}
 	bad |= cli_jset(o, "candidates", cli_candidates_json(tr));
+	bad |= cli_jset(o, "deferred", deferred_json(stuck, t->key, now));
 	bad |= cli_jset(o, "servers", a = json_array());
 	for (size_t i = 0; a && i < k->server_count; i++)
 		bad |= json_array_append_new(a, server_json(&k->servers[i], now));
@@ -291,6 +324,20 @@ table_reasons(tp_verdict *v, const struct cli_target *t, tp_table *table,
 	return tp_verdict_add(v, TP_STATE_WARNING, buf);
 }
 
+/* Mail waiting for the entry is mail not delivered: CRITICAL. */
+static int
+queue_reasons(tp_verdict *v, const struct cli_target *t, const struct cli_stuck *stuck,
+	      time_t now)
+{
+	const struct cli_stuck_entry *e = cli_stuck_find(stuck, t->key);
+	char buf[256];
+
+	if (e == NULL || e->messages == 0)
+		return 0;
+	cli_stuck_words(buf, sizeof(buf), e, now);
+	return tp_verdict_add(v, TP_STATE_CRITICAL, buf);
+}
+
 static void
 print_entry(const struct cli_target *t, const tp_verdict *v)
 {
@@ -334,6 +381,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	tp_verdict **v = NULL;
 	tp_trust_result **trs = NULL;
 	struct cli_maps maps = { NULL, 0 };
+	struct cli_stuck stuck;
 	tp_table *table = NULL;
 	tp_db_state db_state = TP_DB_IN_STEP;
 	tp_diag diag = TP_DIAG_INIT;
@@ -346,6 +394,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	char *end, summary[512], perf[256];
 	json_t *root = NULL, *entries = NULL;
 
+	memset(&stuck, 0, sizeof(stuck));
 	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
 		switch (ch) {
 		case 'w':
@@ -410,6 +459,10 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	if (tp_table_db_state(table, &db_state, &diag) != 0)
 		db_state = TP_DB_STALE;
 	cli_maps_open(cli, tp_map_type_name(tp_table_type(table)), tp_table_source(table), &maps);
+	if (cli_stuck_read(cli, &maps, dopts.timeout, &stuck) != EX_SUCCESS) {
+		rc = unknown(json, "out of memory");
+		goto out;
+	}
 	if (cli_targets_collect(table, argv + optind, (size_t)(argc - optind), 1, &maps,
 				&targets) != EX_SUCCESS) {
 		rc = unknown(json, "cannot select the entries");
@@ -435,7 +488,8 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		if (tp_delivery_verdict(&v[i], targets.delivery, targets.v[i].dindex, &vopts,
 					&diag) != 0 ||
 		    trust_reasons(v[i], trust, &targets, i, &trs[i]) != 0 ||
-		    table_reasons(v[i], &targets.v[i], table, db_state) != 0) {
+		    table_reasons(v[i], &targets.v[i], table, db_state) != 0 ||
+		    queue_reasons(v[i], &targets.v[i], &stuck, now) != 0) {
 			rc = unknown(json, "out of memory");
 			goto out;
 		}
@@ -454,6 +508,12 @@ cmd_check(struct cli *cli, int argc, char **argv)
 			pe[i].not_after = v[i]->first_expiry;
 			pe[i].probe_ok = v[i]->servers > 0 && v[i]->unreachable == 0
 			    && v[i]->tls_failed == 0;
+			if (stuck.available) {
+				const struct cli_stuck_entry *se = cli_stuck_find(&stuck, targets.v[i].key);
+
+				pe[i].deferred = se ? (long)se->messages : 0;
+			} else
+				pe[i].deferred = -1;
 		}
 		if (pe == NULL) {
 			rc = unknown(json, "out of memory");
@@ -469,6 +529,16 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	snprintf(perf, sizeof(perf), "critical=%zu warning=%zu unknown=%zu ok=%zu",
 		 count[TP_STATE_CRITICAL], count[TP_STATE_WARNING],
 		 count[TP_STATE_UNKNOWN], count[TP_STATE_OK]);
+	if (stuck.available) {
+		size_t deferred = 0;
+
+		for (size_t i = 0; i < targets.n; i++) {
+			const struct cli_stuck_entry *se = cli_stuck_find(&stuck, targets.v[i].key);
+
+			deferred += se ? se->messages : 0;
+		}
+		snprintf(perf + strlen(perf), sizeof(perf) - strlen(perf), " deferred=%zu", deferred);
+	}
 	if (first_expiry != 0) {
 		char crit[32] = "";
 
@@ -505,10 +575,12 @@ cmd_check(struct cli *cli, int argc, char **argv)
 		bad |= cli_jset(root, "warn_days", json_integer(vopts.warn_days));
 		bad |= cli_jset(root, "critical_days", vopts.critical_days >= 0
 			    ? json_integer(vopts.critical_days) : json_null());
+		bad |= cli_jset(root, "queue_read", json_boolean(stuck.available));
+		bad |= cli_jset(root, "queue_error", stuck.available ? json_null() : json_string(stuck.why));
 		for (size_t i = 0; i < targets.n; i++)
 			bad |= json_array_append_new(entries,
 						     entry_json(&targets.v[i], cli_target_key(&targets, i),
-								v[i], trs[i], digest, now));
+								v[i], trs[i], digest, &stuck, now));
 		bad |= json_object_set(root, "entries", entries);
 		if (bad) {
 			rc = unknown(0, "out of memory");
@@ -539,6 +611,7 @@ out:
 	free(trs);
 	tp_trust_free(trust);
 	cli_targets_free(&targets);
+	cli_stuck_free(&stuck);
 	cli_maps_close(&maps);
 	tp_table_free(table);
 	return rc;

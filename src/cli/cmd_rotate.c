@@ -5,8 +5,8 @@
  * SYNOPSIS
  *	tlspolicy rotate [KEY...] [--yes] [--dry-run] [--trust LIST]
  *		[--accept FP]... [--ca-file F] [--ca-path D] [--keep-old[=DURATION]]
- *		[--jobs N] [--timeout S] [--reload] [--postfix-command PATH]
- *		[--json]
+ *		[--jobs N] [--timeout S] [--reload] [--flush]
+ *		[--postfix-command PATH] [--json]
  * DESCRIPTION
  *	Probes, all at once, the servers Postfix's SMTP client would try for
  *	every fingerprint entry (or each KEY), with the settings it would
@@ -38,12 +38,13 @@
  *	reported. --json prints the plan and its outcome as one object
  *	instead, and never asks. Each pin written is recorded, with the
  *	reason it was trusted, in syslog (mail.notice) when stderr is not a
- *	terminal, even with -q.
+ *	terminal, even with -q. --flush then asks Postfix to retry the
+ *	messages deferred with a TLS failure for the entries rotated (stuck.h).
  * DIAGNOSTICS
  *	Exit 0 when all pins are current or were rotated (and reloaded); 1
  *	when an entry could not be probed, a candidate was refused, an entry
  *	changed meanwhile, the plan was not confirmed, --dry-run shows
- *	pending changes, or the reload failed; 64 usage.
+ *	pending changes, or the reload or the flush failed; 64 usage.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "stuck.h"
 #include "targets.h"
 
 static void
@@ -61,7 +63,7 @@ rotate_usage(FILE *fp)
 		"usage: tlspolicy [global options] rotate [KEY...] [--yes] [--dry-run]\n"
 		"           [--trust LIST] [--accept FP]... [--ca-file FILE] [--ca-path DIR]\n"
 		"           [--keep-old[=DURATION]] [--jobs N] [--timeout S] [--reload]\n"
-		"           [--postfix-command PATH] [--json]\n"
+		"           [--flush] [--postfix-command PATH] [--json]\n"
 		"\n"
 		"For every fingerprint entry (or each KEY), probe the servers Postfix's SMTP\n"
 		"client would try (the MX hosts of a domain or domain:port, the host of\n"
@@ -95,6 +97,9 @@ rotate_usage(FILE *fp)
 		"  --jobs N             connections at once (default 16)\n"
 		"  --timeout S          seconds allowed per address (default 30)\n"
 		"  --reload             run 'postfix -c DIR reload' when something changed\n"
+		"  --flush              then ask Postfix to retry now the messages deferred\n"
+		"                       with a TLS failure for the entries rotated (postqueue\n"
+		"                       -i each one; never the whole queue)\n"
 		"  --postfix-command P  the postfix program for --reload (default: postfix)\n"
 		"  --json               the plan, the evidence and the outcome as one JSON\n"
 		"                       object instead of text; never asks\n"
@@ -717,7 +722,7 @@ change_json(const struct change *c)
 /* --json: the plan and what became of it, on stdout. */
 static int
 print_json(const struct plan *p, const char *source, const char *digest, const char *trust,
-	   int reloaded, int rc)
+	   int reloaded, long flushed, int rc)
 {
 	json_t *root = json_object(), *a = json_array();
 	int bad = root == NULL || a == NULL, written = 0;
@@ -731,6 +736,7 @@ print_json(const struct plan *p, const char *source, const char *digest, const c
 		bad |= cli_jset(root, "exit", json_integer(rc));
 		bad |= cli_jset(root, "written", json_boolean(written));
 		bad |= cli_jset(root, "reloaded", json_boolean(reloaded));
+		bad |= cli_jset(root, "flushed", flushed < 0 ? json_null() : json_integer(flushed));
 		bad |= cli_jset(root, "entries", json_incref(a));
 		for (size_t i = 0; i < p->n; i++)
 			bad |= json_array_append_new(a, change_json(&p->v[i]));
@@ -855,6 +861,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "reload", no_argument, NULL, 'r' },
+		{ "flush", no_argument, NULL, 'L' },
 		{ "postfix-command", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -864,6 +871,8 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 	tp_trust_opts topts = TP_TRUST_OPTS_INIT;
 	struct rotate_opts o = { 0, 0, NULL, 0, 0 };
 	int yes = 0, dry_run = 0, reload = 0, json = 0, reloaded = 0, ch, rc = EX_FAIL, failed = 0;
+	int flush = 0;
+	long flushed = -1;
 	const char *postfix_command = NULL, *trust_list = NULL;
 	char *source = NULL;
 	struct cli_targets targets = { NULL, 0, NULL };
@@ -934,6 +943,9 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 		case 'r':
 			reload = 1;
 			break;
+		case 'L':
+			flush = 1;
+			break;
 		case 'P':
 			postfix_command = optarg;
 			break;
@@ -974,7 +986,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 	if (targets.n == 0) {
 		if (json)
 			rc = print_json(&plan, source, o.digest, trust_list ? trust_list
-					: TP_TRUST_DEFAULT, 0, EX_SUCCESS);
+					: TP_TRUST_DEFAULT, 0, flush ? 0 : -1, EX_SUCCESS);
 		else {
 			if (!cli->quiet)
 				printf("no fingerprint entries in %s\n", source);
@@ -1018,10 +1030,30 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 				   !json && !cli->quiet, &failed, &reloaded);
 		if (rc == EX_SUCCESS && failed)
 			rc = EX_FAIL;
+		if (rc != EX_SUCCESS && !failed)
+			flush = 0;	/* nothing was written */
+	}
+	if (flush && !dry_run) {
+		char **keys = calloc(plan.n + 1, sizeof(*keys));
+		size_t nkeys = 0, n = 0;
+
+		if (keys == NULL) {
+			rc = cli_errorf("out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < plan.n; i++)
+			if (plan.v[i].done && plan.v[i].kind == CH_ROTATE)
+				keys[nkeys++] = plan.v[i].t->key;
+		/* No key would mean every entry: flush only what was repaired. */
+		if (nkeys > 0 && cli_stuck_release(cli, keys, nkeys, dopts.timeout,
+						   !json && !cli->quiet, &n) != EX_SUCCESS)
+			rc = EX_FAIL;
+		flushed = (long)n;
+		free(keys);
 	}
 	if (json)
 		rc = print_json(&plan, source, o.digest, trust_list ? trust_list : TP_TRUST_DEFAULT,
-				reloaded, rc);
+				reloaded, flushed, rc);
 out:
 	for (size_t i = 0; i < plan.n; i++)
 		change_dispose(&plan.v[i]);

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "stuck.h"
 
 static void
 set_usage(FILE *fp)
@@ -23,7 +24,7 @@ set_usage(FILE *fp)
 		"usage: tlspolicy [global options] set KEY [--level LEVEL] [--fingerprint FP]...\n"
 		"           [--fingerprint-from HOST[:PORT]]... [--pin cert|pkey] [--wrapper]\n"
 		"           [--attr NAME=VALUE]... [--keep-old | --add] [--dry-run] [--reload]\n"
-		"           [--timeout S] [--postfix-command PATH]\n"
+		"           [--flush] [--timeout S] [--postfix-command PATH]\n"
 		"\n"
 		"Create or update the entry for KEY (a next-hop destination as Postfix looks\n"
 		"it up: example.com, .example.com, [mx.example.com]:25, mx.example.com:587).\n"
@@ -53,6 +54,9 @@ set_usage(FILE *fp)
 		"                         goes live, and no rotation is needed then\n"
 		"  --dry-run              print the change as a unified diff, write nothing\n"
 		"  --reload               run 'postfix -c DIR reload' after writing\n"
+		"  --flush                then ask Postfix to retry now the messages deferred\n"
+		"                         for KEY with a TLS failure (postqueue -i each one;\n"
+		"                         never the whole queue)\n"
 		"  --timeout S            per-host probe deadline in seconds (default 30)\n"
 		"  --postfix-command P    the postfix program for --reload (default: postfix)\n");
 }
@@ -73,6 +77,7 @@ struct set_args {
 	int keep_old;
 	int dry_run;
 	int reload;
+	int flush;
 	int wrapper;		/* SMTPS: recorded as wrappermode=yes */
 	const char *postfix_command;
 };
@@ -395,6 +400,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		{ "add", no_argument, NULL, 'k' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "reload", no_argument, NULL, 'r' },
+		{ "flush", no_argument, NULL, 'L' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "postfix-command", required_argument, NULL, 'P' },
 		{ "wrapper", no_argument, NULL, 'W' },
@@ -451,6 +457,9 @@ cmd_set(struct cli *cli, int argc, char **argv)
 			break;
 		case 'r':
 			a.reload = 1;
+			break;
+		case 'L':
+			a.flush = 1;
 			break;
 		case 't':
 			if ((a.timeout = cli_parse_seconds(optarg)) < 0) {
@@ -541,16 +550,19 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	if (cli_check_entry(tp_table_doc(table), idx, tp_table_source(table)) != EX_SUCCESS)
 		goto out;
 	if ((rc = cli_finish_edit(table, &before, a.dry_run, &written)) != EX_SUCCESS
-	    || !written)
+	    || a.dry_run || (!written && !a.flush))
 		goto out;
-	if (!cli->quiet)
+	if (written && !cli->quiet)
 		cli_print_entry_summary(table, idx);
 	rc = EX_SUCCESS;
 	/* Release the table lock before reloading: Postfix may read it. */
 	tp_table_free(table);
 	table = NULL;
-	if (a.reload)
+	if (written && a.reload)
 		rc = cli_reload(cli, a.postfix_command);
+	/* An unchanged entry may still have mail waiting from before. */
+	if (rc == EX_SUCCESS && a.flush)
+		rc = cli_stuck_release(cli, (char *const *)&a.key, 1, a.timeout, 1, NULL);
 out:
 	tp_table_free(table);
 	tp_buf_dispose(&before);

@@ -83,6 +83,8 @@ static const struct {
 	{ "smtp_tls_fingerprint_digest",
 	  "${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}" },
 	{ "smtp_tls_policy_maps", "" },
+	/* Where the running Postfix keeps its queue and master.pid. */
+	{ "queue_directory", "/var/spool/postfix" },
 	/* What the SMTP client does for a next hop (client.c), as in 3.7. */
 	{ "smtp_tls_security_level", "" },
 	{ "smtp_tls_servername", "" },

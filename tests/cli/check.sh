@@ -127,6 +127,10 @@ a="select(.key==\"a.test:$PA\")"
 [ "$(jq -r ".entries[]|$a|.servers[0].servername" "$j")" = null ] || fail "json: SNI sent"
 [ "$(jq -r ".entries[]|select(.key==\"soon.test:$PS\")|.status" "$j")" = WARNING ] || fail "json soon.test"
 [ "$(jq -r ".entries[]|select(.key==\"dead.test:$dead\")|.servers[0].outcome" "$j")" = unreachable ] || fail "json dead.test"
+# No Postfix runs in the sandbox: the queue is not read, and JSON says why.
+[ "$(jq -r .queue_read "$j")" = false ] || fail "json queue_read: $(jq .queue_read "$j")"
+jq -r .queue_error "$j" | grep -q "Postfix is not running" || fail "json queue_error: $(jq .queue_error "$j")"
+[ "$(jq -r ".entries[]|$a|.deferred" "$j")" = null ] || fail "json deferred without a queue: $(jq ".entries[]|$a|.deferred" "$j")"
 tp_expect_status 0 "$T" -c "$D" rotate --yes --trust tofu "a.test:$PA" "[127.0.0.1]:$PA"
 tp_expect_status 0 "$T" -c "$D" check "a.test:$PA" "[127.0.0.1]:$PA"
 
