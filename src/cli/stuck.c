@@ -257,6 +257,7 @@ entry_for(struct cli_stuck *s, struct cli_maps *maps, struct dest_cache *cache,
 	const char *matched = NULL;
 	tp_map_answer a;
 	tp_diag d = TP_DIAG_INIT;
+	int rc;
 
 	if (slot == NULL)
 		return TP_ENOMEM;
@@ -265,9 +266,12 @@ entry_for(struct cli_stuck *s, struct cli_maps *maps, struct dest_cache *cache,
 		return 0;
 	}
 	*entry = SIZE_MAX;
-	if (tp_maps_find_nexthop(maps->maps, dest, &a, &matched, &d) == TP_ENOMEM)
-		return TP_ENOMEM;
-	if (a.status == TP_MAPS_FOUND && a.index == maps->table && matched != NULL) {
+	memset(&a, 0, sizeof(a));
+	rc = tp_maps_find_nexthop(maps->maps, dest, &a, &matched, &d);
+	if (rc == TP_ENOMEM)
+		return rc;
+	/* A failed lookup answers with no entry of ours. */
+	if (rc == 0 && a.status == TP_MAPS_FOUND && a.index == maps->table && matched != NULL) {
 		for (size_t i = 0; i < s->n && *entry == SIZE_MAX; i++)
 			if (strcasecmp(s->v[i].key, matched) == 0)
 				*entry = i;
@@ -294,7 +298,6 @@ static int
 count_message(struct cli_stuck *s, struct cli_maps *maps, tp_route *route,
 	      struct dest_cache *cache, const tp_queue_message *m)
 {
-	size_t seen[16], nseen = 0;
 	int tls = 0, unrouted = 0, policy = 0;
 
 	for (size_t r = 0; r < m->recipient_count; r++) {
@@ -311,7 +314,7 @@ count_message(struct cli_stuck *s, struct cli_maps *maps, tp_route *route,
 				return TP_ENOMEM;
 		}
 		tls = 1;
-		rc = route ? tp_route_find(route, rcpt->address, &res, &d) : -1;
+		rc = route ? tp_route_find(route, rcpt->address, &res, &d) : 1;	/* no route: not counted */
 		if (rc == TP_ENOMEM)
 			return rc;
 		if (rc != 0) {
@@ -320,19 +323,16 @@ count_message(struct cli_stuck *s, struct cli_maps *maps, tp_route *route,
 		}
 		for (size_t k = 0; k < res->destination_count; k++) {
 			struct cli_stuck_entry *e;
-			size_t entry, j;
+			size_t entry;
 
 			if ((rc = entry_for(s, maps, cache, res->destinations[k], &entry)) != 0)
 				return rc;
 			if (entry == SIZE_MAX)
 				continue;
-			for (j = 0; j < nseen && seen[j] != entry; j++)
-				;
-			if (j < nseen)
-				continue;	/* each message once per entry */
-			if (nseen < sizeof(seen) / sizeof(seen[0]))
-				seen[nseen++] = entry;
 			e = &s->v[entry];
+			/* Messages come one at a time: counted already if it is the last. */
+			if (e->ids.count > 0 && strcmp(e->ids.strings[e->ids.count - 1], m->queue_id) == 0)
+				continue;
 			if (cli_strarray_push(&e->ids, m->queue_id) != 0)
 				return TP_ENOMEM;
 			e->messages++;
