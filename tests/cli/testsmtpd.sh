@@ -159,7 +159,11 @@ n=$(talk 2 | wc -c)
 tp_note "drip: a few bytes of a 220- banner, at the --delay rate"
 set_mode drip
 out=$(talk 2.6)
-[[ $out == 220-mx* ]] || fail "drip: got '$out', want a 220- banner prefix"
+# How many bytes arrive depends on the machine's load: a prefix of the
+# banner "220-mx...", at least "220".
+want="220-mx"
+[ "${out:0:6}" = "${want:0:${#out}}" ] && [[ $out == 220* ]] \
+    || fail "drip: got '$out', want a prefix of a 220- banner"
 [ "${#out}" -ge 3 ] && [ "${#out}" -le 8 ] || fail "drip: got ${#out} bytes in 2.6 s at 0.5 s/byte"
 
 tp_note "banner421: 421 then close"
