@@ -83,6 +83,7 @@ tp_postfix_send "$pf" sender@client.test rcpt@partner-d.test for-d
 deferred_a() { grep -Ec "to=<rcpt[123]@partner-a\.test>.*status=deferred \((delivery temporarily suspended: )?Server certificate not verified" "$pf/maillog"; }
 tp_wait_until 60 eval '[ "$(deferred_a)" -ge 3 ]' || fail "the three messages to A were not deferred: $(tail -20 "$pf/maillog")"
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-d.test>.*status=deferred" 60
+tp_postfix_wait_deferred "$pf" 4 60
 [ "$(tp_mail_count a)" = 1 ] || fail "A's renewed certificate got mail before the pin was changed"
 
 tp_note "3. check: 3 messages deferred for A, CRITICAL; list, JSON and Prometheus say the same"
@@ -141,6 +142,7 @@ tp_note "5. C moves to a new key: its message waits; set --fingerprint-from --fl
 tp_install_cert "$TP_TMP/c2.pem" "$TP_TMP/c.live"
 tp_postfix_send "$pf" sender@client.test rcpt@partner-c.test second-c
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-c.test>.*status=deferred \(Server certificate not verified\)" 60
+tp_postfix_wait_deferred "$pf" 2 60   # C's and D's
 "$T" -c "$pf" set "$C" --fingerprint-from "127.0.0.1:$PC" --flush >"$TP_TMP/set" 2>&1 \
     || fail "set --flush failed: $(cat "$TP_TMP/set")"
 grep -q "^flushed: 1 deferred message " "$TP_TMP/set" || fail "set --flush output: $(cat "$TP_TMP/set")"
