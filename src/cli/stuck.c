@@ -50,7 +50,8 @@ last_line(char *dst, size_t size, const char *text, size_t len)
 	while (start + n < len && n + 1 < size) {
 		unsigned char c = (unsigned char)text[start + n];
 
-		dst[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+		/* ASCII only: it may end up in JSON, which takes valid UTF-8. */
+		dst[n++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
 	}
 	dst[n] = '\0';
 }
