@@ -349,7 +349,7 @@ tp_reload_dns() {
 }
 _tp_dns_reloaded() { [ "$(grep -c 'zone reloaded' "$1/log" || true)" -gt "$2" ]; }
 
-# ---- a throwaway Postfix instance (root only; see postfix-facts.md) ----
+# ---- a throwaway Postfix instance (root only) ----
 
 TP_POSTFIX_DIRS=()  # instances started, stopped by the exit trap
 

@@ -5,9 +5,9 @@
  *	Writes the database postmap(1) would write for a source file (same
  *	records, byte for byte: keys and values with their trailing NUL),
  *	reads it the way Postfix does, and updates source and database
- *	with the write protocol of DESIGN.md: lock file, temp file beside
- *	the target, fsync, rename, fsync of the directory; mode and owner
- *	kept. A kill at any moment leaves each file whole, old or new.
+ *	with the write protocol of tlspolicy(1), WRITING THE TABLE: lock
+ *	file, temp file beside the target, fsync, rename, fsync of the
+ *	directory; mode and owner kept. A kill at any moment leaves each file whole, old or new.
  * DESCRIPTION
  *	Map types: hash (Berkeley DB DB_HASH) and btree (DB_BTREE), file
  *	suffix ".db"; lmdb (liblmdb, ".lmdb"); cdb (tinycdb, ".cdb");

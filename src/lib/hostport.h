@@ -2,8 +2,8 @@
  * NAME
  *	hostport - parse HOST[:PORT] probe targets (internal)
  * SUMMARY
- *	The forms DESIGN.md names: "mx.example.com", "mx.example.com:587",
- *	"192.0.2.1:25", "[2001:db8::1]:25", "[mx.example.com]:25"; the
+ *	The forms tlspolicy(1) takes for a host: "mx.example.com",
+ *	"mx.example.com:587", "192.0.2.1:25", "[2001:db8::1]:25", "[mx.example.com]:25"; the
  *	port defaults to 25.
  * DESCRIPTION
  *	tp__hostport_parse() fills out from s and returns 0, or TP_ESYNTAX

@@ -2,10 +2,11 @@
  * NAME
  *	safewrite - lock files and whole-file replacement (internal)
  * SUMMARY
- *	The write protocol of DESIGN.md, in system-call sized pieces: a
- *	lock file that queues concurrent writers, a temp file beside the
- *	target, fsync, fchmod/fchown like the old file, rename, fsync of
- *	the directory. A kill at any moment leaves the target whole.
+ *	The write protocol of tlspolicy(1) (WRITING THE TABLE), in
+ *	system-call sized pieces: a lock file that queues concurrent
+ *	writers, a temp file beside the target, fsync, fchmod/fchown like
+ *	the old file, rename, fsync of the directory. A kill at any moment
+ *	leaves the target whole.
  * DESCRIPTION
  *	tp__lock_acquire() opens (creating it 0600) the lock file path,
  *	refusing to follow a symbolic link planted there and refusing

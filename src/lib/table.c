@@ -4,8 +4,8 @@
  * SUMMARY
  *	The tp_table_* functions of tlspolicy/map.h: open (and lock) a
  *	source, hand out its tp_doc, commit edits with the write protocol
- *	of DESIGN.md, rebuild the database, and tell whether the database
- *	holds what the source says.
+ *	of tlspolicy(1) (WRITING THE TABLE), rebuild the database, and tell
+ *	whether the database holds what the source says.
  * DESCRIPTION
  *	The lock file "SOURCE.lock" serialises tlspolicy writers: it is
  *	taken before the source is read, so an update never starts from a

@@ -9,7 +9,7 @@ done
 # Black-box tests of the offline commands (list, get, set, remove, rebuild,
 # doctor) in a sandbox config directory. Real postmap is the oracle for what
 # Postfix reads; expected files are written here by hand from the contract
-# (DESIGN.md), never copied from tlspolicy's output.
+# (tlspolicy(1)), never copied from tlspolicy's output.
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"

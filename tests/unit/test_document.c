@@ -117,7 +117,7 @@ struct parse_case {
 
 #define IN(s) s, LEN(s)
 
-/* Every rule of postfix-facts.md, and what real postmap 3.7.11 does. */
+/* Postfix's rules for policy table sources, as real postmap 3.7.11 applies them. */
 static const struct parse_case parse_cases[] = {
 	{ "plain entries", IN("a.com may\nB.com  encrypt\n"), 0,
 	  "1-1 a.com\tmay\n2-2 b.com\tencrypt raw=B.com\n" },

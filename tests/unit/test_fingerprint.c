@@ -2,7 +2,8 @@
  * Fingerprints and pins. The oracle for fingerprints is the openssl
  * command: certificates are made at test time (RSA and EC) and every
  * digest we compute is compared with what `openssl x509 -fingerprint`
- * and the public-key pipeline of postfix-facts.md print for them.
+ * and the public-key pipeline postconf(5) gives (openssl x509
+ * -pubkey | openssl pkey -pubin -outform DER | openssl dgst) print for them.
  */
 #include <ctype.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* HOST[:PORT] parsing: the forms DESIGN.md names, and what is refused. */
+/* HOST[:PORT] parsing: the forms tlspolicy(1) takes, and what is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
