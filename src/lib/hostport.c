@@ -13,8 +13,8 @@
 #include "diag.h"
 #include "hostport.h"
 
-static int
-parse_port(unsigned int *out, const char *p, size_t len)
+int
+tp__port_digits(unsigned int *out, const char *p, size_t len)
 {
 	unsigned int port = 0;
 
@@ -38,13 +38,12 @@ is_label_char(char c)
 	       (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
-/* 0 for a usable host name, else a static reason. */
-static const char *
-check_name(const char *name)
+const char *
+tp__hostname_problem(const char *name, int *all_numeric)
 {
 	size_t len = strlen(name), label = 0;
-	int all_numeric = 1;
 
+	*all_numeric = 1;
 	if (len == 0)
 		return "empty host name";
 	if (len > TP_HOST_MAX)
@@ -63,12 +62,10 @@ check_name(const char *name)
 		if (!is_label_char(c))
 			return "bad character in host name";
 		if (c < '0' || c > '9')
-			all_numeric = 0;
+			*all_numeric = 0;
 		if (++label > 63)
 			return "host name label longer than 63 bytes";
 	}
-	if (all_numeric)
-		return "bad IPv4 address";
 	return NULL;
 }
 
@@ -78,6 +75,8 @@ classify(tp__hostport *out, int bracketed)
 {
 	unsigned char addr[sizeof(struct in6_addr)];
 	size_t len = strlen(out->host);
+	const char *why;
+	int all_numeric;
 
 	if (inet_pton(AF_INET6, out->host, addr) == 1) {
 		out->family = AF_INET6;
@@ -91,7 +90,10 @@ classify(tp__hostport *out, int bracketed)
 	/* "mx.example.com." names the same host; SNI must not have the dot. */
 	if (len > 1 && out->host[len - 1] == '.')
 		out->host[len - 1] = '\0';
-	return check_name(out->host);
+	if ((why = tp__hostname_problem(out->host, &all_numeric)) != NULL)
+		return why;
+	/* Not an address above, so digits and dots are a bad one. */
+	return all_numeric ? "bad IPv4 address" : NULL;
 }
 
 int
@@ -138,7 +140,7 @@ tp__hostport_parse(tp__hostport *out, const char *s, tp_diag *diag)
 		hlen = colon ? (size_t)(colon - s) : strlen(s);
 	}
 	if (colon != NULL &&
-	    parse_port(&out->port, colon + 1, strlen(colon + 1)) != 0)
+	    tp__port_digits(&out->port, colon + 1, strlen(colon + 1)) != 0)
 		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
 				    "\"%s\": bad port (want 1 to 65535)", s);
 	if (hlen == 0)

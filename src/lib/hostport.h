@@ -31,5 +31,15 @@ typedef struct tp__hostport {
 } tp__hostport;
 
 int tp__hostport_parse(tp__hostport *out, const char *s, tp_diag *diag);
+/* A decimal port, 1 to 65535, of len bytes at p: 0, or -1. */
+int tp__port_digits(unsigned int *out, const char *p, size_t len);
+/*
+ * What is wrong with name as a host name (labels of letters, digits, '-'
+ * and '_', 1 to 63 bytes, not starting or ending with '-'; 253 bytes at
+ * most), NULL when nothing; *all_numeric says whether it is digits and
+ * dots only, which each caller judges (a bad IPv4 address, a numeric
+ * name Postfix refuses).
+ */
+const char *tp__hostname_problem(const char *name, int *all_numeric);
 
 #endif

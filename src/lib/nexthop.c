@@ -22,6 +22,7 @@
 
 #include "casefold.h"
 #include "diag.h"
+#include "hostport.h"
 #include "tlspolicy/nexthop.h"
 
 /* Postfix's known_tcp_ports default. */
@@ -36,57 +37,23 @@ static const struct {
 static int
 parse_port(unsigned int *out, const char *p)
 {
-	unsigned int port = 0;
-	size_t len = strlen(p);
-
 	for (size_t i = 0; i < sizeof(known_ports) / sizeof(known_ports[0]); i++)
 		if (strcmp(p, known_ports[i].name) == 0) {
 			*out = known_ports[i].port;
 			return 0;
 		}
-	if (len == 0 || len > 5)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		port = port * 10 + (unsigned int)(p[i] - '0');
-	}
-	if (port == 0 || port > 65535)
-		return -1;
-	*out = port;
-	return 0;
+	return tp__port_digits(out, p, strlen(p));
 }
 
 /* NULL for a name Postfix's valid_hostname() accepts, else why not. */
 static const char *
 check_hostname(const char *name)
 {
-	size_t len = strlen(name), label = 0;
-	int all_numeric = 1;
+	int all_numeric;
+	const char *why = tp__hostname_problem(name, &all_numeric);
 
-	if (len == 0)
-		return "empty host name";
-	if (len > 253)
-		return "host name longer than 253 bytes";
-	for (size_t i = 0; i <= len; i++) {
-		char c = name[i];
-
-		if (c == '.' || c == '\0') {
-			if (label == 0)
-				return "empty label in host name";
-			if (name[i - 1] == '-' || name[i - label] == '-')
-				return "host name label starts or ends with '-'";
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return "bad character in host name";
-		if (c < '0' || c > '9')
-			all_numeric = 0;
-		if (++label > 63)
-			return "host name label longer than 63 bytes";
-	}
+	if (why != NULL)
+		return why;
 	return all_numeric ? "numeric host name that is no IPv4 address" : NULL;
 }
 
