@@ -85,38 +85,13 @@ tp__utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *cp = (const unsigned char *)s;
 	const unsigned char *end = cp + len;
-	unsigned char c0, lo, hi;
-	size_t tail;
 
 	while (cp < end) {
-		c0 = *cp++;
-		if (c0 <= 0x7f)
-			continue;
-		if (c0 < 0xc2 || c0 > 0xf4)
+		size_t n = utf8_seq_len(cp, end);
+
+		if (n == 0)
 			return 0;
-		/* Second byte range excludes overlongs, surrogates, > U+10FFFF. */
-		lo = 0x80;
-		hi = 0xbf;
-		if (c0 <= 0xdf) {
-			tail = 1;
-		} else if (c0 <= 0xef) {
-			tail = 2;
-			if (c0 == 0xe0)
-				lo = 0xa0;
-			else if (c0 == 0xed)
-				hi = 0x9f;
-		} else {
-			tail = 3;
-			if (c0 == 0xf0)
-				lo = 0x90;
-			else if (c0 == 0xf4)
-				hi = 0x8f;
-		}
-		if ((size_t)(end - cp) < tail || *cp < lo || *cp > hi)
-			return 0;
-		for (cp++, tail--; tail > 0; tail--, cp++)
-			if ((*cp & 0xc0) != 0x80)
-				return 0;
+		cp += n;
 	}
 	return 1;
 }
