@@ -251,7 +251,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	gid_t gid = 0;
 	void *w = NULL;
 
-	p->dir = (tp_buf)TP_BUF_INIT;
+	p->dir = (tp__tmpdir){ TP_BUF_INIT, 0, 0 };
 	p->file = (tp_buf)TP_BUF_INIT;
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
@@ -293,7 +293,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 		goto out;
 	base = strrchr(db_path, '/');
 	base = base ? base + 1 : db_path;
-	if (tp__buf_printf(&p->file, "%s/%s", p->dir.ptr, base) < 0) {
+	if (tp__buf_printf(&p->file, "%s/%s", p->dir.path.ptr, base) < 0) {
 		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 		goto out;
 	}
@@ -338,9 +338,7 @@ tp__map_discard(tp__map_pending *p)
 	 * creates "__db.NAME" and renames it to NAME, so a failure half way
 	 * can leave either: the private directory goes with its contents.
 	 */
-	if (p->dir.ptr != NULL)
-		tp__temp_dir_remove(p->dir.ptr);
-	tp_buf_dispose(&p->dir);
+	tp__temp_dir_remove(&p->dir);
 	tp_buf_dispose(&p->file);
 }
 

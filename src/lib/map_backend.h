@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "safewrite.h"
 #include "tlspolicy/map.h"
 
 typedef struct tp__map_backend {
@@ -75,7 +76,7 @@ const tp__map_backend *tp__map_backend_get(tp_map_type type);
  * install too.
  */
 typedef struct tp__map_pending {
-	tp_buf dir;
+	tp__tmpdir dir;
 	tp_buf file;
 } tp__map_pending;
 

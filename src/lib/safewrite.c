@@ -141,35 +141,101 @@ tp__temp_file(int *fd_out, tp_buf *tmp, const char *target, tp_diag *diag)
 }
 
 int
-tp__temp_dir(tp_buf *tmp, const char *target, tp_diag *diag)
+tp__temp_dir(tp__tmpdir *d, const char *target, tp_diag *diag)
 {
-	if (temp_name(tmp, target) < 0)
+	struct stat st;
+
+	*d = (tp__tmpdir){ TP_BUF_INIT, 0, 0 };
+	if (temp_name(&d->path, target) < 0)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	if (mkdtemp(tmp->ptr) == NULL) {
+	if (mkdtemp(d->path.ptr) == NULL) {
 		int err = errno;
 
-		tp_buf_dispose(tmp);
+		tp_buf_dispose(&d->path);
 		return tp__diag_errno(diag, TP_EIO, err,
 				      "create temporary directory for %s", target);
 	}
+	/*
+	 * Remember which directory is ours. Someone who can write the
+	 * table's directory could swap another in at this name between
+	 * mkdtemp() and lstat(): then it is not a 0700 directory of our
+	 * uid, and we leave it alone.
+	 */
+	if (lstat(d->path.ptr, &st) < 0 || !S_ISDIR(st.st_mode)
+	    || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700) {
+		tp_buf_dispose(&d->path);
+		return tp__diag_set(diag, TP_EIO, NULL, 0,
+				    "temporary directory for %s was replaced while we made it",
+				    target);
+	}
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
 	return TP_OK;
 }
 
-void
-tp__temp_dir_remove(const char *dir)
+/* The parent directory of path, opened (O_DIRECTORY); -1 with errno. */
+static int
+open_parent(const char *path, const char **base)
 {
-	DIR *d;
-	struct dirent *e;
-	int dfd;
+	const char *slash = strrchr(path, '/');
+	tp_buf dir = TP_BUF_INIT;
+	int fd;
 
-	if ((d = opendir(dir)) != NULL) {
-		dfd = dirfd(d);
-		while ((e = readdir(d)) != NULL)
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-				(void)unlinkat(dfd, e->d_name, 0);
-		closedir(d);
+	*base = slash ? slash + 1 : path;
+	if (slash == NULL ? tp__buf_puts(&dir, ".") < 0
+	    : tp__buf_put(&dir, path, slash == path ? 1 : (size_t)(slash - path)) < 0) {
+		errno = ENOMEM;
+		return -1;
 	}
-	(void)rmdir(dir);
+	fd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	tp_buf_dispose(&dir);
+	return fd;
+}
+
+void
+tp__temp_dir_remove(tp__tmpdir *d)
+{
+	const char *base;
+	struct dirent *e;
+	struct stat st;
+	int pfd, dfd;
+	DIR *dp;
+
+	if (d->path.ptr == NULL)
+		return;
+	/*
+	 * Through descriptors, never following a link: whoever can write
+	 * the table's directory may have put a symbolic link to another
+	 * directory at our name, and emptying that one as root would be
+	 * theirs to enjoy. Only the directory we made (same dev and inode)
+	 * is emptied; it is 0700, so all in it is ours.
+	 */
+	if ((pfd = open_parent(d->path.ptr, &base)) < 0)
+		goto out;
+	dfd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		goto close_parent;
+	if (fstat(dfd, &st) < 0 || st.st_dev != d->dev || st.st_ino != d->ino
+	    || (dp = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		goto close_parent;
+	}
+	while ((e = readdir(dp)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		/* One level: we make no subdirectories, so leave any alone. */
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+		    && !S_ISDIR(st.st_mode))
+			(void)unlinkat(dfd, e->d_name, 0);
+	}
+	closedir(dp);
+	(void)unlinkat(pfd, base, AT_REMOVEDIR);
+close_parent:
+	close(pfd);
+out:
+	tp_buf_dispose(&d->path);
+	d->dev = 0;
+	d->ino = 0;
 }
 
 int
@@ -407,22 +473,15 @@ sweep_dir(int dfd, const char *name, const char *base)
 int
 tp__temp_sweep(const char *target)
 {
-	const char *slash = strrchr(target, '/'), *base;
-	tp_buf dir = TP_BUF_INIT;
+	const char *base;
 	struct dirent *e;
 	size_t blen;
 	int dfd, removed = 0;
 	DIR *d;
 
-	base = slash ? slash + 1 : target;
+	if ((dfd = open_parent(target, &base)) < 0)
+		return -1;
 	blen = strlen(base);
-	if (slash == NULL ? tp__buf_puts(&dir, ".") < 0
-	    : tp__buf_put(&dir, target, slash == target ? 1 : (size_t)(slash - target)) < 0)
-		return -1;
-	dfd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	tp_buf_dispose(&dir);
-	if (dfd < 0)
-		return -1;
 	if ((d = fdopendir(dfd)) == NULL) {
 		close(dfd);
 		return -1;

@@ -17,10 +17,12 @@
  *	(O_CREAT|O_EXCL: never through a planted symlink), mode 0600.
  *	tp__temp_dir() creates a private directory "TARGET.tmp.XXXXXX"
  *	(mkdtemp, 0700), for libraries such as libdb that want to create
- *	their file themselves. The path goes to *tmp (caller disposes).
- *	tp__temp_dir_remove() empties (one level: it is ours, nothing else
- *	creates directories there) and removes it; errors are ignored, it
- *	is a cleanup path.
+ *	their file themselves, and records its path and identity (device
+ *	and inode) in *d. tp__temp_dir_remove() empties that directory
+ *	(one level: nothing else creates directories there) and removes
+ *	it, through descriptors: a symbolic link or another directory
+ *	swapped in at its name is left alone. It disposes of d->path;
+ *	errors are ignored, it is a cleanup path.
  *
  *	tp__file_replace() replaces path with data: temp file beside it,
  *	write, fsync, mode and owner of the old file (mode 0644 for a new
@@ -72,8 +74,14 @@ int tp__lock_acquire(int *fd, const char *path, tp_diag *diag);
 void tp__lock_release(int fd);
 
 int tp__temp_file(int *fd, tp_buf *tmp, const char *target, tp_diag *diag);
-int tp__temp_dir(tp_buf *tmp, const char *target, tp_diag *diag);
-void tp__temp_dir_remove(const char *dir);
+typedef struct tp__tmpdir {
+	tp_buf path;
+	dev_t dev;		/* the directory we made */
+	ino_t ino;
+} tp__tmpdir;
+
+int tp__temp_dir(tp__tmpdir *d, const char *target, tp_diag *diag);
+void tp__temp_dir_remove(tp__tmpdir *d);
 
 typedef struct tp__pending {
 	char *tmp;		/* the temp file, until installed */

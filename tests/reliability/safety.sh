@@ -47,7 +47,8 @@ trace() {
     local label=$1 line path created=() dir ok n=0
     shift
     # LeakSanitizer cannot run under ptrace; leaks are checked elsewhere.
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -o "$W/strace" -e trace=open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,rmdir,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,lchown,fchownat,truncate "$@" \
+    # -y names the directory of every descriptor-relative call (unlinkat(5</dir>, "name")).
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -o "$W/strace" -e trace=open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,rmdir,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,lchown,fchownat,truncate "$@" \
         >/dev/null 2>"$W/err" || fail "$label: $(cat "$W/err")"
     grep -q 'rename' "$W/strace" || fail "$label: strace saw no rename: the trace is not working"
     while IFS= read -r line; do
@@ -73,7 +74,9 @@ trace() {
                 [ "$ok" = 1 ] || fail "$label: created without O_EXCL outside a private directory we made: $line"
                 ;;
         esac
-    done < <(grep -E 'O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|(mkdir|rename|unlink|rmdir|link|symlink|chmod|chown|truncate)[a-z0-9]*\(' "$W/strace" | grep -v '^[0-9]* *execve')
+    done < <(grep -E 'O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|(mkdir|rename|unlink|rmdir|link|symlink|chmod|chown|truncate)[a-z0-9]*\(' "$W/strace" | grep -v '^[0-9]* *execve' |
+             sed -E -e 's/(AT_FDCWD|[0-9]+)<[^>]*>, "(\/[^"]*)"/"\2"/g' \
+                 -e 's/(AT_FDCWD|[0-9]+)<([^>]*)>, "([^"]*)"/"\2\/\3"/g')
     [ "$n" -ge 4 ] || fail "$label: only $n file operations checked: the trace is not working"
 }
 

@@ -499,6 +499,93 @@ test_map__db_symlink_is_replaced_not_written_through(void **state)
 	assert_int_equal(st.st_size, 4);
 }
 
+static void
+make_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static int
+file_is(const char *path, const char *text)
+{
+	char buf[256];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	return strcmp(buf, text) == 0;
+}
+
+/*
+ * Whoever can write the table's directory can swap our temp directory
+ * for a symbolic link (or another directory) between its creation and
+ * its removal; the removal must then empty nothing but what we made.
+ */
+static void
+test_map__temp_dir_removal_leaves_a_swapped_in_directory_alone(void **state)
+{
+	char target[512], victim[512], moved[512], f1[600], f2[600], f3[600];
+
+	(void)state;
+	path_in(target, sizeof(target), "t.db");
+	path_in(victim, sizeof(victim), "victim");
+	path_in(moved, sizeof(moved), "moved");
+	assert_int_equal(mkdir(victim, 0755), 0);
+	snprintf(f1, sizeof(f1), "%s/t.db", victim);
+	snprintf(f2, sizeof(f2), "%s/__db.t.db", victim);
+	snprintf(f3, sizeof(f3), "%s/precious", victim);
+	make_file(f1, "keep", 0644);
+	make_file(f2, "keep", 0644);
+	make_file(f3, "keep", 0644);
+	for (int how = 0; how < 2; how++) {
+		tp__tmpdir d;
+
+		assert_int_equal(tp__temp_dir(&d, target, NULL), 0);
+		assert_int_equal(rename(d.path.ptr, moved), 0);
+		if (how == 0)
+			assert_int_equal(symlink(victim, d.path.ptr), 0);
+		else
+			assert_int_equal(rename(victim, d.path.ptr), 0);
+		{
+			char swapped[512];
+
+			snprintf(swapped, sizeof(swapped), "%s", d.path.ptr);
+			tp__temp_dir_remove(&d);
+			assert_null(d.path.ptr);
+			if (how == 1)	/* the real directory back where it was */
+				assert_int_equal(rename(swapped, victim), 0);
+			else
+				assert_int_equal(unlink(swapped), 0);
+		}
+		if (!file_is(f1, "keep") || !file_is(f2, "keep") || !file_is(f3, "keep"))
+			fail_msg("%s swapped in: its files were removed",
+				 how == 0 ? "a symbolic link" : "another directory");
+		assert_int_equal(rmdir(moved), 0);
+	}
+	/* Our own directory goes, with what libdb left in it. */
+	{
+		tp__tmpdir d;
+		char inside[600];
+
+		assert_int_equal(tp__temp_dir(&d, target, NULL), 0);
+		snprintf(inside, sizeof(inside), "%s/__db.t.db", d.path.ptr);
+		make_file(inside, "x", 0600);
+		tp__temp_dir_remove(&d);
+		assert_int_equal(stray_files((const char *[]){ "victim", NULL }), 0);
+	}
+}
+
 /*
  * A child holds a lock on path; we wait until it has it. It creates
  * "released" just before it lets go, so whatever we run afterwards can
@@ -739,6 +826,7 @@ main(void)
 		T(test_map__unwritable_directory_is_a_clean_error),
 		T(test_map__lock_file_symlink_is_not_followed),
 		T(test_map__db_symlink_is_replaced_not_written_through),
+		T(test_map__temp_dir_removal_leaves_a_swapped_in_directory_alone),
 		T(test_map__lookup_waits_while_a_writer_holds_the_db),
 		T(test_map__write_waits_while_a_reader_holds_the_db),
 		T(test_map__lock_file_queues_writers),
