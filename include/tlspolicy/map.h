@@ -17,7 +17,9 @@
  *	tp_map_write() replaces db_path with a database holding records, in
  *	order (a key already written is skipped: first wins, as postmap).
  *	Mode and owner as postmap's: an existing database keeps its own
- *	(postmap rewrites it in place); a new one gets 0644 narrowed by the
+ *	permission bits and owner (postmap rewrites it in place; set-uid,
+ *	set-gid and sticky bits are dropped); a new one, or one replacing a
+ *	symbolic link, gets 0644 narrowed by the
  *	group/other bits of mode_from (the source: 0640 gives 0640, 0666
  *	gives 0644) and, when run as root, mode_from's owner and group
  *	unless that is root; mode_from NULL: 0644 and our own. It builds the
@@ -41,7 +43,9 @@
  *	without it a missing source is TP_ENOTFOUND. tp_table_doc() is the
  *	parsed source, owned by the table, to read or edit.
  *	tp_table_commit() writes the source if its bytes changed (temp,
- *	fsync, rename; mode and owner kept), then rebuilds the database.
+ *	fsync, rename; permission bits and owner kept; a symlinked source
+ *	stays a link and the file it points to is replaced, beside itself),
+ *	then rebuilds the database beside the source's name.
  *	tp_table_rebuild() rebuilds the database only. tp_table_db_state()
  *	compares the database's records with the source's (content, not
  *	mtime). tp_table_free() releases the lock; it accepts NULL.

@@ -12,7 +12,8 @@
  *	table, and a kill leaves the old one untouched.
  *
  *	Mode and owner follow postmap: an existing database keeps its own
- *	(postmap rewrites it in place, so they never change); a new one gets
+ *	(postmap rewrites it in place, so they never change), permission
+ *	bits only; a new one, or one replacing a symbolic link, gets
  *	0644 narrowed by mode_from's group and other bits (postmap's umask
  *	022 | (~source_mode & 077)), and, when we run as root, mode_from's
  *	owner and group unless that is root (postmap switches to the
@@ -246,7 +247,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	const char *base;
 	struct stat st;
 	mode_t mode = 0644;
-	int do_chown = 0, rc;
+	int do_chown = 0, have_old = 0, rc;
 	uid_t uid = 0;
 	gid_t gid = 0;
 	void *w = NULL;
@@ -255,15 +256,28 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	p->file = (tp_buf)TP_BUF_INIT;
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
-	if (stat(db_path, &st) == 0) {
-		mode = st.st_mode & 07777;
+	/*
+	 * lstat: a db that is a symbolic link is replaced by a new file, so
+	 * it is a new db; the mode and owner of whatever the link points to
+	 * (/etc/shadow?) are not ours to copy.
+	 */
+	if (lstat(db_path, &st) == 0) {
+		if (S_ISREG(st.st_mode))
+			have_old = 1;
+		else if (!S_ISLNK(st.st_mode))
+			return tp__diag_set(diag, TP_EIO, NULL, 0,
+					    "%s is not a regular file", db_path);
+	} else if (errno != ENOENT) {
+		return tp__diag_errno(diag, TP_EIO, errno, "stat %s", db_path);
+	}
+	if (have_old) {
+		/* Permission bits only, as for the source: no set-id bits. */
+		mode = st.st_mode & 0777;
 		do_chown = st.st_uid != geteuid() || st.st_gid != getegid();
 		uid = st.st_uid;
 		gid = st.st_gid;
 		if (do_chown && geteuid() != 0)
 			do_chown = 0;	/* cannot give it away; keep ours */
-	} else if (errno != ENOENT) {
-		return tp__diag_errno(diag, TP_EIO, errno, "stat %s", db_path);
 	} else if (mode_from != NULL) {
 		if (stat(mode_from, &st) == 0)
 			new_db_attrs(&st, &mode, &do_chown, &uid, &gid);

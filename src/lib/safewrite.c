@@ -275,9 +275,11 @@ tp__rename_locked(const char *tmp, const char *target, tp_diag *diag)
 	/*
 	 * The lock is only for the benefit of readers and postmap; opening
 	 * the old file read-only is enough for flock() and changes nothing.
+	 * A symbolic link at target is replaced, not locked through: the
+	 * file it points to is none of ours (ELOOP: no lock to take).
 	 */
-	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno != ENOENT)
+	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT && errno != ELOOP)
 		return tp__diag_errno(diag, TP_EIO, errno, "open %s", target);
 	if (fd >= 0 && tp__flock(fd, LOCK_EX) < 0) {
 		rc = tp__diag_errno(diag, TP_EIO, errno, "lock %s", target);
@@ -336,14 +338,18 @@ tp__file_prepare(tp__pending *p, const char *path_in, const void *data,
 		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", path);
 		goto out;
 	}
-	/* fchown() first: it may clear set-id bits that fchmod() restores. */
 	if (have_old && (st.st_uid != geteuid() || st.st_gid != getegid())
 	    && fchown(fd, st.st_uid, st.st_gid) < 0
 	    && !(errno == EPERM && geteuid() != 0)) {
 		rc = tp__diag_errno(diag, TP_EIO, errno, "set owner of %s", path);
 		goto out;
 	}
-	if (fchmod(fd, have_old ? (st.st_mode & 07777) : 0644) < 0) {
+	/*
+	 * Permission bits only: a set-uid, set-gid or sticky bit on a policy
+	 * table is a mistake or a trap (a set-gid file keeps its group's
+	 * privileges), never something to carry into the new file.
+	 */
+	if (fchmod(fd, have_old ? (st.st_mode & 0777) : 0644) < 0) {
 		rc = tp__diag_errno(diag, TP_EIO, errno, "set mode of %s", path);
 		goto out;
 	}

@@ -586,6 +586,101 @@ test_map__temp_dir_removal_leaves_a_swapped_in_directory_alone(void **state)
 	}
 }
 
+/* Set-uid, set-gid and sticky bits never reach the new files. */
+static void
+test_map__set_id_bits_are_not_copied_to_new_files(void **state)
+{
+	char src[512], db[512];
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	make_file(src, "a b\n", 06755);
+	assert_int_equal(tp__file_replace(src, "c d\n", 4, NULL), 0);
+	if (mode_of(src) != 0755)
+		fail_msg("source of mode 6755 rewritten with mode %04o, want 0755",
+			 (unsigned)mode_of(src));
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	assert_int_equal(chmod(db, 03640), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 2, NULL, NULL), 0);
+	if (mode_of(db) != 0640)
+		fail_msg("db of mode 3640 rewritten with mode %04o, want 0640",
+			 (unsigned)mode_of(db));
+}
+
+/*
+ * A db that is a symbolic link is replaced by a new db: it takes its
+ * mode and owner from the source, as a new db does, not from whatever
+ * the link points to.
+ */
+static void
+test_map__symlinked_db_does_not_lend_its_target_mode_or_owner(void **state)
+{
+	char src[512], db[512], victim[512];
+	struct stat st;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	path_in(victim, sizeof(victim), "shadow");
+	make_file(src, "a b\n", 0644);
+	make_file(victim, "secret", 0600);
+	if (geteuid() == 0)
+		assert_int_equal(chown(victim, 65534, 65534), 0);
+	assert_int_equal(symlink(victim, db), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, src, NULL), 0);
+	assert_int_equal(lstat(db, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	if ((st.st_mode & 07777) != 0644)
+		fail_msg("db made over a link to a 0600 file has mode %04o, want the source's 0644",
+			 (unsigned)(st.st_mode & 07777));
+	assert_int_equal(st.st_uid, geteuid());
+	assert_true(file_is(victim, "secret"));
+}
+
+/*
+ * A symbolic link as source is a file managed elsewhere: the file it
+ * points to is replaced (beside itself, keeping its mode), the link
+ * stays, and the db is beside the link, where Postfix looks for it.
+ */
+static void
+test_map__symlinked_source_rewrites_its_target_and_keeps_the_link(void **state)
+{
+	char src[512], real_dir[512], real[600], db[512], tmp[700];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_table *t;
+	struct stat st;
+	size_t idx;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	path_in(real_dir, sizeof(real_dir), "managed");
+	assert_int_equal(mkdir(real_dir, 0755), 0);
+	snprintf(real, sizeof(real), "%s/tls_policy", real_dir);
+	make_file(real, "old.example may\n", 0640);
+	assert_int_equal(symlink(real, src), 0);
+	/* A temp a killed writer left beside the target is swept too. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp.AbCd12", real);
+	make_file(tmp, "stale", 0600);
+	opts.flags = TP_TABLE_WRITE;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	tp_table_free(t);
+	assert_int_equal(lstat(src, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_true(file_is(real, "old.example may\nnew.example\tencrypt\n")
+		    || file_is(real, "old.example may\nnew.example encrypt\n"));
+	assert_int_equal(mode_of(real), 0640);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_lookup(TP_MAP_HASH, db, "new.example", "encrypt");
+	assert_int_equal(stray_files((const char *[]){ "policy", "policy.db", "policy.lock",
+						     "managed", NULL }), 0);
+}
+
 /*
  * A child holds a lock on path; we wait until it has it. It creates
  * "released" just before it lets go, so whatever we run afterwards can
@@ -827,6 +922,9 @@ main(void)
 		T(test_map__lock_file_symlink_is_not_followed),
 		T(test_map__db_symlink_is_replaced_not_written_through),
 		T(test_map__temp_dir_removal_leaves_a_swapped_in_directory_alone),
+		T(test_map__set_id_bits_are_not_copied_to_new_files),
+		T(test_map__symlinked_db_does_not_lend_its_target_mode_or_owner),
+		T(test_map__symlinked_source_rewrites_its_target_and_keeps_the_link),
 		T(test_map__lookup_waits_while_a_writer_holds_the_db),
 		T(test_map__write_waits_while_a_reader_holds_the_db),
 		T(test_map__lock_file_queues_writers),
