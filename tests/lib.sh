@@ -407,6 +407,32 @@ tp_postfix_wait_log() {
     done
 }
 
+# ---- running as another user (root only) ----
+
+# tp_tlspolicy_for_others
+#   Copies the tlspolicy under test, with the libtlspolicy it is linked
+#   with, to $TP_TMP/shared/ and prints the path of a wrapper there that
+#   runs it. Use it for runs as another user (runuser -u nobody -- ...):
+#   the build tree may be where that user cannot go (a checkout under
+#   /root, or in a 0700 directory). Makes $TP_TMP traversable (mktemp -d
+#   makes it 0700).
+tp_tlspolicy_for_others() {
+    local dir=$TP_TMP/shared lib
+    if [ ! -x "$dir/tlspolicy-run" ]; then
+        chmod 755 "$TP_TMP"
+        mkdir -p "$dir"
+        cp "$TLSPOLICY" "$dir/tlspolicy"
+        lib=$(ldd "$TLSPOLICY" | awk '$1 ~ /^libtlspolicy\.so/ { print $3 }')
+        [ -n "$lib" ] && [ -f "$lib" ] || fail "tp_tlspolicy_for_others: no libtlspolicy in ldd $TLSPOLICY"
+        cp -L "$lib" "$dir/$(basename "$lib")"
+        # The binary's RUNPATH names the build tree; LD_LIBRARY_PATH comes first.
+        printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s/tlspolicy "$@"\n' "$dir" "$dir" >"$dir/tlspolicy-run"
+        chmod -R a+rX "$dir"
+        chmod 755 "$dir/tlspolicy-run"
+    fi
+    echo "$dir/tlspolicy-run"
+}
+
 # ---- small file systems (root only) ----
 
 TP_MOUNTS=()  # tmpfs mounted by tp_mount_tmpfs, unmounted by the exit trap
