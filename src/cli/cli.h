@@ -29,6 +29,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <tlspolicy.h>
@@ -51,6 +52,11 @@ struct cli {
 	tp_config *config;
 	int config_loaded;
 	tp_diag config_diag;
+	/* Root writing another user's table runs as that user (table.c). */
+	int dropped;
+	gid_t saved_egid;
+	gid_t *saved_groups;
+	int saved_ngroups;
 };
 
 tp_config *cli_config(struct cli *cli);
@@ -66,6 +72,15 @@ tp_config *cli_config(struct cli *cli);
  * postmap's text (unless -q).
  */
 int cli_table_open(struct cli *cli, unsigned int flags, tp_table **out);
+/*
+ * With TP_TABLE_WRITE, root opens a table whose source another user
+ * owns as that user, as postmap does: effective uid and gid become the
+ * owner's (that group alone), so the lock file, temp files and db are
+ * made as the owner, and whoever owns the table's directory cannot make
+ * root create, replace or remove files elsewhere. cli_regain_root()
+ * undoes it (for postfix reload; a no-op when nothing was dropped).
+ */
+int cli_regain_root(struct cli *cli);
 int cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path);
 void cli_print_warnings(struct cli *cli, tp_table *table);
 tp_doc_opts cli_doc_opts(struct cli *cli);

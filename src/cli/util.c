@@ -245,6 +245,9 @@ cli_reload(struct cli *cli, const char *command)
 		dir = cli_config(cli) ? tp_config_dir(cli->config) : "/etc/postfix";
 	if (command == NULL)
 		command = "postfix";
+	/* Reloading Postfix is root's job, whoever's table was written. */
+	if (cli_regain_root(cli) != EX_SUCCESS)
+		return EX_FAIL;
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
