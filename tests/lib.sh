@@ -17,6 +17,7 @@ TESTDNS="$TP_TOOLS_DIR/testdns"
 
 TP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tp-test.XXXXXX")
 TP_SERVERS=()   # names of the servers started, for the exit trap
+TP_PIDS=()      # other background processes, killed by the exit trap
 
 # fail MESSAGE...
 #   Prints "FAIL: MESSAGE" (with the script name) to stderr and exits 1.
@@ -450,6 +451,9 @@ tp_mount_tmpfs() {
 
 _tp_cleanup() {
     local rc=$? name
+    for name in "${TP_PIDS[@]}"; do
+        kill "$name" 2>/dev/null || true
+    done
     for name in "${TP_POSTFIX_DIRS[@]}"; do
         tp_postfix_stop "$name"
     done

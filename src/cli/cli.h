@@ -49,6 +49,7 @@ struct cli {
 	int verbose;
 	int quiet;
 	int syslog;		/* --syslog */
+	double lock_timeout;	/* --lock-timeout, seconds */
 	tp_config *config;
 	int config_loaded;
 	tp_diag config_diag;

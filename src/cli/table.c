@@ -121,6 +121,7 @@ cli_table_open(struct cli *cli, unsigned int flags, tp_table **out)
 		return rc;
 	opts.doc = cli_doc_opts(cli);
 	opts.flags = flags;
+	opts.lock_timeout = cli->lock_timeout;
 	if ((flags & TP_TABLE_WRITE) && (rc = drop_to_owner(cli, path.ptr)) != EX_SUCCESS) {
 		tp_buf_dispose(&path);
 		return rc;

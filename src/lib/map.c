@@ -254,6 +254,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 
 	p->dir = (tp__tmpdir){ TP_BUF_INIT, 0, 0 };
 	p->file = (tp_buf)TP_BUF_INIT;
+	p->lock_fd = -1;
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
 	/*
@@ -339,9 +340,28 @@ out:
 }
 
 int
-tp__map_install(tp__map_pending *p, const char *db_path, tp_diag *diag)
+tp__map_lock(tp__map_pending *p, const char *db_path, double lock_timeout,
+	     tp_diag *diag)
 {
-	return tp__rename_locked(p->file.ptr, db_path, diag);
+	if (p->lock_fd >= 0)
+		return TP_OK;
+	return tp__target_lock(&p->lock_fd, db_path, lock_timeout, diag);
+}
+
+int
+tp__map_install(tp__map_pending *p, const char *db_path, double lock_timeout,
+		tp_diag *diag)
+{
+	int rc;
+
+	if ((rc = tp__map_lock(p, db_path, lock_timeout, diag)) < 0)
+		return rc;
+	rc = tp__rename_over(p->file.ptr, db_path, diag);
+	/* Readers waited for the rename and its fsync; now they may go on. */
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
+	p->lock_fd = -1;
+	return rc;
 }
 
 void
@@ -354,25 +374,44 @@ tp__map_discard(tp__map_pending *p)
 	 */
 	tp__temp_dir_remove(&p->dir);
 	tp_buf_dispose(&p->file);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
+	p->lock_fd = -1;
 }
 
 int
-tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
-	     size_t n, const char *mode_from, tp_diag *diag)
+tp__map_write(tp_map_type type, const char *db_path, const tp_record *records,
+	      size_t n, const char *mode_from, double lock_timeout, tp_diag *diag)
 {
 	tp__map_pending p;
 	int rc;
 
 	if ((rc = tp__map_prepare(&p, type, db_path, records, n, mode_from, diag)) < 0)
 		return rc;
-	rc = tp__map_install(&p, db_path, diag);
+	rc = tp__map_install(&p, db_path, lock_timeout, diag);
 	tp__map_discard(&p);
 	return rc;
 }
 
 int
+tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
+	     size_t n, const char *mode_from, tp_diag *diag)
+{
+	return tp__map_write(type, db_path, records, n, mode_from,
+			     TP_LOCK_TIMEOUT_DEFAULT, diag);
+}
+
+int
 tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 	      tp_buf *value, tp_diag *diag)
+{
+	return tp_map_lookup_timed(type, db_path, key, value,
+				   TP_LOCK_TIMEOUT_DEFAULT, diag);
+}
+
+int
+tp_map_lookup_timed(tp_map_type type, const char *db_path, const char *key,
+		    tp_buf *value, double lock_timeout, tp_diag *diag)
 {
 	const tp__map_backend *b = tp__map_backend_get(type);
 	size_t klen = strlen(key);
@@ -381,7 +420,7 @@ tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
-	if ((rc = b->open_read(&r, db_path, diag)) < 0) {
+	if ((rc = b->open_read(&r, db_path, lock_timeout, diag)) < 0) {
 		/* No database is an error, as for Postfix, not an absent key. */
 		if (rc == TP_ENOTFOUND) {
 			rc = TP_EIO;
@@ -407,7 +446,7 @@ tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 }
 
 int
-tp__map_iterate(tp_map_type type, const char *db_path,
+tp__map_iterate(tp_map_type type, const char *db_path, double lock_timeout,
 		int (*fn)(void *arg, const tp_record *rec), void *arg,
 		tp_diag *diag)
 {
@@ -418,7 +457,7 @@ tp__map_iterate(tp_map_type type, const char *db_path,
 
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
-	if ((rc = b->open_read(&r, db_path, diag)) < 0)
+	if ((rc = b->open_read(&r, db_path, lock_timeout, diag)) < 0)
 		return rc;
 	while ((rc = b->next(r, &rec, diag)) == TP_OK)
 		if ((rc = fn(arg, &rec)) != 0)

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -67,11 +69,116 @@ close_checked(int fd)
 	return 0;
 }
 
+/*
+ * Who holds a lock on the file open at fd, from /proc/locks: "pid 1234
+ * (postmap)", "pid 1 (a), pid 2 (b)", or "" when Linux does not say.
+ * The pid is the process that took the lock; it may have passed the
+ * descriptor on, so this is a lead, not a proof.
+ */
+static void
+lock_holders(int fd, char *out, size_t size)
+{
+	char line[512];
+	struct stat st;
+	size_t used = 0;
+	int shown = 0;
+	FILE *fp;
+
+	out[0] = '\0';
+	if (fstat(fd, &st) < 0 || (fp = fopen("/proc/locks", "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL && shown < 3) {
+		unsigned int maj, min;
+		unsigned long long ino;
+		long pid;
+		char comm[64] = "", path[64];
+		const char *p = strchr(line, ':');
+		int n;
+
+		/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->". */
+		if (p == NULL || strstr(line, "->") != NULL
+		    || sscanf(p + 1, " %*s %*s %*s %ld %x:%x:%llu", &pid, &maj, &min, &ino) != 4
+		    || maj != major(st.st_dev) || min != minor(st.st_dev)
+		    || ino != (unsigned long long)st.st_ino || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		{
+			FILE *cf = fopen(path, "re");
+
+			if (cf != NULL) {
+				if (fgets(comm, sizeof(comm), cf) != NULL)
+					comm[strcspn(comm, "\n")] = '\0';
+				fclose(cf);
+			}
+		}
+		/* Gone: whoever it started has the descriptor, and the lock. */
+		n = snprintf(out + used, size - used, "%spid %ld (%s)", shown ? ", " : "",
+			     pid, comm[0] ? comm : "exited; a process it started holds the lock");
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+		shown++;
+	}
+	fclose(fp);
+}
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int
-tp__lock_acquire(int *fd_out, const char *path, tp_diag *diag)
+tp__flock_wait(int fd, int op, double timeout, const char *path, tp_diag *diag)
+{
+	double deadline, left, pause = 0.001;
+	char holders[256];
+
+	if (timeout < 0) {
+		if (tp__flock(fd, op) < 0)
+			return tp__diag_errno(diag, TP_EIO, errno, "lock %s", path);
+		return TP_OK;
+	}
+	/*
+	 * flock() cannot be given a deadline, and a library must not play
+	 * with alarms: try without blocking, and sleep a little longer each
+	 * time (1 ms, doubling, at most 100 ms) until the deadline.
+	 */
+	deadline = now_seconds() + timeout;
+	for (;;) {
+		if (tp__flock(fd, op | LOCK_NB) == 0)
+			return TP_OK;
+		if (errno != EWOULDBLOCK)
+			return tp__diag_errno(diag, TP_EIO, errno, "lock %s", path);
+		left = deadline - now_seconds();
+		if (left <= 0)
+			break;
+		{
+			double d = pause < left ? pause : left;
+			struct timespec ts;
+
+			ts.tv_sec = (time_t)d;
+			ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				continue;
+		}
+		if (pause < 0.1)
+			pause *= 2;
+	}
+	lock_holders(fd, holders, sizeof(holders));
+	return tp__diag_set(diag, TP_ETIMEOUT, NULL, 0,
+			    "%s is still locked after %g s, by %s",
+			    path, timeout, holders[0] ? holders : "another process (see /proc/locks)");
+}
+
+int
+tp__lock_acquire(int *fd_out, const char *path, double timeout, tp_diag *diag)
 {
 	struct stat st;
-	int fd;
+	int fd, rc;
 
 	*fd_out = -1;
 	/* O_NOFOLLOW: a symlink planted at the lock path fails with ELOOP. */
@@ -95,11 +202,9 @@ tp__lock_acquire(int *fd_out, const char *path, tp_diag *diag)
 		return tp__diag_set(diag, TP_EIO, NULL, 0,
 				    "lock file %s is not a regular file", path);
 	}
-	if (tp__flock(fd, LOCK_EX) < 0) {
-		int err = errno;
-
+	if ((rc = tp__flock_wait(fd, LOCK_EX, timeout, path, diag)) < 0) {
 		close(fd);
-		return tp__diag_errno(diag, TP_EIO, err, "lock %s", path);
+		return rc;
 	}
 	*fd_out = fd;
 	return TP_OK;
@@ -268,10 +373,11 @@ tp__fsync_dir(const char *path, tp_diag *diag)
 }
 
 int
-tp__rename_locked(const char *tmp, const char *target, tp_diag *diag)
+tp__target_lock(int *fd_out, const char *target, double timeout, tp_diag *diag)
 {
 	int fd, rc;
 
+	*fd_out = -1;
 	/*
 	 * The lock is only for the benefit of readers and postmap; opening
 	 * the old file read-only is enough for flock() and changes nothing.
@@ -279,22 +385,40 @@ tp__rename_locked(const char *tmp, const char *target, tp_diag *diag)
 	 * file it points to is none of ours (ELOOP: no lock to take).
 	 */
 	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-	if (fd < 0 && errno != ENOENT && errno != ELOOP)
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP)
+			return TP_OK;
 		return tp__diag_errno(diag, TP_EIO, errno, "open %s", target);
-	if (fd >= 0 && tp__flock(fd, LOCK_EX) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "lock %s", target);
+	}
+	if ((rc = tp__flock_wait(fd, LOCK_EX, timeout, target, diag)) < 0) {
 		close(fd);
 		return rc;
 	}
-	if (rename(tmp, target) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp, target);
-		if (fd >= 0)
-			close(fd);
+	*fd_out = fd;
+	return TP_OK;
+}
+
+int
+tp__rename_over(const char *tmp, const char *target, tp_diag *diag)
+{
+	if (rename(tmp, target) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp, target);
+	return tp__fsync_dir(target, diag);
+}
+
+int
+tp__rename_locked(const char *tmp, const char *target, double timeout,
+		  tp_diag *diag)
+{
+	int fd, rc;
+
+	if ((rc = tp__target_lock(&fd, target, timeout, diag)) < 0)
 		return rc;
-	}
+	rc = tp__rename_over(tmp, target, diag);
+	/* Closed after the rename and its fsync: readers wait for both. */
 	if (fd >= 0)
 		close(fd);
-	return tp__fsync_dir(target, diag);
+	return rc;
 }
 
 int

@@ -9,9 +9,17 @@
  * DESCRIPTION
  *	tp__lock_acquire() opens (creating it 0600) the lock file path,
  *	refusing to follow a symbolic link planted there and refusing
- *	anything but a regular file, then waits for flock(LOCK_EX). It
- *	stores the descriptor in *fd. tp__lock_release() closes it (-1 is
- *	fine), which releases the lock.
+ *	anything but a regular file, then waits for flock(LOCK_EX), at most
+ *	timeout seconds (see tp__flock_wait()). It stores the descriptor in
+ *	*fd. tp__lock_release() closes it (-1 is fine), which releases the
+ *	lock.
+ *
+ *	tp__flock_wait() is flock(fd, op) waiting at most timeout seconds
+ *	(0: not at all; < 0: for ever). Any local user who can read a file
+ *	can hold a lock on it, so a wait without end is a denial of
+ *	service: on timeout it fails with TP_ETIMEOUT, "PATH is still
+ *	locked after N s, by pid P (NAME)", the holders as /proc/locks
+ *	names them.
  *
  *	tp__temp_file() creates "TARGET.tmp.XXXXXX" with mkstemp semantics
  *	(O_CREAT|O_EXCL: never through a planted symlink), mode 0600.
@@ -50,10 +58,14 @@
  *	be read.
  *
  *	tp__rename_locked() renames tmp over target while holding
- *	flock(LOCK_EX) on the old target, when there is one, so a reader
- *	that holds LOCK_SH (Postfix, during a lookup) finishes first and a
- *	concurrent postmap, which holds LOCK_EX while it writes, is waited
- *	for. Then it fsyncs the directory.
+ *	flock(LOCK_EX) on the old target (waiting at most timeout seconds
+ *	for it), when there is one, so a reader that holds LOCK_SH
+ *	(Postfix, during a lookup) finishes first and a concurrent postmap,
+ *	which holds LOCK_EX while it writes, is waited for. Then it fsyncs
+ *	the directory. It is tp__target_lock(), which takes that lock (*fd
+ *	-1 when there is no old target, or a symbolic link: nothing to
+ *	lock; close *fd to release it), then tp__rename_over(), which
+ *	renames and fsyncs the directory.
  *
  *	tp__fsync_dir() fsyncs the directory holding path.
  *	tp__write_all() writes len bytes, retrying short writes and EINTR.
@@ -70,7 +82,9 @@
 
 #include "tlspolicy/common.h"
 
-int tp__lock_acquire(int *fd, const char *path, tp_diag *diag);
+int tp__lock_acquire(int *fd, const char *path, double timeout, tp_diag *diag);
+int tp__flock_wait(int fd, int op, double timeout, const char *path,
+		   tp_diag *diag);
 void tp__lock_release(int fd);
 
 int tp__temp_file(int *fd, tp_buf *tmp, const char *target, tp_diag *diag);
@@ -96,7 +110,10 @@ int tp__temp_sweep(const char *target);
 
 int tp__file_replace(const char *path, const void *data, size_t len,
 		     tp_diag *diag);
-int tp__rename_locked(const char *tmp, const char *target, tp_diag *diag);
+int tp__rename_locked(const char *tmp, const char *target, double timeout,
+		      tp_diag *diag);
+int tp__target_lock(int *fd, const char *target, double timeout, tp_diag *diag);
+int tp__rename_over(const char *tmp, const char *target, tp_diag *diag);
 
 int tp__fsync_dir(const char *path, tp_diag *diag);
 int tp__write_all(int fd, const void *data, size_t len);

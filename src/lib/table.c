@@ -33,6 +33,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,6 +50,7 @@ struct tp_table {
 	char *source;
 	char *db_path;
 	int lock_fd;
+	double lock_timeout;	/* seconds, for every lock the table takes */
 	tp_doc *doc;
 	tp_doc_opts doc_opts;
 };
@@ -89,7 +92,7 @@ int
 tp_table_open(tp_table **out, tp_map_type type, const char *source,
 	      const tp_table_opts *opts, tp_diag *diag)
 {
-	static const tp_table_opts defaults = TP_TABLE_OPTS_INIT;
+	tp_table_opts defaults = TP_TABLE_OPTS_INIT, v1;
 	tp_table *t;
 	char *lock_path = NULL;
 	int rc;
@@ -97,12 +100,24 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
+	if (opts->version == 1) {
+		/* Built before lock_timeout: read only what it has. */
+		v1 = defaults;
+		memcpy(&v1, opts, offsetof(tp_table_opts, lock_timeout));
+		opts = &v1;
+	} else if (opts->version != TP_TABLE_OPTS_VERSION)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "table options version %u, want %u",
+				    opts->version, TP_TABLE_OPTS_VERSION);
+	if (isnan(opts->lock_timeout))
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "lock timeout is not a number");
 	if (tp__map_backend_get(type) == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	t->type = type;
 	t->lock_fd = -1;
+	t->lock_timeout = opts->lock_timeout;
 	t->doc_opts = opts->doc;
 	t->source = strdup(source);
 	t->db_path = concat(source, tp_map_type_suffix(type));
@@ -115,7 +130,8 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 			goto fail;
 		}
-		if ((rc = tp__lock_acquire(&t->lock_fd, lock_path, diag)) < 0)
+		if ((rc = tp__lock_acquire(&t->lock_fd, lock_path, t->lock_timeout,
+					   diag)) < 0)
 			goto fail;
 		sweep_temps(t);
 	}
@@ -211,7 +227,8 @@ tp_table_rebuild(tp_table *table, tp_diag *diag)
 
 	if ((rc = table_records(table, &recs, &n, diag)) < 0)
 		return rc;
-	rc = tp_map_write(table->type, table->db_path, recs, n, table->source, diag);
+	rc = tp__map_write(table->type, table->db_path, recs, n, table->source,
+			   table->lock_timeout, diag);
 	free(recs);
 	return rc;
 }
@@ -287,12 +304,20 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	free(recs);
 	if (rc < 0)
 		goto out;
+	/*
+	 * The db's lock before anything is renamed: when a reader (any local
+	 * user can be one) keeps it past the timeout, both files stay old.
+	 */
+	if ((rc = tp__map_lock(&db, table->db_path, table->lock_timeout, diag)) < 0) {
+		tp__map_discard(&db);
+		goto out;
+	}
 	/* Source first: Postfix warns when the source is newer than the db. */
 	if (source.tmp != NULL && (rc = tp__file_install(&source, diag)) < 0) {
 		tp__map_discard(&db);
 		goto out;
 	}
-	rc = tp__map_install(&db, table->db_path, diag);
+	rc = tp__map_install(&db, table->db_path, table->lock_timeout, diag);
 	tp__map_discard(&db);
 out:
 	tp__file_discard(&source);
@@ -363,7 +388,8 @@ tp_table_db_state(tp_table *table, tp_db_state *state, tp_diag *diag)
 	if ((rc = table_records(table, &w.recs, &w.n, diag)) < 0)
 		return rc;
 	qsort(w.recs, w.n, sizeof(*w.recs), cmp_key);
-	rc = tp__map_iterate(table->type, table->db_path, state_visit, &w, diag);
+	rc = tp__map_iterate(table->type, table->db_path, table->lock_timeout,
+			     state_visit, &w, diag);
 	free(w.recs);
 	if (rc < 0) {
 		if (rc == TP_ENOTFOUND) {	/* removed since the stat */

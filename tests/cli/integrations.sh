@@ -21,7 +21,7 @@ check_invocation() {
     shift
     while [ $# -gt 0 ]; do
         case $1 in
-            -c|-m|-d) [ $# -ge 2 ] || fail "$where: $1 needs a value"; shift 2 ;;
+            -c|-m|-d|--lock-timeout) [ $# -ge 2 ] || fail "$where: $1 needs a value"; shift 2 ;;
             -v|-q) shift ;;
             -*) fail "$where: unknown global option $1" ;;
             *) cmd=$1; shift; break ;;

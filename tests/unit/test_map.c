@@ -285,8 +285,8 @@ test_map__large_table_stores_every_first_record(void **state)
 		if (tp_map_write((tp_map_type)t, db, recs, BIG_N, NULL, &d) != 0)
 			fail_msg("write: %s", d.message);
 		memset(&w, 0, sizeof(w));
-		assert_int_equal(tp__map_iterate((tp_map_type)t, db, big_visit, &w,
-						 &d), 0);
+		assert_int_equal(tp__map_iterate((tp_map_type)t, db, TP_LOCK_TIMEOUT_DEFAULT,
+						 big_visit, &w, &d), 0);
 		if (w.bad || w.n != BIG_N - BIG_DUP)
 			fail_msg("%s: got %zu records (bad: %d), want %d",
 				 tp_map_type_name((tp_map_type)t), w.n, w.bad,
@@ -471,7 +471,7 @@ test_map__lock_file_symlink_is_not_followed(void **state)
 	path_in(lock, sizeof(lock), "src.lock");
 	path_in(victim, sizeof(victim), "victim");
 	assert_int_equal(symlink(victim, lock), 0);
-	assert_int_equal(tp__lock_acquire(&fd, lock, &d), TP_EIO);
+	assert_int_equal(tp__lock_acquire(&fd, lock, TP_LOCK_TIMEOUT_DEFAULT, &d), TP_EIO);
 	assert_int_equal(fd, -1);
 	assert_non_null(strstr(d.message, "symbolic link"));
 	assert_int_equal(access(victim, F_OK), -1);	/* not created through it */
@@ -769,10 +769,135 @@ test_map__lock_file_queues_writers(void **state)
 	path_in(marker, sizeof(marker), "released");
 	close(open(lock, O_CREAT | O_WRONLY, 0600));
 	pid = hold_lock(lock, LOCK_EX);
-	assert_int_equal(tp__lock_acquire(&fd, lock, NULL), 0);
+	assert_int_equal(tp__lock_acquire(&fd, lock, TP_LOCK_TIMEOUT_DEFAULT, NULL), 0);
 	assert_int_equal(access(marker, F_OK), 0);
 	tp__lock_release(fd);
 	reap(pid);
+}
+
+/*
+ * A child holds a lock on path (opened read-only: any user who can read
+ * a file can lock it) until we close *release. Returns its pid.
+ */
+static pid_t
+hold_lock_until(const char *path, int op, int *release)
+{
+	int ready[2], go[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDONLY);
+
+		close(go[1]);
+		if (fd < 0 || flock(fd, op) < 0 || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		(void)read(go[0], &c, 1);	/* EOF: the parent let go */
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*release = go[1];
+	return pid;
+}
+
+/*
+ * Any local user can hold a lock on the world-readable db (or, if they
+ * can read it, on the lock file): every lock wait gives up after the
+ * timeout with TP_ETIMEOUT and names the file and the holder.
+ */
+static void
+test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder(void **state)
+{
+	char lock[512], db[512], src[512], holder[64], want[700];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_buf v = TP_BUF_INIT;
+	tp_table *t;
+	tp_db_state st;
+	int release, fd;
+	size_t idx;
+	pid_t pid;
+
+	(void)state;
+	path_in(lock, sizeof(lock), "policy.lock");
+	path_in(db, sizeof(db), "policy.db");
+	path_in(src, sizeof(src), "policy");
+	make_file(src, "old.example may\n", 0644);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	make_file(lock, "", 0600);
+
+	/* The table lock: tp__lock_acquire and tp_table_open. */
+	pid = hold_lock_until(lock, LOCK_EX, &release);
+	snprintf(holder, sizeof(holder), "by pid %ld (", (long)pid);
+	assert_int_equal(tp__lock_acquire(&fd, lock, 0.2, &d), TP_ETIMEOUT);
+	assert_int_equal(fd, -1);
+	snprintf(want, sizeof(want), "%s is still locked after 0.2 s, %s", lock, holder);
+	if (strncmp(d.message, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want \"%s...\"", d.message, want);
+	opts.flags = TP_TABLE_WRITE;
+	opts.lock_timeout = 0;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), TP_ETIMEOUT);
+	close(release);
+	reap(pid);
+
+	/* A reader's LOCK_SH on the db: a commit gives up, nothing renamed. */
+	opts.lock_timeout = 0.1;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+	pid = hold_lock_until(db, LOCK_SH, &release);
+	assert_int_equal(tp_table_commit(t, &d), TP_ETIMEOUT);
+	snprintf(want, sizeof(want), "%s is still locked after 0.1 s, by pid %ld (", db, (long)pid);
+	if (strncmp(d.message, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want \"%s...\"", d.message, want);
+	assert_true(file_is(src, "old.example may\n"));
+	assert_lookup(TP_MAP_HASH, db, "example.com", sample[0].value);
+	close(release);
+	reap(pid);
+
+	/* A writer's LOCK_EX on the db: readers give up. */
+	pid = hold_lock_until(db, LOCK_EX, &release);
+	assert_int_equal(tp_table_db_state(t, &st, &d), TP_ETIMEOUT);
+	assert_int_equal(tp_map_lookup_timed(TP_MAP_HASH, db, "a", &v, 0, &d), TP_ETIMEOUT);
+	assert_non_null(strstr(d.message, "still locked after 0 s, by pid"));
+	close(release);
+	reap(pid);
+
+	/* Once let go, the same table commits. */
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	assert_lookup(TP_MAP_HASH, db, "new.example", "encrypt");
+	tp_table_free(t);
+	tp_buf_dispose(&v);
+}
+
+/* The old db's lock is not taken through a symbolic link. */
+static void
+test_map__a_symlinked_db_is_not_locked_through_the_link(void **state)
+{
+	char db[512], victim[512];
+	tp_diag d = TP_DIAG_INIT;
+	int release;
+	pid_t pid;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.db");
+	path_in(victim, sizeof(victim), "elsewhere");
+	make_file(victim, "not ours", 0644);
+	assert_int_equal(symlink(victim, db), 0);
+	pid = hold_lock_until(victim, LOCK_EX, &release);
+	if (tp__map_write(TP_MAP_HASH, db, sample, 4, NULL, 0, &d) != 0)
+		fail_msg("write over a link to a locked file: %s", d.message);
+	close(release);
+	reap(pid);
+	assert_true(file_is(victim, "not ours"));
+	assert_lookup(TP_MAP_HASH, db, "a", "");
 }
 
 static void
@@ -928,6 +1053,8 @@ main(void)
 		T(test_map__lookup_waits_while_a_writer_holds_the_db),
 		T(test_map__write_waits_while_a_reader_holds_the_db),
 		T(test_map__lock_file_queues_writers),
+		T(test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder),
+		T(test_map__a_symlinked_db_is_not_locked_through_the_link),
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
 		T(test_map__table_commit_writes_source_then_db_in_step),
