@@ -56,7 +56,11 @@
  *	fsync, rename; permission bits and owner kept; a symlinked source
  *	stays a link and the file it points to is replaced, beside itself),
  *	then rebuilds the database beside the source's name.
- *	tp_table_rebuild() rebuilds the database only. tp_table_db_state()
+ *	tp_table_rebuild() rebuilds the database only. Both refuse with
+ *	TP_ECHANGED, writing nothing, when the source is no longer the file
+ *	tp_table_open() read (its device, inode, size or mtime changed: a
+ *	hand edit meanwhile would otherwise be overwritten); open the table
+ *	again and redo the edit. tp_table_db_state()
  *	compares the database's records with the source's (content, not
  *	mtime). tp_table_free() releases the lock; it accepts NULL.
  *	opts->lock_timeout bounds every lock wait of the table: the lock

@@ -900,6 +900,79 @@ test_map__a_symlinked_db_is_not_locked_through_the_link(void **state)
 	assert_lookup(TP_MAP_HASH, db, "a", "");
 }
 
+/*
+ * The lock keeps tlspolicy writers apart, not an editor: a hand edit
+ * made after the table was read is not overwritten; the commit writes
+ * nothing and says so. Without an edit, commits go on working.
+ */
+static void
+test_map__a_hand_edit_after_open_is_not_overwritten(void **state)
+{
+	static const char *const edits[] = { "replace", "in place", "remove", "create" };
+	char src[512], db[512], other[600];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_table *t;
+	size_t idx;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	snprintf(other, sizeof(other), "%s.new", src);
+	opts.flags = TP_TABLE_WRITE;
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		int creating = strcmp(edits[i], "create") == 0;
+
+		unlink(src);
+		if (!creating)
+			make_file(src, "old.example may\n", 0644);
+		assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+		assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+		/* Meanwhile, someone edits the source. */
+		if (strcmp(edits[i], "replace") == 0) {
+			make_file(other, "old.example may\nhand.example secure\n", 0644);
+			assert_int_equal(rename(other, src), 0);
+		} else if (strcmp(edits[i], "in place") == 0) {
+			FILE *fp = fopen(src, "a");
+
+			assert_non_null(fp);
+			fputs("hand.example secure\n", fp);
+			fclose(fp);
+		} else if (strcmp(edits[i], "remove") == 0) {
+			assert_int_equal(unlink(src), 0);
+		} else {
+			make_file(src, "hand.example secure\n", 0644);
+		}
+		assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+		if (tp_table_commit(t, &d) != TP_ECHANGED)
+			fail_msg("%s: a hand edit after open was overwritten (%s)", edits[i], d.message);
+		print_message("%s: %s\n", edits[i], d.message);
+		assert_non_null(strstr(d.message, src));
+		assert_non_null(strstr(d.message, "nothing written"));
+		assert_int_equal(tp_table_rebuild(t, NULL), TP_ECHANGED);
+		tp_table_free(t);
+		if (strcmp(edits[i], "remove") == 0)
+			assert_int_equal(access(src, F_OK), -1);
+		else
+			assert_true(file_is(src, creating ? "hand.example secure\n"
+					    : "old.example may\nhand.example secure\n"));
+		assert_lookup(TP_MAP_HASH, db, "new.example", NULL);
+		assert_lookup(TP_MAP_HASH, db, "example.com", sample[0].value);
+	}
+	/* No edit: a commit, and a second one from the same table, work. */
+	make_file(src, "old.example may\n", 0644);
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "newer.example", "may", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("second commit: %s", d.message);
+	assert_int_equal(tp_table_rebuild(t, &d), 0);
+	tp_table_free(t);
+	assert_lookup(TP_MAP_HASH, db, "newer.example", "may");
+}
+
 static void
 test_map__file_replace_keeps_mode_and_replaces_whole(void **state)
 {
@@ -1055,6 +1128,7 @@ main(void)
 		T(test_map__lock_file_queues_writers),
 		T(test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder),
 		T(test_map__a_symlinked_db_is_not_locked_through_the_link),
+		T(test_map__a_hand_edit_after_open_is_not_overwritten),
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
 		T(test_map__table_commit_writes_source_then_db_in_step),
