@@ -449,8 +449,14 @@ tp_mount_tmpfs() {
     TP_MOUNTS+=("$1")
 }
 
+# _tp_cleanup [STATUS]
+#   The exit trap: stops what the test started, removes $TP_TMP, exits
+#   with STATUS (default: the status the script was exiting with). A
+#   trap of a test's own that runs something first must pass the status
+#   on, since under set -e nothing in a trap may fail:
+#     trap 'rc=$?; umount /etc/hosts 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 _tp_cleanup() {
-    local rc=$? name
+    local rc=${1:-$?} name
     for name in "${TP_PIDS[@]}"; do
         kill "$name" 2>/dev/null || true
     done

@@ -20,7 +20,7 @@ LOG=$TP_TMP/syslog
 : >"$LOG"
 "$TP_TOOLS_DIR/testsyslog" --socket "$DEV/log" --out "$LOG" 2>"$TP_TMP/testsyslog.err" &
 SYSLOG_PID=$!
-trap 'kill "$SYSLOG_PID" 2>/dev/null || true; _tp_cleanup' EXIT
+trap 'rc=$?; kill "$SYSLOG_PID" 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 tp_wait_until 10 test -S "$DEV/log" || fail "testsyslog did not bind: $(cat "$TP_TMP/testsyslog.err")"
 
 # The namespace runner: bind the device nodes into $DEV, $DEV over /dev.

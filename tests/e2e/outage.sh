@@ -29,7 +29,7 @@ cp /etc/hosts "$TP_TMP/hosts"
 echo "127.0.0.1 $NAME" >>"$TP_TMP/hosts"
 mount --bind "$TP_TMP/hosts" /etc/hosts || fail "cannot bind-mount a private /etc/hosts"
 # Unmount before lib.sh's cleanup removes $TP_TMP (a mount point is busy).
-trap 'rc=$?; umount /etc/hosts 2>/dev/null; (exit $rc); _tp_cleanup' EXIT
+trap 'rc=$?; umount /etc/hosts 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 getent hosts "$NAME" | grep -q '^127\.0\.0\.1' || fail "$NAME does not resolve to 127.0.0.1 through the private /etc/hosts"
 
 tp_make_cert "$TP_TMP/a1" mx.partner-a.test
