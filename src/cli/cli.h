@@ -136,9 +136,12 @@ int cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
 void cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 		    const char *b, size_t blen);
 /*
- * Run "postfix -c DIR reload" by fork and exec, no shell. command is the
- * postfix program (NULL: "postfix" found in PATH). Prints what failed and
- * returns EX_FAIL, or EX_SUCCESS.
+ * Run "postfix -c DIR reload" by fork and exec, no shell, with an
+ * environment of PATH (the system's directories) and TZ only, as root
+ * again (cli_regain_root). command is the postfix program (NULL:
+ * $command_directory/postfix from main.cf, /usr/sbin by default; a name
+ * without '/' is looked up in that PATH). Prints what failed and returns
+ * EX_FAIL, or EX_SUCCESS.
  */
 int cli_reload(struct cli *cli, const char *command);
 

@@ -48,7 +48,8 @@ set_usage(FILE *fp)
 		"  --dry-run              print the change as a unified diff, write nothing\n"
 		"  --reload               run 'postfix -c DIR reload' after writing\n"
 		"  --timeout S            per-host probe deadline in seconds (default 30)\n"
-		"  --postfix-command P    the postfix program for --reload (default: postfix)\n");
+		"  --postfix-command P    the postfix program for --reload\n"
+		"                         (default: $command_directory/postfix of main.cf)\n");
 }
 
 struct set_args {

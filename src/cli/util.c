@@ -234,17 +234,42 @@ out:
 	free(lb.len);
 }
 
+/*
+ * What postfix gets: a PATH of the system's directories and the time zone
+ * for its log lines, nothing else of ours. postfix(1) cleans its own
+ * environment too, but a --postfix-command need not, and root's
+ * environment (LD_PRELOAD, IFS, a PATH with "." or a user's bin) is not
+ * for passing on.
+ */
+#define RELOAD_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
 int
 cli_reload(struct cli *cli, const char *command)
 {
-	const char *dir = cli->config_dir;
+	const char *dir = cli->config_dir, *cmddir = NULL, *tz = getenv("TZ");
+	char path[4096], tzvar[256];
+	char *envp[3] = { (char *)RELOAD_PATH, NULL, NULL };
+	tp_config *config = cli_config(cli);
 	pid_t pid;
 	int status;
 
 	if (dir == NULL)
-		dir = cli_config(cli) ? tp_config_dir(cli->config) : "/etc/postfix";
-	if (command == NULL)
-		command = "postfix";
+		dir = config ? tp_config_dir(config) : "/etc/postfix";
+	if (command == NULL) {
+		/* Postfix's own, by absolute path: not whatever PATH finds first. */
+		if (config != NULL)
+			cmddir = tp_config_get(config, "command_directory");
+		if (cmddir == NULL || *cmddir == '\0')
+			cmddir = "/usr/sbin";	/* Postfix's default, as postconf -d says */
+		if (cmddir[0] != '/')
+			return cli_errorf("%s/main.cf: command_directory = %s is not an absolute path; cannot run postfix reload",
+					  dir, cmddir);
+		if ((size_t)snprintf(path, sizeof(path), "%s/postfix", cmddir) >= sizeof(path))
+			return cli_errorf("command_directory too long: %s", cmddir);
+		command = path;
+	}
+	if (tz != NULL && (size_t)snprintf(tzvar, sizeof(tzvar), "TZ=%s", tz) < sizeof(tzvar))
+		envp[1] = tzvar;
 	/* Reloading Postfix is root's job, whoever's table was written. */
 	if (cli_regain_root(cli) != EX_SUCCESS)
 		return EX_FAIL;
@@ -253,8 +278,16 @@ cli_reload(struct cli *cli, const char *command)
 	if (pid < 0)
 		return cli_errorf("cannot run %s: %s", command, strerror(errno));
 	if (pid == 0) {
-		/* No shell: the arguments reach postfix as they are. */
-		execlp(command, command, "-c", dir, "reload", (char *)NULL);
+		char *const argv[] = { (char *)command, (char *)"-c", (char *)dir,
+				       (char *)"reload", NULL };
+
+		/*
+		 * No shell: the arguments reach postfix as they are. A
+		 * --postfix-command without a slash is looked up in that
+		 * PATH, not the caller's.
+		 */
+		environ = envp;
+		execvp(command, argv);
 		cli_errorf("cannot run %s: %s", command, strerror(errno));
 		_exit(127);
 	}
