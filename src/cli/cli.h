@@ -132,8 +132,13 @@ const char *cli_dns_servers(void);
  */
 int cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
 		    int *written);
-/* Print a unified diff (3 lines of context) of a and b; nothing if equal. */
-void cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
+/*
+ * Print a unified diff (3 lines of context) of a and b; nothing if equal.
+ * Its cost is about the bytes of a and b plus at most 16M steps (lines
+ * are compared as numbers; a longer middle is shown as one replace
+ * hunk). EX_FAIL (printed) when out of memory, else 0.
+ */
+int cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 		    const char *b, size_t blen);
 /*
  * Run "postfix -c DIR reload" by fork and exec, no shell, with an
