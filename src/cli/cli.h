@@ -82,6 +82,11 @@ int cli_table_open(struct cli *cli, unsigned int flags, tp_table **out);
  * undoes it (for postfix reload; a no-op when nothing was dropped).
  */
 int cli_regain_root(struct cli *cli);
+/*
+ * Can this (non-root) user write the table whose source is source: the
+ * directory (lock file, temp files, renames) and an existing lock file?
+ */
+int cli_table_writable(const char *source);
 int cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path);
 void cli_print_warnings(struct cli *cli, tp_table *table);
 tp_doc_opts cli_doc_opts(struct cli *cli);

@@ -8,6 +8,7 @@
  *	because postmap reads main.cf either way.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,24 @@ cli_regain_root(struct cli *cli)
 }
 
 int
+cli_table_writable(const char *source)
+{
+	const char *slash = strrchr(source, '/');
+	char *dir = slash ? strndup(source, slash == source ? 1 : (size_t)(slash - source))
+			  : strdup(".");
+	char lock[4096];
+	int ok;
+
+	if (dir == NULL)
+		return 1;	/* out of memory: let the write say what fails */
+	ok = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0;
+	if (ok && (size_t)snprintf(lock, sizeof(lock), "%s.lock", source) < sizeof(lock))
+		ok = faccessat(AT_FDCWD, lock, R_OK | W_OK, AT_EACCESS) == 0 || errno == ENOENT;
+	free(dir);
+	return ok;
+}
+
+int
 cli_table_open(struct cli *cli, unsigned int flags, tp_table **out)
 {
 	tp_table_opts opts = TP_TABLE_OPTS_INIT;
@@ -132,6 +151,10 @@ cli_table_open(struct cli *cli, unsigned int flags, tp_table **out)
 		/* Say why root was refused: postmap would be too. */
 		rc = cli_errorf("%s (writing as uid %lu, the owner of %s, as postmap does)",
 				d.message, (unsigned long)geteuid(), path.ptr);
+	else if ((flags & TP_TABLE_WRITE) && d.status == TP_EIO && geteuid() != 0
+		 && !cli_table_writable(path.ptr))
+		rc = cli_errorf("%s is not writable by uid %lu: run this as root or as the table's owner (%s)",
+				path.ptr, (unsigned long)geteuid(), d.message);
 	else
 		rc = cli_error(&d);
 	tp_buf_dispose(&path);
