@@ -149,7 +149,7 @@ load_source(tp_table *t, int writing, tp_diag *diag)
 			return TP_OK;
 	}
 	return tp__diag_set(diag, TP_ECHANGED, NULL, 0,
-			    "%s keeps changing while tlspolicy reads it", t->source);
+			    "%s keeps changing while it is read", t->source);
 }
 
 static char *
