@@ -17,7 +17,7 @@ TESTDNS="$TP_TOOLS_DIR/testdns"
 
 TP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tp-test.XXXXXX")
 TP_SERVERS=()   # names of the servers started, for the exit trap
-TP_PIDS=()      # other background processes, killed by the exit trap
+TP_PIDS=()      # other background children of the script, killed by the exit trap
 
 # fail MESSAGE...
 #   Prints "FAIL: MESSAGE" (with the script name) to stderr and exits 1.
@@ -457,8 +457,10 @@ tp_mount_tmpfs() {
 #     trap 'rc=$?; umount /etc/hosts 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 _tp_cleanup() {
     local rc=${1:-$?} name
+    # Only if still our child: a pid that ended is soon another process's.
     for name in "${TP_PIDS[@]}"; do
-        kill "$name" 2>/dev/null || true
+        [ "$(ps -o ppid= -p "$name" 2>/dev/null | tr -d ' ')" = "$$" ] &&
+            kill "$name" 2>/dev/null || true
     done
     for name in "${TP_POSTFIX_DIRS[@]}"; do
         tp_postfix_stop "$name"

@@ -29,15 +29,16 @@ tp_expect_status 64 "$T" --lock-timeout -1 -c "$D" list
 # HOLDER. -o: flock itself holds the lock, not the sleep it starts.
 hold() {
     rm -f "$W/held"
-    flock -o "$1" "$2" sh -c "echo \$\$ >'$W/held'; exec sleep 600" >/dev/null 2>&1 &
+    flock -o "$1" "$2" sh -c "echo \$\$ >'$W/held'; exec sleep 120" >/dev/null 2>&1 &
     HOLDER=$!
     tp_wait_until 10 test -s "$W/held" || fail "flock $1 $2 did not take the lock"
     SLEEPER=$(cat "$W/held")
-    TP_PIDS+=("$HOLDER" "$SLEEPER")
+    TP_PIDS=("$HOLDER")
 }
 release() {
     kill "$HOLDER" "$SLEEPER" 2>/dev/null || true
     wait "$HOLDER" 2>/dev/null || true
+    TP_PIDS=()
 }
 
 # gives_up LABEL FILE COMMAND...: exit 1, one line naming FILE and the holder.
