@@ -267,8 +267,20 @@ tp_stop_server() {
     [ -f "$dir/bgpid" ] || return 0
     pid=$(cat "$dir/bgpid")
     rm -f "$dir/bgpid"
-    kill -TERM "$pid" 2>/dev/null || true
+    _tp_kill_child TERM "$pid"
     wait "$pid" 2>/dev/null || true
+}
+
+# _tp_kill_child SIGNAL PID: signal PID if it is still a child of this
+# shell. A server that ended by itself (--count 1) was reaped, and with
+# pid_max 32768 its pid soon belongs to another process, another test's
+# ctest for one: a blind kill at exit took a whole test run down.
+_tp_kill_child() {
+    local ppid
+    ppid=$(ps -o ppid= -p "$2" 2>/dev/null | tr -d ' ')
+    if [ -n "$ppid" ] && { [ "$ppid" = "$$" ] || [ "$ppid" = "$BASHPID" ]; }; then
+        kill "-$1" "$2" 2>/dev/null || true
+    fi
 }
 
 # ---- a loopback DNS server (tests never use real DNS) ----
@@ -457,10 +469,8 @@ tp_mount_tmpfs() {
 #     trap 'rc=$?; umount /etc/hosts 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 _tp_cleanup() {
     local rc=${1:-$?} name
-    # Only if still our child: a pid that ended is soon another process's.
     for name in "${TP_PIDS[@]}"; do
-        [ "$(ps -o ppid= -p "$name" 2>/dev/null | tr -d ' ')" = "$$" ] &&
-            kill "$name" 2>/dev/null || true
+        _tp_kill_child TERM "$name"
     done
     for name in "${TP_POSTFIX_DIRS[@]}"; do
         tp_postfix_stop "$name"
