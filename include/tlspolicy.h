@@ -14,6 +14,7 @@
 #include "tlspolicy/probe.h"
 #include "tlspolicy/map.h"
 #include "tlspolicy/config.h"
+#include "tlspolicy/maps.h"
 #include "tlspolicy/resolver.h"
 
 #define TLSPOLICY_VERSION "0.1.0"

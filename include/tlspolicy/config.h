@@ -24,6 +24,16 @@
  *	from 3.6 on (possibly "" when main.cf sets it to an empty value:
  *	check it with tp_digest_check()). tp_config_smtputf8() is the
  *	effective smtputf8_enable.
+ *
+ *	tp_config_nbdb_level() reads Postfix 3.11's non_bdb_migration_level:
+ *	TP_NBDB_DISABLE (the default), TP_NBDB_REDIRECT (enable-redirect),
+ *	TP_NBDB_REINDEX (enable-reindex), TP_NBDB_INVALID for anything else.
+ *	tp_config_effective_type() is the map type Postfix opens for a map
+ *	written as type: with redirection on (either enable- level), hash
+ *	becomes default_database_type and btree default_cache_db_type;
+ *	otherwise, and for every other type, type itself. The result may
+ *	still be hash or btree: Postfix then fails the map ("mapping from
+ *	'hash' to legacy type 'hash'"). config NULL: type.
  */
 #ifndef TLSPOLICY_CONFIG_H
 #define TLSPOLICY_CONFIG_H
@@ -48,6 +58,17 @@ TP_EXTERN(int) tp_config_policy_map(const tp_config *config,
 				    tp_diag *diag);
 TP_EXTERN(const char *) tp_config_digest(const tp_config *config);
 TP_EXTERN(int) tp_config_smtputf8(const tp_config *config);
+
+/* Postfix 3.11's non_bdb_migration_level (NON_BERKELEYDB_README). */
+enum {
+	TP_NBDB_INVALID = -1,	/* a value Postfix does not know */
+	TP_NBDB_DISABLE = 0,
+	TP_NBDB_REDIRECT = 1,	/* enable-redirect */
+	TP_NBDB_REINDEX = 2	/* enable-reindex: redirect, and reindex */
+};
+TP_EXTERN(int) tp_config_nbdb_level(const tp_config *config);
+TP_EXTERN(const char *) tp_config_effective_type(const tp_config *config,
+						 const char *type);
 
 #ifdef __cplusplus
 }

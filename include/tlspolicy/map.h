@@ -9,10 +9,17 @@
  *	the target, fsync, rename, fsync of the directory; mode and owner
  *	kept. A kill at any moment leaves each file whole, old or new.
  * DESCRIPTION
- *	Map types: hash (DB_HASH) and btree (DB_BTREE), file suffix ".db".
- *	tp_map_type_parse() takes "hash"/"btree"; TP_EUNSUPPORTED for other
- *	Postfix types (lmdb, cdb, ... are not written yet). tp_map_spec_parse()
- *	takes "TYPE:PATH" or a bare path (hash).
+ *	Map types: hash (Berkeley DB DB_HASH) and btree (DB_BTREE), file
+ *	suffix ".db"; lmdb (liblmdb, ".lmdb"); cdb (tinycdb, ".cdb");
+ *	texthash (no database: Postfix reads the source, when a process
+ *	starts, so a change needs a reload). Each is written with the
+ *	records postmap writes for it (hash, btree, lmdb: keys and values
+ *	with a trailing NUL; cdb without) and locked as Postfix's readers
+ *	lock it (flock for hash and btree, fcntl for lmdb, none for cdb,
+ *	whose files are only replaced). tp_map_type_parse() takes those
+ *	names; TP_EUNSUPPORTED for other Postfix types. tp_map_spec_parse()
+ *	takes "TYPE:PATH" or a bare path (hash; callers that know main.cf
+ *	use its default_database_type instead).
  *
  *	tp_map_write() replaces db_path with a database holding records, in
  *	order (a key already written is skipped: first wins, as postmap).
@@ -32,10 +39,11 @@
  *
  *	tp_map_lookup() finds key (exactly as given: fold it first with
  *	tp_key_fold) the way Postfix does: with a trailing NUL first, then
- *	without, under flock(LOCK_SH).
- *	tp_map_lookup_timed() is the same waiting at most lock_timeout
- *	seconds for that lock; tp_map_lookup() and tp_map_write() wait at
- *	most TP_LOCK_TIMEOUT_DEFAULT seconds. TP_ENOTFOUND when the key is absent;
+ *	without, under the type's reader lock (db_path: the source for
+ *	texthash). tp_map_lookup_timed() is the same waiting at most
+ *	lock_timeout seconds for that lock; tp_map_lookup() and
+ *	tp_map_write() wait at most TP_LOCK_TIMEOUT_DEFAULT seconds.
+ *	TP_ENOTFOUND when the key is absent;
  *	TP_EIO when there is no database ("open database X.db: No such file
  *	or directory"), TP_EDB when libdb cannot read it. The value is
  *	copied as Postfix copies it: up to its first NUL.
@@ -78,9 +86,13 @@
 extern "C" {
 #endif
 
+/* Values are never renumbered; new types go before TP_MAP_LAST. */
 typedef enum tp_map_type {
 	TP_MAP_HASH = 0,
 	TP_MAP_BTREE = 1,
+	TP_MAP_LMDB = 2,
+	TP_MAP_CDB = 3,
+	TP_MAP_TEXTHASH = 4,
 	TP_MAP_LAST
 } tp_map_type;
 

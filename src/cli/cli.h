@@ -52,6 +52,7 @@ struct cli {
 	double lock_timeout;	/* --lock-timeout, seconds */
 	tp_config *config;
 	int config_loaded;
+	int redirect_noted;	/* cli_redirect() said so once */
 	tp_diag config_diag;
 	/* Root writing another user's table runs as that user (table.c). */
 	int dropped;
@@ -88,6 +89,14 @@ int cli_regain_root(struct cli *cli);
  */
 int cli_table_writable(const char *source);
 int cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path);
+/*
+ * cli_redirect(): with Postfix 3.11's non_bdb_migration_level on, the
+ * type Postfix reads for a table written as *type (hash: default_
+ * database_type, btree: default_cache_db_type) replaces *type, with a
+ * note on stderr (once, unless -q); an error when that is a type
+ * Postfix cannot use.
+ */
+int cli_redirect(struct cli *cli, tp_map_type *type, const char *path);
 void cli_print_warnings(struct cli *cli, tp_table *table);
 tp_doc_opts cli_doc_opts(struct cli *cli);
 void cli_cleanup(struct cli *cli);
@@ -198,12 +207,46 @@ int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);
 
 
+/*
+ * Every map of main.cf's smtp_tls_policy_maps around the table worked
+ * on (src/cli/maps.c). cli_maps_open() opens the list (maps NULL when
+ * main.cf has none) and finds the table TYPE:PATH in it (table
+ * SIZE_MAX when it is not listed). cli_maps_shadow() says whether a map
+ * before map index answers for key (found, answer), and the first map
+ * before it that cannot be evaluated here (unknown, SIZE_MAX: none);
+ * -1 with message when an earlier map cannot be read (Postfix's lookups
+ * fail there too). cli_shadow_text() words it: "shadowed by
+ * regexp:/etc/postfix/pre line 1", or "socketmap:... cannot be
+ * evaluated here and may answer first"; "" when neither.
+ */
+struct cli_maps {
+	tp_maps *maps;
+	size_t table;
+};
+
+struct cli_shadow {
+	int found;
+	tp_map_answer answer;
+	size_t unknown;
+	int error;
+	char message[TP_DIAG_MESSAGE_MAX];
+};
+
+int cli_maps_open(struct cli *cli, const char *type, const char *path,
+		  struct cli_maps *out);
+void cli_maps_close(struct cli_maps *m);
+int cli_maps_shadow(struct cli_maps *m, size_t index, const char *key,
+		    struct cli_shadow *out);
+const char *cli_shadow_text(struct cli_maps *m, const struct cli_shadow *s,
+			    char *buf, size_t size);
+
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_set(struct cli *cli, int argc, char **argv);
 int cmd_remove(struct cli *cli, int argc, char **argv);
 int cmd_rebuild(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
+int cmd_migrate(struct cli *cli, int argc, char **argv);
 int cmd_probe(struct cli *cli, int argc, char **argv);
 int cmd_rotate(struct cli *cli, int argc, char **argv);
 int cmd_check(struct cli *cli, int argc, char **argv);

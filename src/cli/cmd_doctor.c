@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,32 +65,12 @@ doctor_usage(FILE *fp)
 		"files writable by group or others or owned by someone else, a .db older\n"
 		"than its source (Postfix warns), temporary files killed runs left, and\n"
 		"whether this user can write the table.\n"
+		"Every map of smtp_tls_policy_maps is read in order, as Postfix asks them:\n"
+		"entries an earlier map answers for are reported (their pins are unused),\n"
+		"maps that cannot be evaluated here are named, and the entries of other\n"
+		"hash:, btree: or texthash: tables are checked too.\n"
 		"One line per finding (ok:, warning:, error:). Exit status 0 when all is\n"
 		"well, 1 when there is any warning or error.\n");
-}
-
-/* Is TYPE:PATH one of the maps in smtp_tls_policy_maps? */
-static int
-listed_in_policy_maps(const char *maps, const char *type, const char *path)
-{
-	size_t tlen = strlen(type), plen = strlen(path);
-
-	for (const char *p = maps; p && *p;) {
-		size_t n;
-
-		p += strspn(p, ", \t\r\n");
-		n = strcspn(p, ", \t\r\n");
-		while (n > 6 && strncmp(p, "proxy:", 6) == 0) {
-			p += 6;
-			n -= 6;
-		}
-		if ((n == tlen + 1 + plen && strncmp(p, type, tlen) == 0 && p[tlen] == ':'
-		     && strncmp(p + tlen + 1, path, plen) == 0)
-		    || (strcmp(type, "hash") == 0 && n == plen && strncmp(p, path, plen) == 0))
-			return 1;
-		p += n;
-	}
-	return 0;
 }
 
 static void
@@ -225,11 +206,39 @@ check_writable(struct findings *f, const char *source)
 			source, (unsigned long)geteuid());
 }
 
+/*
+ * An entry Postfix never uses because an earlier map of
+ * smtp_tls_policy_maps answers for its key. A map that cannot be read
+ * is reported once (*unreadable), as Postfix fails every lookup there.
+ */
+static int
+check_shadow(struct findings *f, struct cli_maps *cm, size_t index,
+	     const char *source, const tp_entry *e, int pinned, int *unreadable)
+{
+	struct cli_shadow sh;
+	char text[TP_DIAG_MESSAGE_MAX + 256];
+
+	if (cli_maps_shadow(cm, index, e->key, &sh) < 0) {
+		if (!*unreadable)
+			finding(f, "error", "%s: Postfix's TLS policy lookups fail there, and mail for every destination that reaches it is deferred",
+				sh.message);
+		*unreadable = 1;
+		return 0;
+	}
+	if (!sh.found)
+		return 0;
+	finding(f, "warning", "%s:%lu: %.*s: %s: %s", source, e->line, (int)e->key_len,
+		e->key, cli_shadow_text(cm, &sh, text, sizeof(text)),
+		pinned ? "pins unused" : "entry unused");
+	return 1;
+}
+
 static void
 check_entries(struct findings *f, const tp_doc *doc, const char *source,
-	      const char *digest)
+	      const char *digest, struct cli_maps *cm)
 {
 	size_t want = tp_digest_size(digest), fingerprint_entries = 0, bad = 0;
+	int unreadable = 0;
 
 	for (size_t i = 0; i < tp_doc_warning_count(doc); i++) {
 		const tp_doc_warning *w = tp_doc_warning_at(doc, i);
@@ -259,6 +268,8 @@ check_entries(struct findings *f, const tp_doc *doc, const char *source,
 		rc = tp_policy_parse(&policy, e.value, e.value_len, &diag);
 		if (policy == NULL)
 			return;
+		bad += (size_t)check_shadow(f, cm, cm->table, source, &e,
+					    tp_policy_pin_count(policy) > 0, &unreadable);
 		for (size_t w = 0; w < tp_policy_warning_count(policy); w++) {
 			finding(f, "warning", "%s:%lu: %.*s: %s", source, e.line,
 				(int)e.key_len, e.key, tp_policy_warning_at(policy, w));
@@ -301,6 +312,109 @@ check_entries(struct findings *f, const tp_doc *doc, const char *source,
 			source, tp_doc_entry_count(doc), fingerprint_entries, digest);
 }
 
+/*
+ * The rest of smtp_tls_policy_maps: maps before the table that cannot be
+ * evaluated here, and other tables (their pins are neither rotated nor
+ * checked unless named with -m; their entries can be shadowed too).
+ */
+static void
+check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
+	   const char *written)
+{
+	for (size_t i = 0; cm->maps && i < tp_maps_count(cm->maps); i++) {
+		const tp_map_info *info = tp_maps_at(cm->maps, i);
+		tp_doc_opts opts = cli_doc_opts(cli);
+		tp_diag d = TP_DIAG_INIT;
+		size_t pinned = 0, shadowed = 0;
+		int unreadable = 0;
+		tp_doc *doc = NULL;
+
+		if (i < cm->table && !info->readable)
+			finding(f, "warning", "%s cannot be evaluated here and may answer first: the entries of %s may be unused",
+				info->spec, written);
+		if (i == cm->table || !info->path
+		    || !(info->writable || strcmp(info->type, "texthash") == 0))
+			continue;
+		if (tp_doc_load(&doc, info->path, &opts, &d) != 0) {
+			finding(f, "error", "%s: %s", info->spec, d.message);
+			continue;
+		}
+		for (size_t k = 0; k < tp_doc_entry_count(doc); k++) {
+			tp_entry e;
+			tp_policy *policy = NULL;
+
+			if (tp_doc_entry_at(doc, k, &e) != 0 || e.duplicate)
+				continue;
+			(void)tp_policy_parse(&policy, e.value, e.value_len, NULL);
+			if (policy && tp_policy_pin_count(policy) > 0)
+				pinned++;
+			shadowed += (size_t)check_shadow(f, cm, i, info->path, &e,
+							 policy && tp_policy_pin_count(policy) > 0,
+							 &unreadable);
+			tp_policy_free(policy);
+		}
+		finding(f, pinned ? "warning" : "ok",
+			"%s is a separate table (%zu entries, %zu pinned by fingerprint): tlspolicy writes %s; check it with -m %s:%s",
+			info->spec, tp_doc_entry_count(doc), pinned, written, info->type, info->path);
+		tp_doc_free(doc);
+	}
+}
+
+/*
+ * Another database of the same source (SOURCE.db beside SOURCE.lmdb,
+ * say, after a migration or with non_bdb_migration_level redirecting)
+ * that holds other records than the one Postfix reads: whoever runs
+ * postmap on the wrong one, or reads it, is misled.
+ */
+/* The state of the database of source in type; -1 when it cannot be read. */
+static int
+db_state_as(struct cli *cli, tp_map_type type, const char *source, tp_db_state *state)
+{
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_table *t = NULL;
+	int rc;
+
+	opts.doc = cli_doc_opts(cli);
+	rc = tp_table_open(&t, type, source, &opts, NULL) == 0
+	     && tp_table_db_state(t, state, NULL) == 0 ? 0 : -1;
+	tp_table_free(t);
+	return rc;
+}
+
+static void
+check_other_dbs(struct findings *f, struct cli *cli, tp_table *table,
+		tp_db_state state)
+{
+	static const tp_map_type others[] = { TP_MAP_HASH, TP_MAP_LMDB, TP_MAP_CDB };
+	const char *mine = tp_map_type_suffix(tp_table_type(table));
+	const char *source = tp_table_source(table);
+
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		const char *sfx = tp_map_type_suffix(others[i]);
+		tp_db_state ostate;
+		char path[8192];
+		struct stat st;
+
+		if (strcmp(sfx, mine) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s%s", source, sfx);
+		if (stat(path, &st) != 0)
+			continue;
+		/* A .db is hash or btree: whichever reads it. */
+		if (db_state_as(cli, others[i], source, &ostate) < 0
+		    && (others[i] != TP_MAP_HASH
+			|| db_state_as(cli, TP_MAP_BTREE, source, &ostate) < 0)) {
+			finding(f, "warning", "%s: not a database Postfix can read, beside %s, which Postfix reads",
+				path, tp_table_db_path(table));
+			continue;
+		}
+		if (ostate != state || state != TP_DB_IN_STEP)
+			finding(f, "warning", "%s and %s hold different records: Postfix reads %s (%s:%s); remove the other one, or rebuild it if something else reads it",
+				path, tp_table_db_path(table), tp_table_db_path(table),
+				tp_map_type_name(tp_table_type(table)), source);
+	}
+}
+
 int
 cmd_doctor(struct cli *cli, int argc, char **argv)
 {
@@ -314,6 +428,8 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 	tp_db_state state;
 	tp_diag diag = TP_DIAG_INIT;
 	const char *digest, *type_name;
+	struct cli_maps cm = { NULL, SIZE_MAX };
+	char written[8192];
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
@@ -342,17 +458,21 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return EX_FAIL;
 	type_name = tp_map_type_name(tp_table_type(table));
+	snprintf(written, sizeof(written), "%s:%s", type_name, tp_table_source(table));
+	cli_maps_open(cli, type_name, tp_table_source(table), &cm);
 	if (config) {
 		const char *maps = tp_config_get(config, "smtp_tls_policy_maps");
 
-		if (listed_in_policy_maps(maps, type_name, tp_table_source(table)))
-			finding(&f, "ok", "%s:%s is listed in smtp_tls_policy_maps", type_name,
-				tp_table_source(table));
+		if (cm.table != SIZE_MAX)
+			finding(&f, "ok", "%s is listed in smtp_tls_policy_maps (map %zu of %zu)",
+				written, cm.table + 1, tp_maps_count(cm.maps));
 		else
-			finding(&f, "error", "%s:%s is not in smtp_tls_policy_maps (= %s): Postfix does not read it",
-				type_name, tp_table_source(table), maps && *maps ? maps : "empty");
+			finding(&f, "error", "%s is not in smtp_tls_policy_maps (= %s): Postfix does not read it",
+				written, maps && *maps ? maps : "empty");
 	}
-	check_entries(&f, tp_table_doc(table), tp_table_source(table), digest);
+	check_maps(&f, cli, &cm, written);
+	check_entries(&f, tp_table_doc(table), tp_table_source(table), digest, &cm);
+	state = TP_DB_STALE;
 	if (tp_table_db_state(table, &state, &diag) != 0) {
 		int fd = open(tp_table_db_path(table), O_RDONLY | O_CLOEXEC);
 
@@ -370,6 +490,11 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 	else
 		finding(&f, "error", "%s is %s: Postfix does not see the source's current entries; run 'tlspolicy rebuild'",
 			tp_table_db_path(table), cli_db_state_name(state));
+	if (tp_table_type(table) == TP_MAP_TEXTHASH)
+		finding(&f, "ok", "texthash:%s has no database: Postfix reads the source when a process starts, so changes need 'postfix reload' (--reload)",
+			tp_table_source(table));
+	else
+		check_other_dbs(&f, cli, table, state);
 	check_db_age(&f, tp_table_source(table), tp_table_db_path(table));
 	check_permissions(&f, tp_table_source(table), tp_table_db_path(table));
 	check_writable(&f, tp_table_source(table));
@@ -383,6 +508,7 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 		free(real);
 		check_temps(&f, tp_table_db_path(table));
 	}
+	cli_maps_close(&cm);
 	tp_table_free(table);
 	if (f.errors || f.warnings) {
 		printf("doctor: %u error%s, %u warning%s\n", f.errors, f.errors == 1 ? "" : "s",

@@ -25,6 +25,7 @@ static const struct command {
 	{ "remove", cmd_remove, "remove one entry" },
 	{ "rebuild", cmd_rebuild, "write the db from the source (what postmap does)" },
 	{ "doctor", cmd_doctor, "check the table and its configuration, offline" },
+	{ "migrate", cmd_migrate, "move the table to lmdb: or cdb: (writes the db, postconf -e, reload)" },
 	{ "rotate", cmd_rotate, "re-pin entries whose servers present a new certificate" },
 	{ "check", cmd_check, "monitor the pins (Nagios exit codes 0-3)" },
 	{ "probe", cmd_probe, "show the certificates an SMTP server presents" },

@@ -443,5 +443,9 @@ cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
 	if (tp_table_commit(table, &diag) != 0)
 		return cli_error(&diag);
 	*written = 1;
+	/* texthash: no database; Postfix reads the source at process start. */
+	if (tp_table_type(table) == TP_MAP_TEXTHASH)
+		cli_notef("texthash:%s: Postfix reads it when a process starts: the change takes effect with 'postfix reload' (--reload)",
+			  tp_table_source(table));
 	return EX_SUCCESS;
 }

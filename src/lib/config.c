@@ -22,7 +22,11 @@
  *	Built-in defaults matter for the parameters main.cf usually leaves
  *	out: compatibility_level (0), smtputf8_enable and
  *	smtp_tls_fingerprint_digest (Postfix 3.6+ compatibility expressions),
- *	config_directory (the directory read).
+ *	config_directory (the directory read), and the map types of Postfix
+ *	3.11's non-Berkeley-DB migration: default_database_type (hash),
+ *	default_cache_db_type (btree), non_bdb_migration_level (disable),
+ *	as Debian builds them (a build without Berkeley DB has lmdb or cdb;
+ *	main.cf then says so or the admin runs postconf -e).
  * DIAGNOSTICS
  *	TP_ENOTFOUND: no main.cf. TP_EIO: it cannot be read. TP_ECONFIG: no
  *	file-backed map in smtp_tls_policy_maps.
@@ -38,6 +42,7 @@
 #include "diag.h"
 #include "config_internal.h"
 #include "tlspolicy/config.h"
+#include "tlspolicy/maps.h"
 
 #define CONFIG_DEFAULT_DIR "/etc/postfix"
 #define CONFIG_EXPAND_DEPTH 32
@@ -86,6 +91,11 @@ static const struct {
 	{ "smtp_tls_fingerprint_digest",
 	  "${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}" },
 	{ "smtp_tls_policy_maps", "" },
+	/* What a bare path in a map list means (postmap, tp_maps). */
+	{ "default_database_type", "hash" },
+	/* Postfix 3.11: where hash: and btree: go when redirected. */
+	{ "default_cache_db_type", "btree" },
+	{ "non_bdb_migration_level", "disable" },
 };
 
 static int
@@ -588,102 +598,41 @@ nomem:
 }
 
 /*
- * Split a Postfix list on commas and whitespace, keeping "{...}" groups
- * (inline:{ a=b, c=d }) whole. Calls fn for each element until it
- * returns non-zero.
+ * Kept for callers of the first API: the first map tlspolicy can write,
+ * found by tp_maps, which knows every map of the list.
  */
-static int
-for_each_list_element(const char *list, int (*fn)(const char *, size_t, void *),
-		      void *ctx)
-{
-	size_t i = 0, len = strlen(list);
-	int rc;
-
-	while (i < len) {
-		size_t start;
-		int level = 0;
-
-		while (i < len && (list[i] == ',' || is_space((unsigned char)list[i])))
-			i++;
-		if (i >= len)
-			break;
-		start = i;
-		while (i < len && (level > 0 || (list[i] != ',' && !is_space((unsigned char)list[i])))) {
-			if (list[i] == '{')
-				level++;
-			else if (list[i] == '}' && level > 0)
-				level--;
-			i++;
-		}
-		if ((rc = fn(list + start, i - start, ctx)) != 0)
-			return rc;
-	}
-	return 0;
-}
-
-struct map_search {
-	tp_map_type type;
-	const char *path;
-	size_t path_len;
-	int found;
-};
-
-static int
-consider_map(const char *spec, size_t len, void *ctx)
-{
-	struct map_search *search = ctx;
-	static const struct {
-		const char *prefix;
-		tp_map_type type;
-	} file_types[] = {
-		{ "hash:", TP_MAP_HASH },
-		{ "btree:", TP_MAP_BTREE },
-	};
-
-	/* proxymap serves the same file; what we maintain is underneath. */
-	while (len > 6 && memcmp(spec, "proxy:", 6) == 0) {
-		spec += 6;
-		len -= 6;
-	}
-	if (len > 0 && spec[0] == '/') {
-		search->type = TP_MAP_HASH;
-		search->path = spec;
-		search->path_len = len;
-		return search->found = 1;
-	}
-	for (size_t i = 0; i < sizeof(file_types) / sizeof(file_types[0]); i++) {
-		size_t plen = strlen(file_types[i].prefix);
-
-		if (len > plen && memcmp(spec, file_types[i].prefix, plen) == 0) {
-			search->type = file_types[i].type;
-			search->path = spec + plen;
-			search->path_len = len - plen;
-			return search->found = 1;
-		}
-	}
-	return 0;
-}
-
 int
 tp_config_policy_map(const tp_config *config, tp_map_type *type,
 		     const char **path, tp_diag *diag)
 {
 	tp_config *self = (tp_config *)(uintptr_t)config;
-	const char *maps = tp_config_get(config, "smtp_tls_policy_maps");
-	struct map_search search = { TP_MAP_HASH, NULL, 0, 0 };
+	const char *maps_value = tp_config_get(config, "smtp_tls_policy_maps");
+	const tp_map_info *info;
+	tp_maps *maps;
+	size_t index;
+	int rc;
 
-	if (maps == NULL || !*maps)
+	if (maps_value == NULL || !*maps_value)
 		return tp__diag_set(diag, TP_ECONFIG, config->path, 0,
 				    "smtp_tls_policy_maps is not set; name the table with -m TYPE:PATH");
-	for_each_list_element(maps, consider_map, &search);
-	if (!search.found)
+	if ((rc = tp_maps_open(&maps, config, diag)) < 0)
+		return rc;
+	if (tp_maps_writable(maps, &index) < 0) {
+		tp_maps_free(maps);
 		return tp__diag_set(diag, TP_ECONFIG, config->path, 0,
 				    "no hash: or btree: table in smtp_tls_policy_maps = %s; name the table with -m TYPE:PATH",
-				    maps);
+				    maps_value);
+	}
+	info = tp_maps_at(maps, index);
 	free(self->policy_map_path);
-	if ((self->policy_map_path = strndup(search.path, search.path_len)) == NULL)
+	self->policy_map_path = strdup(info->path);
+	rc = tp_map_type_parse(type, info->type);
+	tp_maps_free(maps);
+	if (self->policy_map_path == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	*type = search.type;
+	if (rc < 0)
+		return tp__diag_set(diag, TP_EUNSUPPORTED, config->path, 0,
+				    "map type is not supported");
 	*path = self->policy_map_path;
 	return 0;
 }
@@ -705,4 +654,36 @@ tp_config_smtputf8(const tp_config *config)
 
 	return v && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0
 		     || strcmp(v, "1") == 0);
+}
+
+int
+tp_config_nbdb_level(const tp_config *config)
+{
+	const char *v = tp_config_get(config, "non_bdb_migration_level");
+
+	if (v == NULL || strcmp(v, "disable") == 0)
+		return TP_NBDB_DISABLE;
+	if (strcmp(v, "enable-redirect") == 0)
+		return TP_NBDB_REDIRECT;
+	if (strcmp(v, "enable-reindex") == 0)
+		return TP_NBDB_REINDEX;
+	return TP_NBDB_INVALID;
+}
+
+const char *
+tp_config_effective_type(const tp_config *config, const char *type)
+{
+	const char *to;
+	int level = config ? tp_config_nbdb_level(config) : TP_NBDB_DISABLE;
+
+	/* nbdb_map_leg_type(): only the legacy types move, and only redirected. */
+	if (level != TP_NBDB_REDIRECT && level != TP_NBDB_REINDEX)
+		return type;
+	if (strcmp(type, "hash") == 0)
+		to = tp_config_get(config, "default_database_type");
+	else if (strcmp(type, "btree") == 0)
+		to = tp_config_get(config, "default_cache_db_type");
+	else
+		return type;
+	return to ? to : type;
 }

@@ -37,7 +37,7 @@
 
 /* Postfix map types we know by name but do not write (yet). */
 static const char *const other_types[] = {
-	"lmdb", "cdb", "dbm", "sdbm", "texthash", "inline", "static",
+	"dbm", "sdbm", "inline", "static",
 	"regexp", "pcre", "cidr", "tcp", "socketmap", "ldap", "mysql",
 	"pgsql", "sqlite", "memcache", "proxy", "unix", "nis", "nisplus",
 	"netinfo", "environ", "fail", "randmap", "pipemap", "unionmap",
@@ -51,6 +51,12 @@ tp__map_backend_get(tp_map_type type)
 		return &tp__map_backend_hash;
 	case TP_MAP_BTREE:
 		return &tp__map_backend_btree;
+	case TP_MAP_LMDB:
+		return &tp__map_backend_lmdb;
+	case TP_MAP_CDB:
+		return &tp__map_backend_cdb;
+	case TP_MAP_TEXTHASH:
+		return &tp__map_backend_texthash;
 	case TP_MAP_LAST:
 		break;
 	}
@@ -111,7 +117,7 @@ tp_map_spec_parse(tp_map_type *type, tp_buf *path, const char *spec,
 		rc = tp_map_type_parse(type, name);
 		if (rc == TP_EUNSUPPORTED)
 			return tp__diag_set(diag, rc, NULL, 0,
-					    "map type \"%s\" is not supported (yet): use hash or btree",
+					    "map type \"%s\" is not supported: use hash, btree, lmdb, cdb or texthash",
 					    name);
 		if (rc < 0)
 			return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
@@ -257,6 +263,10 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	p->lock_fd = -1;
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
+	p->lock_style = b->lock_style;
+	p->no_db = b->no_db;
+	if (b->no_db)
+		return TP_OK;	/* the source is the table: nothing to build */
 	/*
 	 * lstat: a db that is a symbolic link is replaced by a new file, so
 	 * it is a new db; the mode and owner of whatever the link points to
@@ -343,9 +353,9 @@ int
 tp__map_lock(tp__map_pending *p, const char *db_path, double lock_timeout,
 	     tp_diag *diag)
 {
-	if (p->lock_fd >= 0)
+	if (p->no_db || p->lock_fd >= 0)
 		return TP_OK;
-	return tp__target_lock(&p->lock_fd, db_path, lock_timeout, diag);
+	return tp__target_lock(&p->lock_fd, db_path, p->lock_style, lock_timeout, diag);
 }
 
 int
@@ -354,6 +364,8 @@ tp__map_install(tp__map_pending *p, const char *db_path, double lock_timeout,
 {
 	int rc;
 
+	if (p->no_db)
+		return TP_OK;
 	if ((rc = tp__map_lock(p, db_path, lock_timeout, diag)) < 0)
 		return rc;
 	rc = tp__rename_over(p->file.ptr, db_path, diag);
@@ -414,7 +426,6 @@ tp_map_lookup_timed(tp_map_type type, const char *db_path, const char *key,
 		    tp_buf *value, double lock_timeout, tp_diag *diag)
 {
 	const tp__map_backend *b = tp__map_backend_get(type);
-	size_t klen = strlen(key);
 	void *r;
 	int rc;
 
@@ -429,19 +440,30 @@ tp_map_lookup_timed(tp_map_type type, const char *db_path, const char *key,
 		}
 		return rc;
 	}
-	/* As dict_db.c: the NUL-terminated form first, then the bare one. */
-	rc = TP_ENOTFOUND;
-	if (b->nul_terminated)
-		rc = b->get(r, key, klen + 1, value, diag);
+	rc = tp__map_get(b, r, key, value, diag);
+	b->close_read(r);
+	if (rc == TP_ENOTFOUND)
+		tp__diag_set(diag, rc, NULL, 0, "%s: not found in %s", key, db_path);
+	return rc;
+}
+
+int
+tp__map_get(const tp__map_backend *b, void *r, const char *key, tp_buf *value,
+	    tp_diag *diag)
+{
+	size_t klen = strlen(key);
+	int rc;
+
+	/*
+	 * As dict_db.c, dict_lmdb.c and dict_cdb.c read a table whose writer
+	 * they do not know: the NUL-terminated form first, then the bare one.
+	 */
+	rc = b->get(r, key, klen + 1, value, diag);
 	if (rc == TP_ENOTFOUND)
 		rc = b->get(r, key, klen, value, diag);
-	b->close_read(r);
-	if (rc == TP_OK) {
-		/* Postfix copies the value as a C string: up to its first NUL. */
+	/* Postfix copies the value as a C string: up to its first NUL. */
+	if (rc == TP_OK)
 		tp__buf_truncate(value, strlen(value->ptr));
-	} else if (rc == TP_ENOTFOUND) {
-		tp__diag_set(diag, rc, NULL, 0, "%s: not found in %s", key, db_path);
-	}
 	return rc;
 }
 

@@ -19,9 +19,10 @@
  *	set), fsyncs and closes; the writer is gone afterwards, on success
  *	or failure. abort() drops a writer; the caller unlinks the file.
  *
- *	open_read() opens an existing database and holds flock(LOCK_SH) on
- *	it until close_read(), as Postfix readers do around a lookup,
- *	waiting at most lock_timeout seconds for it (tp__flock_wait());
+ *	open_read() opens an existing database and holds its reader lock
+ *	(see lock_style) shared until close_read(), as Postfix readers do
+ *	around a lookup, waiting at most lock_timeout seconds for it
+ *	(tp__lock_wait());
  *	TP_ENOTFOUND when there is no file. get() finds the record whose
  *	key is exactly key[0..klen) and copies its value bytes (all of
  *	them, NULs included) to value; TP_ENOTFOUND when absent. next()
@@ -30,6 +31,18 @@
  *	bucket(), when not NULL, tells a writer's storage order: records
  *	put in ascending bucket() order (of the key as stored) fill the file
  *	front to back, so a small cache suffices. Only speed depends on it.
+ *	lock_style is the lock Postfix's readers take on the database file
+ *	(flock() for hash/btree, fcntl() for lmdb, none for cdb, whose
+ *	files are only ever replaced): open_read() takes it shared, and
+ *	map.c takes it exclusive on the old file while it renames the new
+ *	one over it. no_db: the type has no database (texthash: Postfix
+ *	reads the source when a process starts); map.c then writes nothing.
+ *	finish() ends with tp__finish_fd(), the owner, mode and fsync steps
+ *	every backend shares.
+ *	reader_fd() is the descriptor of the file open_read() locked: a
+ *	reader kept open across lookups (tp_maps) unlocks it after
+ *	open_read() and takes LOCK_SH on it around each lookup, as Postfix
+ *	does, so it never holds up a writer between lookups.
  */
 #ifndef TP_MAP_BACKEND_H
 #define TP_MAP_BACKEND_H
@@ -37,8 +50,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "safewrite.h"
 #include "tlspolicy/map.h"
+#include "safewrite.h"
 
 typedef struct tp__map_backend {
 	const char *name;
@@ -59,10 +72,16 @@ typedef struct tp__map_backend {
 	int (*next)(void *r, tp_record *rec, tp_diag *diag);
 	void (*close_read)(void *r);
 	uint32_t (*bucket)(void *w, const void *key, size_t klen);
+	int (*reader_fd)(void *r);
+	int lock_style;		/* how Postfix's readers lock the file: TP__LOCK_* */
+	int no_db;		/* no database: Postfix reads the source (texthash) */
 } tp__map_backend;
 
 extern const tp__map_backend tp__map_backend_hash;
 extern const tp__map_backend tp__map_backend_btree;
+extern const tp__map_backend tp__map_backend_lmdb;
+extern const tp__map_backend tp__map_backend_cdb;
+extern const tp__map_backend tp__map_backend_texthash;
 
 const tp__map_backend *tp__map_backend_get(tp_map_type type);
 
@@ -76,14 +95,16 @@ const tp__map_backend *tp__map_backend_get(tp_map_type type);
  * the old one (waiting at most lock_timeout seconds for it) and fsyncs
  * the directory. tp__map_lock() takes that lock ahead, so a caller can
  * wait for it before it changes anything else (install then keeps it).
- * tp__map_write() is tp_map_write() with a lock timeout. tp__map_discard() removes the
- * temp directory (whatever is left in it) and frees *p; call it after
- * install too; it releases the lock.
+ * tp__map_write() is tp_map_write() with a lock timeout.
+ * tp__map_discard() removes the temp directory (whatever is left in it),
+ * releases the lock and frees *p; call it after install too.
  */
 typedef struct tp__map_pending {
 	tp__tmpdir dir;
 	tp_buf file;
-	int lock_fd;		/* LOCK_EX on the old db, from tp__map_lock() */
+	int lock_fd;		/* exclusive lock on the old db, from tp__map_lock() */
+	int lock_style;
+	int no_db;
 } tp__map_pending;
 
 int tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
@@ -99,10 +120,19 @@ int tp__map_write(tp_map_type type, const char *db_path,
 void tp__map_discard(tp__map_pending *p);
 
 /*
+ * tp__map_get() is the lookup of tp_map_lookup() on a reader already
+ * open: key with its trailing NUL first (when the backend stores one),
+ * then without, the value cut at its first NUL as Postfix copies it.
+ * TP_ENOTFOUND when absent.
+ */
+int tp__map_get(const tp__map_backend *b, void *r, const char *key,
+		tp_buf *value, tp_diag *diag);
+
+/*
  * tp__map_iterate() calls fn for every record of the database, raw (as
- * stored, trailing NULs included), holding LOCK_SH throughout (waiting
- * at most lock_timeout seconds for it). fn
- * returns 0 to go on, anything else stops the walk and is returned.
+ * stored, trailing NULs included), holding the reader lock throughout
+ * (waiting at most lock_timeout seconds for it). fn returns 0 to go on,
+ * anything else stops the walk and is returned.
  */
 int tp__map_iterate(tp_map_type type, const char *db_path, double lock_timeout,
 		    int (*fn)(void *arg, const tp_record *rec), void *arg,

@@ -333,18 +333,8 @@ db_finish(void *w, mode_t mode, int do_chown, uid_t uid, gid_t gid,
 		rc = db_fail(h, diag, err, "get file descriptor of");
 		goto out;
 	}
-	if (do_chown && fchown(fd, uid, gid) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "set owner of %s", h->path);
+	if ((rc = tp__finish_fd(fd, h->path, mode, do_chown, uid, gid, diag)) < 0)
 		goto out;
-	}
-	if (fchmod(fd, mode) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "set mode of %s", h->path);
-		goto out;
-	}
-	if (fsync(fd) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", h->path);
-		goto out;
-	}
 	/* Everything is on disk; the close can only lose what was synced. */
 	err = h->db->close(h->db, 0);
 	h->db = NULL;
@@ -487,14 +477,22 @@ db_close_read(void *r)
 	handle_close(r);
 }
 
+static int
+db_reader_fd(void *r)
+{
+	return ((struct db_handle *)r)->lock_fd;
+}
+
 const tp__map_backend tp__map_backend_hash = {
 	"hash", ".db", 1, 0,
 	hash_create, db_put, db_finish, db_abort,
 	hash_open_read, db_get, db_next, db_close_read, hash_bucket,
+	db_reader_fd, TP__LOCK_FLOCK, 0,
 };
 
 const tp__map_backend tp__map_backend_btree = {
 	"btree", ".db", 1, 1,
 	btree_create, db_put, db_finish, db_abort,
 	btree_open_read, db_get, db_next, db_close_read, NULL,
+	db_reader_fd, TP__LOCK_FLOCK, 0,
 };

@@ -131,25 +131,49 @@ now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* One try without waiting: 0, or -1 with errno (EWOULDBLOCK: held). */
+static int
+lock_try(int fd, int style, int op)
+{
+	struct flock fl;
+	int rc;
+
+	if (style == TP__LOCK_FLOCK)
+		return tp__flock(fd, (op == TP__LOCK_SHARED ? LOCK_SH : LOCK_EX) | LOCK_NB);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = op == TP__LOCK_SHARED ? F_RDLCK : F_WRLCK;
+	fl.l_whence = SEEK_SET;	/* start 0, length 0: the whole file */
+	while ((rc = fcntl(fd, F_SETLK, &fl)) < 0 && errno == EINTR)
+		continue;
+	if (rc < 0 && (errno == EACCES || errno == EAGAIN))
+		errno = EWOULDBLOCK;	/* POSIX lets fcntl say "held" either way */
+	return rc;
+}
+
 int
-tp__flock_wait(int fd, int op, double timeout, const char *path, tp_diag *diag)
+tp__lock_wait(int fd, int style, int op, double timeout, const char *path,
+	      tp_diag *diag)
 {
 	double deadline, left, pause = 0.001;
 	char holders[256];
 
+	if (style == TP__LOCK_NONE || op == TP__LOCK_UNLOCK)
+		return tp__lock_fd(fd, style, op) < 0
+		    ? tp__diag_errno(diag, TP_EIO, errno, "unlock %s", path) : TP_OK;
 	if (timeout < 0) {
-		if (tp__flock(fd, op) < 0)
+		if (tp__lock_fd(fd, style, op) < 0)
 			return tp__diag_errno(diag, TP_EIO, errno, "lock %s", path);
 		return TP_OK;
 	}
 	/*
-	 * flock() cannot be given a deadline, and a library must not play
-	 * with alarms: try without blocking, and sleep a little longer each
-	 * time (1 ms, doubling, at most 100 ms) until the deadline.
+	 * Neither flock() nor fcntl() can be given a deadline, and a library
+	 * must not play with alarms: try without blocking, and sleep a
+	 * little longer each time (1 ms, doubling, at most 100 ms) until the
+	 * deadline.
 	 */
 	deadline = now_seconds() + timeout;
 	for (;;) {
-		if (tp__flock(fd, op | LOCK_NB) == 0)
+		if (lock_try(fd, style, op) == 0)
 			return TP_OK;
 		if (errno != EWOULDBLOCK)
 			return tp__diag_errno(diag, TP_EIO, errno, "lock %s", path);
@@ -172,6 +196,14 @@ tp__flock_wait(int fd, int op, double timeout, const char *path, tp_diag *diag)
 	return tp__diag_set(diag, TP_ETIMEOUT, NULL, 0,
 			    "%s is still locked after %g s, by %s",
 			    path, timeout, holders[0] ? holders : "another process (see /proc/locks)");
+}
+
+int
+tp__flock_wait(int fd, int op, double timeout, const char *path, tp_diag *diag)
+{
+	return tp__lock_wait(fd, TP__LOCK_FLOCK,
+			     op == LOCK_SH ? TP__LOCK_SHARED : TP__LOCK_EXCLUSIVE,
+			     timeout, path, diag);
 }
 
 int
@@ -373,24 +405,31 @@ tp__fsync_dir(const char *path, tp_diag *diag)
 }
 
 int
-tp__target_lock(int *fd_out, const char *target, double timeout, tp_diag *diag)
+tp__target_lock(int *fd_out, const char *target, int style, double timeout,
+		tp_diag *diag)
 {
 	int fd, rc;
 
 	*fd_out = -1;
+	if (style == TP__LOCK_NONE)
+		return TP_OK;	/* readers take none (cdb): nothing to wait for */
 	/*
-	 * The lock is only for the benefit of readers and postmap; opening
-	 * the old file read-only is enough for flock() and changes nothing.
-	 * A symbolic link at target is replaced, not locked through: the
-	 * file it points to is none of ours (ELOOP: no lock to take).
+	 * The lock is only for the benefit of readers and postmap; a file
+	 * opened read-only is enough for flock() and changes nothing, a
+	 * write lock of fcntl() needs it open for writing (a file we may not
+	 * open so is renamed over without it). A symbolic link at target is
+	 * replaced, not locked through: the file it points to is none of
+	 * ours (ELOOP: no lock to take).
 	 */
-	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	fd = open(target, (style == TP__LOCK_FCNTL ? O_RDWR : O_RDONLY) | O_CLOEXEC
+		  | O_NONBLOCK | O_NOFOLLOW);
 	if (fd < 0) {
-		if (errno == ENOENT || errno == ELOOP)
+		if (errno == ENOENT || errno == ELOOP
+		    || (style == TP__LOCK_FCNTL && (errno == EACCES || errno == EROFS)))
 			return TP_OK;
 		return tp__diag_errno(diag, TP_EIO, errno, "open %s", target);
 	}
-	if ((rc = tp__flock_wait(fd, LOCK_EX, timeout, target, diag)) < 0) {
+	if ((rc = tp__lock_wait(fd, style, TP__LOCK_EXCLUSIVE, timeout, target, diag)) < 0) {
 		close(fd);
 		return rc;
 	}
@@ -412,7 +451,7 @@ tp__rename_locked(const char *tmp, const char *target, double timeout,
 {
 	int fd, rc;
 
-	if ((rc = tp__target_lock(&fd, target, timeout, diag)) < 0)
+	if ((rc = tp__target_lock(&fd, target, TP__LOCK_FLOCK, timeout, diag)) < 0)
 		return rc;
 	rc = tp__rename_over(tmp, target, diag);
 	/* Closed after the rename and its fsync: readers wait for both. */
@@ -630,4 +669,54 @@ tp__temp_sweep(const char *target)
 	}
 	closedir(d);
 	return removed;
+}
+
+int
+tp__lock_fd(int fd, int style, int op)
+{
+	struct flock fl;
+	int rc;
+
+	switch (style) {
+	case TP__LOCK_FLOCK:
+		return tp__flock(fd, op == TP__LOCK_SHARED ? LOCK_SH
+				 : op == TP__LOCK_EXCLUSIVE ? LOCK_EX : LOCK_UN);
+	case TP__LOCK_FCNTL:
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = op == TP__LOCK_SHARED ? F_RDLCK
+			    : op == TP__LOCK_EXCLUSIVE ? F_WRLCK : F_UNLCK;
+		fl.l_whence = SEEK_SET;	/* start 0, length 0: the whole file */
+		while ((rc = fcntl(fd, F_SETLKW, &fl)) < 0 && errno == EINTR)
+			continue;
+		return rc;
+	default:
+		return 0;
+	}
+}
+
+int
+tp__rename_locked_style(const char *tmp, const char *target, int style,
+			double timeout, tp_diag *diag)
+{
+	int fd, rc;
+
+	if ((rc = tp__target_lock(&fd, target, style, timeout, diag)) < 0)
+		return rc;
+	rc = tp__rename_over(tmp, target, diag);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int
+tp__finish_fd(int fd, const char *path, mode_t mode, int do_chown, uid_t uid,
+	      gid_t gid, tp_diag *diag)
+{
+	if (do_chown && fchown(fd, uid, gid) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "set owner of %s", path);
+	if (fchmod(fd, mode) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "set mode of %s", path);
+	if (fsync(fd) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "error writing %s", path);
+	return TP_OK;
 }

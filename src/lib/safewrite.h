@@ -112,8 +112,39 @@ int tp__file_replace(const char *path, const void *data, size_t len,
 		     tp_diag *diag);
 int tp__rename_locked(const char *tmp, const char *target, double timeout,
 		      tp_diag *diag);
-int tp__target_lock(int *fd, const char *target, double timeout, tp_diag *diag);
 int tp__rename_over(const char *tmp, const char *target, tp_diag *diag);
+
+/*
+ * Locks as Postfix's readers of each map type take them: TP__LOCK_FLOCK
+ * (hash, btree: myflock() with flock()), TP__LOCK_FCNTL (lmdb: fcntl()
+ * record locks on the whole file), TP__LOCK_NONE (cdb). tp__lock_fd()
+ * takes (waiting for ever, EINTR retried) or drops one on fd; an
+ * exclusive fcntl() lock needs fd open for writing. -1 with errno.
+ * tp__lock_wait() takes one waiting at most timeout seconds, as
+ * tp__flock_wait() (which is it for TP__LOCK_FLOCK): TP_ETIMEOUT naming
+ * path and the holders.
+ * tp__target_lock() takes the exclusive lock of that style on the old
+ * target (see tp__rename_locked(); fcntl: opened read-write, a file we
+ * may not open so is renamed over without the lock; none for
+ * TP__LOCK_NONE), *fd -1 when there is nothing to lock.
+ * tp__rename_locked_style() is tp__rename_locked() with the old target
+ * locked in that style.
+ * tp__finish_fd() is the end of every database writer: owner (when
+ * do_chown) before mode (the caller passes permission bits only: no
+ * set-id bits are ever copied), then fsync; errors name path ("error
+ * writing PATH: ...").
+ */
+enum { TP__LOCK_NONE = 0, TP__LOCK_FLOCK = 1, TP__LOCK_FCNTL = 2 };
+enum { TP__LOCK_SHARED = 1, TP__LOCK_EXCLUSIVE = 2, TP__LOCK_UNLOCK = 3 };
+int tp__lock_fd(int fd, int style, int op);
+int tp__lock_wait(int fd, int style, int op, double timeout, const char *path,
+		  tp_diag *diag);
+int tp__target_lock(int *fd, const char *target, int style, double timeout,
+		    tp_diag *diag);
+int tp__rename_locked_style(const char *tmp, const char *target, int style,
+			    double timeout, tp_diag *diag);
+int tp__finish_fd(int fd, const char *path, mode_t mode, int do_chown,
+		  uid_t uid, gid_t gid, tp_diag *diag);
 
 int tp__fsync_dir(const char *path, tp_diag *diag);
 int tp__write_all(int fd, const void *data, size_t len);

@@ -3,26 +3,32 @@
 #
 # For hundreds of generated awkward sources (gen_policy awkward), run
 # postmap on one copy and "tlspolicy rebuild" on another, both with the
-# same main.cf (smtputf8_enable yes and no, hash and btree), and compare:
-#   - the record sets, raw bytes, from db5.3_dump -p (page layout may
-#     differ; records must not), sorted;
-#   - what Postfix reads back, postmap -s of both databases;
+# same main.cf (smtputf8_enable yes and no; hash, btree, lmdb and cdb),
+# and compare:
+#   - the record sets, raw bytes, sorted (page layout may differ; records
+#     must not): db5.3_dump -p for hash and btree, mdb_dump -p for lmdb,
+#     cdb -d (tinycdb) for cdb;
+#   - what Postfix reads back, postmap -s of both databases (not cdb:
+#     Debian's postmap cannot list a cdb table; postmap -q still reads it);
 #   - the warnings (postmap's words, "postmap:" -> "tlspolicy:");
 #   - the exit status;
 #   - tlspolicy get against postmap -q for a few keys.
 # A missing oracle is a failure, not a skip.
 set -u
 : "${TLSPOLICY:?}" "${TP_TOOLS_DIR:?}"
-N=${TP_DIFF_FILES:-240}
+N=${TP_DIFF_FILES:-320}
 SEED=${TP_DIFF_SEED:-20261128}
 
-for tool in postmap db5.3_dump; do
+for tool in postmap db5.3_dump mdb_dump cdb; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
-		echo "FAIL: $tool not found: install postfix and db5.3-util (the oracle)" >&2
+		echo "FAIL: $tool not found: install postfix, postfix-lmdb, postfix-cdb, db5.3-util, lmdb-utils and tinycdb (the oracle)" >&2
 		exit 1
 	fi
 done
 export PATH="$PATH:/usr/sbin"
+for t in lmdb cdb; do
+	postconf -m | grep -qx "$t" || { echo "FAIL: postconf -m lists no $t: install postfix-$t (the oracle)" >&2; exit 1; }
+done
 
 work=$(mktemp -d /tmp/tp-diff.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -32,8 +38,17 @@ printf 'compatibility_level = 3.6\nsmtputf8_enable = yes\n' >"$work/conf-utf8/ma
 printf 'compatibility_level = 3.6\nsmtputf8_enable = no\n' >"$work/conf-ascii/main.cf"
 "$TP_TOOLS_DIR/gen_policy" awkward "$SEED" "$N" "$work/src" || { echo "FAIL: generator" >&2; exit 1; }
 
-records() {	# the record set of a db: "key<TAB>value" per line, raw bytes escaped
-	db5.3_dump -p "$1" | sed -n '/^HEADER=END$/,/^DATA=END$/p' | sed '1d;$d' | paste - - | LC_ALL=C sort
+records() {	# TYPE DB: the record set of a db, one record per line, raw bytes escaped
+	case $1 in
+	hash | btree)
+		db5.3_dump -p "$2" | sed -n '/^HEADER=END$/,/^DATA=END$/p' | sed '1d;$d' | paste - - | LC_ALL=C sort ;;
+	lmdb)	# mdb_dump wants a lock file; keep it out of the table's directory
+		cp "$2" "$work/dump.lmdb" && mdb_dump -n -p "$work/dump.lmdb" |
+			sed -n '/^HEADER=END$/,/^DATA=END$/p' | sed '1d;$d' | paste - - | LC_ALL=C sort
+		rm -f "$work/dump.lmdb" "$work/dump.lmdb-lock" ;;
+	cdb)	# +klen,dlen:key->data, bytes as they are
+		cdb -d "$2" | LC_ALL=C sort ;;
+	esac
 }
 
 fail=0
@@ -49,12 +64,9 @@ report() {
 
 checked=0
 for ((i = 0; i < N; i++)); do
-	case $((i % 4)) in
-	0) type=hash conf=conf-utf8 ;;
-	1) type=btree conf=conf-utf8 ;;
-	2) type=hash conf=conf-ascii ;;
-	3) type=btree conf=conf-ascii ;;
-	esac
+	types=(hash btree lmdb cdb)
+	type=${types[i % 4]}
+	if (((i / 4) % 2)); then conf=conf-ascii; else conf=conf-utf8; fi
 	c="$work/$conf"
 	d="$work/run"
 	rm -rf "$d"
@@ -72,8 +84,9 @@ for ((i = 0; i < N; i++)); do
 		continue
 	fi
 	[ "$pm_rc" = 0 ] || continue
-	records "$d/pm/t.db" >"$d/pm.rec"
-	records "$d/tp/t.db" >"$d/tp.rec"
+	case $type in hash | btree) sfx=db ;; *) sfx=$type ;; esac
+	records "$type" "$d/pm/t.$sfx" >"$d/pm.rec"
+	records "$type" "$d/tp/t.$sfx" >"$d/tp.rec"
 	if ! cmp -s "$d/pm.rec" "$d/tp.rec"; then
 		report "$i" "$what: records differ (< postmap, > tlspolicy)" "$d/pm.rec" "$d/tp.rec"
 		continue
@@ -84,11 +97,16 @@ for ((i = 0; i < N; i++)); do
 		continue
 	fi
 	if ((i % 5 == 0)); then
-		postmap -c "$c" -s "$type:$d/pm/t" 2>&1 | LC_ALL=C sort >"$d/pm.s"
-		postmap -c "$c" -s "$type:$d/tp/t" 2>&1 | LC_ALL=C sort >"$d/tp.s"
-		if ! cmp -s "$d/pm.s" "$d/tp.s"; then
-			report "$i" "$what: postmap -s differs" "$d/pm.s" "$d/tp.s"
-			continue
+		if [ "$type" = cdb ]; then
+			# No postmap -s for cdb: the keys from the source, as cdb -d has them.
+			cdb -d "$d/pm/t.cdb" | sed -E 's/^\+[0-9]+,[0-9]+:(.*)->(.*)$/\1\t\2/' >"$d/pm.s"
+		else
+			postmap -c "$c" -s "$type:$d/pm/t" 2>&1 | LC_ALL=C sort >"$d/pm.s"
+			postmap -c "$c" -s "$type:$d/tp/t" 2>&1 | LC_ALL=C sort >"$d/tp.s"
+			if ! cmp -s "$d/pm.s" "$d/tp.s"; then
+				report "$i" "$what: postmap -s differs" "$d/pm.s" "$d/tp.s"
+				continue
+			fi
 		fi
 		# A few keys, looked up both ways (upper-cased: both must fold).
 		bad=

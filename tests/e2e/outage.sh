@@ -5,6 +5,9 @@
 # check says CRITICAL; one rotate --yes --reload repairs both entries, the
 # deferred mail is delivered, and check says OK. Needs root and postfix
 # (CI installs it): a missing oracle fails the test, it does not skip.
+# TP_E2E_MAP_TYPE (hash by default; outage_lmdb.sh, outage_cdb.sh) is the
+# type of the policy table in smtp_tls_policy_maps: the same outage and
+# repair must work whatever Postfix reads.
 #
 # The host:PORT name must resolve through /etc/hosts (Postfix's native
 # lookup), but the real file is shared by everything on the machine, and
@@ -24,6 +27,8 @@ done
 [ "$(id -u)" = 0 ] || fail "a Postfix instance needs root"
 
 T=$TLSPOLICY
+MT=${TP_E2E_MAP_TYPE:-hash}
+postconf -m | grep -qx "$MT" || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
 NAME=partner-mx.tlspolicy.test
 cp /etc/hosts "$TP_TMP/hosts"
 echo "127.0.0.1 $NAME" >>"$TP_TMP/hosts"
@@ -47,17 +52,17 @@ pf=$TP_TMP/postfix
 mkdir -p "$pf"
 tp_postfix_setup "$pf" \
     'smtp_tls_fingerprint_digest = md5' \
-    'smtp_tls_policy_maps = hash:$config_directory/tls_policy' \
+    "smtp_tls_policy_maps = $MT:\$config_directory/tls_policy" \
     "transport_maps = inline:{ partner-a.test=smtp:[127.0.0.1]:$PA, partner-b.test=smtp:$NAME:$PB }"
 : >"$pf/tls_policy"
 
 tp_note "1. pin both next hops with set --fingerprint-from; mail is delivered over verified TLS"
 "$T" -c "$pf" set "[127.0.0.1]:$PA" --fingerprint-from "127.0.0.1:$PA" || fail "set [127.0.0.1]:$PA failed"
 "$T" -c "$pf" set "$NAME:$PB" --fingerprint-from "$NAME:$PB" || fail "set $NAME:$PB failed"
-[ "$(postmap -q "[127.0.0.1]:$PA" "hash:$pf/tls_policy")" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/a1.crt" md5)" ] \
-    || fail "pin for [127.0.0.1]:$PA: $(postmap -q "[127.0.0.1]:$PA" "hash:$pf/tls_policy")"
-[ "$(postmap -q "$NAME:$PB" "hash:$pf/tls_policy")" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b1.crt" md5)" ] \
-    || fail "pin for $NAME:$PB: $(postmap -q "$NAME:$PB" "hash:$pf/tls_policy")"
+[ "$(postmap -q "[127.0.0.1]:$PA" "$MT:$pf/tls_policy")" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/a1.crt" md5)" ] \
+    || fail "pin for [127.0.0.1]:$PA: $(postmap -q "[127.0.0.1]:$PA" "$MT:$pf/tls_policy")"
+[ "$(postmap -q "$NAME:$PB" "$MT:$pf/tls_policy")" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b1.crt" md5)" ] \
+    || fail "pin for $NAME:$PB: $(postmap -q "$NAME:$PB" "$MT:$pf/tls_policy")"
 tp_postfix_start "$pf"
 tp_postfix_send "$pf" sender@client.test rcpt@partner-a.test first-a
 tp_postfix_send "$pf" sender@client.test rcpt@partner-b.test first-b
@@ -88,8 +93,8 @@ tp_note "3. rotate --yes --reload repairs both; the deferred mail is delivered; 
 "$T" -c "$pf" rotate --yes --reload >"$TP_TMP/rotate" 2>&1 </dev/null || fail "rotate failed: $(cat "$TP_TMP/rotate")"
 grep -q "^\[127.0.0.1\]:$PA: rotated" "$TP_TMP/rotate" || fail "rotate output: $(cat "$TP_TMP/rotate")"
 grep -q "^$NAME:$PB: rotated" "$TP_TMP/rotate" || fail "rotate output: $(cat "$TP_TMP/rotate")"
-[ "$(postmap -q "$NAME:$PB" "hash:$pf/tls_policy")" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b2.crt" md5)" ] \
-    || fail "rotated pin for $NAME:$PB: $(postmap -q "$NAME:$PB" "hash:$pf/tls_policy")"
+[ "$(postmap -q "$NAME:$PB" "$MT:$pf/tls_policy")" = "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b2.crt" md5)" ] \
+    || fail "rotated pin for $NAME:$PB: $(postmap -q "$NAME:$PB" "$MT:$pf/tls_policy")"
 postqueue -c "$pf" -f
 tp_wait_mail a 2 30
 tp_wait_mail b 2 30

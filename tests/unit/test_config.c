@@ -166,8 +166,24 @@ test_config__first_file_backed_policy_map_is_the_table(void **state)
 		  TP_MAP_HASH, "@/tls_policy" },
 		{ "smtp_tls_policy_maps = inline:{ x=may, y=encrypt } btree:/x/y\n", 0,
 		  TP_MAP_BTREE, "/x/y" },
-		{ "smtp_tls_policy_maps = texthash:/a, proxy:hash:/srv/b hash:/c\n", 0,
+		{ "smtp_tls_policy_maps = regexp:/a, proxy:hash:/srv/b hash:/c\n", 0,
 		  TP_MAP_HASH, "/srv/b" },
+		{ "smtp_tls_policy_maps = pcre:/p texthash:/a, hash:/c\n", 0,
+		  TP_MAP_TEXTHASH, "/a" },
+		{ "smtp_tls_policy_maps = lmdb:/l\n", 0, TP_MAP_LMDB, "/l" },
+		{ "default_database_type = cdb\nsmtp_tls_policy_maps = /etc/postfix/t\n", 0,
+		  TP_MAP_CDB, "/etc/postfix/t" },
+		/* Postfix 3.11: hash: and btree: read as the default types. */
+		{ "non_bdb_migration_level = enable-redirect\ndefault_database_type = lmdb\n"
+		  "smtp_tls_policy_maps = hash:/r\n", 0, TP_MAP_LMDB, "/r" },
+		{ "non_bdb_migration_level = enable-reindex\ndefault_database_type = cdb\n"
+		  "default_cache_db_type = lmdb\nsmtp_tls_policy_maps = btree:/r\n", 0,
+		  TP_MAP_LMDB, "/r" },
+		{ "non_bdb_migration_level = disable\ndefault_database_type = lmdb\n"
+		  "smtp_tls_policy_maps = hash:/r\n", 0, TP_MAP_HASH, "/r" },
+		/* Redirected to Berkeley DB again: Postfix fails the map. */
+		{ "non_bdb_migration_level = enable-redirect\nsmtp_tls_policy_maps = hash:/r\n",
+		  TP_ECONFIG, TP_MAP_HASH, NULL },
 		{ "smtp_tls_policy_maps = /etc/postfix/tls_policy\n", 0,
 		  TP_MAP_HASH, "/etc/postfix/tls_policy" },
 		{ "smtp_tls_policy_maps = ldap:/etc/postfix/ldap.cf\n", TP_ECONFIG,
@@ -202,6 +218,58 @@ test_config__first_file_backed_policy_map_is_the_table(void **state)
 		}
 		tp_config_free(config);
 	}
+}
+
+/*
+ * Postfix 3.11's non_bdb_migration_level, as NON_BERKELEYDB_README
+ * describes it: "disable" (the default), "enable-redirect" (hash: is
+ * read as $default_database_type:, btree: as $default_cache_db_type:),
+ * "enable-reindex" (the same, and reindexing); other types untouched.
+ * Postfix 3.7's postconf does not know these parameters, so the README
+ * is the oracle here.
+ */
+static void
+test_config__non_bdb_migration_level_redirects_hash_and_btree(void **state)
+{
+	static const struct {
+		const char *main_cf;
+		int level;
+		const char *hash, *btree, *regexp;
+	} cases[] = {
+		{ "", TP_NBDB_DISABLE, "hash", "btree", "regexp" },
+		{ "default_database_type = lmdb\n", TP_NBDB_DISABLE, "hash", "btree", "regexp" },
+		{ "non_bdb_migration_level = disable\ndefault_database_type = cdb\n",
+		  TP_NBDB_DISABLE, "hash", "btree", "regexp" },
+		{ "non_bdb_migration_level = enable-redirect\ndefault_database_type = lmdb\n"
+		  "default_cache_db_type = lmdb\n", TP_NBDB_REDIRECT, "lmdb", "lmdb", "regexp" },
+		{ "non_bdb_migration_level = enable-reindex\ndefault_database_type = cdb\n",
+		  TP_NBDB_REINDEX, "cdb", "btree", "regexp" },
+		{ "t = lmdb\nlevel = enable-redirect\nnon_bdb_migration_level = $level\n"
+		  "default_database_type = ${t}\n", TP_NBDB_REDIRECT, "lmdb", "btree", "regexp" },
+		{ "non_bdb_migration_level = redirect\ndefault_database_type = lmdb\n",
+		  TP_NBDB_INVALID, "hash", "btree", "regexp" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tp_config *config = NULL;
+
+		write_main_cf(cases[i].main_cf);
+		assert_int_equal(tp_config_load(&config, tmpdir, NULL), 0);
+		if (tp_config_nbdb_level(config) != cases[i].level)
+			fail_msg("case %zu: level %d, want %d", i, tp_config_nbdb_level(config),
+				 cases[i].level);
+		if (strcmp(tp_config_effective_type(config, "hash"), cases[i].hash) != 0
+		    || strcmp(tp_config_effective_type(config, "btree"), cases[i].btree) != 0
+		    || strcmp(tp_config_effective_type(config, "regexp"), cases[i].regexp) != 0)
+			fail_msg("case %zu: hash -> %s, btree -> %s, regexp -> %s; want %s, %s, %s", i,
+				 tp_config_effective_type(config, "hash"),
+				 tp_config_effective_type(config, "btree"),
+				 tp_config_effective_type(config, "regexp"),
+				 cases[i].hash, cases[i].btree, cases[i].regexp);
+		tp_config_free(config);
+	}
+	assert_string_equal(tp_config_effective_type(NULL, "hash"), "hash");
 }
 
 static void
@@ -313,6 +381,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config__effective_values_equal_postconf),
 		cmocka_unit_test(test_config__first_file_backed_policy_map_is_the_table),
+		cmocka_unit_test(test_config__non_bdb_migration_level_redirects_hash_and_btree),
 		cmocka_unit_test(test_config__missing_main_cf_is_not_found_and_names_the_file),
 		cmocka_unit_test(test_config__mail_config_environment_names_the_directory),
 		cmocka_unit_test(test_config__self_reference_does_not_loop),

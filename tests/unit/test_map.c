@@ -142,6 +142,114 @@ test_map__btree_round_trip(void **state)
 	round_trip(TP_MAP_BTREE);
 }
 
+static void
+test_map__lmdb_round_trip(void **state)
+{
+	(void)state;
+	round_trip(TP_MAP_LMDB);
+}
+
+static void
+test_map__cdb_round_trip(void **state)
+{
+	(void)state;
+	round_trip(TP_MAP_CDB);
+}
+
+/* Output of a shell command (its status must be 0). */
+static void
+command_output(const char *cmd, tp_buf *out)
+{
+	char line[1024];
+	FILE *fp = popen(cmd, "r");
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp))
+		tp__buf_puts(out, line);
+	if (pclose(fp) != 0)
+		fail_msg("%s failed (lmdb-utils, tinycdb installed?)", cmd);
+}
+
+/*
+ * The bytes on disk: lmdb with a trailing NUL on keys and values (what
+ * postmap writes, see mdb_dump), cdb without (cdb -d), as Postfix's
+ * dict_lmdb.c and dict_cdb.c write them.
+ */
+static void
+test_map__lmdb_has_trailing_nul_and_cdb_none_like_postmap(void **state)
+{
+	char db[512], cmd[1200];
+	tp_buf out = TP_BUF_INIT;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.lmdb");
+	assert_int_equal(tp_map_write(TP_MAP_LMDB, db, sample, 2, NULL, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "mdb_dump -n -p '%s' 2>&1 && rm -f '%s-lock'", db, db);
+	command_output(cmd, &out);
+	assert_non_null(strstr(out.ptr, " example.com\\00\n fingerprint match=AA:BB\\00\n"));
+	tp_buf_dispose(&out);
+	path_in(db, sizeof(db), "t.cdb");
+	assert_int_equal(tp_map_write(TP_MAP_CDB, db, sample, 2, NULL, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "cdb -d '%s' 2>&1", db);
+	command_output(cmd, &out);
+	assert_non_null(strstr(out.ptr, "+11,23:example.com->fingerprint match=AA:BB\n"));
+	tp_buf_dispose(&out);
+}
+
+struct counter {
+	size_t n;
+};
+
+static int
+count_record(void *arg, const tp_record *rec)
+{
+	(void)rec;
+	((struct counter *)arg)->n++;
+	return 0;
+}
+
+/* More records than one lmdb write transaction holds; every first one kept. */
+static void
+test_map__large_lmdb_and_cdb_tables_keep_every_first_record(void **state)
+{
+	enum { N = 50000 };
+	static const tp_map_type types[] = { TP_MAP_LMDB, TP_MAP_CDB };
+	tp_record *recs = calloc(N + 1, sizeof(*recs));
+	char (*keys)[24] = calloc(N, sizeof(*keys));
+	char db[512];
+
+	(void)state;
+	assert_non_null(recs);
+	assert_non_null(keys);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%zu.example", (i * 7919) % N);
+		recs[i].key = keys[i];
+		recs[i].key_len = strlen(keys[i]);
+		recs[i].value = i % 2 ? "odd" : "even";
+		recs[i].value_len = strlen(recs[i].value);
+	}
+	/* A later duplicate of the first key: the first wins. */
+	recs[N] = recs[0];
+	recs[N].value = "late";
+	recs[N].value_len = 4;
+	for (size_t t = 0; t < 2; t++) {
+		tp_diag d = TP_DIAG_INIT;
+		struct counter c = { 0 };
+
+		path_in(db, sizeof(db), t ? "big.cdb" : "big.lmdb");
+		if (tp_map_write(types[t], db, recs, N + 1, NULL, &d) != 0)
+			fail_msg("write %s: %s", db, d.message);
+		assert_int_equal(tp__map_iterate(types[t], db, TP_LOCK_TIMEOUT_DEFAULT,
+						 count_record, &c, NULL), 0);
+		assert_int_equal(c.n, N);
+		assert_lookup(types[t], db, keys[0], "even");
+		assert_lookup(types[t], db, keys[N - 1], "odd");
+		assert_lookup(types[t], db, "k50000.example", NULL);
+	}
+	free(recs);
+	free(keys);
+}
+
 /* db5.3_dump -p: the raw records, NULs printed as \00. */
 static void
 dump(const char *db, tp_buf *out)
@@ -177,7 +285,7 @@ test_map__keys_and_values_carry_a_trailing_nul_like_postmap(void **state)
 	};
 
 	(void)state;
-	for (int t = 0; t < TP_MAP_LAST; t++) {
+	for (int t = 0; t <= TP_MAP_BTREE; t++) {
 		path_in(db, sizeof(db), "t.db");
 		assert_int_equal(tp_map_write((tp_map_type)t, db, recs, 2, NULL, NULL), 0);
 		tp__buf_truncate(&out, 0);
@@ -204,7 +312,7 @@ test_map__first_duplicate_wins(void **state)
 	};
 
 	(void)state;
-	for (int t = 0; t < TP_MAP_LAST; t++) {
+	for (int t = 0; t <= TP_MAP_BTREE; t++) {
 		path_in(db, sizeof(db), "t.db");
 		assert_int_equal(tp_map_write((tp_map_type)t, db, recs, 5, NULL, NULL), 0);
 		assert_lookup((tp_map_type)t, db, "dup", "first");
@@ -229,6 +337,7 @@ struct big_walk {
 	unsigned char seen[BIG_N];
 	size_t n;
 	int bad;
+	size_t nul;	/* 1: records stored with a trailing NUL (not cdb) */
 };
 
 static void
@@ -254,8 +363,8 @@ big_visit(void *arg, const tp_record *r)
 		return 0;
 	}
 	big_record(key, k, sizeof(k), v, sizeof(v));
-	if (r->key_len != strlen(k) + 1 || memcmp(r->key, k, r->key_len) != 0 ||
-	    r->value_len != strlen(v) + 1 || memcmp(r->value, v, r->value_len) != 0)
+	if (r->key_len != strlen(k) + w->nul || memcmp(r->key, k, r->key_len) != 0 ||
+	    r->value_len != strlen(v) + w->nul || memcmp(r->value, v, r->value_len) != 0)
 		w->bad = 1;
 	return 0;
 }
@@ -280,11 +389,12 @@ test_map__large_table_stores_every_first_record(void **state)
 		bytes += recs[i].key_len + recs[i].value_len + 2;
 	}
 	assert_true(bytes > (1u << 20));
-	for (int t = 0; t < TP_MAP_LAST; t++) {
+	for (int t = 0; t < TP_MAP_TEXTHASH; t++) {
 		path_in(db, sizeof(db), "t.db");
 		if (tp_map_write((tp_map_type)t, db, recs, BIG_N, NULL, &d) != 0)
 			fail_msg("write: %s", d.message);
 		memset(&w, 0, sizeof(w));
+		w.nul = t != TP_MAP_CDB;
 		assert_int_equal(tp__map_iterate((tp_map_type)t, db, TP_LOCK_TIMEOUT_DEFAULT,
 						 big_visit, &w, &d), 0);
 		if (w.bad || w.n != BIG_N - BIG_DUP)
@@ -1012,7 +1122,10 @@ test_map__spec_parse(void **state)
 		{ "btree:tp", 0, TP_MAP_BTREE, "tp" },
 		{ "/etc/postfix/tls_policy", 0, TP_MAP_HASH, "/etc/postfix/tls_policy" },
 		{ "./odd:name", 0, TP_MAP_HASH, "./odd:name" },
-		{ "lmdb:/x", TP_EUNSUPPORTED, TP_MAP_HASH, NULL },
+		{ "lmdb:/x", 0, TP_MAP_LMDB, "/x" },
+		{ "cdb:/x", 0, TP_MAP_CDB, "/x" },
+		{ "texthash:/x", 0, TP_MAP_TEXTHASH, "/x" },
+		{ "dbm:/x", TP_EUNSUPPORTED, TP_MAP_HASH, NULL },
 		{ "bogus:/x", TP_EUSAGE, TP_MAP_HASH, NULL },
 		{ "hash:", TP_EUSAGE, TP_MAP_HASH, NULL },
 	};
@@ -1107,8 +1220,14 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T_NEW_TYPES \
+		T(test_map__lmdb_round_trip), \
+		T(test_map__cdb_round_trip), \
+		T(test_map__lmdb_has_trailing_nul_and_cdb_none_like_postmap), \
+		T(test_map__large_lmdb_and_cdb_tables_keep_every_first_record),
 		T(test_map__hash_round_trip),
 		T(test_map__btree_round_trip),
+		T_NEW_TYPES
 		T(test_map__keys_and_values_carry_a_trailing_nul_like_postmap),
 		T(test_map__first_duplicate_wins),
 		T(test_map__large_table_stores_every_first_record),
