@@ -901,10 +901,14 @@ hold_lock_until(const char *path, int op, int *release)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		int fd = open(path, O_RDONLY);
+		/* LOCK_EX|LOCK_NB stands for an fcntl() write lock (lmdb's). */
+		int fcntl_lock = op == (LOCK_EX | LOCK_NB);
+		int fd = open(path, fcntl_lock ? O_RDWR : O_RDONLY);
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 
 		close(go[1]);
-		if (fd < 0 || flock(fd, op) < 0 || write(ready[1], "x", 1) != 1)
+		if (fd < 0 || (fcntl_lock ? fcntl(fd, F_SETLKW, &fl) : flock(fd, op)) < 0
+		    || write(ready[1], "x", 1) != 1)
 			_exit(1);
 		(void)read(go[0], &c, 1);	/* EOF: the parent let go */
 		_exit(0);
@@ -984,6 +988,42 @@ test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder(void **state)
 		fail_msg("commit: %s", d.message);
 	assert_lookup(TP_MAP_HASH, db, "new.example", "encrypt");
 	tp_table_free(t);
+	tp_buf_dispose(&v);
+}
+
+/*
+ * lmdb: readers and writers lock with fcntl(), as Postfix's do: a write
+ * lock held too long makes a lookup give up too, naming the holder; a
+ * cdb file is never locked (it is only ever replaced), so nothing waits.
+ */
+static void
+test_map__an_lmdb_lock_held_too_long_is_a_timeout_and_cdb_never_waits(void **state)
+{
+	char db[512];
+	tp_diag d = TP_DIAG_INIT;
+	tp_buf v = TP_BUF_INIT;
+	int release;
+	pid_t pid;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.lmdb");
+	assert_int_equal(tp_map_write(TP_MAP_LMDB, db, sample, 4, NULL, NULL), 0);
+	pid = hold_lock_until(db, LOCK_EX | LOCK_NB, &release);
+	assert_int_equal(tp_map_lookup_timed(TP_MAP_LMDB, db, "a", &v, 0.1, &d), TP_ETIMEOUT);
+	print_message("%s\n", d.message);
+	assert_non_null(strstr(d.message, "is still locked after 0.1 s, by pid"));
+	assert_int_equal(tp__map_write(TP_MAP_LMDB, db, sample, 2, NULL, 0.1, &d), TP_ETIMEOUT);
+	close(release);
+	reap(pid);
+	assert_lookup(TP_MAP_LMDB, db, "example.com", sample[0].value);
+
+	path_in(db, sizeof(db), "t.cdb");
+	assert_int_equal(tp_map_write(TP_MAP_CDB, db, sample, 4, NULL, NULL), 0);
+	pid = hold_lock_until(db, LOCK_EX, &release);
+	if (tp__map_write(TP_MAP_CDB, db, sample, 2, NULL, 0, &d) != 0)
+		fail_msg("cdb write with the file locked: %s", d.message);
+	close(release);
+	reap(pid);
 	tp_buf_dispose(&v);
 }
 
@@ -1247,6 +1287,7 @@ main(void)
 		T(test_map__lock_file_queues_writers),
 		T(test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder),
 		T(test_map__a_symlinked_db_is_not_locked_through_the_link),
+		T(test_map__an_lmdb_lock_held_too_long_is_a_timeout_and_cdb_never_waits),
 		T(test_map__a_hand_edit_after_open_is_not_overwritten),
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
