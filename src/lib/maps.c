@@ -479,9 +479,9 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 		}
 		break;
 	case K_TEXTHASH:
-		m->info.writable = 1;
-		/* FALLTHROUGH */
 	case K_PATTERN:
+		/* A texthash source is ours to edit; a pattern table is not. */
+		m->info.writable = kind == K_TEXTHASH;
 		m->info.readable = 1;
 		m->pattern_kind = strcmp(m->info.type, "pcre") == 0 ? TP__PATTERN_PCRE
 								 : TP__PATTERN_REGEXP;
