@@ -325,7 +325,7 @@ check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
 		const tp_map_info *info = tp_maps_at(cm->maps, i);
 		tp_doc_opts opts = cli_doc_opts(cli);
 		tp_diag d = TP_DIAG_INIT;
-		size_t pinned = 0, shadowed = 0;
+		size_t pinned = 0;
 		int unreadable = 0;
 		tp_doc *doc = NULL;
 
@@ -348,9 +348,9 @@ check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
 			(void)tp_policy_parse(&policy, e.value, e.value_len, NULL);
 			if (policy && tp_policy_pin_count(policy) > 0)
 				pinned++;
-			shadowed += (size_t)check_shadow(f, cm, i, info->path, &e,
-							 policy && tp_policy_pin_count(policy) > 0,
-							 &unreadable);
+			(void)check_shadow(f, cm, i, info->path, &e,
+					   policy && tp_policy_pin_count(policy) > 0,
+					   &unreadable);
 			tp_policy_free(policy);
 		}
 		finding(f, pinned ? "warning" : "ok",
