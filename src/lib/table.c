@@ -44,12 +44,14 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "doc_internal.h"
 #include "diag.h"
 #include "map_backend.h"
 #include "safewrite.h"
@@ -309,21 +311,71 @@ table_records(tp_table *t, tp_record **out, size_t *n, tp_diag *diag)
 	return TP_OK;
 }
 
+/*
+ * The records to write, read from the document in place: an array of
+ * 32-bit entry indexes (the non-duplicates) instead of a copy of every
+ * record's pointers, a quarter of the memory on a large table.
+ */
+struct doc_records {
+	const tp_doc *doc;
+	uint32_t *index;
+};
+
+static void
+doc_record_at(const void *ctx, size_t i, tp_record *out)
+{
+	const struct doc_records *d = ctx;
+	int dup;
+
+	tp__doc_kv(d->doc, d->index[i], &out->key, &out->key_len, &out->value,
+		   &out->value_len, &dup);
+}
+
+static int
+doc_records(tp_table *t, struct doc_records *d, tp__records *recs, tp_diag *diag)
+{
+	size_t count = tp_doc_entry_count(t->doc), k = 0;
+
+	d->doc = t->doc;
+	/* Documents hold fewer than 2^32 entries (tp_doc_parse's limit). */
+	if ((d->index = malloc((count ? count : 1) * sizeof(*d->index))) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		const char *kp, *vp;
+		size_t kl, vl;
+		int dup;
+
+		tp__doc_kv(t->doc, i, &kp, &kl, &vp, &vl, &dup);
+		if (!dup)
+			d->index[k++] = (uint32_t)i;
+	}
+	recs->n = k;
+	recs->at = doc_record_at;
+	recs->ctx = d;
+	recs->unique = 1;
+	recs->cstrings = 1;	/* tp_doc ends every key and value with a NUL */
+	return TP_OK;
+}
+
 int
 tp_table_rebuild(tp_table *table, tp_diag *diag)
 {
-	tp_record *recs;
-	size_t n;
+	struct doc_records d;
+	tp__records recs;
+	tp__map_pending p;
 	int rc;
 
 	/* A db built from what we read must be a db of what is there. */
 	if ((rc = check_unchanged(table, diag)) < 0)
 		return rc;
-	if ((rc = table_records(table, &recs, &n, diag)) < 0)
+	if ((rc = doc_records(table, &d, &recs, diag)) < 0)
 		return rc;
-	rc = tp__map_write(table->type, table->db_path, recs, n, table->source,
-			   table->lock_timeout, diag);
-	free(recs);
+	rc = tp__map_prepare(&p, table->type, table->db_path, &recs, table->source, diag);
+	free(d.index);
+	if (rc < 0)
+		return rc;
+	rc = tp__map_install(&p, table->db_path, table->lock_timeout, diag);
+	tp__map_discard(&p);
 	return rc;
 }
 
@@ -371,8 +423,8 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	tp__pending source = { NULL, NULL };
 	tp__map_pending db;
 	tp_buf data = TP_BUF_INIT;
-	tp_record *recs;
-	size_t n;
+	struct doc_records d;
+	tp__records recs;
 	int rc, same;
 
 	if ((rc = check_unchanged(table, diag)) < 0)
@@ -393,11 +445,11 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	 * a full disk or an I/O error while building the database leaves
 	 * the old source and the old database as they were.
 	 */
-	if ((rc = table_records(table, &recs, &n, diag)) < 0)
+	if ((rc = doc_records(table, &d, &recs, diag)) < 0)
 		goto out;
-	rc = tp__map_prepare(&db, table->type, table->db_path, recs, n,
+	rc = tp__map_prepare(&db, table->type, table->db_path, &recs,
 			     table->source, diag);
-	free(recs);
+	free(d.index);
 	if (rc < 0)
 		goto out;
 	/*
