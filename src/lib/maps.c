@@ -121,7 +121,7 @@ struct map {
 
 struct tp_maps {
 	struct map *maps;
-	size_t n;
+	size_t n, cap;		/* maps in use, allocated */
 	int utf8;
 	tp_doc_opts doc_opts;
 	tp_buf folded;
@@ -582,13 +582,20 @@ static int
 maps_add(tp_maps *maps, const char *spec, size_t len, const char *dtype,
 	 const tp_config *config)
 {
-	struct map *m = realloc(maps->maps, (maps->n + 1) * sizeof(*m));
 	int rc;
 
-	if (m == NULL)
-		return TP_ENOMEM;
-	maps->maps = m;
-	rc = map_init(maps, &m[maps->n], spec, len, dtype, config);
+	/* Doubling: a 1 MB list of maps is not a quadratic copy. */
+	if (maps->n == maps->cap) {
+		size_t cap = maps->cap ? 2 * maps->cap : 4;
+		struct map *m;
+
+		if (cap > SIZE_MAX / sizeof(*m) ||
+		    (m = realloc(maps->maps, cap * sizeof(*m))) == NULL)
+			return TP_ENOMEM;
+		maps->maps = m;
+		maps->cap = cap;
+	}
+	rc = map_init(maps, &maps->maps[maps->n], spec, len, dtype, config);
 	maps->n++;	/* counted even on failure: tp_maps_free clears it */
 	return rc;
 }
