@@ -47,14 +47,15 @@ install(FILES ${PROJECT_BINARY_DIR}/tlspolicyConfig.cmake
 
 # pkg-config. What a static link needs besides libtlspolicy.a: the
 # dependencies with a .pc go to Requires.private, Berkeley DB (none on
-# Debian) to Libs.private. c-ares joins when the resolver finds it.
+# Debian) and libm (the resolver's ceil()) to Libs.private. c-ares joins
+# when the resolver finds it.
 set(TP_PC_REQUIRES_PRIVATE "libssl libcrypto icu-uc libpcre2-8 lmdb libcdb jansson")
 if(CARES_FOUND)
   string(APPEND TP_PC_REQUIRES_PRIVATE " libcares")
 endif()
 get_filename_component(_tp_bdb_name ${BDB_LIBRARY} NAME)
 string(REGEX REPLACE "^lib(.*)\\.(so|a)(\\..*)?$" "\\1" _tp_bdb_name ${_tp_bdb_name})
-set(TP_PC_LIBS_PRIVATE "-l${_tp_bdb_name}")
+set(TP_PC_LIBS_PRIVATE "-l${_tp_bdb_name} -lm")
 # The prefix is the one given at install time (cmake --install --prefix),
 # not the configured one, so the file is written by the install step.
 foreach(_tp_dir LIBDIR INCLUDEDIR)

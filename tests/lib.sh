@@ -17,6 +17,7 @@ TESTDNS="$TP_TOOLS_DIR/testdns"
 
 TP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tp-test.XXXXXX")
 TP_SERVERS=()   # names of the servers started, for the exit trap
+TP_PIDS=()      # other background children of the script, killed by the exit trap
 
 # fail MESSAGE...
 #   Prints "FAIL: MESSAGE" (with the script name) to stderr and exits 1.
@@ -291,8 +292,20 @@ tp_stop_server() {
     [ -f "$dir/bgpid" ] || return 0
     pid=$(cat "$dir/bgpid")
     rm -f "$dir/bgpid"
-    kill -TERM "$pid" 2>/dev/null || true
+    _tp_kill_child TERM "$pid"
     wait "$pid" 2>/dev/null || true
+}
+
+# _tp_kill_child SIGNAL PID: signal PID if it is still a child of this
+# shell. A server that ended by itself (--count 1) was reaped, and with
+# pid_max 32768 its pid soon belongs to another process, another test's
+# ctest for one: a blind kill at exit took a whole test run down.
+_tp_kill_child() {
+    local ppid
+    ppid=$(ps -o ppid= -p "$2" 2>/dev/null | tr -d ' ')
+    if [ -n "$ppid" ] && { [ "$ppid" = "$$" ] || [ "$ppid" = "$BASHPID" ]; }; then
+        kill "-$1" "$2" 2>/dev/null || true
+    fi
 }
 
 # ---- a loopback DNS server (tests never use real DNS) ----
@@ -447,6 +460,32 @@ tp_postfix_wait_empty() {
     done
 }
 
+# ---- running as another user (root only) ----
+
+# tp_tlspolicy_for_others
+#   Copies the tlspolicy under test, with the libtlspolicy it is linked
+#   with, to $TP_TMP/shared/ and prints the path of a wrapper there that
+#   runs it. Use it for runs as another user (runuser -u nobody -- ...):
+#   the build tree may be where that user cannot go (a checkout under
+#   /root, or in a 0700 directory). Makes $TP_TMP traversable (mktemp -d
+#   makes it 0700).
+tp_tlspolicy_for_others() {
+    local dir=$TP_TMP/shared lib
+    if [ ! -x "$dir/tlspolicy-run" ]; then
+        chmod 755 "$TP_TMP"
+        mkdir -p "$dir"
+        cp "$TLSPOLICY" "$dir/tlspolicy"
+        lib=$(ldd "$TLSPOLICY" | awk '$1 ~ /^libtlspolicy\.so/ { print $3 }')
+        [ -n "$lib" ] && [ -f "$lib" ] || fail "tp_tlspolicy_for_others: no libtlspolicy in ldd $TLSPOLICY"
+        cp -L "$lib" "$dir/$(basename "$lib")"
+        # The binary's RUNPATH names the build tree; LD_LIBRARY_PATH comes first.
+        printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s/tlspolicy "$@"\n' "$dir" "$dir" >"$dir/tlspolicy-run"
+        chmod -R a+rX "$dir"
+        chmod 755 "$dir/tlspolicy-run"
+    fi
+    echo "$dir/tlspolicy-run"
+}
+
 # tp_postfix_wait_deferred DIR COUNT [SECS]: COUNT messages sit in the
 # deferred queue. The smtp agent logs status=deferred before qmgr moves the
 # message there, and postqueue lists a delay reason only from then on.
@@ -482,6 +521,9 @@ tp_mount_tmpfs() {
 #     trap 'rc=$?; umount /etc/hosts 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 _tp_cleanup() {
     local rc=${1:-$?} name
+    for name in "${TP_PIDS[@]}"; do
+        _tp_kill_child TERM "$name"
+    done
     for name in "${TP_POSTFIX_DIRS[@]}"; do
         tp_postfix_stop "$name"
     done

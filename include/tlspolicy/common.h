@@ -56,7 +56,8 @@ typedef enum tp_status {
 	TP_ELIMIT = -13,	/* a size cap was reached */
 	TP_EUNSUPPORTED = -14,	/* map type or digest not supported */
 	TP_EUSAGE = -15,	/* bad argument from the caller */
-	TP_STATUS_LAST = -16	/* sentinel: one past the last status */
+	TP_ECHANGED = -16,	/* a file changed since it was read */
+	TP_STATUS_LAST = -17	/* sentinel: one past the last status */
 } tp_status;
 
 TP_EXTERN(const char *) tp_strerror(int status);

@@ -24,7 +24,9 @@
  *	tp_map_write() replaces db_path with a database holding records, in
  *	order (a key already written is skipped: first wins, as postmap).
  *	Mode and owner as postmap's: an existing database keeps its own
- *	(postmap rewrites it in place); a new one gets 0644 narrowed by the
+ *	permission bits and owner (postmap rewrites it in place; set-uid,
+ *	set-gid and sticky bits are dropped); a new one, or one replacing a
+ *	symbolic link, gets 0644 narrowed by the
  *	group/other bits of mode_from (the source: 0640 gives 0640, 0666
  *	gives 0644) and, when run as root, mode_from's owner and group
  *	unless that is root; mode_from NULL: 0644 and our own. It builds the
@@ -38,10 +40,20 @@
  *	tp_map_lookup() finds key (exactly as given: fold it first with
  *	tp_key_fold) the way Postfix does: with a trailing NUL first, then
  *	without, under the type's reader lock (db_path: the source for
- *	texthash). TP_ENOTFOUND when the key is absent;
+ *	texthash). tp_map_lookup_timed() is the same waiting at most
+ *	lock_timeout seconds for that lock; tp_map_lookup() and
+ *	tp_map_write() wait at most TP_LOCK_TIMEOUT_DEFAULT seconds.
+ *	TP_ENOTFOUND when the key is absent;
  *	TP_EIO when there is no database ("open database X.db: No such file
  *	or directory"), TP_EDB when libdb cannot read it. The value is
  *	copied as Postfix copies it: up to its first NUL.
+ *
+ *	Locks: any local user who can read the database can hold a lock on
+ *	it, so no wait is without end. A lock still held after the timeout
+ *	(seconds; 0: do not wait; < 0: wait for ever) fails with TP_ETIMEOUT
+ *	and a message naming the file and, from /proc/locks, the process
+ *	holding it: "/etc/postfix/tls_policy.db is still locked after 60 s,
+ *	by pid 4321 (postmap)".
  *
  *	A tp_table ties a source file to its database. tp_table_open() with
  *	TP_TABLE_WRITE takes the exclusive lock file "SOURCE.lock" (waiting
@@ -49,10 +61,20 @@
  *	without it a missing source is TP_ENOTFOUND. tp_table_doc() is the
  *	parsed source, owned by the table, to read or edit.
  *	tp_table_commit() writes the source if its bytes changed (temp,
- *	fsync, rename; mode and owner kept), then rebuilds the database.
- *	tp_table_rebuild() rebuilds the database only. tp_table_db_state()
+ *	fsync, rename; permission bits and owner kept; a symlinked source
+ *	stays a link and the file it points to is replaced, beside itself),
+ *	then rebuilds the database beside the source's name.
+ *	tp_table_rebuild() rebuilds the database only. Both refuse with
+ *	TP_ECHANGED, writing nothing, when the source is no longer the file
+ *	tp_table_open() read (its device, inode, size or mtime changed: a
+ *	hand edit meanwhile would otherwise be overwritten); open the table
+ *	again and redo the edit. tp_table_db_state()
  *	compares the database's records with the source's (content, not
  *	mtime). tp_table_free() releases the lock; it accepts NULL.
+ *	opts->lock_timeout bounds every lock wait of the table: the lock
+ *	file, the database's LOCK_EX at a commit or rebuild and its LOCK_SH
+ *	in tp_table_db_state() (TP_TABLE_OPTS_VERSION 2 added it; options
+ *	of version 1 get TP_LOCK_TIMEOUT_DEFAULT).
  */
 #ifndef TLSPOLICY_MAP_H
 #define TLSPOLICY_MAP_H
@@ -92,6 +114,12 @@ TP_EXTERN(int) tp_map_write(tp_map_type type, const char *db_path,
 			    const char *mode_from, tp_diag *diag);
 TP_EXTERN(int) tp_map_lookup(tp_map_type type, const char *db_path,
 			     const char *key, tp_buf *value, tp_diag *diag);
+TP_EXTERN(int) tp_map_lookup_timed(tp_map_type type, const char *db_path,
+				   const char *key, tp_buf *value,
+				   double lock_timeout, tp_diag *diag);
+
+/* Seconds a lock is waited for unless the caller says otherwise. */
+#define TP_LOCK_TIMEOUT_DEFAULT 60.0
 
 typedef struct tp_table tp_table;
 
@@ -107,10 +135,12 @@ typedef struct tp_table_opts {
 	unsigned int version;
 	tp_doc_opts doc;
 	unsigned int flags;
+	double lock_timeout;	/* version 2: seconds; 0 no wait; < 0 for ever */
 } tp_table_opts;
 
-#define TP_TABLE_OPTS_VERSION 1
-#define TP_TABLE_OPTS_INIT { TP_TABLE_OPTS_VERSION, TP_DOC_OPTS_INIT, 0 }
+#define TP_TABLE_OPTS_VERSION 2
+#define TP_TABLE_OPTS_INIT \
+	{ TP_TABLE_OPTS_VERSION, TP_DOC_OPTS_INIT, 0, TP_LOCK_TIMEOUT_DEFAULT }
 
 TP_EXTERN(int) tp_table_open(tp_table **out, tp_map_type type,
 			     const char *source, const tp_table_opts *opts,

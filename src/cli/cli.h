@@ -32,6 +32,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <tlspolicy.h>
@@ -51,10 +52,16 @@ struct cli {
 	int verbose;
 	int quiet;
 	int syslog;		/* --syslog */
+	double lock_timeout;	/* --lock-timeout, seconds */
 	tp_config *config;
 	int config_loaded;
 	int redirect_noted;	/* cli_redirect() said so once */
 	tp_diag config_diag;
+	/* Root writing another user's table runs as that user (table.c). */
+	int dropped;
+	gid_t saved_egid;
+	gid_t *saved_groups;
+	int saved_ngroups;
 };
 
 tp_config *cli_config(struct cli *cli);
@@ -70,6 +77,20 @@ tp_config *cli_config(struct cli *cli);
  * postmap's text (unless -q).
  */
 int cli_table_open(struct cli *cli, unsigned int flags, tp_table **out);
+/*
+ * With TP_TABLE_WRITE, root opens a table whose source another user
+ * owns as that user, as postmap does: effective uid and gid become the
+ * owner's (that group alone), so the lock file, temp files and db are
+ * made as the owner, and whoever owns the table's directory cannot make
+ * root create, replace or remove files elsewhere. cli_regain_root()
+ * undoes it (for postfix reload; a no-op when nothing was dropped).
+ */
+int cli_regain_root(struct cli *cli);
+/*
+ * Can this (non-root) user write the table whose source is source: the
+ * directory (lock file, temp files, renames) and an existing lock file?
+ */
+int cli_table_writable(const char *source);
 int cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path);
 /*
  * cli_redirect(): with Postfix 3.11's non_bdb_migration_level on, the
@@ -138,13 +159,21 @@ const char *cli_dns_servers(void);
  */
 int cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
 		    int *written);
-/* Print a unified diff (3 lines of context) of a and b; nothing if equal. */
-void cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
+/*
+ * Print a unified diff (3 lines of context) of a and b; nothing if equal.
+ * Its cost is about the bytes of a and b plus at most 16M steps (lines
+ * are compared as numbers; a longer middle is shown as one replace
+ * hunk). EX_FAIL (printed) when out of memory, else 0.
+ */
+int cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 		    const char *b, size_t blen);
 /*
- * Run "postfix -c DIR reload" by fork and exec, no shell. command is the
- * postfix program (NULL: "postfix" found in PATH). Prints what failed and
- * returns EX_FAIL, or EX_SUCCESS.
+ * Run "postfix -c DIR reload" by fork and exec, no shell, with an
+ * environment of PATH (the system's directories) and TZ only, as root
+ * again (cli_regain_root). command is the postfix program (NULL:
+ * $command_directory/postfix from main.cf, /usr/sbin by default; a name
+ * without '/' is looked up in that PATH). Prints what failed and returns
+ * EX_FAIL, or EX_SUCCESS.
  */
 int cli_reload(struct cli *cli, const char *command);
 

@@ -6,15 +6,22 @@
  *	and its cousins: the configured digest against the pins' lengths, the
  *	db present and holding what the source says, the table actually
  *	listed in smtp_tls_policy_maps, entries Postfix would reject,
- *	duplicate keys, lines postmap skips, unsafe permissions. One line per
- *	finding; exit 1 when there is any warning or error.
+ *	duplicate keys, lines postmap skips, unsafe permissions, a db older
+ *	than its source by mtime (Postfix warns at every open), what killed
+ *	runs left, a db Postfix cannot read, a table this user cannot write.
+ *	One line per finding; exit 1 when there is any warning or error.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -68,8 +75,10 @@ doctor_usage(FILE *fp)
 		"Check the policy table and its configuration without touching the network:\n"
 		"the configured digest against the pins' lengths, the .db present and in\n"
 		"step with the source (by content), the table listed in smtp_tls_policy_maps,\n"
-		"entries Postfix would reject, duplicate keys, lines postmap skips, and\n"
-		"files writable by group or others or owned by someone else.\n"
+		"entries Postfix would reject, duplicate keys, lines postmap skips,\n"
+		"files writable by group or others or owned by someone else, a .db older\n"
+		"than its source (Postfix warns), temporary files killed runs left, and\n"
+		"whether this user can write the table.\n"
 		"Every map of smtp_tls_policy_maps is read in order, as Postfix asks them:\n"
 		"entries an earlier map answers for are reported (their pins are unused),\n"
 		"maps that cannot be evaluated here are named, and the entries of other\n"
@@ -98,6 +107,117 @@ check_permissions(struct findings *f, const char *source, const char *db)
 	if (have_source && !(ss.st_mode & (S_IWGRP | S_IWOTH))
 	    && (!have_db || (!(ds.st_mode & (S_IWGRP | S_IWOTH)) && ss.st_uid == ds.st_uid)))
 		finding(f, "ok", "permissions of %s%s", source, have_db ? " and its db" : "");
+}
+
+/*
+ * Postfix compares modification times (whole seconds) at every open and
+ * logs "database X is older than source file Y" when the source is newer
+ * (and was changed over 100 seconds ago), whatever the db holds.
+ */
+static void
+check_db_age(struct findings *f, const char *source, const char *db)
+{
+	struct stat ss, ds;
+
+	if (stat(source, &ss) == 0 && stat(db, &ds) == 0 && ss.st_mtime > ds.st_mtime)
+		finding(f, "warning", "database %s is older than source file %s: Postfix logs this at every open; run 'tlspolicy rebuild'",
+			db, source);
+}
+
+static void
+human_size(char *buf, size_t size, unsigned long long n)
+{
+	if (n >= 1024 * 1024)
+		snprintf(buf, size, "%.1f MB", (double)n / (1024 * 1024));
+	else if (n >= 1024)
+		snprintf(buf, size, "%.1f KB", (double)n / 1024);
+	else
+		snprintf(buf, size, "%llu bytes", n);
+}
+
+/* "BASE.tmp.XXXXXX", six letters or digits: the names writers use. */
+static int
+temp_name(const char *name, const char *base)
+{
+	size_t blen = strlen(base);
+	const char *x = name + blen + 5;
+
+	if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0
+	    || strlen(x) != 6)
+		return 0;
+	for (int i = 0; i < 6; i++)
+		if (!((x[i] >= 'a' && x[i] <= 'z') || (x[i] >= 'A' && x[i] <= 'Z')
+		      || (x[i] >= '0' && x[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/*
+ * What a killed writer left beside target: temp files, and temp
+ * directories of the db with what libdb wrote in them. Reported with
+ * their size (a killed rebuild of a large table leaves tens of MB); the
+ * next writing command removes them.
+ */
+static void
+check_temps(struct findings *f, const char *target)
+{
+	const char *slash = strrchr(target, '/'), *base = slash ? slash + 1 : target;
+	char *dir = slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target))
+			  : strdup(".");
+	struct dirent *e;
+	DIR *d;
+
+	if (dir == NULL || (d = opendir(dir)) == NULL) {
+		free(dir);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long bytes = 0;
+		char path[4096], size[32];
+		struct stat st;
+
+		if (!temp_name(e->d_name, base)
+		    || (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)
+		    || lstat(path, &st) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			bytes = (unsigned long long)st.st_size;
+		} else if (S_ISDIR(st.st_mode)) {
+			DIR *sub = opendir(path);
+			struct dirent *se;
+
+			while (sub != NULL && (se = readdir(sub)) != NULL) {
+				struct stat ist;
+
+				if (fstatat(dirfd(sub), se->d_name, &ist, AT_SYMLINK_NOFOLLOW) == 0
+				    && S_ISREG(ist.st_mode))
+					bytes += (unsigned long long)ist.st_size;
+			}
+			if (sub != NULL)
+				closedir(sub);
+		} else {
+			continue;
+		}
+		human_size(size, sizeof(size), bytes);
+		finding(f, "warning", "%s: %s left by a tlspolicy run that was killed (or is writing now); the next writing command removes it",
+			path, size);
+	}
+	closedir(d);
+	free(dir);
+}
+
+/*
+ * Root can write any table (as its owner, see cli_table_open); another
+ * user needs the directory (lock file, temp files, renames) and an
+ * existing lock file. Said here in plain words, rather than learnt from
+ * "open lock file ...: Permission denied" at the first set.
+ */
+static void
+check_writable(struct findings *f, const char *source)
+{
+	if (geteuid() != 0 && !cli_table_writable(source))
+		finding(f, "warning", "%s is not writable by uid %lu: set, remove, rebuild and rotate need root or the table's owner",
+			source, (unsigned long)geteuid());
 }
 
 /*
@@ -219,7 +339,7 @@ check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
 		const tp_map_info *info = tp_maps_at(cm->maps, i);
 		tp_doc_opts opts = cli_doc_opts(cli);
 		tp_diag d = TP_DIAG_INIT;
-		size_t pinned = 0, shadowed = 0;
+		size_t pinned = 0;
 		int unreadable = 0;
 		tp_doc *doc = NULL;
 
@@ -255,9 +375,9 @@ check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
 			(void)tp_policy_parse(&policy, e.value, e.value_len, NULL);
 			if (policy && tp_policy_pin_count(policy) > 0)
 				pinned++;
-			shadowed += (size_t)check_shadow(f, cm, i, info->path, &e,
-							 policy && tp_policy_pin_count(policy) > 0,
-							 &unreadable);
+			(void)check_shadow(f, cm, i, info->path, &e,
+					   policy && tp_policy_pin_count(policy) > 0,
+					   &unreadable);
 			tp_policy_free(policy);
 		}
 		finding(f, pinned ? "warning" : "ok",
@@ -382,9 +502,18 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 	state = TP_DB_STALE;
 	if (tp_table_type(table) == TP_MAP_TEXTHASH)
 		;	/* no database: the source is what Postfix reads */
-	else if (tp_table_db_state(table, &state, &diag) != 0)
-		finding(f, "error", "%s", diag.message);
-	else if (state == TP_DB_IN_STEP)
+	else if (tp_table_db_state(table, &state, &diag) != 0) {
+		int fd = open(tp_table_db_path(table), O_RDONLY | O_CLOEXEC);
+
+		/* Readable, but not as the map type: corrupt, or another type's. */
+		if (fd >= 0 && diag.status != TP_ETIMEOUT)
+			finding(f, "error", "%s is not a %s: database Postfix can read (%s): run 'tlspolicy rebuild'",
+				tp_table_db_path(table), type_name, diag.message);
+		else
+			finding(f, "error", "%s", diag.message);
+		if (fd >= 0)
+			close(fd);
+	} else if (state == TP_DB_IN_STEP)
 		finding(f, "ok", "%s holds what %s says", tp_table_db_path(table),
 			tp_table_source(table));
 	else
@@ -395,7 +524,22 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 			tp_table_source(table));
 	else
 		check_other_dbs(f, cli, table, state);
+	if (tp_table_type(table) != TP_MAP_TEXTHASH)
+		check_db_age(f, tp_table_source(table), tp_table_db_path(table));
 	check_permissions(f, tp_table_source(table), tp_table_db_path(table));
+	check_writable(f, tp_table_source(table));
+	{
+		/* A symlinked source is written beside the file it points to. */
+		char *real = realpath(tp_table_source(table), NULL);
+
+		check_temps(f, tp_table_source(table));
+		if (real != NULL && strcmp(real, tp_table_source(table)) != 0)
+			check_temps(f, real);
+		free(real);
+		/* A texthash table's "db" is its source: checked above. */
+		if (tp_table_type(table) != TP_MAP_TEXTHASH)
+			check_temps(f, tp_table_db_path(table));
+	}
 	cli_maps_close(&cm);
 	tp_table_free(table);
 	if (f->errors || f->warnings) {

@@ -72,7 +72,7 @@ cmd_get(struct cli *cli, int argc, char **argv)
 	}
 	strcpy(db, path.ptr);
 	strcat(db, tp_map_type_suffix(type));
-	rc = tp_map_lookup(type, db, key.ptr, &value, &d);
+	rc = tp_map_lookup_timed(type, db, key.ptr, &value, cli->lock_timeout, &d);
 	if (rc == 0) {
 		printf("%s\n", value.ptr);
 		rc = fflush(stdout) == 0 ? EX_SUCCESS

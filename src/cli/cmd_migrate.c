@@ -339,6 +339,7 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 	/* 1. The new database, under the table's lock, from the source. */
 	topts.doc = cli_doc_opts(cli);
 	topts.flags = TP_TABLE_WRITE;
+	topts.lock_timeout = cli->lock_timeout;
 	if (tp_table_open(&table, to, path.ptr, &topts, &d) != 0 || tp_table_rebuild(table, &d) != 0) {
 		rc = cli_error(&d);
 		goto out;

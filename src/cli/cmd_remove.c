@@ -24,7 +24,8 @@ remove_usage(FILE *fp)
 		"\n"
 		"  --dry-run              print the change as a unified diff, write nothing\n"
 		"  --reload               run 'postfix -c DIR reload' after writing\n"
-		"  --postfix-command P    the postfix program for --reload (default: postfix)\n");
+		"  --postfix-command P    the postfix program for --reload\n"
+		"                         (default: $command_directory/postfix of main.cf)\n");
 }
 
 int

@@ -58,7 +58,8 @@ set_usage(FILE *fp)
 		"                         for KEY with a TLS failure (postqueue -i each one;\n"
 		"                         never the whole queue)\n"
 		"  --timeout S            per-host probe deadline in seconds (default 30)\n"
-		"  --postfix-command P    the postfix program for --reload (default: postfix)\n");
+		"  --postfix-command P    the postfix program for --reload\n"
+		"                         (default: $command_directory/postfix of main.cf)\n");
 }
 
 struct set_args {

@@ -2,6 +2,8 @@
  * What the commands need from main.cf: loaded once, on first use, so
  * commands that do not need it (probe with -d) work without Postfix.
  */
+#include <stdlib.h>
+
 #include "cli.h"
 
 tp_config *
@@ -34,4 +36,12 @@ cli_cleanup(struct cli *cli)
 {
 	tp_config_free(cli->config);
 	cli->config = NULL;
+	/*
+	 * Back to root before exit: LeakSanitizer (the ASan build) checks
+	 * the process from a thread of its own with ptrace, which a process
+	 * that changed its euid allows only with root's capabilities.
+	 */
+	(void)cli_regain_root(cli);
+	free(cli->saved_groups);
+	cli->saved_groups = NULL;
 }

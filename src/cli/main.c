@@ -35,7 +35,8 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] [--syslog] COMMAND [options] [args]\n"
+		"usage: tlspolicy [-c DIR] [-m MAP] [-d DIGEST] [-v] [-q] [--syslog]\n"
+		"                 [--lock-timeout S] COMMAND [options] [args]\n"
 		"\n"
 		"Keep Postfix's TLS policy table (smtp_tls_policy_maps) correct.\n"
 		"\n"
@@ -48,8 +49,11 @@ usage(FILE *fp)
 		"  -q         quiet: errors only, no progress display\n"
 		"  --syslog   also log errors and warnings to syslog (facility mail),\n"
 		"             as is done anyway when stderr is not a terminal\n"
+		"  --lock-timeout S\n"
+		"             give up when the table or its db stays locked S seconds\n"
+		"             (default %g; 0: do not wait)\n"
 		"\n"
-		"Commands:\n");
+		"Commands:\n", TP_LOCK_TIMEOUT_DEFAULT);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(fp, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(fp,
@@ -107,8 +111,23 @@ cli_parse_seconds(const char *s)
 	return v;
 }
 
+/* Seconds for --lock-timeout: 0 to a day; -1 when malformed. */
+static double
+parse_lock_timeout(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0) || v > 86400)
+		return -1;
+	return v;
+}
+
 static const struct option global_options[] = {
 	{ "syslog", no_argument, NULL, 'S' },
+	{ "lock-timeout", required_argument, NULL, 'L' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -121,6 +140,7 @@ main(int argc, char **argv)
 	int ch;
 
 	memset(&cli, 0, sizeof(cli));
+	cli.lock_timeout = TP_LOCK_TIMEOUT_DEFAULT;
 	cli_msg_setup(0, 0);	/* errors in the global options */
 	cli.config_dir = getenv("MAIL_CONFIG");
 	if (cli.config_dir && !*cli.config_dir)
@@ -149,6 +169,11 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			cli.syslog = 1;
+			break;
+		case 'L':
+			if ((cli.lock_timeout = parse_lock_timeout(optarg)) < 0)
+				return cli_usage(NULL, "--lock-timeout %s: want seconds, 0 to 86400",
+						 optarg);
 			break;
 		case 'h':
 			usage(stdout);

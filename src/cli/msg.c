@@ -76,6 +76,9 @@ cli_msg_error(const char *text)
 }
 
 /* Format without a length limit: postmap's warnings quote whole lines. */
+static void vemit(int priority, const char *prefix, const char *fmt, va_list ap)
+	TP_CLI_PRINTF(3, 0);
+
 static void
 vemit(int priority, const char *prefix, const char *fmt, va_list ap)
 {

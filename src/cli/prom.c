@@ -312,7 +312,7 @@ cli_prom_write(const char *path, const char *table,
 	snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
 	read_prev(path, &prev);
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-		mode = st.st_mode & 07777;
+		mode = st.st_mode & 0777;	/* no set-id bits: see safewrite.c */
 	if ((fd = mkstemp(tmp)) < 0) {
 		err = errno;
 		free(tmp);

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,6 +68,7 @@ cli_db_state_name(tp_db_state state)
 struct lines {
 	const char **start;
 	size_t *len;
+	uint32_t *id;		/* equal lines, equal ids (intern_lines) */
 	size_t n;
 };
 
@@ -102,11 +104,73 @@ split_lines(struct lines *l, const char *s, size_t len)
 	return 0;
 }
 
+static uint64_t
+line_hash(const char *s, size_t n)
+{
+	uint64_t h = 14695981039346656037u;	/* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+	return h;
+}
+
+/*
+ * Give every line of a and b a number, the same for equal lines: each
+ * line is hashed and compared with the first of its hash once, so the
+ * whole costs about the bytes of both texts, and the diff then compares
+ * numbers. (Comparing the lines themselves at every cell of the LCS
+ * table cost cells times line length: minutes for a table of long,
+ * alike lines.)
+ */
+static int
+intern_lines(struct lines *a, struct lines *b)
+{
+	struct slot {
+		uint64_t hash;
+		const char *s;
+		size_t len;
+		uint32_t id;
+	} *slots;
+	struct lines *both[2] = { a, b };
+	size_t total = a->n + b->n, size = 16, mask;
+	uint32_t next = 0;
+
+	if (total > UINT32_MAX / 2)
+		return -1;
+	while (size < 2 * total)
+		size *= 2;
+	mask = size - 1;
+	if ((slots = calloc(size, sizeof(*slots))) == NULL)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		struct lines *l = both[k];
+
+		if ((l->id = malloc((l->n ? l->n : 1) * sizeof(*l->id))) == NULL) {
+			free(slots);
+			return -1;
+		}
+		for (size_t i = 0; i < l->n; i++) {
+			uint64_t h = line_hash(l->start[i], l->len[i]);
+			size_t at = (size_t)h & mask;
+
+			/* Open addressing; the table is at most half full. */
+			while (slots[at].s != NULL
+			       && !(slots[at].hash == h && slots[at].len == l->len[i]
+				    && memcmp(slots[at].s, l->start[i], l->len[i]) == 0))
+				at = (at + 1) & mask;
+			if (slots[at].s == NULL)
+				slots[at] = (struct slot){ h, l->start[i], l->len[i], next++ };
+			l->id[i] = slots[at].id;
+		}
+	}
+	free(slots);
+	return 0;
+}
+
 static int
 same_line(const struct lines *a, size_t i, const struct lines *b, size_t j)
 {
-	return a->len[i] == b->len[j]
-	    && memcmp(a->start[i], b->start[j], a->len[i]) == 0;
+	return a->id[i] == b->id[j];
 }
 
 static void
@@ -125,10 +189,23 @@ struct op {
 };
 
 #define DIFF_CONTEXT 3
-/* Beyond this many middle lines squared, one replace hunk is shown. */
-#define DIFF_MAX_CELLS (16u * 1024 * 1024)
+/* Beyond this many cells of the LCS table (64 MB), one replace hunk is shown. */
+#define DIFF_MAX_CELLS ((size_t)16 * 1024 * 1024)
 
-void
+/*
+ * Do the (m + 1) * (n + 1) cells of the LCS table fit DIFF_MAX_CELLS?
+ * Asked without multiplying: the product of two line counts overflows a
+ * 32-bit size_t at 65536 lines each, and a wrapped product would pass
+ * the test and size the table far too small.
+ */
+static int
+diff_cells_fit(size_t m, size_t n)
+{
+	return m < DIFF_MAX_CELLS && n < DIFF_MAX_CELLS
+	    && n + 1 <= DIFF_MAX_CELLS / (m + 1);
+}
+
+int
 cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 	       const char *b, size_t blen)
 {
@@ -136,11 +213,13 @@ cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 	struct op *ops = NULL;
 	size_t nops = 0, pre = 0, sa, sb, m, n;
 	unsigned *lcs = NULL;
+	int rc = 0;
 
 	if (alen == blen && memcmp(a, b, alen) == 0)
-		return;
-	if (split_lines(&la, a, alen) != 0 || split_lines(&lb, b, blen) != 0)
-		goto out;
+		return 0;
+	if (split_lines(&la, a, alen) != 0 || split_lines(&lb, b, blen) != 0
+	    || intern_lines(&la, &lb) != 0)
+		goto nomem;
 	while (pre < la.n && pre < lb.n && same_line(&la, pre, &lb, pre))
 		pre++;
 	sa = la.n;
@@ -151,12 +230,13 @@ cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 	}
 	m = sa - pre;
 	n = sb - pre;
-	ops = malloc((la.n + lb.n + 1) * sizeof(*ops));
-	if (ops == NULL)
-		goto out;
+	/* At most every line of both, plus one: no overflow for real texts. */
+	if (la.n + lb.n >= SIZE_MAX / sizeof(*ops)
+	    || (ops = malloc((la.n + lb.n + 1) * sizeof(*ops))) == NULL)
+		goto nomem;
 	for (size_t i = 0; i < pre; i++)
 		ops[nops++] = (struct op){ 0, i, i };
-	if ((m + 1) * (n + 1) <= DIFF_MAX_CELLS
+	if (diff_cells_fit(m, n)
 	    && (lcs = calloc((m + 1) * (n + 1), sizeof(*lcs))) != NULL) {
 		/* Longest common subsequence of the middle, then walk it. */
 		for (size_t i = m; i-- > 0;)
@@ -225,33 +305,75 @@ cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
 		}
 		k = last + 1;
 	}
+	goto out;
+nomem:
+	rc = cli_errorf("out of memory showing the changes to %s", label);
 out:
 	free(lcs);
 	free(ops);
 	free(la.start);
 	free(la.len);
+	free(la.id);
 	free(lb.start);
 	free(lb.len);
+	free(lb.id);
+	return rc;
 }
+
+/*
+ * What postfix gets: a PATH of the system's directories and the time zone
+ * for its log lines, nothing else of ours. postfix(1) cleans its own
+ * environment too, but a --postfix-command need not, and root's
+ * environment (LD_PRELOAD, IFS, a PATH with "." or a user's bin) is not
+ * for passing on.
+ */
+#define RELOAD_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 
 int
 cli_reload(struct cli *cli, const char *command)
 {
-	const char *dir = cli->config_dir;
+	const char *dir = cli->config_dir, *cmddir = NULL, *tz = getenv("TZ");
+	char path[4096], tzvar[256];
+	char *envp[3] = { (char *)RELOAD_PATH, NULL, NULL };
+	tp_config *config = cli_config(cli);
 	pid_t pid;
 	int status;
 
 	if (dir == NULL)
-		dir = cli_config(cli) ? tp_config_dir(cli->config) : "/etc/postfix";
-	if (command == NULL)
-		command = "postfix";
+		dir = config ? tp_config_dir(config) : "/etc/postfix";
+	if (command == NULL) {
+		/* Postfix's own, by absolute path: not whatever PATH finds first. */
+		if (config != NULL)
+			cmddir = tp_config_get(config, "command_directory");
+		if (cmddir == NULL || *cmddir == '\0')
+			cmddir = "/usr/sbin";	/* Postfix's default, as postconf -d says */
+		if (cmddir[0] != '/')
+			return cli_errorf("%s/main.cf: command_directory = %s is not an absolute path; cannot run postfix reload",
+					  dir, cmddir);
+		if ((size_t)snprintf(path, sizeof(path), "%s/postfix", cmddir) >= sizeof(path))
+			return cli_errorf("command_directory too long: %s", cmddir);
+		command = path;
+	}
+	if (tz != NULL && (size_t)snprintf(tzvar, sizeof(tzvar), "TZ=%s", tz) < sizeof(tzvar))
+		envp[1] = tzvar;
+	/* Reloading Postfix is root's job, whoever's table was written. */
+	if (cli_regain_root(cli) != EX_SUCCESS)
+		return EX_FAIL;
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
 		return cli_errorf("cannot run %s: %s", command, strerror(errno));
 	if (pid == 0) {
-		/* No shell: the arguments reach postfix as they are. */
-		execlp(command, command, "-c", dir, "reload", (char *)NULL);
+		char *const argv[] = { (char *)command, (char *)"-c", (char *)dir,
+				       (char *)"reload", NULL };
+
+		/*
+		 * No shell: the arguments reach postfix as they are. A
+		 * --postfix-command without a slash is looked up in that
+		 * PATH, not the caller's.
+		 */
+		environ = envp;
+		execvp(command, argv);
 		cli_errorf("cannot run %s: %s", command, strerror(errno));
 		_exit(127);
 	}
@@ -348,16 +470,17 @@ cli_finish_edit(tp_table *table, const tp_buf *before, int dry_run,
 {
 	tp_buf after = TP_BUF_INIT;
 	tp_diag diag = TP_DIAG_INIT;
+	int rc;
 
 	*written = 0;
 	if (dry_run) {
 		if (tp_doc_serialize(tp_table_doc(table), &after) != 0)
 			return cli_errorf("out of memory");
-		cli_print_diff(stdout, tp_table_source(table),
-			       before->ptr ? before->ptr : "", before->size,
-			       after.ptr ? after.ptr : "", after.size);
+		rc = cli_print_diff(stdout, tp_table_source(table),
+				    before->ptr ? before->ptr : "", before->size,
+				    after.ptr ? after.ptr : "", after.size);
 		tp_buf_dispose(&after);
-		return EX_SUCCESS;
+		return rc;
 	}
 	if (tp_table_commit(table, &diag) != 0)
 		return cli_error(&diag);

@@ -48,13 +48,15 @@
 #define CONFIG_EXPAND_DEPTH 32
 /*
  * Depth alone does not bound the work: "a = $b$b", "b = $c$c", ... doubles
- * at each level (2^32 lookups, found by fuzzing). One tp_config_get()
- * makes at most this many parameter lookups and this much output; past
- * either, the rest expands to nothing (Postfix itself gives up on such a
- * main.cf).
+ * at each level (2^32 lookups, found by fuzzing), and "b = $a$a...$a"
+ * with a 1 MB $a made 200 MB. One tp_config_get() has one budget for the
+ * whole expansion, nested values and groups included: this many
+ * parameter lookups, and this many bytes appended to any buffer, checked
+ * before every append. Past either, the rest expands to nothing (Postfix
+ * itself gives up on such a main.cf). The result is therefore at most
+ * TP__CONFIG_EXPAND_OUTPUT bytes, and so is the copying that made it.
  */
 #define CONFIG_EXPAND_LOOKUPS 10000
-#define CONFIG_EXPAND_OUTPUT (1u << 20)
 
 struct param {
 	char *name;
@@ -70,7 +72,13 @@ struct tp_config {
 	struct param *expanded;
 	size_t nexpanded;
 	char *policy_map_path;
-	size_t expand_budget;	/* lookups left for the current expansion */
+};
+
+/* One expansion (one tp_config_get) and what it may still spend. */
+struct expansion {
+	const tp_config *config;
+	size_t lookups_left;
+	size_t bytes_left;
 };
 
 /* Postfix 3.6+ defaults, as "postconf -d" prints them. */
@@ -160,8 +168,24 @@ raw_value(const tp_config *config, const char *name, size_t len)
 	return NULL;
 }
 
-static int expand(const tp_config *config, const char *s, size_t len,
+static int expand(struct expansion *x, const char *s, size_t len,
 		  tp_buf *out, int depth);
+
+/*
+ * Append s[0..n) to out if the budget allows; otherwise spend it all, so
+ * the rest of the expansion stops, and append nothing. TP_ENOMEM only.
+ */
+static int
+put(struct expansion *x, tp_buf *out, const char *s, size_t n)
+{
+	if (n > x->bytes_left) {
+		x->bytes_left = 0;
+		x->lookups_left = 0;
+		return 0;
+	}
+	x->bytes_left -= n;
+	return tp__buf_put(out, s, n) != 0 ? TP_ENOMEM : 0;
+}
 
 /* Index just past the group that opens at s[0] ('{' or '(') and closes
  * with its match, honouring nesting; len when unterminated. */
@@ -243,7 +267,7 @@ relation_holds(const char *op, size_t oplen, const char *a, const char *b)
 
 /* Expand the inside of "{...}" group at s (s[0] == '{') into out. */
 static int
-expand_group(const tp_config *config, const char *s, size_t glen, tp_buf *out,
+expand_group(struct expansion *x, const char *s, size_t glen, tp_buf *out,
 	     int depth)
 {
 	size_t b = 1, e = glen > 1 && s[glen - 1] == '}' ? glen - 1 : glen;
@@ -253,12 +277,12 @@ expand_group(const tp_config *config, const char *s, size_t glen, tp_buf *out,
 		b++;
 	while (e > b && is_space((unsigned char)s[e - 1]))
 		e--;
-	return expand(config, s + b, e - b, out, depth + 1);
+	return expand(x, s + b, e - b, out, depth + 1);
 }
 
 /* ${{a} OP {b} ? {t} : {f}} with body = the text between "${" and "}". */
 static int
-expand_relation(const tp_config *config, const char *body, size_t len,
+expand_relation(struct expansion *x, const char *body, size_t len,
 		tp_buf *out, int depth)
 {
 	tp_buf a = TP_BUF_INIT, b = TP_BUF_INIT;
@@ -268,7 +292,7 @@ expand_relation(const tp_config *config, const char *body, size_t len,
 	int rc = TP_ENOMEM;
 
 	g = group_end(body, len);
-	if (expand_group(config, body, g, &a, depth) != 0)
+	if (expand_group(x, body, g, &a, depth) != 0)
 		goto out;
 	i = skip_space(body, g, len);
 	op = i;
@@ -279,7 +303,7 @@ expand_relation(const tp_config *config, const char *body, size_t len,
 	if (i >= len || body[i] != '{')
 		goto syntax;
 	g = i + group_end(body + i, len - i);
-	if (expand_group(config, body + i, g - i, &b, depth) != 0)
+	if (expand_group(x, body + i, g - i, &b, depth) != 0)
 		goto out;
 	i = skip_space(body, g, len);
 	if (i < len && body[i] == '?') {
@@ -298,9 +322,9 @@ expand_relation(const tp_config *config, const char *body, size_t len,
 		}
 	}
 	if (relation_holds(body + op, oplen, a.ptr ? a.ptr : "", b.ptr ? b.ptr : ""))
-		rc = t ? expand_group(config, t, tlen, out, depth) : 0;
+		rc = t ? expand_group(x, t, tlen, out, depth) : 0;
 	else
-		rc = f ? expand_group(config, f, flen, out, depth) : 0;
+		rc = f ? expand_group(x, f, flen, out, depth) : 0;
 	goto out;
 syntax:
 	/* Postfix reports a syntax error; an empty expansion is the safe reading. */
@@ -313,7 +337,7 @@ out:
 
 /* ${name}, ${name?x}, ${name:x}, ${name?{x}:{y}}: body is the inside. */
 static int
-expand_named(const tp_config *config, const char *body, size_t len,
+expand_named(struct expansion *x, const char *body, size_t len,
 	     tp_buf *out, int depth)
 {
 	size_t n = 0;
@@ -323,18 +347,17 @@ expand_named(const tp_config *config, const char *body, size_t len,
 
 	while (n < len && is_name_char((unsigned char)body[n]))
 		n++;
-	if (config->expand_budget == 0)
+	if (x->lookups_left == 0)
 		return 0;
-	/* The budget is bookkeeping of tp_config_get's, logically const. */
-	((tp_config *)(uintptr_t)config)->expand_budget--;
-	value = raw_value(config, body, n);
-	if (value && (rc = expand(config, value, strlen(value), &v, depth + 1)) != 0) {
+	x->lookups_left--;
+	value = raw_value(x->config, body, n);
+	if (value && (rc = expand(x, value, strlen(value), &v, depth + 1)) != 0) {
 		tp_buf_dispose(&v);
 		return rc;
 	}
 	set = v.size > 0;
 	if (n == len) {
-		rc = v.size ? tp__buf_put(out, v.ptr, v.size) : 0;
+		rc = v.size ? put(x, out, v.ptr, v.size) : 0;
 	} else if (body[n] == '?' || body[n] == ':') {
 		const char *rest = body + n + 1;
 		size_t rlen = len - n - 1;
@@ -345,17 +368,17 @@ expand_named(const tp_config *config, const char *body, size_t len,
 			size_t g = group_end(rest, rlen), i = skip_space(rest, g, rlen);
 
 			if (set)
-				rc = expand_group(config, rest, g, out, depth);
+				rc = expand_group(x, rest, g, out, depth);
 			else if (i < rlen && rest[i] == ':') {
 				i = skip_space(rest, i + 1, rlen);
 				rc = i < rlen && rest[i] == '{'
-				    ? expand_group(config, rest + i,
+				    ? expand_group(x, rest + i,
 						   group_end(rest + i, rlen - i), out, depth)
 				    : 0;
 			} else
 				rc = 0;
 		} else if (set == want) {
-			rc = expand(config, rest, rlen, out, depth + 1);
+			rc = expand(x, rest, rlen, out, depth + 1);
 		} else
 			rc = 0;
 	} else
@@ -365,33 +388,29 @@ expand_named(const tp_config *config, const char *body, size_t len,
 }
 
 static int
-expand(const tp_config *config, const char *s, size_t len, tp_buf *out,
+expand(struct expansion *x, const char *s, size_t len, tp_buf *out,
        int depth)
 {
 	size_t i = 0;
 	int rc;
 
-	if (depth > CONFIG_EXPAND_DEPTH || config->expand_budget == 0)
-		return 0;
-	if (out->size > CONFIG_EXPAND_OUTPUT) {
-		((tp_config *)(uintptr_t)config)->expand_budget = 0;
-		return 0;
-	}
 	if (tp__buf_grow(out, 0) != 0)
 		return TP_ENOMEM;
+	if (depth > CONFIG_EXPAND_DEPTH || x->lookups_left == 0)
+		return 0;
 	while (i < len) {
 		size_t start = i;
 
 		while (i < len && s[i] != '$')
 			i++;
-		if (i > start && tp__buf_put(out, s + start, i - start) != 0)
-			return TP_ENOMEM;
+		if (i > start && (rc = put(x, out, s + start, i - start)) != 0)
+			return rc;
 		if (i >= len)
 			break;
 		i++;
 		if (i < len && s[i] == '$') {
-			if (tp__buf_putc(out, '$') != 0)
-				return TP_ENOMEM;
+			if ((rc = put(x, out, "$", 1)) != 0)
+				return rc;
 			i++;
 		} else if (i < len && (s[i] == '{' || s[i] == '(')) {
 			size_t g = group_end(s + i, len - i);
@@ -399,9 +418,9 @@ expand(const tp_config *config, const char *s, size_t len, tp_buf *out,
 			size_t blen = g >= 2 ? g - 2 : 0;
 
 			if (blen > 0 && body[0] == '{')
-				rc = expand_relation(config, body, blen, out, depth);
+				rc = expand_relation(x, body, blen, out, depth);
 			else
-				rc = expand_named(config, body, blen, out, depth);
+				rc = expand_named(x, body, blen, out, depth);
 			if (rc != 0)
 				return rc;
 			i += g;
@@ -410,7 +429,7 @@ expand(const tp_config *config, const char *s, size_t len, tp_buf *out,
 
 			while (n < len && is_name_char((unsigned char)s[n]))
 				n++;
-			if ((rc = expand_named(config, s + i, n - i, out, depth)) != 0)
+			if ((rc = expand_named(x, s + i, n - i, out, depth)) != 0)
 				return rc;
 			i = n;
 		}
@@ -590,6 +609,7 @@ tp_config_get(const tp_config *config, const char *name)
 	/* Expanded values are cached in the config so the pointer stays valid
 	 * until tp_config_free; the cache is logically const. */
 	tp_config *self = (tp_config *)(uintptr_t)config;
+	struct expansion x = { config, CONFIG_EXPAND_LOOKUPS, TP__CONFIG_EXPAND_OUTPUT };
 	const char *raw;
 	tp_buf v = TP_BUF_INIT;
 	struct param *expanded;
@@ -599,8 +619,7 @@ tp_config_get(const tp_config *config, const char *name)
 			return config->expanded[i].value;
 	if ((raw = raw_value(config, name, strlen(name))) == NULL)
 		return NULL;
-	self->expand_budget = CONFIG_EXPAND_LOOKUPS;
-	if (expand(config, raw, strlen(raw), &v, 0) != 0)
+	if (expand(&x, raw, strlen(raw), &v, 0) != 0)
 		goto nomem;
 	expanded = realloc(self->expanded, (self->nexpanded + 1) * sizeof(*expanded));
 	if (expanded == NULL)

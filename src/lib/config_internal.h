@@ -6,7 +6,12 @@
  *	memory, as if read from DIR/main.cf (dir is what config_directory
  *	expands to and what messages name). For tests and the fuzz target;
  *	tp_config_load() reads the file and calls it. TP_ENOMEM only.
+ *
+ *	TP__CONFIG_EXPAND_OUTPUT bounds one tp_config_get(): all the bytes
+ *	its expansion appends, to the result and to the nested values and
+ *	groups it expands on the way (so the result is at most that long).
  */
+#define TP__CONFIG_EXPAND_OUTPUT (1u << 20)
 #ifndef TP_CONFIG_INTERNAL_H
 #define TP_CONFIG_INTERNAL_H
 

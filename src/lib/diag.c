@@ -46,6 +46,8 @@ tp_strerror(int status)
 		return "not supported";
 	case TP_EUSAGE:
 		return "bad argument";
+	case TP_ECHANGED:
+		return "changed since it was read";
 	case TP_STATUS_LAST:
 		break;
 	}

@@ -12,7 +12,8 @@
  *	table, and a kill leaves the old one untouched.
  *
  *	Mode and owner follow postmap: an existing database keeps its own
- *	(postmap rewrites it in place, so they never change); a new one gets
+ *	(postmap rewrites it in place, so they never change), permission
+ *	bits only; a new one, or one replacing a symbolic link, gets
  *	0644 narrowed by mode_from's group and other bits (postmap's umask
  *	022 | (~source_mode & 077)), and, when we run as root, mode_from's
  *	owner and group unless that is root (postmap switches to the
@@ -275,28 +276,42 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	const char *base;
 	struct stat st;
 	mode_t mode = 0644;
-	int do_chown = 0, rc;
+	int do_chown = 0, have_old = 0, rc;
 	uid_t uid = 0;
 	gid_t gid = 0;
 	void *w = NULL;
 
-	p->dir = (tp_buf)TP_BUF_INIT;
+	p->dir = (tp__tmpdir){ TP_BUF_INIT, 0, 0 };
 	p->file = (tp_buf)TP_BUF_INIT;
+	p->lock_fd = -1;
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
 	p->lock_style = b->lock_style;
 	p->no_db = b->no_db;
 	if (b->no_db)
 		return TP_OK;	/* the source is the table: nothing to build */
-	if (stat(db_path, &st) == 0) {
-		mode = st.st_mode & 07777;
+	/*
+	 * lstat: a db that is a symbolic link is replaced by a new file, so
+	 * it is a new db; the mode and owner of whatever the link points to
+	 * (/etc/shadow?) are not ours to copy.
+	 */
+	if (lstat(db_path, &st) == 0) {
+		if (S_ISREG(st.st_mode))
+			have_old = 1;
+		else if (!S_ISLNK(st.st_mode))
+			return tp__diag_set(diag, TP_EIO, NULL, 0,
+					    "%s is not a regular file", db_path);
+	} else if (errno != ENOENT) {
+		return tp__diag_errno(diag, TP_EIO, errno, "stat %s", db_path);
+	}
+	if (have_old) {
+		/* Permission bits only, as for the source: no set-id bits. */
+		mode = st.st_mode & 0777;
 		do_chown = st.st_uid != geteuid() || st.st_gid != getegid();
 		uid = st.st_uid;
 		gid = st.st_gid;
 		if (do_chown && geteuid() != 0)
 			do_chown = 0;	/* cannot give it away; keep ours */
-	} else if (errno != ENOENT) {
-		return tp__diag_errno(diag, TP_EIO, errno, "stat %s", db_path);
 	} else if (mode_from != NULL) {
 		if (stat(mode_from, &st) == 0)
 			new_db_attrs(&st, &mode, &do_chown, &uid, &gid);
@@ -334,7 +349,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 		goto out;
 	base = strrchr(db_path, '/');
 	base = base ? base + 1 : db_path;
-	if (tp__buf_printf(&p->file, "%s/%s", p->dir.ptr, base) < 0) {
+	if (tp__buf_printf(&p->file, "%s/%s", p->dir.path.ptr, base) < 0) {
 		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 		goto out;
 	}
@@ -367,11 +382,30 @@ out:
 }
 
 int
-tp__map_install(tp__map_pending *p, const char *db_path, tp_diag *diag)
+tp__map_lock(tp__map_pending *p, const char *db_path, double lock_timeout,
+	     tp_diag *diag)
 {
+	if (p->no_db || p->lock_fd >= 0)
+		return TP_OK;
+	return tp__target_lock(&p->lock_fd, db_path, p->lock_style, lock_timeout, diag);
+}
+
+int
+tp__map_install(tp__map_pending *p, const char *db_path, double lock_timeout,
+		tp_diag *diag)
+{
+	int rc;
+
 	if (p->no_db)
 		return TP_OK;
-	return tp__rename_locked_style(p->file.ptr, db_path, p->lock_style, diag);
+	if ((rc = tp__map_lock(p, db_path, lock_timeout, diag)) < 0)
+		return rc;
+	rc = tp__rename_over(p->file.ptr, db_path, diag);
+	/* Readers waited for the rename and its fsync; now they may go on. */
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
+	p->lock_fd = -1;
+	return rc;
 }
 
 void
@@ -382,10 +416,11 @@ tp__map_discard(tp__map_pending *p)
 	 * creates "__db.NAME" and renames it to NAME, so a failure half way
 	 * can leave either: the private directory goes with its contents.
 	 */
-	if (p->dir.ptr != NULL)
-		tp__temp_dir_remove(p->dir.ptr);
-	tp_buf_dispose(&p->dir);
+	tp__temp_dir_remove(&p->dir);
 	tp_buf_dispose(&p->file);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
+	p->lock_fd = -1;
 }
 
 static void
@@ -395,8 +430,8 @@ array_at(const void *ctx, size_t i, tp_record *out)
 }
 
 int
-tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
-	     size_t n, const char *mode_from, tp_diag *diag)
+tp__map_write(tp_map_type type, const char *db_path, const tp_record *records,
+	      size_t n, const char *mode_from, double lock_timeout, tp_diag *diag)
 {
 	tp__records recs = { n, array_at, records, 0, 0 };
 	tp__map_pending p;
@@ -404,14 +439,30 @@ tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 
 	if ((rc = tp__map_prepare(&p, type, db_path, &recs, mode_from, diag)) < 0)
 		return rc;
-	rc = tp__map_install(&p, db_path, diag);
+	rc = tp__map_install(&p, db_path, lock_timeout, diag);
 	tp__map_discard(&p);
 	return rc;
 }
 
 int
+tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
+	     size_t n, const char *mode_from, tp_diag *diag)
+{
+	return tp__map_write(type, db_path, records, n, mode_from,
+			     TP_LOCK_TIMEOUT_DEFAULT, diag);
+}
+
+int
 tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 	      tp_buf *value, tp_diag *diag)
+{
+	return tp_map_lookup_timed(type, db_path, key, value,
+				   TP_LOCK_TIMEOUT_DEFAULT, diag);
+}
+
+int
+tp_map_lookup_timed(tp_map_type type, const char *db_path, const char *key,
+		    tp_buf *value, double lock_timeout, tp_diag *diag)
 {
 	const tp__map_backend *b = tp__map_backend_get(type);
 	void *r;
@@ -419,7 +470,7 @@ tp_map_lookup(tp_map_type type, const char *db_path, const char *key,
 
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
-	if ((rc = b->open_read(&r, db_path, diag)) < 0) {
+	if ((rc = b->open_read(&r, db_path, lock_timeout, diag)) < 0) {
 		/* No database is an error, as for Postfix, not an absent key. */
 		if (rc == TP_ENOTFOUND) {
 			rc = TP_EIO;
@@ -456,7 +507,7 @@ tp__map_get(const tp__map_backend *b, void *r, const char *key, tp_buf *value,
 }
 
 int
-tp__map_iterate(tp_map_type type, const char *db_path,
+tp__map_iterate(tp_map_type type, const char *db_path, double lock_timeout,
 		int (*fn)(void *arg, const tp_record *rec), void *arg,
 		tp_diag *diag)
 {
@@ -467,7 +518,7 @@ tp__map_iterate(tp_map_type type, const char *db_path,
 
 	if (b == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
-	if ((rc = b->open_read(&r, db_path, diag)) < 0)
+	if ((rc = b->open_read(&r, db_path, lock_timeout, diag)) < 0)
 		return rc;
 	while ((rc = b->next(r, &rec, diag)) == TP_OK)
 		if ((rc = fn(arg, &rec)) != 0)

@@ -19,8 +19,10 @@
  *	set), fsyncs and closes; the writer is gone afterwards, on success
  *	or failure. abort() drops a writer; the caller unlinks the file.
  *
- *	open_read() opens an existing database and holds flock(LOCK_SH) on
- *	it until close_read(), as Postfix readers do around a lookup;
+ *	open_read() opens an existing database and holds its reader lock
+ *	(see lock_style) shared until close_read(), as Postfix readers do
+ *	around a lookup, waiting at most lock_timeout seconds for it
+ *	(tp__lock_wait());
  *	TP_ENOTFOUND when there is no file. get() finds the record whose
  *	key is exactly key[0..klen) and copies its value bytes (all of
  *	them, NULs included) to value; TP_ENOTFOUND when absent. next()
@@ -63,7 +65,8 @@ typedef struct tp__map_backend {
 	int (*finish)(void *w, mode_t mode, int chown, uid_t uid, gid_t gid,
 		      tp_diag *diag);
 	void (*abort)(void *w);
-	int (*open_read)(void **out, const char *path, tp_diag *diag);
+	int (*open_read)(void **out, const char *path, double lock_timeout,
+			 tp_diag *diag);
 	int (*get)(void *r, const void *key, size_t klen, tp_buf *value,
 		   tp_diag *diag);
 	int (*next)(void *r, tp_record *rec, tp_diag *diag);
@@ -90,13 +93,17 @@ const tp__map_backend *tp__map_backend_get(tp_map_type type);
  * database in a private temp directory beside db_path (p->file inside
  * p->dir); on error nothing is left and *p needs no discard.
  * tp__map_install() renames it over db_path holding flock(LOCK_EX) on
- * the old one and fsyncs the directory. tp__map_discard() removes the
- * temp directory (whatever is left in it) and frees *p; call it after
- * install too.
+ * the old one (waiting at most lock_timeout seconds for it) and fsyncs
+ * the directory. tp__map_lock() takes that lock ahead, so a caller can
+ * wait for it before it changes anything else (install then keeps it).
+ * tp__map_write() is tp_map_write() with a lock timeout.
+ * tp__map_discard() removes the temp directory (whatever is left in it),
+ * releases the lock and frees *p; call it after install too.
  */
 typedef struct tp__map_pending {
-	tp_buf dir;
+	tp__tmpdir dir;
 	tp_buf file;
+	int lock_fd;		/* exclusive lock on the old db, from tp__map_lock() */
 	int lock_style;
 	int no_db;
 } tp__map_pending;
@@ -118,14 +125,15 @@ typedef struct tp__records {
 int tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 		    const tp__records *recs, const char *mode_from,
 		    tp_diag *diag);
-int tp__map_install(tp__map_pending *p, const char *db_path, tp_diag *diag);
+int tp__map_lock(tp__map_pending *p, const char *db_path, double lock_timeout,
+		 tp_diag *diag);
+int tp__map_install(tp__map_pending *p, const char *db_path,
+		    double lock_timeout, tp_diag *diag);
+int tp__map_write(tp_map_type type, const char *db_path,
+		  const tp_record *records, size_t n, const char *mode_from,
+		  double lock_timeout, tp_diag *diag);
 void tp__map_discard(tp__map_pending *p);
 
-/*
- * tp__map_iterate() calls fn for every record of the database, raw (as
- * stored, trailing NULs included), holding LOCK_SH throughout. fn
- * returns 0 to go on, anything else stops the walk and is returned.
- */
 /*
  * tp__map_get() is the lookup of tp_map_lookup() on a reader already
  * open: key with its trailing NUL first (when the backend stores one),
@@ -135,7 +143,13 @@ void tp__map_discard(tp__map_pending *p);
 int tp__map_get(const tp__map_backend *b, void *r, const char *key,
 		tp_buf *value, tp_diag *diag);
 
-int tp__map_iterate(tp_map_type type, const char *db_path,
+/*
+ * tp__map_iterate() calls fn for every record of the database, raw (as
+ * stored, trailing NULs included), holding the reader lock throughout
+ * (waiting at most lock_timeout seconds for it). fn returns 0 to go on,
+ * anything else stops the walk and is returned.
+ */
+int tp__map_iterate(tp_map_type type, const char *db_path, double lock_timeout,
 		    int (*fn)(void *arg, const tp_record *rec), void *arg,
 		    tp_diag *diag);
 

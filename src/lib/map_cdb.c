@@ -135,11 +135,12 @@ tcdb_abort(void *w)
 }
 
 static int
-tcdb_open_read(void **out, const char *path, tp_diag *diag)
+tcdb_open_read(void **out, const char *path, double lock_timeout, tp_diag *diag)
 {
 	struct cdb_handle *h;
 	int rc;
 
+	(void)lock_timeout;	/* Postfix's readers of this type take no lock */
 	*out = NULL;
 	if ((h = handle_new(path)) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");

@@ -352,7 +352,8 @@ db_abort(void *w)
 }
 
 static int
-db_open_read(void **out, DBTYPE type, const char *path, tp_diag *diag)
+db_open_read(void **out, DBTYPE type, const char *path, double lock_timeout,
+	     tp_diag *diag)
 {
 	tp_buf home = TP_BUF_INIT;
 	struct db_handle *h = NULL;
@@ -381,10 +382,9 @@ db_open_read(void **out, DBTYPE type, const char *path, tp_diag *diag)
 						 "open database %s", path);
 			break;
 		}
-		if (tp__flock(h->lock_fd, LOCK_SH) < 0) {
-			rc = tp__diag_errno(diag, TP_EIO, errno, "lock database %s", path);
+		if ((rc = tp__flock_wait(h->lock_fd, LOCK_SH, lock_timeout, path,
+					 diag)) < 0)
 			break;
-		}
 		if ((rc = env_open(h, home.ptr, DB_POOL_READ, diag)) < 0)
 			break;
 		err = h->db->open(h->db, NULL, base_of(path), NULL, type, DB_RDONLY, 0);
@@ -416,15 +416,15 @@ db_open_read(void **out, DBTYPE type, const char *path, tp_diag *diag)
 }
 
 static int
-hash_open_read(void **out, const char *path, tp_diag *diag)
+hash_open_read(void **out, const char *path, double lock_timeout, tp_diag *diag)
 {
-	return db_open_read(out, DB_HASH, path, diag);
+	return db_open_read(out, DB_HASH, path, lock_timeout, diag);
 }
 
 static int
-btree_open_read(void **out, const char *path, tp_diag *diag)
+btree_open_read(void **out, const char *path, double lock_timeout, tp_diag *diag)
 {
-	return db_open_read(out, DB_BTREE, path, diag);
+	return db_open_read(out, DB_BTREE, path, lock_timeout, diag);
 }
 
 static int

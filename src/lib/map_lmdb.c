@@ -212,7 +212,7 @@ lmdb_abort(void *w)
 }
 
 static int
-lmdb_open_read(void **out, const char *path, tp_diag *diag)
+lmdb_open_read(void **out, const char *path, double lock_timeout, tp_diag *diag)
 {
 	struct lmdb_handle *h;
 	struct stat st;
@@ -227,8 +227,8 @@ lmdb_open_read(void **out, const char *path, tp_diag *diag)
 		handle_close(h);
 		return rc;
 	}
-	if (tp__lock_fd(h->fd, TP__LOCK_FCNTL, TP__LOCK_SHARED) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "lock database %s", path);
+	if ((rc = tp__lock_wait(h->fd, TP__LOCK_FCNTL, TP__LOCK_SHARED, lock_timeout,
+				path, diag)) < 0) {
 		handle_close(h);
 		return rc;
 	}

@@ -28,12 +28,13 @@ struct thash_handle {
 };
 
 static int
-thash_open_read(void **out, const char *path, tp_diag *diag)
+thash_open_read(void **out, const char *path, double lock_timeout, tp_diag *diag)
 {
 	struct thash_handle *h = calloc(1, sizeof(*h));
 	tp_doc_opts opts = TP_DOC_OPTS_INIT;
 	int rc;
 
+	(void)lock_timeout;	/* Postfix's readers of this type take no lock */
 	*out = NULL;
 	if (h == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");

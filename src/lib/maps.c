@@ -121,7 +121,7 @@ struct map {
 
 struct tp_maps {
 	struct map *maps;
-	size_t n;
+	size_t n, cap;		/* maps in use, allocated */
 	int utf8;
 	tp_doc_opts doc_opts;
 	tp_buf folded;
@@ -478,9 +478,9 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 		}
 		break;
 	case K_TEXTHASH:
-		m->info.writable = 1;
-		/* FALLTHROUGH */
 	case K_PATTERN:
+		/* A texthash source is ours to edit; a pattern table is not. */
+		m->info.writable = kind == K_TEXTHASH;
 		m->info.readable = 1;
 		m->pattern_kind = strcmp(m->info.type, "pcre") == 0 ? TP__PATTERN_PCRE
 								 : TP__PATTERN_REGEXP;
@@ -558,13 +558,20 @@ static int
 maps_add(tp_maps *maps, const char *spec, size_t len, const char *dtype,
 	 const tp_config *config)
 {
-	struct map *m = realloc(maps->maps, (maps->n + 1) * sizeof(*m));
 	int rc;
 
-	if (m == NULL)
-		return TP_ENOMEM;
-	maps->maps = m;
-	rc = map_init(maps, &m[maps->n], spec, len, dtype, config);
+	/* Doubling: a 1 MB list of maps is not a quadratic copy. */
+	if (maps->n == maps->cap) {
+		size_t cap = maps->cap ? 2 * maps->cap : 4;
+		struct map *m;
+
+		if (cap > SIZE_MAX / sizeof(*m) ||
+		    (m = realloc(maps->maps, cap * sizeof(*m))) == NULL)
+			return TP_ENOMEM;
+		maps->maps = m;
+		maps->cap = cap;
+	}
+	rc = map_init(maps, &maps->maps[maps->n], spec, len, dtype, config);
 	maps->n++;	/* counted even on failure: tp_maps_free clears it */
 	return rc;
 }
@@ -680,7 +687,8 @@ db_open(struct map *m, tp_diag *diag)
 	struct stat st;
 	int rc;
 
-	if ((rc = b->open_read(&m->reader, m->info.db, diag)) < 0) {
+	/* tp_maps has no options (yet): the library's lock timeout. */
+	if ((rc = b->open_read(&m->reader, m->info.db, TP_LOCK_TIMEOUT_DEFAULT, diag)) < 0) {
 		m->reader = NULL;
 		/* No database is a lookup error for Postfix, not an absent key. */
 		return rc == TP_ENOTFOUND ? TP_EIO : rc;
@@ -714,8 +722,11 @@ db_lock(struct map *m, tp_diag *diag)
 	if (m->reader != NULL) {
 		int fd = b->reader_fd(m->reader);
 
-		if (tp__lock_fd(fd, b->lock_style, TP__LOCK_SHARED) < 0)
-			return tp__diag_errno(diag, TP_EIO, errno, "lock database %s", m->info.db);
+		int rc = tp__lock_wait(fd, b->lock_style, TP__LOCK_SHARED,
+				       TP_LOCK_TIMEOUT_DEFAULT, m->info.db, diag);
+
+		if (rc < 0)
+			return rc;
 		if (fstat(fd, &now) == 0 && stat(m->info.db, &path_st) == 0
 		    && path_st.st_dev == m->dev && path_st.st_ino == m->ino
 		    && now.st_size == m->size && now.st_mtim.tv_sec == m->mtime.tv_sec

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -67,11 +69,148 @@ close_checked(int fd)
 	return 0;
 }
 
+/*
+ * Who holds a lock on the file open at fd, from /proc/locks: "pid 1234
+ * (postmap)", "pid 1 (a), pid 2 (b)", or "" when Linux does not say.
+ * The pid is the process that took the lock; it may have passed the
+ * descriptor on, so this is a lead, not a proof.
+ */
+static void
+lock_holders(int fd, char *out, size_t size)
+{
+	char line[512];
+	struct stat st;
+	size_t used = 0;
+	int shown = 0;
+	FILE *fp;
+
+	out[0] = '\0';
+	if (fstat(fd, &st) < 0 || (fp = fopen("/proc/locks", "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL && shown < 3) {
+		unsigned int maj, min;
+		unsigned long long ino;
+		long pid;
+		char comm[64] = "", path[64];
+		const char *p = strchr(line, ':');
+		int n;
+
+		/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->". */
+		if (p == NULL || strstr(line, "->") != NULL
+		    || sscanf(p + 1, " %*s %*s %*s %ld %x:%x:%llu", &pid, &maj, &min, &ino) != 4
+		    || maj != major(st.st_dev) || min != minor(st.st_dev)
+		    || ino != (unsigned long long)st.st_ino || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		{
+			FILE *cf = fopen(path, "re");
+
+			if (cf != NULL) {
+				if (fgets(comm, sizeof(comm), cf) != NULL)
+					comm[strcspn(comm, "\n")] = '\0';
+				fclose(cf);
+			}
+		}
+		/* Gone: whoever it started has the descriptor, and the lock. */
+		n = snprintf(out + used, size - used, "%spid %ld (%s)", shown ? ", " : "",
+			     pid, comm[0] ? comm : "exited; a process it started holds the lock");
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+		shown++;
+	}
+	fclose(fp);
+}
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One try without waiting: 0, or -1 with errno (EWOULDBLOCK: held). */
+static int
+lock_try(int fd, int style, int op)
+{
+	struct flock fl;
+	int rc;
+
+	if (style == TP__LOCK_FLOCK)
+		return tp__flock(fd, (op == TP__LOCK_SHARED ? LOCK_SH : LOCK_EX) | LOCK_NB);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = op == TP__LOCK_SHARED ? F_RDLCK : F_WRLCK;
+	fl.l_whence = SEEK_SET;	/* start 0, length 0: the whole file */
+	while ((rc = fcntl(fd, F_SETLK, &fl)) < 0 && errno == EINTR)
+		continue;
+	if (rc < 0 && (errno == EACCES || errno == EAGAIN))
+		errno = EWOULDBLOCK;	/* POSIX lets fcntl say "held" either way */
+	return rc;
+}
+
 int
-tp__lock_acquire(int *fd_out, const char *path, tp_diag *diag)
+tp__lock_wait(int fd, int style, int op, double timeout, const char *path,
+	      tp_diag *diag)
+{
+	double deadline, left, pause = 0.001;
+	char holders[256];
+
+	if (style == TP__LOCK_NONE || op == TP__LOCK_UNLOCK)
+		return tp__lock_fd(fd, style, op) < 0
+		    ? tp__diag_errno(diag, TP_EIO, errno, "unlock %s", path) : TP_OK;
+	if (timeout < 0) {
+		if (tp__lock_fd(fd, style, op) < 0)
+			return tp__diag_errno(diag, TP_EIO, errno, "lock %s", path);
+		return TP_OK;
+	}
+	/*
+	 * Neither flock() nor fcntl() can be given a deadline, and a library
+	 * must not play with alarms: try without blocking, and sleep a
+	 * little longer each time (1 ms, doubling, at most 100 ms) until the
+	 * deadline.
+	 */
+	deadline = now_seconds() + timeout;
+	for (;;) {
+		if (lock_try(fd, style, op) == 0)
+			return TP_OK;
+		if (errno != EWOULDBLOCK)
+			return tp__diag_errno(diag, TP_EIO, errno, "lock %s", path);
+		left = deadline - now_seconds();
+		if (left <= 0)
+			break;
+		{
+			double d = pause < left ? pause : left;
+			struct timespec ts;
+
+			ts.tv_sec = (time_t)d;
+			ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				continue;
+		}
+		if (pause < 0.1)
+			pause *= 2;
+	}
+	lock_holders(fd, holders, sizeof(holders));
+	return tp__diag_set(diag, TP_ETIMEOUT, NULL, 0,
+			    "%s is still locked after %g s, by %s",
+			    path, timeout, holders[0] ? holders : "another process (see /proc/locks)");
+}
+
+int
+tp__flock_wait(int fd, int op, double timeout, const char *path, tp_diag *diag)
+{
+	return tp__lock_wait(fd, TP__LOCK_FLOCK,
+			     op == LOCK_SH ? TP__LOCK_SHARED : TP__LOCK_EXCLUSIVE,
+			     timeout, path, diag);
+}
+
+int
+tp__lock_acquire(int *fd_out, const char *path, double timeout, tp_diag *diag)
 {
 	struct stat st;
-	int fd;
+	int fd, rc;
 
 	*fd_out = -1;
 	/* O_NOFOLLOW: a symlink planted at the lock path fails with ELOOP. */
@@ -95,11 +234,9 @@ tp__lock_acquire(int *fd_out, const char *path, tp_diag *diag)
 		return tp__diag_set(diag, TP_EIO, NULL, 0,
 				    "lock file %s is not a regular file", path);
 	}
-	if (tp__flock(fd, LOCK_EX) < 0) {
-		int err = errno;
-
+	if ((rc = tp__flock_wait(fd, LOCK_EX, timeout, path, diag)) < 0) {
 		close(fd);
-		return tp__diag_errno(diag, TP_EIO, err, "lock %s", path);
+		return rc;
 	}
 	*fd_out = fd;
 	return TP_OK;
@@ -141,35 +278,101 @@ tp__temp_file(int *fd_out, tp_buf *tmp, const char *target, tp_diag *diag)
 }
 
 int
-tp__temp_dir(tp_buf *tmp, const char *target, tp_diag *diag)
+tp__temp_dir(tp__tmpdir *d, const char *target, tp_diag *diag)
 {
-	if (temp_name(tmp, target) < 0)
+	struct stat st;
+
+	*d = (tp__tmpdir){ TP_BUF_INIT, 0, 0 };
+	if (temp_name(&d->path, target) < 0)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	if (mkdtemp(tmp->ptr) == NULL) {
+	if (mkdtemp(d->path.ptr) == NULL) {
 		int err = errno;
 
-		tp_buf_dispose(tmp);
+		tp_buf_dispose(&d->path);
 		return tp__diag_errno(diag, TP_EIO, err,
 				      "create temporary directory for %s", target);
 	}
+	/*
+	 * Remember which directory is ours. Someone who can write the
+	 * table's directory could swap another in at this name between
+	 * mkdtemp() and lstat(): then it is not a 0700 directory of our
+	 * uid, and we leave it alone.
+	 */
+	if (lstat(d->path.ptr, &st) < 0 || !S_ISDIR(st.st_mode)
+	    || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700) {
+		tp_buf_dispose(&d->path);
+		return tp__diag_set(diag, TP_EIO, NULL, 0,
+				    "temporary directory for %s was replaced while we made it",
+				    target);
+	}
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
 	return TP_OK;
 }
 
-void
-tp__temp_dir_remove(const char *dir)
+/* The parent directory of path, opened (O_DIRECTORY); -1 with errno. */
+static int
+open_parent(const char *path, const char **base)
 {
-	DIR *d;
-	struct dirent *e;
-	int dfd;
+	const char *slash = strrchr(path, '/');
+	tp_buf dir = TP_BUF_INIT;
+	int fd;
 
-	if ((d = opendir(dir)) != NULL) {
-		dfd = dirfd(d);
-		while ((e = readdir(d)) != NULL)
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-				(void)unlinkat(dfd, e->d_name, 0);
-		closedir(d);
+	*base = slash ? slash + 1 : path;
+	if (slash == NULL ? tp__buf_puts(&dir, ".") < 0
+	    : tp__buf_put(&dir, path, slash == path ? 1 : (size_t)(slash - path)) < 0) {
+		errno = ENOMEM;
+		return -1;
 	}
-	(void)rmdir(dir);
+	fd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	tp_buf_dispose(&dir);
+	return fd;
+}
+
+void
+tp__temp_dir_remove(tp__tmpdir *d)
+{
+	const char *base;
+	struct dirent *e;
+	struct stat st;
+	int pfd, dfd;
+	DIR *dp;
+
+	if (d->path.ptr == NULL)
+		return;
+	/*
+	 * Through descriptors, never following a link: whoever can write
+	 * the table's directory may have put a symbolic link to another
+	 * directory at our name, and emptying that one as root would be
+	 * theirs to enjoy. Only the directory we made (same dev and inode)
+	 * is emptied; it is 0700, so all in it is ours.
+	 */
+	if ((pfd = open_parent(d->path.ptr, &base)) < 0)
+		goto out;
+	dfd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		goto close_parent;
+	if (fstat(dfd, &st) < 0 || st.st_dev != d->dev || st.st_ino != d->ino
+	    || (dp = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		goto close_parent;
+	}
+	while ((e = readdir(dp)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		/* One level: we make no subdirectories, so leave any alone. */
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+		    && !S_ISDIR(st.st_mode))
+			(void)unlinkat(dfd, e->d_name, 0);
+	}
+	closedir(dp);
+	(void)unlinkat(pfd, base, AT_REMOVEDIR);
+close_parent:
+	close(pfd);
+out:
+	tp_buf_dispose(&d->path);
+	d->dev = 0;
+	d->ino = 0;
 }
 
 int
@@ -202,31 +405,59 @@ tp__fsync_dir(const char *path, tp_diag *diag)
 }
 
 int
-tp__rename_locked(const char *tmp, const char *target, tp_diag *diag)
+tp__target_lock(int *fd_out, const char *target, int style, double timeout,
+		tp_diag *diag)
 {
 	int fd, rc;
 
+	*fd_out = -1;
+	if (style == TP__LOCK_NONE)
+		return TP_OK;	/* readers take none (cdb): nothing to wait for */
 	/*
-	 * The lock is only for the benefit of readers and postmap; opening
-	 * the old file read-only is enough for flock() and changes nothing.
+	 * The lock is only for the benefit of readers and postmap; a file
+	 * opened read-only is enough for flock() and changes nothing, a
+	 * write lock of fcntl() needs it open for writing (a file we may not
+	 * open so is renamed over without it). A symbolic link at target is
+	 * replaced, not locked through: the file it points to is none of
+	 * ours (ELOOP: no lock to take).
 	 */
-	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno != ENOENT)
+	fd = open(target, (style == TP__LOCK_FCNTL ? O_RDWR : O_RDONLY) | O_CLOEXEC
+		  | O_NONBLOCK | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP
+		    || (style == TP__LOCK_FCNTL && (errno == EACCES || errno == EROFS)))
+			return TP_OK;
 		return tp__diag_errno(diag, TP_EIO, errno, "open %s", target);
-	if (fd >= 0 && tp__flock(fd, LOCK_EX) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "lock %s", target);
+	}
+	if ((rc = tp__lock_wait(fd, style, TP__LOCK_EXCLUSIVE, timeout, target, diag)) < 0) {
 		close(fd);
 		return rc;
 	}
-	if (rename(tmp, target) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp, target);
-		if (fd >= 0)
-			close(fd);
+	*fd_out = fd;
+	return TP_OK;
+}
+
+int
+tp__rename_over(const char *tmp, const char *target, tp_diag *diag)
+{
+	if (rename(tmp, target) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp, target);
+	return tp__fsync_dir(target, diag);
+}
+
+int
+tp__rename_locked(const char *tmp, const char *target, double timeout,
+		  tp_diag *diag)
+{
+	int fd, rc;
+
+	if ((rc = tp__target_lock(&fd, target, TP__LOCK_FLOCK, timeout, diag)) < 0)
 		return rc;
-	}
+	rc = tp__rename_over(tmp, target, diag);
+	/* Closed after the rename and its fsync: readers wait for both. */
 	if (fd >= 0)
 		close(fd);
-	return tp__fsync_dir(target, diag);
+	return rc;
 }
 
 int
@@ -270,14 +501,18 @@ tp__file_prepare(tp__pending *p, const char *path_in, const void *data,
 		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", path);
 		goto out;
 	}
-	/* fchown() first: it may clear set-id bits that fchmod() restores. */
 	if (have_old && (st.st_uid != geteuid() || st.st_gid != getegid())
 	    && fchown(fd, st.st_uid, st.st_gid) < 0
 	    && !(errno == EPERM && geteuid() != 0)) {
 		rc = tp__diag_errno(diag, TP_EIO, errno, "set owner of %s", path);
 		goto out;
 	}
-	if (fchmod(fd, have_old ? (st.st_mode & 07777) : 0644) < 0) {
+	/*
+	 * Permission bits only: a set-uid, set-gid or sticky bit on a policy
+	 * table is a mistake or a trap (a set-gid file keeps its group's
+	 * privileges), never something to carry into the new file.
+	 */
+	if (fchmod(fd, have_old ? (st.st_mode & 0777) : 0644) < 0) {
 		rc = tp__diag_errno(diag, TP_EIO, errno, "set mode of %s", path);
 		goto out;
 	}
@@ -407,22 +642,15 @@ sweep_dir(int dfd, const char *name, const char *base)
 int
 tp__temp_sweep(const char *target)
 {
-	const char *slash = strrchr(target, '/'), *base;
-	tp_buf dir = TP_BUF_INIT;
+	const char *base;
 	struct dirent *e;
 	size_t blen;
 	int dfd, removed = 0;
 	DIR *d;
 
-	base = slash ? slash + 1 : target;
+	if ((dfd = open_parent(target, &base)) < 0)
+		return -1;
 	blen = strlen(base);
-	if (slash == NULL ? tp__buf_puts(&dir, ".") < 0
-	    : tp__buf_put(&dir, target, slash == target ? 1 : (size_t)(slash - target)) < 0)
-		return -1;
-	dfd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	tp_buf_dispose(&dir);
-	if (dfd < 0)
-		return -1;
 	if ((d = fdopendir(dfd)) == NULL) {
 		close(dfd);
 		return -1;
@@ -468,33 +696,16 @@ tp__lock_fd(int fd, int style, int op)
 
 int
 tp__rename_locked_style(const char *tmp, const char *target, int style,
-			tp_diag *diag)
+			double timeout, tp_diag *diag)
 {
-	int fd = -1, rc;
+	int fd, rc;
 
-	if (style == TP__LOCK_FLOCK)
-		return tp__rename_locked(tmp, target, diag);
-	if (style == TP__LOCK_FCNTL) {
-		/* fcntl() write locks need a descriptor open for writing. */
-		fd = open(target, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-		if (fd < 0 && errno != ENOENT && errno != EACCES && errno != EROFS
-		    && errno != ELOOP)
-			return tp__diag_errno(diag, TP_EIO, errno, "open %s", target);
-		if (fd >= 0 && tp__lock_fd(fd, style, TP__LOCK_EXCLUSIVE) < 0) {
-			rc = tp__diag_errno(diag, TP_EIO, errno, "lock %s", target);
-			close(fd);
-			return rc;
-		}
-	}
-	if (rename(tmp, target) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "rename %s to %s", tmp, target);
-		if (fd >= 0)
-			close(fd);
+	if ((rc = tp__target_lock(&fd, target, style, timeout, diag)) < 0)
 		return rc;
-	}
+	rc = tp__rename_over(tmp, target, diag);
 	if (fd >= 0)
 		close(fd);
-	return tp__fsync_dir(target, diag);
+	return rc;
 }
 
 int

@@ -10,18 +10,28 @@
  * DESCRIPTION
  *	tp__lock_acquire() opens (creating it 0600) the lock file path,
  *	refusing to follow a symbolic link planted there and refusing
- *	anything but a regular file, then waits for flock(LOCK_EX). It
- *	stores the descriptor in *fd. tp__lock_release() closes it (-1 is
- *	fine), which releases the lock.
+ *	anything but a regular file, then waits for flock(LOCK_EX), at most
+ *	timeout seconds (see tp__flock_wait()). It stores the descriptor in
+ *	*fd. tp__lock_release() closes it (-1 is fine), which releases the
+ *	lock.
+ *
+ *	tp__flock_wait() is flock(fd, op) waiting at most timeout seconds
+ *	(0: not at all; < 0: for ever). Any local user who can read a file
+ *	can hold a lock on it, so a wait without end is a denial of
+ *	service: on timeout it fails with TP_ETIMEOUT, "PATH is still
+ *	locked after N s, by pid P (NAME)", the holders as /proc/locks
+ *	names them.
  *
  *	tp__temp_file() creates "TARGET.tmp.XXXXXX" with mkstemp semantics
  *	(O_CREAT|O_EXCL: never through a planted symlink), mode 0600.
  *	tp__temp_dir() creates a private directory "TARGET.tmp.XXXXXX"
  *	(mkdtemp, 0700), for libraries such as libdb that want to create
- *	their file themselves. The path goes to *tmp (caller disposes).
- *	tp__temp_dir_remove() empties (one level: it is ours, nothing else
- *	creates directories there) and removes it; errors are ignored, it
- *	is a cleanup path.
+ *	their file themselves, and records its path and identity (device
+ *	and inode) in *d. tp__temp_dir_remove() empties that directory
+ *	(one level: nothing else creates directories there) and removes
+ *	it, through descriptors: a symbolic link or another directory
+ *	swapped in at its name is left alone. It disposes of d->path;
+ *	errors are ignored, it is a cleanup path.
  *
  *	tp__file_replace() replaces path with data: temp file beside it,
  *	write, fsync, mode and owner of the old file (mode 0644 for a new
@@ -49,10 +59,14 @@
  *	be read.
  *
  *	tp__rename_locked() renames tmp over target while holding
- *	flock(LOCK_EX) on the old target, when there is one, so a reader
- *	that holds LOCK_SH (Postfix, during a lookup) finishes first and a
- *	concurrent postmap, which holds LOCK_EX while it writes, is waited
- *	for. Then it fsyncs the directory.
+ *	flock(LOCK_EX) on the old target (waiting at most timeout seconds
+ *	for it), when there is one, so a reader that holds LOCK_SH
+ *	(Postfix, during a lookup) finishes first and a concurrent postmap,
+ *	which holds LOCK_EX while it writes, is waited for. Then it fsyncs
+ *	the directory. It is tp__target_lock(), which takes that lock (*fd
+ *	-1 when there is no old target, or a symbolic link: nothing to
+ *	lock; close *fd to release it), then tp__rename_over(), which
+ *	renames and fsyncs the directory.
  *
  *	tp__fsync_dir() fsyncs the directory holding path.
  *	tp__write_all() writes len bytes, retrying short writes and EINTR.
@@ -69,12 +83,20 @@
 
 #include "tlspolicy/common.h"
 
-int tp__lock_acquire(int *fd, const char *path, tp_diag *diag);
+int tp__lock_acquire(int *fd, const char *path, double timeout, tp_diag *diag);
+int tp__flock_wait(int fd, int op, double timeout, const char *path,
+		   tp_diag *diag);
 void tp__lock_release(int fd);
 
 int tp__temp_file(int *fd, tp_buf *tmp, const char *target, tp_diag *diag);
-int tp__temp_dir(tp_buf *tmp, const char *target, tp_diag *diag);
-void tp__temp_dir_remove(const char *dir);
+typedef struct tp__tmpdir {
+	tp_buf path;
+	dev_t dev;		/* the directory we made */
+	ino_t ino;
+} tp__tmpdir;
+
+int tp__temp_dir(tp__tmpdir *d, const char *target, tp_diag *diag);
+void tp__temp_dir_remove(tp__tmpdir *d);
 
 typedef struct tp__pending {
 	char *tmp;		/* the temp file, until installed */
@@ -89,26 +111,39 @@ int tp__temp_sweep(const char *target);
 
 int tp__file_replace(const char *path, const void *data, size_t len,
 		     tp_diag *diag);
-int tp__rename_locked(const char *tmp, const char *target, tp_diag *diag);
+int tp__rename_locked(const char *tmp, const char *target, double timeout,
+		      tp_diag *diag);
+int tp__rename_over(const char *tmp, const char *target, tp_diag *diag);
 
 /*
  * Locks as Postfix's readers of each map type take them: TP__LOCK_FLOCK
  * (hash, btree: myflock() with flock()), TP__LOCK_FCNTL (lmdb: fcntl()
  * record locks on the whole file), TP__LOCK_NONE (cdb). tp__lock_fd()
- * takes (waiting, EINTR retried) or drops one on fd; an exclusive
- * fcntl() lock needs fd open for writing. -1 with errno.
- * tp__rename_locked_style() is tp__rename_locked() with the old
- * target locked in that style (fcntl: opened read-write; a file we may
- * not open so is renamed over without the lock).
+ * takes (waiting for ever, EINTR retried) or drops one on fd; an
+ * exclusive fcntl() lock needs fd open for writing. -1 with errno.
+ * tp__lock_wait() takes one waiting at most timeout seconds, as
+ * tp__flock_wait() (which is it for TP__LOCK_FLOCK): TP_ETIMEOUT naming
+ * path and the holders.
+ * tp__target_lock() takes the exclusive lock of that style on the old
+ * target (see tp__rename_locked(); fcntl: opened read-write, a file we
+ * may not open so is renamed over without the lock; none for
+ * TP__LOCK_NONE), *fd -1 when there is nothing to lock.
+ * tp__rename_locked_style() is tp__rename_locked() with the old target
+ * locked in that style.
  * tp__finish_fd() is the end of every database writer: owner (when
- * do_chown) before mode, so set-id bits fchmod restores survive, then
- * fsync; errors name path ("error writing PATH: ...").
+ * do_chown) before mode (the caller passes permission bits only: no
+ * set-id bits are ever copied), then fsync; errors name path ("error
+ * writing PATH: ...").
  */
 enum { TP__LOCK_NONE = 0, TP__LOCK_FLOCK = 1, TP__LOCK_FCNTL = 2 };
 enum { TP__LOCK_SHARED = 1, TP__LOCK_EXCLUSIVE = 2, TP__LOCK_UNLOCK = 3 };
 int tp__lock_fd(int fd, int style, int op);
+int tp__lock_wait(int fd, int style, int op, double timeout, const char *path,
+		  tp_diag *diag);
+int tp__target_lock(int *fd, const char *target, int style, double timeout,
+		    tp_diag *diag);
 int tp__rename_locked_style(const char *tmp, const char *target, int style,
-			    tp_diag *diag);
+			    double timeout, tp_diag *diag);
 int tp__finish_fd(int fd, const char *path, mode_t mode, int do_chown,
 		  uid_t uid, gid_t gid, tp_diag *diag);
 

@@ -27,12 +27,23 @@
  *	tp_table_commit() compares the serialised document with the file
  *	on disk, not with what was loaded: an edit that restores the
  *	original bytes writes nothing, and neither does a no-op edit.
+ *
+ *	Lost updates: the lock keeps tlspolicy writers apart, not editors.
+ *	The source's identity (device, inode, size, mtime) is recorded when
+ *	it is read, and tp_table_commit() and tp_table_rebuild() refuse
+ *	(TP_ECHANGED) when it is no longer the file read, checking before
+ *	they write and again just before the rename. An edit in place that
+ *	keeps the size within one mtime tick would go unseen; editors and
+ *	scripts replace the file or change its size.
  * DIAGNOSTICS
  *	As tp_doc_load(), tp_map_write() and the safe-write protocol:
- *	TP_ENOTFOUND, TP_EIO, TP_EDB, TP_ENOMEM.
+ *	TP_ENOTFOUND, TP_EIO, TP_EDB, TP_ENOMEM; TP_ETIMEOUT for a lock
+ *	held too long; TP_ECHANGED for a source edited meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,14 +56,103 @@
 #include "map_backend.h"
 #include "safewrite.h"
 
+/* Which file, and which version of it, the document was read from. */
+struct file_id {
+	int exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
 struct tp_table {
 	tp_map_type type;
+	struct file_id loaded;	/* the source as tp_table_open read it */
 	char *source;
 	char *db_path;
 	int lock_fd;
+	double lock_timeout;	/* seconds, for every lock the table takes */
 	tp_doc *doc;
 	tp_doc_opts doc_opts;
 };
+
+/* The identity of path now (a symlink followed); -1 with errno. */
+static int
+file_id_of(struct file_id *id, const char *path)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	id->exists = 1;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+	return 0;
+}
+
+static int
+file_id_equal(const struct file_id *a, const struct file_id *b)
+{
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino
+	    && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec
+	    && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/*
+ * Our lock keeps other tlspolicy runs out, but not an editor: a hand
+ * edit between tp_table_open() and the commit would be overwritten
+ * without a word. The source must still be the file we read.
+ */
+static int
+check_unchanged(const tp_table *t, tp_diag *diag)
+{
+	struct file_id now;
+
+	if (file_id_of(&now, t->source) < 0)
+		return tp__diag_errno(diag, TP_EIO, errno, "stat %s", t->source);
+	if (!file_id_equal(&now, &t->loaded))
+		return tp__diag_set(diag, TP_ECHANGED, NULL, 0,
+				    "%s was %s by someone else since it was read: nothing written, so that change is not lost; try again",
+				    t->source, t->loaded.exists ? (now.exists ? "changed" : "removed")
+				    : "created");
+	return TP_OK;
+}
+
+/*
+ * Load the source and remember which version that was: its identity
+ * before and after the read must agree, or an edit raced the read and
+ * we read again.
+ */
+static int
+load_source(tp_table *t, int writing, tp_diag *diag)
+{
+	struct file_id after;
+	int rc = TP_OK;
+
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (file_id_of(&t->loaded, t->source) < 0)
+			return tp__diag_errno(diag, TP_EIO, errno, "stat %s", t->source);
+		tp_doc_free(t->doc);
+		t->doc = NULL;
+		rc = tp_doc_load(&t->doc, t->source, &t->doc_opts, diag);
+		if (rc == TP_ENOTFOUND && writing) {
+			/* A table being created: empty until the first commit. */
+			if ((rc = tp_doc_parse(&t->doc, "", 0, t->source, &t->doc_opts)) < 0)
+				return tp__diag_set(diag, rc, NULL, 0, "out of memory");
+		}
+		if (rc < 0)
+			return rc;
+		if (file_id_of(&after, t->source) < 0)
+			return tp__diag_errno(diag, TP_EIO, errno, "stat %s", t->source);
+		if (file_id_equal(&after, &t->loaded))
+			return TP_OK;
+	}
+	return tp__diag_set(diag, TP_ECHANGED, NULL, 0,
+			    "%s keeps changing while it is read", t->source);
+}
 
 static char *
 concat(const char *a, const char *b)
@@ -91,7 +191,7 @@ int
 tp_table_open(tp_table **out, tp_map_type type, const char *source,
 	      const tp_table_opts *opts, tp_diag *diag)
 {
-	static const tp_table_opts defaults = TP_TABLE_OPTS_INIT;
+	tp_table_opts defaults = TP_TABLE_OPTS_INIT, v1;
 	tp_table *t;
 	char *lock_path = NULL;
 	int rc;
@@ -99,12 +199,24 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
+	if (opts->version == 1) {
+		/* Built before lock_timeout: read only what it has. */
+		v1 = defaults;
+		memcpy(&v1, opts, offsetof(tp_table_opts, lock_timeout));
+		opts = &v1;
+	} else if (opts->version != TP_TABLE_OPTS_VERSION)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "table options version %u, want %u",
+				    opts->version, TP_TABLE_OPTS_VERSION);
+	if (isnan(opts->lock_timeout))
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "lock timeout is not a number");
 	if (tp__map_backend_get(type) == NULL)
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0, "unsupported map type");
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	t->type = type;
 	t->lock_fd = -1;
+	t->lock_timeout = opts->lock_timeout;
 	t->doc_opts = opts->doc;
 	t->source = strdup(source);
 	t->db_path = concat(source, tp_map_type_suffix(type));
@@ -117,17 +229,12 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 			goto fail;
 		}
-		if ((rc = tp__lock_acquire(&t->lock_fd, lock_path, diag)) < 0)
+		if ((rc = tp__lock_acquire(&t->lock_fd, lock_path, t->lock_timeout,
+					   diag)) < 0)
 			goto fail;
 		sweep_temps(t);
 	}
-	rc = tp_doc_load(&t->doc, source, &t->doc_opts, diag);
-	if (rc == TP_ENOTFOUND && (opts->flags & TP_TABLE_WRITE)) {
-		/* A table being created: empty until the first commit. */
-		if ((rc = tp_doc_parse(&t->doc, "", 0, source, &t->doc_opts)) < 0)
-			tp__diag_set(diag, rc, NULL, 0, "out of memory");
-	}
-	if (rc < 0)
+	if ((rc = load_source(t, (opts->flags & TP_TABLE_WRITE) != 0, diag)) < 0)
 		goto fail;
 	free(lock_path);
 	*out = t;
@@ -258,13 +365,16 @@ tp_table_rebuild(tp_table *table, tp_diag *diag)
 	tp__map_pending p;
 	int rc;
 
+	/* A db built from what we read must be a db of what is there. */
+	if ((rc = check_unchanged(table, diag)) < 0)
+		return rc;
 	if ((rc = doc_records(table, &d, &recs, diag)) < 0)
 		return rc;
 	rc = tp__map_prepare(&p, table->type, table->db_path, &recs, table->source, diag);
 	free(d.index);
 	if (rc < 0)
 		return rc;
-	rc = tp__map_install(&p, table->db_path, diag);
+	rc = tp__map_install(&p, table->db_path, table->lock_timeout, diag);
 	tp__map_discard(&p);
 	return rc;
 }
@@ -317,6 +427,8 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	tp__records recs;
 	int rc, same;
 
+	if ((rc = check_unchanged(table, diag)) < 0)
+		return rc;
 	if ((rc = tp_doc_serialize(table->doc, &data)) < 0)
 		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
 	same = file_equals(table->source, data.ptr ? data.ptr : "", data.size);
@@ -340,12 +452,31 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	free(d.index);
 	if (rc < 0)
 		goto out;
+	/*
+	 * The db's lock before anything is renamed: when a reader (any local
+	 * user can be one) keeps it past the timeout, both files stay old.
+	 */
+	if ((rc = tp__map_lock(&db, table->db_path, table->lock_timeout, diag)) < 0) {
+		tp__map_discard(&db);
+		goto out;
+	}
+	/* Once more, as late as can be: the window left is this check to the rename. */
+	if ((rc = check_unchanged(table, diag)) < 0) {
+		tp__map_discard(&db);
+		goto out;
+	}
 	/* Source first: Postfix warns when the source is newer than the db. */
 	if (source.tmp != NULL && (rc = tp__file_install(&source, diag)) < 0) {
 		tp__map_discard(&db);
 		goto out;
 	}
-	rc = tp__map_install(&db, table->db_path, diag);
+	/* What is there now is what we wrote: a later commit compares with it. */
+	if (source.target != NULL && file_id_of(&table->loaded, table->source) < 0) {
+		rc = tp__diag_errno(diag, TP_EIO, errno, "stat %s", table->source);
+		tp__map_discard(&db);
+		goto out;
+	}
+	rc = tp__map_install(&db, table->db_path, table->lock_timeout, diag);
 	tp__map_discard(&db);
 out:
 	tp__file_discard(&source);
@@ -416,7 +547,8 @@ tp_table_db_state(tp_table *table, tp_db_state *state, tp_diag *diag)
 	if ((rc = table_records(table, &w.recs, &w.n, diag)) < 0)
 		return rc;
 	qsort(w.recs, w.n, sizeof(*w.recs), cmp_key);
-	rc = tp__map_iterate(table->type, table->db_path, state_visit, &w, diag);
+	rc = tp__map_iterate(table->type, table->db_path, table->lock_timeout,
+			     state_visit, &w, diag);
 	free(w.recs);
 	if (rc < 0) {
 		if (rc == TP_ENOTFOUND) {	/* removed since the stat */

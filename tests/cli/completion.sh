@@ -60,8 +60,9 @@ done
 # shellcheck disable=SC2086
 expect "tlspolicy " $commands
 expect "tlspolicy -c $D " $commands
+expect "tlspolicy --lock-timeout 5 " $commands
 expect "tlspolicy -q re" $(grep '^re' <<<"$commands")
-expect "tlspolicy -" -c -m -d -v -q --syslog --help --version
+expect "tlspolicy -" -c -m -d -v -q --syslog --lock-timeout --help --version
 # shellcheck disable=SC2046
 expect "tlspolicy set x --" $("$TLSPOLICY" set --help | grep -oE -- '--[a-z][a-z-]*' | sort -u)
 expect "tlspolicy set x --fingerprint-f" --fingerprint-from

@@ -18,7 +18,7 @@ for c in $commands; do
         grep -q -- "$opt" "$text" || fail "$c $opt is not documented in tlspolicy.1"
     done
 done
-for opt in -c -m -d -v -q --syslog; do
+for opt in -c -m -d -v -q --syslog --lock-timeout; do
     grep -Eq "^[[:space:]]+$opt([[:space:]]|\$)" "$text" || fail "global option $opt is not documented"
 done
 echo "manpage: all passed"

@@ -110,14 +110,8 @@ postqueue -c "$pf" -j | grep -c '"address": *"rcpt[123]@partner-a.test"' | grep 
     || fail "the queue does not hold the three messages: $(postqueue -c "$pf" -p)"
 # The monitor as examples/cron runs it, as nobody, from a copy nobody can
 # reach (the build tree may be in a 0700 directory).
-mkdir -p "$TP_TMP/shared"
-cp "$T" "$TP_TMP/shared/tlspolicy"
-lib=$(ldd "$T" | awk '$1 ~ /^libtlspolicy\.so/ { print $3 }')
-[ -z "$lib" ] || cp -L "$lib" "$TP_TMP/shared/"
-chmod -R a+rX "$TP_TMP/shared"
 rc=0
-runuser -u nobody -- env LD_LIBRARY_PATH="$TP_TMP/shared" "$TP_TMP/shared/tlspolicy" -c "$pf" check \
-    >"$TP_TMP/check-nobody" 2>&1 || rc=$?
+runuser -u nobody -- "$(tp_tlspolicy_for_others)" -c "$pf" check >"$TP_TMP/check-nobody" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -F "CRITICAL $A:" "$TP_TMP/check-nobody" | grep -q "3 messages deferred" \
     || fail "check as nobody: exit $rc: $(cat "$TP_TMP/check-nobody")"
 "$T" -c "$pf" list >"$TP_TMP/list" || fail "list failed"

@@ -2,10 +2,13 @@
  * Fuzz target for main.cf: any bytes parse (continuations, comments,
  * name = value); expansion of every parameter tlspolicy asks for, and of
  * names taken from the input itself, terminates ($name, ${name?..:..},
- * the relational form, self-reference) and yields a C string; the policy
- * map and the digest are answered without crashing.
+ * the relational form, self-reference) and yields a C string of at most
+ * TP__CONFIG_EXPAND_OUTPUT bytes (the budget of one expansion: a value
+ * longer than that aborts, which libFuzzer reports); the policy map and
+ * the digest are answered without crashing.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +23,17 @@ static void
 ask(const tp_config *config, const char *name)
 {
 	const char *v = tp_config_get(config, name);
+	size_t len;
 
-	if (v != NULL)
-		sink += strlen(v);
+	if (v == NULL)
+		return;
+	len = strlen(v);
+	if (len > TP__CONFIG_EXPAND_OUTPUT) {
+		fprintf(stderr, "%s expands to %zu bytes, over the budget of %u\n", name,
+			len, TP__CONFIG_EXPAND_OUTPUT);
+		abort();
+	}
+	sink += len;
 }
 
 int

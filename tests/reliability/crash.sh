@@ -13,6 +13,10 @@
 # fall everywhere in the write protocol; for set and rotate every other one
 # (rotate: each) from 0.8x the time a --dry-run takes, where the write is.
 # TP_CRASH_KILLS (default 100, 70 in the ASan build) kills per command; TP_CRASH_SEED replays.
+# Long mode, 1000 kills per command (about an hour per map type; figures
+# of a run in docs/reliability.md), in the plain build directory:
+#   TP_CRASH_KILLS=1000 ctest -V -R '^reliability/crash$' --timeout 14400
+# (-R '^reliability/crash' runs the lmdb: and cdb: variants too).
 # For rotate the old/new pair is a pin toggled between two certificates
 # that our test server presents in turn.
 . "$TP_SOURCE_DIR/tests/lib.sh"

@@ -88,13 +88,16 @@ writers "read-only" "Read-only file system"
 mount -o remount,rw "$M" || fail "remount read-write failed"
 
 tp_note "a directory the user cannot write (as nobody)"
-chmod 755 "$TP_TMP"
+# A copy nobody can run: the build tree may be in a directory only we enter.
+TN=$(tp_tlspolicy_for_others)
 chown nobody "$S" "$S$SFX" "$S.lock"
 cp -p "$S$SFX" "$W/db"
 chmod 555 "$D"
-runuser -u nobody -- "$T" -c "$D" list >/dev/null 2>"$W/err" ||
-    fail "nobody cannot run $T here (is the build tree traversable?): $(cat "$W/err")"
+runuser -u nobody -- "$TN" -c "$D" list >/dev/null 2>"$W/err" ||
+    fail "nobody cannot run $TN: $(cat "$W/err")"
+T0=$T T=$TN
 writers "unwritable directory" "Permission denied" runuser -u nobody --
+T=$T0
 chmod 755 "$D"
 chown root "$S" "$S$SFX" "$S.lock"
 cp -p "$S$SFX" "$W/db"

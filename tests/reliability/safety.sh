@@ -47,7 +47,8 @@ trace() {
     local label=$1 line path created=() dir ok n=0
     shift
     # LeakSanitizer cannot run under ptrace; leaks are checked elsewhere.
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -o "$W/strace" -e trace=open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,rmdir,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,lchown,fchownat,truncate "$@" \
+    # -y names the directory of every descriptor-relative call (unlinkat(5</dir>, "name")).
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -o "$W/strace" -e trace=open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,rmdir,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,lchown,fchownat,truncate "$@" \
         >/dev/null 2>"$W/err" || fail "$label: $(cat "$W/err")"
     grep -q 'rename' "$W/strace" || fail "$label: strace saw no rename: the trace is not working"
     while IFS= read -r line; do
@@ -73,7 +74,9 @@ trace() {
                 [ "$ok" = 1 ] || fail "$label: created without O_EXCL outside a private directory we made: $line"
                 ;;
         esac
-    done < <(grep -E 'O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|(mkdir|rename|unlink|rmdir|link|symlink|chmod|chown|truncate)[a-z0-9]*\(' "$W/strace" | grep -v '^[0-9]* *execve')
+    done < <(grep -E 'O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|(mkdir|rename|unlink|rmdir|link|symlink|chmod|chown|truncate)[a-z0-9]*\(' "$W/strace" | grep -v '^[0-9]* *execve' |
+             sed -E -e 's/(AT_FDCWD|[0-9]+)<[^>]*>, "(\/[^"]*)"/"\2"/g' \
+                 -e 's/(AT_FDCWD|[0-9]+)<([^>]*)>, "([^"]*)"/"\2\/\3"/g')
     [ "$n" -ge 4 ] || fail "$label: only $n file operations checked: the trace is not working"
 }
 
@@ -121,6 +124,37 @@ ln -s "$V/file" "$S.db"
 "$T" -c "$D" rebuild || fail "rebuild over a symlinked db failed"
 victim_intact "rebuild over a symlinked db"
 [ ! -L "$S.db" ] && [ "$(postmap -c "$D" -q x.example "hash:$S")" = may ] || fail "the db is not a real db after rebuild"
+
+tp_note "root writes a table another user owns as that user, as postmap does"
+# So the owner of the table's directory cannot make root create, replace
+# or remove files elsewhere, and the files made are the owner's: a lock
+# file made by root (0600) would lock the owner out of their own table.
+TN=$(tp_tlspolicy_for_others)
+O=$TP_TMP/owned
+mkdir "$O"
+cp "$D/main.cf" "$O/main.cf"
+"$TP_TOOLS_DIR/gen_policy" bench 3 20 "$O/tls_policy" || fail "gen_policy failed"
+chown -R nobody: "$O"
+"$T" -c "$O" set root.example --level may >/dev/null 2>"$W/err" || fail "root's set of nobody's table: $(cat "$W/err")"
+for f in tls_policy tls_policy.db tls_policy.lock; do
+    [ "$(stat -c %U "$O/$f")" = nobody ] || fail "root's set made $f owned by $(stat -c %U "$O/$f"), want nobody (the source's owner)"
+done
+runuser -u nobody -- "$TN" -c "$O" set nobody.example --level encrypt >/dev/null 2>"$W/err" ||
+    fail "nobody cannot write their own table after root did: $(cat "$W/err")"
+[ "$(postmap -c "$O" -q root.example "hash:$O/tls_policy")" = may ] || fail "root.example is not in nobody's db"
+# Reloading Postfix is root's job again.
+printf '#!/bin/sh\nid -u >"%s"\n' "$W/reload.uid" >"$W/fakepostfix"
+chmod 755 "$W/fakepostfix"
+"$T" -c "$O" set root2.example --level may --reload --postfix-command "$W/fakepostfix" >/dev/null 2>"$W/err" ||
+    fail "root's set --reload of nobody's table: $(cat "$W/err")"
+[ "$(cat "$W/reload.uid")" = 0 ] || fail "postfix reload ran as uid $(cat "$W/reload.uid"), want 0"
+# In a directory the owner cannot write, root cannot either (postmap fails too).
+mkdir "$TP_TMP/rootdir" && cp -p "$O/main.cf" "$O/tls_policy" "$TP_TMP/rootdir/"
+rc=0
+"$T" -c "$TP_TMP/rootdir" set x.example --level may >/dev/null 2>"$W/err" || rc=$?
+[ "$rc" = 1 ] || fail "root's set of nobody's table in root's directory: exit $rc, want 1"
+grep -q "Permission denied (writing as uid $(id -u nobody), the owner of $TP_TMP/rootdir/tls_policy, as postmap does)" "$W/err" ||
+    fail "root's set of nobody's table in root's directory: got '$(cat "$W/err")'"
 
 tp_note "doctor: permissions and owners"
 doctor() { "$T" -c "$D" doctor >"$W/doctor" 2>&1 || echo "exit $?" >>"$W/doctor"; }

@@ -63,7 +63,8 @@ static const char *const values[] = {
 	"encrypt protocols=!SSLv2,!SSLv3 ciphers=high", "may # not a comment",
 	"fingerprint\tmatch=3D:4F:AA|11:22", "verify match=hostname tafile=/x",
 	"Fingerprint MATCH=aabbcc", "value with \"quotes\" and \\backslash",
-	"caf\xc3\xa9 \xc3\x9c" "BER", "#hash first", "x",
+	/* Two literals: "\x9cBER" would be one (too large) hex escape. */
+	("caf\xc3\xa9 \xc3\x9c" "BER"), "#hash first", "x",
 };
 
 static const char *const spaces[] = { " ", "\t", "  ", " \t ", "\t\t" };

@@ -804,7 +804,8 @@ main(int argc, char **argv)
 	int udp, tcp;
 	char text[32];
 
-	for (int i = 1; i < argc; i++) {
+	/* Options come in pairs: OPTION VALUE. */
+	for (int i = 1; i < argc; i += 2) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (val == NULL)
@@ -823,7 +824,6 @@ main(int argc, char **argv)
 			log_file = val;
 		else
 			usage();
-		i++;
 	}
 	if (zone_file == NULL || port > 65535)
 		usage();

@@ -315,6 +315,50 @@ test_config__self_reference_does_not_loop(void **state)
 	tp_config_free(config);
 }
 
+/*
+ * One budget over the whole expansion: a 1 MB main.cf whose values repeat
+ * a large one ("b = $a$a...$a", in groups, in a relation, one level
+ * further down) expands to at most 1 MB, not to hundreds. The small
+ * values after it are still right.
+ */
+static void
+test_config__a_huge_expansion_is_capped_at_1_mb_in_all(void **state)
+{
+	static const char *const names[] = { "b", "c", "d", "e", "f" };
+	size_t big = 600 * 1024, len;
+	char *text, *p;
+	tp_config *config = NULL;
+
+	(void)state;
+	text = malloc(big + 4096);
+	assert_non_null(text);
+	p = text;
+	p += sprintf(p, "a = ");
+	memset(p, 'x', big);
+	p += big;
+	p += sprintf(p, "\nb =");
+	for (int i = 0; i < 200; i++)
+		p += sprintf(p, " $a");
+	p += sprintf(p, "\nc = ${a}${a}${a}${a}${a}${a}${a}${a}\n");
+	p += sprintf(p, "d = ${{$a} == {$a} ? {$a $a $a $a} : {no}}\n");
+	p += sprintf(p, "e = ${a?{$a$a$a$a$a}:{no}} $b\n");
+	p += sprintf(p, "f = $e $e $e\n");
+	p += sprintf(p, "compatibility_level = 3.6\n");
+	write_main_cf(text);
+	free(text);
+	assert_int_equal(tp_config_load(&config, tmpdir, NULL), 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = tp_config_get(config, names[i]);
+
+		assert_non_null(v);
+		len = strlen(v);
+		if (len > (1u << 20))
+			fail_msg("%s expands to %zu bytes, want at most 1 MB", names[i], len);
+	}
+	assert_string_equal(tp_config_digest(config), "sha256");
+	tp_config_free(config);
+}
+
 static int
 setup(void **state)
 {
@@ -342,6 +386,7 @@ main(void)
 		cmocka_unit_test(test_config__missing_main_cf_is_not_found_and_names_the_file),
 		cmocka_unit_test(test_config__mail_config_environment_names_the_directory),
 		cmocka_unit_test(test_config__self_reference_does_not_loop),
+		cmocka_unit_test(test_config__a_huge_expansion_is_capped_at_1_mb_in_all),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -692,7 +692,8 @@ gen_awkward(tp_buf *b, int lines)
 	static const char *const keys[] = {
 		"example.com", "[192.0.2.1]:25", "Mixed.Example", "mixed.example",
 		"\"q k\"", "x\\ y", "a#b", "alias:", "\xc3\x84rger.de", "\xc3\xa4rger.de",
-		"stra\xc3\x9f" "e", "STRASSE", "\xe1\xba\x9e", "\xc4\xb0i", "\xce\xa3x",
+		/* Two literals where a hex escape must end: "\x9fe" is one escape. */
+		("stra\xc3\x9f" "e"), "STRASSE", "\xe1\xba\x9e", "\xc4\xb0i", "\xce\xa3x",
 		"bad\xff", "half\xc3", "k\"q", "\\", "n\0ul", "[2001:db8::1]:25",
 		".example.net", "K\r", "sur\xed\xa0\x80",
 	};

@@ -239,7 +239,8 @@ test_map__large_lmdb_and_cdb_tables_keep_every_first_record(void **state)
 		path_in(db, sizeof(db), t ? "big.cdb" : "big.lmdb");
 		if (tp_map_write(types[t], db, recs, N + 1, NULL, &d) != 0)
 			fail_msg("write %s: %s", db, d.message);
-		assert_int_equal(tp__map_iterate(types[t], db, count_record, &c, NULL), 0);
+		assert_int_equal(tp__map_iterate(types[t], db, TP_LOCK_TIMEOUT_DEFAULT,
+						 count_record, &c, NULL), 0);
 		assert_int_equal(c.n, N);
 		assert_lookup(types[t], db, keys[0], "even");
 		assert_lookup(types[t], db, keys[N - 1], "odd");
@@ -394,8 +395,8 @@ test_map__large_table_stores_every_first_record(void **state)
 			fail_msg("write: %s", d.message);
 		memset(&w, 0, sizeof(w));
 		w.nul = t != TP_MAP_CDB;
-		assert_int_equal(tp__map_iterate((tp_map_type)t, db, big_visit, &w,
-						 &d), 0);
+		assert_int_equal(tp__map_iterate((tp_map_type)t, db, TP_LOCK_TIMEOUT_DEFAULT,
+						 big_visit, &w, &d), 0);
 		if (w.bad || w.n != BIG_N - BIG_DUP)
 			fail_msg("%s: got %zu records (bad: %d), want %d",
 				 tp_map_type_name((tp_map_type)t), w.n, w.bad,
@@ -580,7 +581,7 @@ test_map__lock_file_symlink_is_not_followed(void **state)
 	path_in(lock, sizeof(lock), "src.lock");
 	path_in(victim, sizeof(victim), "victim");
 	assert_int_equal(symlink(victim, lock), 0);
-	assert_int_equal(tp__lock_acquire(&fd, lock, &d), TP_EIO);
+	assert_int_equal(tp__lock_acquire(&fd, lock, TP_LOCK_TIMEOUT_DEFAULT, &d), TP_EIO);
 	assert_int_equal(fd, -1);
 	assert_non_null(strstr(d.message, "symbolic link"));
 	assert_int_equal(access(victim, F_OK), -1);	/* not created through it */
@@ -606,6 +607,188 @@ test_map__db_symlink_is_replaced_not_written_through(void **state)
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(stat(victim, &st), 0);
 	assert_int_equal(st.st_size, 4);
+}
+
+static void
+make_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static int
+file_is(const char *path, const char *text)
+{
+	char buf[256];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	return strcmp(buf, text) == 0;
+}
+
+/*
+ * Whoever can write the table's directory can swap our temp directory
+ * for a symbolic link (or another directory) between its creation and
+ * its removal; the removal must then empty nothing but what we made.
+ */
+static void
+test_map__temp_dir_removal_leaves_a_swapped_in_directory_alone(void **state)
+{
+	char target[512], victim[512], moved[512], f1[600], f2[600], f3[600];
+
+	(void)state;
+	path_in(target, sizeof(target), "t.db");
+	path_in(victim, sizeof(victim), "victim");
+	path_in(moved, sizeof(moved), "moved");
+	assert_int_equal(mkdir(victim, 0755), 0);
+	snprintf(f1, sizeof(f1), "%s/t.db", victim);
+	snprintf(f2, sizeof(f2), "%s/__db.t.db", victim);
+	snprintf(f3, sizeof(f3), "%s/precious", victim);
+	make_file(f1, "keep", 0644);
+	make_file(f2, "keep", 0644);
+	make_file(f3, "keep", 0644);
+	for (int how = 0; how < 2; how++) {
+		tp__tmpdir d;
+
+		assert_int_equal(tp__temp_dir(&d, target, NULL), 0);
+		assert_int_equal(rename(d.path.ptr, moved), 0);
+		if (how == 0)
+			assert_int_equal(symlink(victim, d.path.ptr), 0);
+		else
+			assert_int_equal(rename(victim, d.path.ptr), 0);
+		{
+			char swapped[512];
+
+			snprintf(swapped, sizeof(swapped), "%s", d.path.ptr);
+			tp__temp_dir_remove(&d);
+			assert_null(d.path.ptr);
+			if (how == 1)	/* the real directory back where it was */
+				assert_int_equal(rename(swapped, victim), 0);
+			else
+				assert_int_equal(unlink(swapped), 0);
+		}
+		if (!file_is(f1, "keep") || !file_is(f2, "keep") || !file_is(f3, "keep"))
+			fail_msg("%s swapped in: its files were removed",
+				 how == 0 ? "a symbolic link" : "another directory");
+		assert_int_equal(rmdir(moved), 0);
+	}
+	/* Our own directory goes, with what libdb left in it. */
+	{
+		tp__tmpdir d;
+		char inside[600];
+
+		assert_int_equal(tp__temp_dir(&d, target, NULL), 0);
+		snprintf(inside, sizeof(inside), "%s/__db.t.db", d.path.ptr);
+		make_file(inside, "x", 0600);
+		tp__temp_dir_remove(&d);
+		assert_int_equal(stray_files((const char *[]){ "victim", NULL }), 0);
+	}
+}
+
+/* Set-uid, set-gid and sticky bits never reach the new files. */
+static void
+test_map__set_id_bits_are_not_copied_to_new_files(void **state)
+{
+	char src[512], db[512];
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	make_file(src, "a b\n", 06755);
+	assert_int_equal(tp__file_replace(src, "c d\n", 4, NULL), 0);
+	if (mode_of(src) != 0755)
+		fail_msg("source of mode 6755 rewritten with mode %04o, want 0755",
+			 (unsigned)mode_of(src));
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	assert_int_equal(chmod(db, 03640), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 2, NULL, NULL), 0);
+	if (mode_of(db) != 0640)
+		fail_msg("db of mode 3640 rewritten with mode %04o, want 0640",
+			 (unsigned)mode_of(db));
+}
+
+/*
+ * A db that is a symbolic link is replaced by a new db: it takes its
+ * mode and owner from the source, as a new db does, not from whatever
+ * the link points to.
+ */
+static void
+test_map__symlinked_db_does_not_lend_its_target_mode_or_owner(void **state)
+{
+	char src[512], db[512], victim[512];
+	struct stat st;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	path_in(victim, sizeof(victim), "shadow");
+	make_file(src, "a b\n", 0644);
+	make_file(victim, "secret", 0600);
+	if (geteuid() == 0)
+		assert_int_equal(chown(victim, 65534, 65534), 0);
+	assert_int_equal(symlink(victim, db), 0);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, src, NULL), 0);
+	assert_int_equal(lstat(db, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	if ((st.st_mode & 07777) != 0644)
+		fail_msg("db made over a link to a 0600 file has mode %04o, want the source's 0644",
+			 (unsigned)(st.st_mode & 07777));
+	assert_int_equal(st.st_uid, geteuid());
+	assert_true(file_is(victim, "secret"));
+}
+
+/*
+ * A symbolic link as source is a file managed elsewhere: the file it
+ * points to is replaced (beside itself, keeping its mode), the link
+ * stays, and the db is beside the link, where Postfix looks for it.
+ */
+static void
+test_map__symlinked_source_rewrites_its_target_and_keeps_the_link(void **state)
+{
+	char src[512], real_dir[512], real[600], db[512], tmp[700];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_table *t;
+	struct stat st;
+	size_t idx;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	path_in(real_dir, sizeof(real_dir), "managed");
+	assert_int_equal(mkdir(real_dir, 0755), 0);
+	snprintf(real, sizeof(real), "%s/tls_policy", real_dir);
+	make_file(real, "old.example may\n", 0640);
+	assert_int_equal(symlink(real, src), 0);
+	/* A temp a killed writer left beside the target is swept too. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp.AbCd12", real);
+	make_file(tmp, "stale", 0600);
+	opts.flags = TP_TABLE_WRITE;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	tp_table_free(t);
+	assert_int_equal(lstat(src, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_true(file_is(real, "old.example may\nnew.example\tencrypt\n")
+		    || file_is(real, "old.example may\nnew.example encrypt\n"));
+	assert_int_equal(mode_of(real), 0640);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_lookup(TP_MAP_HASH, db, "new.example", "encrypt");
+	assert_int_equal(stray_files((const char *[]){ "policy", "policy.db", "policy.lock",
+						     "managed", NULL }), 0);
 }
 
 /*
@@ -696,10 +879,248 @@ test_map__lock_file_queues_writers(void **state)
 	path_in(marker, sizeof(marker), "released");
 	close(open(lock, O_CREAT | O_WRONLY, 0600));
 	pid = hold_lock(lock, LOCK_EX);
-	assert_int_equal(tp__lock_acquire(&fd, lock, NULL), 0);
+	assert_int_equal(tp__lock_acquire(&fd, lock, TP_LOCK_TIMEOUT_DEFAULT, NULL), 0);
 	assert_int_equal(access(marker, F_OK), 0);
 	tp__lock_release(fd);
 	reap(pid);
+}
+
+/*
+ * A child holds a lock on path (opened read-only: any user who can read
+ * a file can lock it) until we close *release. Returns its pid.
+ */
+static pid_t
+hold_lock_until(const char *path, int op, int *release)
+{
+	int ready[2], go[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* LOCK_EX|LOCK_NB stands for an fcntl() write lock (lmdb's). */
+		int fcntl_lock = op == (LOCK_EX | LOCK_NB);
+		int fd = open(path, fcntl_lock ? O_RDWR : O_RDONLY);
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+		close(go[1]);
+		if (fd < 0 || (fcntl_lock ? fcntl(fd, F_SETLKW, &fl) : flock(fd, op)) < 0
+		    || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		(void)read(go[0], &c, 1);	/* EOF: the parent let go */
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*release = go[1];
+	return pid;
+}
+
+/*
+ * Any local user can hold a lock on the world-readable db (or, if they
+ * can read it, on the lock file): every lock wait gives up after the
+ * timeout with TP_ETIMEOUT and names the file and the holder.
+ */
+static void
+test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder(void **state)
+{
+	char lock[512], db[512], src[512], holder[64], want[700];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_buf v = TP_BUF_INIT;
+	tp_table *t;
+	tp_db_state st;
+	int release, fd;
+	size_t idx;
+	pid_t pid;
+
+	(void)state;
+	path_in(lock, sizeof(lock), "policy.lock");
+	path_in(db, sizeof(db), "policy.db");
+	path_in(src, sizeof(src), "policy");
+	make_file(src, "old.example may\n", 0644);
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+	make_file(lock, "", 0600);
+
+	/* The table lock: tp__lock_acquire and tp_table_open. */
+	pid = hold_lock_until(lock, LOCK_EX, &release);
+	snprintf(holder, sizeof(holder), "by pid %ld (", (long)pid);
+	assert_int_equal(tp__lock_acquire(&fd, lock, 0.2, &d), TP_ETIMEOUT);
+	assert_int_equal(fd, -1);
+	snprintf(want, sizeof(want), "%s is still locked after 0.2 s, %s", lock, holder);
+	if (strncmp(d.message, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want \"%s...\"", d.message, want);
+	opts.flags = TP_TABLE_WRITE;
+	opts.lock_timeout = 0;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), TP_ETIMEOUT);
+	close(release);
+	reap(pid);
+
+	/* A reader's LOCK_SH on the db: a commit gives up, nothing renamed. */
+	opts.lock_timeout = 0.1;
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+	pid = hold_lock_until(db, LOCK_SH, &release);
+	assert_int_equal(tp_table_commit(t, &d), TP_ETIMEOUT);
+	snprintf(want, sizeof(want), "%s is still locked after 0.1 s, by pid %ld (", db, (long)pid);
+	if (strncmp(d.message, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want \"%s...\"", d.message, want);
+	assert_true(file_is(src, "old.example may\n"));
+	assert_lookup(TP_MAP_HASH, db, "example.com", sample[0].value);
+	close(release);
+	reap(pid);
+
+	/* A writer's LOCK_EX on the db: readers give up. */
+	pid = hold_lock_until(db, LOCK_EX, &release);
+	assert_int_equal(tp_table_db_state(t, &st, &d), TP_ETIMEOUT);
+	assert_int_equal(tp_map_lookup_timed(TP_MAP_HASH, db, "a", &v, 0, &d), TP_ETIMEOUT);
+	assert_non_null(strstr(d.message, "still locked after 0 s, by pid"));
+	close(release);
+	reap(pid);
+
+	/* Once let go, the same table commits. */
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	assert_lookup(TP_MAP_HASH, db, "new.example", "encrypt");
+	tp_table_free(t);
+	tp_buf_dispose(&v);
+}
+
+/*
+ * lmdb: readers and writers lock with fcntl(), as Postfix's do: a write
+ * lock held too long makes a lookup give up too, naming the holder; a
+ * cdb file is never locked (it is only ever replaced), so nothing waits.
+ */
+static void
+test_map__an_lmdb_lock_held_too_long_is_a_timeout_and_cdb_never_waits(void **state)
+{
+	char db[512];
+	tp_diag d = TP_DIAG_INIT;
+	tp_buf v = TP_BUF_INIT;
+	int release;
+	pid_t pid;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.lmdb");
+	assert_int_equal(tp_map_write(TP_MAP_LMDB, db, sample, 4, NULL, NULL), 0);
+	pid = hold_lock_until(db, LOCK_EX | LOCK_NB, &release);
+	assert_int_equal(tp_map_lookup_timed(TP_MAP_LMDB, db, "a", &v, 0.1, &d), TP_ETIMEOUT);
+	print_message("%s\n", d.message);
+	assert_non_null(strstr(d.message, "is still locked after 0.1 s, by pid"));
+	assert_int_equal(tp__map_write(TP_MAP_LMDB, db, sample, 2, NULL, 0.1, &d), TP_ETIMEOUT);
+	close(release);
+	reap(pid);
+	assert_lookup(TP_MAP_LMDB, db, "example.com", sample[0].value);
+
+	path_in(db, sizeof(db), "t.cdb");
+	assert_int_equal(tp_map_write(TP_MAP_CDB, db, sample, 4, NULL, NULL), 0);
+	pid = hold_lock_until(db, LOCK_EX, &release);
+	if (tp__map_write(TP_MAP_CDB, db, sample, 2, NULL, 0, &d) != 0)
+		fail_msg("cdb write with the file locked: %s", d.message);
+	close(release);
+	reap(pid);
+	tp_buf_dispose(&v);
+}
+
+/* The old db's lock is not taken through a symbolic link. */
+static void
+test_map__a_symlinked_db_is_not_locked_through_the_link(void **state)
+{
+	char db[512], victim[512];
+	tp_diag d = TP_DIAG_INIT;
+	int release;
+	pid_t pid;
+
+	(void)state;
+	path_in(db, sizeof(db), "t.db");
+	path_in(victim, sizeof(victim), "elsewhere");
+	make_file(victim, "not ours", 0644);
+	assert_int_equal(symlink(victim, db), 0);
+	pid = hold_lock_until(victim, LOCK_EX, &release);
+	if (tp__map_write(TP_MAP_HASH, db, sample, 4, NULL, 0, &d) != 0)
+		fail_msg("write over a link to a locked file: %s", d.message);
+	close(release);
+	reap(pid);
+	assert_true(file_is(victim, "not ours"));
+	assert_lookup(TP_MAP_HASH, db, "a", "");
+}
+
+/*
+ * The lock keeps tlspolicy writers apart, not an editor: a hand edit
+ * made after the table was read is not overwritten; the commit writes
+ * nothing and says so. Without an edit, commits go on working.
+ */
+static void
+test_map__a_hand_edit_after_open_is_not_overwritten(void **state)
+{
+	static const char *const edits[] = { "replace", "in place", "remove", "create" };
+	char src[512], db[512], other[600];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_table *t;
+	size_t idx;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	snprintf(other, sizeof(other), "%s.new", src);
+	opts.flags = TP_TABLE_WRITE;
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		int creating = strcmp(edits[i], "create") == 0;
+
+		unlink(src);
+		if (!creating)
+			make_file(src, "old.example may\n", 0644);
+		assert_int_equal(tp_map_write(TP_MAP_HASH, db, sample, 4, NULL, NULL), 0);
+		assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+		/* Meanwhile, someone edits the source. */
+		if (strcmp(edits[i], "replace") == 0) {
+			make_file(other, "old.example may\nhand.example secure\n", 0644);
+			assert_int_equal(rename(other, src), 0);
+		} else if (strcmp(edits[i], "in place") == 0) {
+			FILE *fp = fopen(src, "a");
+
+			assert_non_null(fp);
+			fputs("hand.example secure\n", fp);
+			fclose(fp);
+		} else if (strcmp(edits[i], "remove") == 0) {
+			assert_int_equal(unlink(src), 0);
+		} else {
+			make_file(src, "hand.example secure\n", 0644);
+		}
+		assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+		if (tp_table_commit(t, &d) != TP_ECHANGED)
+			fail_msg("%s: a hand edit after open was overwritten (%s)", edits[i], d.message);
+		print_message("%s: %s\n", edits[i], d.message);
+		assert_non_null(strstr(d.message, src));
+		assert_non_null(strstr(d.message, "nothing written"));
+		assert_int_equal(tp_table_rebuild(t, NULL), TP_ECHANGED);
+		tp_table_free(t);
+		if (strcmp(edits[i], "remove") == 0)
+			assert_int_equal(access(src, F_OK), -1);
+		else
+			assert_true(file_is(src, creating ? "hand.example secure\n"
+					    : "old.example may\nhand.example secure\n"));
+		assert_lookup(TP_MAP_HASH, db, "new.example", NULL);
+		assert_lookup(TP_MAP_HASH, db, "example.com", sample[0].value);
+	}
+	/* No edit: a commit, and a second one from the same table, work. */
+	make_file(src, "old.example may\n", 0644);
+	assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "new.example", "encrypt", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	assert_int_equal(tp_doc_append(tp_table_doc(t), "newer.example", "may", &idx), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("second commit: %s", d.message);
+	assert_int_equal(tp_table_rebuild(t, &d), 0);
+	tp_table_free(t);
+	assert_lookup(TP_MAP_HASH, db, "newer.example", "may");
 }
 
 static void
@@ -857,9 +1278,17 @@ main(void)
 		T(test_map__unwritable_directory_is_a_clean_error),
 		T(test_map__lock_file_symlink_is_not_followed),
 		T(test_map__db_symlink_is_replaced_not_written_through),
+		T(test_map__temp_dir_removal_leaves_a_swapped_in_directory_alone),
+		T(test_map__set_id_bits_are_not_copied_to_new_files),
+		T(test_map__symlinked_db_does_not_lend_its_target_mode_or_owner),
+		T(test_map__symlinked_source_rewrites_its_target_and_keeps_the_link),
 		T(test_map__lookup_waits_while_a_writer_holds_the_db),
 		T(test_map__write_waits_while_a_reader_holds_the_db),
 		T(test_map__lock_file_queues_writers),
+		T(test_map__a_lock_held_too_long_is_a_timeout_naming_file_and_holder),
+		T(test_map__a_symlinked_db_is_not_locked_through_the_link),
+		T(test_map__an_lmdb_lock_held_too_long_is_a_timeout_and_cdb_never_waits),
+		T(test_map__a_hand_edit_after_open_is_not_overwritten),
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
 		T(test_map__table_commit_writes_source_then_db_in_step),

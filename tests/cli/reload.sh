@@ -1,0 +1,65 @@
+# --reload runs Postfix's own postfix, $command_directory/postfix of
+# main.cf, by absolute path: not the first "postfix" in the caller's PATH
+# (root's PATH may hold a user's bin or "."), and with an environment of
+# PATH and TZ only (nothing like LD_PRELOAD or the caller's secrets is
+# passed on). It runs "postfix -c DIR reload" without a shell, DIR as it
+# is. --postfix-command still chooses another program,
+# by path, or by name in the system's PATH. A failing reload is one line
+# and exit 1, after the table was written.
+. "$TP_SOURCE_DIR/tests/lib.sh"
+
+T=$TLSPOLICY
+D="$TP_TMP/conf;x'y"     # reaches postfix as it is: no shell between
+mkdir -p "$D" "$TP_TMP/sbin" "$TP_TMP/evil"
+tp_sandbox_config "$D"
+echo "command_directory = $TP_TMP/sbin" >>"$D/main.cf"
+
+# fake NAME: a postfix that records who it is, its arguments and environment.
+fake() {
+    cat >"$2" <<EOF
+#!/bin/sh
+echo "$1 \$*" >"$TP_TMP/ran"
+env | LC_ALL=C sort >"$TP_TMP/env"
+EOF
+    chmod 755 "$2"
+}
+fake good "$TP_TMP/sbin/postfix"
+fake evil "$TP_TMP/evil/postfix"
+
+tp_note "set --reload: \$command_directory/postfix, not the PATH's, in a minimal environment"
+rm -f "$TP_TMP/ran"
+PATH="$TP_TMP/evil:$PATH" TP_SECRET=hunter2 LD_PRELOAD= TZ=UTC \
+    tp_expect_status 0 "$T" -c "$D" set a.example --level may --reload
+[ -f "$TP_TMP/ran" ] || fail "no postfix ran"
+[ "$(cat "$TP_TMP/ran")" = "good -c $D reload" ] ||
+    fail "ran '$(cat "$TP_TMP/ran")', want 'good -c $D reload' (\$command_directory/postfix)"
+extra=$(grep -Ev '^(PATH|TZ|PWD|SHLVL|_)=' "$TP_TMP/env" || true)
+[ -z "$extra" ] || fail "postfix got more than PATH and TZ from us: $extra"
+grep -qx 'TZ=UTC' "$TP_TMP/env" || fail "TZ not passed on: $(cat "$TP_TMP/env")"
+grep -q "^PATH=.*$TP_TMP" "$TP_TMP/env" && fail "the caller's PATH reached postfix: $(grep ^PATH "$TP_TMP/env")"
+
+tp_note "remove --reload: the same"
+rm -f "$TP_TMP/ran"
+PATH="$TP_TMP/evil:$PATH" tp_expect_status 0 "$T" -c "$D" remove a.example --reload
+[ "$(cat "$TP_TMP/ran")" = "good -c $D reload" ] || fail "remove --reload ran '$(cat "$TP_TMP/ran")'"
+
+tp_note "--postfix-command by path still chooses the program"
+rm -f "$TP_TMP/ran"
+tp_expect_status 0 "$T" -c "$D" set b.example --level may --reload --postfix-command "$TP_TMP/evil/postfix"
+[ "$(cat "$TP_TMP/ran")" = "evil -c $D reload" ] || fail "--postfix-command ran '$(cat "$TP_TMP/ran")'"
+
+tp_note "a failing reload: written, one line naming the program, exit 1"
+cat >"$TP_TMP/sbin/postfix" <<'EOF'
+#!/bin/sh
+exit 3
+EOF
+tp_expect_status 1 "$T" -c "$D" set c.example --level encrypt --reload
+[ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "want one line on stderr, got: $(cat "$TP_TMP/err")"
+grep -qF "tlspolicy: $TP_TMP/sbin/postfix -c $D reload failed (exit status 3)" "$TP_TMP/err" ||
+    fail "got '$(cat "$TP_TMP/err")'"
+grep -q '^c\.example' "$D/tls_policy" || fail "the table was not written before the reload"
+
+tp_note "a relative command_directory is refused, not searched"
+echo "command_directory = sbin" >>"$D/main.cf"
+tp_expect_status 1 "$T" -c "$D" set d.example --level may --reload
+grep -q "command_directory = sbin is not an absolute path" "$TP_TMP/err" || fail "got '$(cat "$TP_TMP/err")'"
