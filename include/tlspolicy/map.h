@@ -49,7 +49,16 @@
  *	without it a missing source is TP_ENOTFOUND. tp_table_doc() is the
  *	parsed source, owned by the table, to read or edit.
  *	tp_table_commit() writes the source if its bytes changed (temp,
- *	fsync, rename; mode and owner kept), then rebuilds the database.
+ *	fsync, rename; mode and owner kept), then the database: a copy of
+ *	the old one with only the records the edits changed (stored or
+ *	removed), renamed over it the same way; built whole instead when it
+ *	is missing, not a database of the type, older than the source as
+ *	loaded, does not hold what the loaded source says for a changed key,
+ *	when the type has no incremental writer (cdb), or when the edits
+ *	changed more than a quarter of the records. tp_table_db_written()
+ *	says how the last commit wrote it: TP_TABLE_DB_UPDATED (*records:
+ *	records changed), TP_TABLE_DB_REBUILT (*records: records written)
+ *	or TP_TABLE_DB_NONE (no commit yet).
  *	tp_table_rebuild() rebuilds the database only. tp_table_db_state()
  *	compares the database's records with the source's (content, not
  *	mtime). tp_table_free() releases the lock; it accepts NULL.
@@ -124,6 +133,12 @@ TP_EXTERN(int) tp_table_rebuild(tp_table *table, tp_diag *diag);
 TP_EXTERN(int) tp_table_db_state(tp_table *table, tp_db_state *state,
 				 tp_diag *diag);
 TP_EXTERN(void) tp_table_free(tp_table *table);
+
+#define TP_TABLE_DB_NONE 0	/* no commit yet */
+#define TP_TABLE_DB_UPDATED 1	/* a copy with the changed records */
+#define TP_TABLE_DB_REBUILT 2	/* built whole */
+
+TP_EXTERN(int) tp_table_db_written(const tp_table *table, size_t *records);
 
 #ifdef __cplusplus
 }
