@@ -7,7 +7,7 @@
 #
 # usage: bench/check.sh [BUILD_DIR] [ENTRIES] [SERVERS]
 #   BUILD_DIR  a RelWithDebInfo build (default: build), with
-#              BUILD_DIR/tlspolicy and BUILD_DIR/tests/testsmtpd
+#              BUILD_DIR/tlspolicy, BUILD_DIR/tests/testsmtpd and .../testdns
 #   ENTRIES    default 200; SERVERS (testsmtpd instances) default 4
 set -eu
 build=${1:-build}
@@ -42,12 +42,22 @@ for i in $(seq 1 "$nsrv"); do
 	for _ in $(seq 1 100); do [ -s "$work/port$i" ] && break; sleep 0.1; done
 	ports+=("$(cat "$work/port$i")")
 done
-printf 'compatibility_level = 3.6\nsmtp_tls_fingerprint_digest = md5\nsmtp_tls_policy_maps = hash:%s/tls_policy\n' \
-	"$work" >"$work/main.cf"
+printf 'compatibility_level = 3.6\nsmtp_tls_fingerprint_digest = md5\nsmtp_tls_policy_maps = hash:%s/tls_policy\nqueue_directory = %s/queue\n' \
+	"$work" "$work" >"$work/main.cf"
 targets=()
+# Each key is a domain:port whose MX is the local server, as Postfix
+# resolves it; the test DNS server answers.
+{
+	echo 'mx.bench.test A 127.0.0.1'
+	for i in $(seq 1 "$n"); do echo "d$i.bench.test MX 10 mx.bench.test"; done
+} >"$work/zone"
+"$build/tests/testdns" --zone "$work/zone" --port-file "$work/dnsport" --log /dev/null 2>/dev/null &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$work/dnsport" ] && break; sleep 0.1; done
+export TLSPOLICY_DNS_SERVERS="127.0.0.1:$(cat "$work/dnsport")"
 for i in $(seq 1 "$n"); do
 	port=${ports[$(( i % nsrv ))]}
-	printf '# tlspolicy: from=127.0.0.1:%s pin=cert\nd%s.bench.test\tfingerprint match=%s\n' "$port" "$i" "$fp"
+	printf 'd%s.bench.test:%s\tfingerprint match=%s\n' "$i" "$port" "$fp"
 done >"$work/tls_policy"
 for i in $(seq 1 "$n"); do targets[$i]="[127.0.0.1]:${ports[$(( i % nsrv ))]}"; done
 "$tp" -c "$work" rebuild >/dev/null

@@ -48,7 +48,7 @@ install(FILES ${PROJECT_BINARY_DIR}/tlspolicyConfig.cmake
 # pkg-config. What a static link needs besides libtlspolicy.a: the
 # dependencies with a .pc go to Requires.private, Berkeley DB (none on
 # Debian) to Libs.private. c-ares joins when the resolver finds it.
-set(TP_PC_REQUIRES_PRIVATE "libssl libcrypto icu-uc libpcre2-8 lmdb libcdb")
+set(TP_PC_REQUIRES_PRIVATE "libssl libcrypto icu-uc libpcre2-8 lmdb libcdb jansson")
 if(CARES_FOUND)
   string(APPEND TP_PC_REQUIRES_PRIVATE " libcares")
 endif()

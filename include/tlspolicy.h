@@ -16,6 +16,11 @@
 #include "tlspolicy/config.h"
 #include "tlspolicy/maps.h"
 #include "tlspolicy/resolver.h"
+#include "tlspolicy/nexthop.h"
+#include "tlspolicy/client.h"
+#include "tlspolicy/delivery.h"
+#include "tlspolicy/trust.h"
+#include "tlspolicy/queue.h"
 
 #define TLSPOLICY_VERSION "0.1.0"
 

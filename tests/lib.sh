@@ -79,7 +79,8 @@ tp_expect_status() {
 
 # tp_sandbox_config DIR [DIGEST]
 #   Writes DIR/main.cf for a sandbox Postfix config: compatibility level
-#   3.6, the policy table hash:DIR/tls_policy, and smtp_tls_fingerprint_digest
+#   3.6, the policy table hash:DIR/tls_policy, a queue directory of its own
+#   (no Postfix running there), and smtp_tls_fingerprint_digest
 #   = DIGEST when given (else Postfix's default for 3.6, sha256).
 tp_sandbox_config() {
     mkdir -p "$1"
@@ -87,6 +88,8 @@ tp_sandbox_config() {
         echo 'compatibility_level = 3.6'
         [ -z "${2:-}" ] || echo "smtp_tls_fingerprint_digest = $2"
         echo 'smtp_tls_policy_maps = hash:${config_directory}/tls_policy'
+        # No Postfix runs here: check and list must not read the machine's queue.
+        echo 'queue_directory = ${config_directory}/queue'
     } >"$1/main.cf"
 }
 
@@ -119,10 +122,12 @@ tp_dead_port() {
 #     --san NAMES     subjectAltName, e.g. DNS:mx.test,IP:127.0.0.1
 #     --key FILE      reuse this private key (a renewal with the same public
 #                     key) instead of making a new one; --ec is then ignored
+#     --ca PREFIX     issued by the CA made with tp_make_ca PREFIX instead of
+#                     self-signed (with --san, the names it is for)
 #   The files are written with temp + rename, so PREFIX may be the files a
 #   running server uses (see also tp_install_cert).
 tp_make_cert() {
-    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san="" reuse=""
+    local prefix=$1 cn=$2 keyalg=rsa days=365 nb="" na="" san="" reuse="" ca=""
     shift 2
     while [ $# -gt 0 ]; do
         case $1 in
@@ -132,6 +137,7 @@ tp_make_cert() {
             --not-after) na=$2; shift ;;
             --san) san=$2; shift ;;
             --key) reuse=$2; shift ;;
+            --ca) ca=$2; shift ;;
             *) fail "tp_make_cert: unknown option $1" ;;
         esac
         shift
@@ -149,7 +155,15 @@ tp_make_cert() {
     fi
     local ext=()
     [ -n "$san" ] && ext=(-addext "subjectAltName=$san")
-    if [ -z "$nb$na" ]; then
+    if [ -n "$ca" ]; then
+        openssl req -new -key "$work/key" -out "$work/csr" -subj "/CN=$cn" "${ext[@]}" \
+            2>"$work/err" || fail "tp_make_cert: openssl req: $(cat "$work/err")"
+        printf 'basicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n%s\n' \
+            "${san:+subjectAltName = $san}" >"$work/ext"
+        openssl x509 -req -in "$work/csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial \
+            -CAserial "$work/serial" -days "$days" -extfile "$work/ext" -out "$work/crt" \
+            2>"$work/err" || fail "tp_make_cert: openssl x509 -req: $(cat "$work/err")"
+    elif [ -z "$nb$na" ]; then
         openssl req -new -x509 -key "$work/key" -out "$work/crt" -days "$days" \
             -subj "/CN=$cn" "${ext[@]}" 2>"$work/err" \
             || fail "tp_make_cert: openssl req: $(cat "$work/err")"
@@ -186,6 +200,17 @@ EOF
     mv -f "$work/crt" "$prefix.crt"
     mv -f "$work/pem" "$prefix.pem"
     rm -rf "$work"
+}
+
+# tp_make_ca PREFIX CN
+#   Makes a self-signed CA (RSA, basicConstraints CA:TRUE, 365 days):
+#   PREFIX.crt and PREFIX.key; tp_make_cert --ca PREFIX issues from it, and
+#   PREFIX.crt is what --ca-file or smtp_tls_CAfile names.
+tp_make_ca() {
+    openssl req -new -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.crt" \
+        -days 365 -subj "/CN=$2" -addext 'basicConstraints=critical,CA:TRUE' \
+        -addext 'keyUsage=critical,keyCertSign,cRLSign' 2>"$1.err" ||
+        fail "tp_make_ca: openssl req: $(cat "$1.err")"
 }
 
 # tp_cert_fingerprint CERTFILE [DIGEST]
@@ -274,8 +299,10 @@ tp_stop_server() {
 
 # tp_start_dns NAME ZONEFILE [TESTDNS OPTIONS...]
 #   Starts testdns in the background, authoritative for ZONEFILE (lines
-#   "NAME TYPE VALUE": A, AAAA, CNAME, MX "PREF HOST"; or "NAME SERVFAIL",
-#   "NAME NXDOMAIN", "NAME DROP"; see tests/tools/testdns.c), on 127.0.0.1
+#   "NAME TYPE VALUE": A, AAAA, CNAME, MX "PREF HOST", TLSA "USAGE
+#   SELECTOR MTYPE HEX", RAW "TYPE HEX"; or "NAME SERVFAIL", "NAME
+#   NXDOMAIN", "NAME DROP", and "NAME SECURE" for answers with the DNSSEC
+#   AD bit; see tests/tools/testdns.c), on 127.0.0.1
 #   UDP and TCP, with its files in $TP_TMP/srv-dns-NAME/: port, pid, log
 #   (one line per query). Waits (10 s at most) until it listens, then sets
 #   TP_DNS_PORT. Stopped automatically at exit, like tp_start_server. Point
@@ -392,8 +419,9 @@ tp_postfix_send() {
 
 # tp_postfix_wait_log DIR PATTERN [SECONDS]
 #   Waits (default 20 s) until DIR/maillog has a line matching the grep -E
-#   PATTERN, flushing the queue each second; fails the test with the log's
-#   tail otherwise.
+#   PATTERN, flushing the queue each second (not with
+#   TP_POSTFIX_WAIT_FLUSH=0: a test of what releases the mail); fails the
+#   test with the log's tail otherwise.
 tp_postfix_wait_log() {
     local dir=$1 pat=$2 secs=${3:-20} i=0
     until grep -Eq -- "$pat" "$dir/maillog" 2>/dev/null; do
@@ -402,7 +430,19 @@ tp_postfix_wait_log() {
             tail -n 20 "$dir/maillog" >&2 2>/dev/null || true
             fail "postfix $dir: no log line /$pat/ within $secs s"
         fi
-        postqueue -c "$dir" -f >/dev/null 2>&1 || true
+        [ "${TP_POSTFIX_WAIT_FLUSH:-1}" = 0 ] || postqueue -c "$dir" -f >/dev/null 2>&1 || true
+        sleep 1
+    done
+}
+
+# tp_postfix_wait_empty DIR [SECS]: the queue is empty. qmgr removes a
+# message only after the smtp agent logged status=sent, so a test that
+# saw the delivery still polls here rather than asserting at once.
+tp_postfix_wait_empty() {
+    local dir=$1 secs=${2:-20} i=0
+    until [ "$(postqueue -c "$dir" -p 2>&1)" = "Mail queue is empty" ]; do
+        i=$((i + 1))
+        [ "$i" -le "$secs" ] || fail "postfix $dir: queue not empty after $secs s: $(postqueue -c "$dir" -p)"
         sleep 1
     done
 }

@@ -16,7 +16,8 @@
  *	smtp_tls_fingerprint_digest, smtp_tls_policy_maps); NULL otherwise.
  *
  *	tp_config_policy_map() gives the first file-backed map (hash:,
- *	btree:, or a bare path) of smtp_tls_policy_maps. TP_ECONFIG with a
+ *	btree:, lmdb:, cdb:) of smtp_tls_policy_maps; a bare path there is
+ *	no map for Postfix and is not taken. TP_ECONFIG with a
  *	message suggesting -m when there is none.
  *
  *	tp_config_digest() is the effective smtp_tls_fingerprint_digest:

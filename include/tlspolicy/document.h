@@ -62,8 +62,16 @@
  *	  (rotate, a hand-set pin), the hosts and kind do not, and each
  *	  caller says only what it knows instead of reading back and
  *	  passing again the fields it does not mean to change.
- *	  In both, a word is refused (TP_EUSAGE) when empty, starting with
- *	  '#', or holding whitespace or a comma.
+ *	- tp_doc_set_annotation_field(): writes or replaces (value NULL:
+ *	  removes) one single-valued field of the annotation other than
+ *	  from=, pin= and keys= (name: lower-case letters, digits, '-'),
+ *	  e.g. "wrappermode=yes", keeping the rest, as above.
+ *	  In all three, a word is refused (TP_EUSAGE) when empty, starting
+ *	  with '#', or holding whitespace or a comma.
+ *
+ *	tp_doc_annotation_field() copies the value of field name from entry
+ *	i's annotation into value (the first "name=VALUE" word):
+ *	TP_ENOTFOUND when there is none, TP_EUSAGE for a bad index.
  *	- tp_doc_append(): adds "key<TAB>value" as a new entry at the end
  *	  (a newline is added first when the file does not end with one).
  *	- tp_doc_remove(): removes the entry with all its physical lines and
@@ -141,6 +149,10 @@ TP_EXTERN(int) tp_doc_set_annotation(tp_doc *doc, size_t i,
 				     const char *pin_kind);
 TP_EXTERN(int) tp_doc_set_annotation_keys(tp_doc *doc, size_t i,
 					  const char *const *keys, size_t n);
+TP_EXTERN(int) tp_doc_annotation_field(const tp_doc *doc, size_t i,
+				       const char *name, tp_buf *value);
+TP_EXTERN(int) tp_doc_set_annotation_field(tp_doc *doc, size_t i,
+					   const char *name, const char *value);
 TP_EXTERN(int) tp_doc_append(tp_doc *doc, const char *key, const char *value,
 			     size_t *index);
 TP_EXTERN(int) tp_doc_remove(tp_doc *doc, size_t i);

@@ -12,8 +12,9 @@
  *	tp_config_get() expands it) and opens each map in order, split as
  *	Postfix splits the list (commas and whitespace; "{...}" kept whole).
  *	"proxy:" is stripped and remembered (proxymap(8) serves the same
- *	file); a bare path means default_database_type (hash unless main.cf
- *	says otherwise), as for postmap(1). TP_ECONFIG when the parameter is
+ *	file); a bare path is not a map there (Postfix's SMTP client stops
+ *	with a fatal error, "expecting type:name"): it is kept as a map
+ *	whose every lookup fails with TP_ECONFIG. TP_ECONFIG when the parameter is
  *	empty; TP_EUSAGE (config NULL). Opening never fails because a map
  *	file is missing or broken: tp_maps_find() reports that when the map
  *	is reached, as Postfix does.

@@ -18,6 +18,9 @@
  *	warning: " and the text. All four also log the line to syslog
  *	(facility mail) when stderr is not a terminal or with --syslog (see
  *	msg.c); cli_notef() prints an informational line on stderr only.
+ *	cli_logf() records an event at mail.notice in that same case, and
+ *	prints nothing: what rotate pinned unattended, and why, belongs in
+ *	the mail log even with -q.
  *
  *	cli_msg_setup() decides that, once the global options are known.
  *	cli_progress_start(), _update() and _end() show "WHAT DONE/TOTAL
@@ -85,6 +88,7 @@ int cli_errorf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 int cli_usage(const char *command, const char *fmt, ...) TP_CLI_PRINTF(2, 3);
 void cli_warnf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 void cli_notef(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
+void cli_logf(const char *fmt, ...) TP_CLI_PRINTF(1, 2);
 void cli_msg_setup(int force_syslog, int quiet);
 void cli_msg_error(const char *text);
 void cli_msg_verror(const char *fmt, va_list ap) TP_CLI_PRINTF(1, 0);
@@ -108,6 +112,15 @@ int cli_digest_equal(const char *a, const char *b);
 const char *cli_db_state_name(tp_db_state state);
 /* t as "2026-11-28T21:31:00Z" (UTC) in buf, "?" when it cannot be shown. */
 const char *cli_iso_time(char *buf, size_t size, time_t t);
+/* "2026-11-28T21:31:00Z" back to a time; 0 when it is not one. */
+time_t cli_parse_iso(const char *s);
+/*
+ * The time rotate and check work with: time(NULL), or $TLSPOLICY_NOW
+ * (an ISO time as above, or seconds since the epoch). A test hook, so
+ * tests can see a hold-down period pass without waiting; documented as
+ * such in tlspolicy(1). A malformed value is ignored with a warning.
+ */
+time_t cli_now(void);
 /*
  * cli_dns_servers() is $TLSPOLICY_DNS_SERVERS, a comma-separated
  * "ADDR[:PORT]" list ("127.0.0.1:5353,[::1]:5353") used instead of
@@ -141,38 +154,44 @@ int cli_reload(struct cli *cli, const char *command);
  * cli_print_entry_summary() prints one line saying what the entry is now.
  */
 int cli_check_entry(const tp_doc *doc, size_t idx, const char *source);
-void cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source);
+void cli_print_entry_summary(tp_table *table, size_t idx);
+/* "db rebuilt", or what stands instead for a table without a database. */
+const char *cli_written_note(const tp_table *table);
 /*
- * Probe every address of every host over STARTTLS (servername: SNI for
- * all, NULL: the host name) and collect the leaf fingerprints (of kind
- * pin_kind, "cert" when NULL) they present, each once, in digest, into
- * pins, the public-key fingerprints of those leaves, each once, into
- * keys (for the annotation's keys=), and the hosts as HOST:PORT (see
- * cli_host_spec) into specs. Any address that cannot be probed: print
- * why for each and return EX_FAIL (EX_USAGE_ERR for a malformed host),
- * all arrays left empty.
+ * Probe every address of every host the way Postfix's SMTP client
+ * connects for next hop key with the entry value (after the edit; its
+ * pins do not matter): SNI, protocols, ciphers, EHLO name, address
+ * families as the library's client settings say, in wrapper mode when
+ * asked. Collect the leaf fingerprints (of kind pin_kind, "cert" when
+ * NULL) they present, each once, in digest, into pins, the key ids
+ * (cli_key_id) of those leaves, each once, into keys (for the
+ * annotation's keys=), and the hosts as HOST:PORT (see cli_host_spec)
+ * into specs. Any address that cannot be probed: print why for each and
+ * return EX_FAIL (EX_USAGE_ERR for a malformed host), all arrays left
+ * empty.
  */
-int cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
-		   const char *pin_kind, const char *servername, double timeout,
-		   const char *digest, tp_strarray *pins, tp_strarray *keys,
-		   tp_strarray *specs);
+int cli_probe_pins(struct cli *cli, const char *key, const char *value,
+		   int wrappermode, const char *const *hosts, size_t nhosts,
+		   const char *pin_kind, double timeout, const char *digest,
+		   tp_strarray *pins, tp_strarray *keys, tp_strarray *specs);
 /* "host:port", or "[v6]:port" for an IPv6 address: the annotation's form. */
 void cli_host_spec(char *buf, size_t size, const char *host, unsigned int port);
-/*
- * The host a policy key names: 1 for "[host]:port", "[host]" (port 25)
- * and "host:port", with host and port filled; 0 for a domain (host =
- * key, port 25); -1 for a key no next hop looks like.
- */
-int cli_key_host(const char *key, char *host, size_t size, unsigned int *port);
-/* The SNI an entry's servername= attribute asks for (NULL: the host name). */
-const char *cli_sni(const char *servername, const char *nexthop);
 void cli_trace_to_stderr(const char *line, void *payload);
 /*
- * What every probe of the CLI shares: EHLO with main.cf's myhostname, as
- * Postfix's SMTP client does (the name partners may check), DNS servers
- * from TLSPOLICY_DNS_SERVERS, and the trace with -v.
+ * What every probe of the CLI shares: DNS servers from
+ * TLSPOLICY_DNS_SERVERS, and the trace with -v. The EHLO name, SNI and
+ * the rest come from the client settings (main.cf), as in Postfix.
  */
 void cli_probe_defaults(struct cli *cli, tp_probe_opts *opts);
+void cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts);
+/*
+ * A public key's id as keys= records it: the sha256 digest of the leaf's
+ * SubjectPublicKeyInfo, whatever digest the pins use, so a change of
+ * smtp_tls_fingerprint_digest keeps renewals recognisable. -1 when the
+ * certificate cannot be read.
+ */
+#define TP_KEY_ID_BYTES 32
+int cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf);
 /* Append a copy of s (-1: out of memory); is s in a? */
 int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);
@@ -210,6 +229,11 @@ int cli_maps_shadow(struct cli_maps *m, size_t index, const char *key,
 		    struct cli_shadow *out);
 const char *cli_shadow_text(struct cli_maps *m, const struct cli_shadow *s,
 			    char *buf, size_t size);
+/*
+ * Does a map of main.cf's smtp_tls_policy_maps fail every lookup (a bare
+ * path, a missing file)? Then Postfix defers the mail; why says so.
+ */
+int cli_maps_broken(struct cli *cli, char *why, size_t size);
 
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -21,6 +22,7 @@ struct findings {
 	unsigned errors;
 	unsigned warnings;
 	int quiet;
+	tp_strarray said;	/* a finding reached from two checks is said once */
 };
 
 static void finding(struct findings *f, const char *kind, const char *fmt, ...)
@@ -30,18 +32,31 @@ static void
 finding(struct findings *f, const char *kind, const char *fmt, ...)
 {
 	va_list ap;
+	char *text = NULL;
+	int n;
 
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		text = NULL;
+	if (text != NULL && strcmp(kind, "ok") != 0) {
+		if (cli_strarray_has(&f->said, text)) {
+			free(text);
+			return;
+		}
+		(void)cli_strarray_push(&f->said, text);
+	}
 	if (strcmp(kind, "error") == 0)
 		f->errors++;
 	else if (strcmp(kind, "warning") == 0)
 		f->warnings++;
-	else if (f->quiet)
+	else if (f->quiet) {
+		free(text);
 		return;
-	printf("%s: ", kind);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
+	}
+	printf("%s: %s\n", kind, text ? text : "(out of memory)");
+	free(text);
 }
 
 static void
@@ -211,6 +226,19 @@ check_maps(struct findings *f, struct cli *cli, struct cli_maps *cm,
 		if (i < cm->table && !info->readable)
 			finding(f, "warning", "%s cannot be evaluated here and may answer first: the entries of %s may be unused",
 				info->spec, written);
+		/* A map whose every lookup fails (a bare path, a missing file)
+		 * defers the mail of every destination that reaches it. */
+		if (info->readable && i != cm->table) {
+			tp_map_answer a;
+
+			if (tp_maps_find_range(cm->maps, i, i + 1, "doctor.invalid", &a, &d) < 0 &&
+			    d.status != TP_ENOMEM) {
+				finding(f, "error", "%s: Postfix's TLS policy lookups fail there, and mail for every destination that reaches it is deferred",
+					d.message);
+				continue;
+			}
+			d = (tp_diag)TP_DIAG_INIT;
+		}
 		if (i == cm->table || !info->path
 		    || !(info->writable || strcmp(info->type, "texthash") == 0))
 			continue;
@@ -294,14 +322,14 @@ check_other_dbs(struct findings *f, struct cli *cli, tp_table *table,
 	}
 }
 
-int
-cmd_doctor(struct cli *cli, int argc, char **argv)
+static int
+doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 {
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct findings f = { 0, 0, cli->quiet };
+	struct findings *f = fp;
 	tp_table *table = NULL;
 	tp_config *config;
 	tp_db_state state;
@@ -323,16 +351,16 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 
 	config = cli_config(cli);
 	if (config == NULL)
-		finding(&f, cli->map_spec ? "warning" : "error", "%s", cli->config_diag.message);
+		finding(f, cli->map_spec ? "warning" : "error", "%s", cli->config_diag.message);
 	else
-		finding(&f, "ok", "%s/main.cf read", tp_config_dir(config));
+		finding(f, "ok", "%s/main.cf read", tp_config_dir(config));
 	digest = cli_digest(cli);
 	if (tp_digest_check(digest) != 0) {
-		finding(&f, "error", "smtp_tls_fingerprint_digest = \"%s\": not a digest OpenSSL knows; Postfix cannot check any pin",
+		finding(f, "error", "smtp_tls_fingerprint_digest = \"%s\": not a digest OpenSSL knows; Postfix cannot check any pin",
 			digest);
 		return EX_FAIL;
 	}
-	finding(&f, "ok", "fingerprint digest %s (%s)", digest,
+	finding(f, "ok", "fingerprint digest %s (%s)", digest,
 		cli->digest_opt ? "-d" : config ? "smtp_tls_fingerprint_digest" : "Postfix default, no main.cf");
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return EX_FAIL;
@@ -343,37 +371,49 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 		const char *maps = tp_config_get(config, "smtp_tls_policy_maps");
 
 		if (cm.table != SIZE_MAX)
-			finding(&f, "ok", "%s is listed in smtp_tls_policy_maps (map %zu of %zu)",
+			finding(f, "ok", "%s is listed in smtp_tls_policy_maps (map %zu of %zu)",
 				written, cm.table + 1, tp_maps_count(cm.maps));
 		else
-			finding(&f, "error", "%s is not in smtp_tls_policy_maps (= %s): Postfix does not read it",
+			finding(f, "error", "%s is not in smtp_tls_policy_maps (= %s): Postfix does not read it",
 				written, maps && *maps ? maps : "empty");
 	}
-	check_maps(&f, cli, &cm, written);
-	check_entries(&f, tp_table_doc(table), tp_table_source(table), digest, &cm);
+	check_maps(f, cli, &cm, written);
+	check_entries(f, tp_table_doc(table), tp_table_source(table), digest, &cm);
 	state = TP_DB_STALE;
-	if (tp_table_db_state(table, &state, &diag) != 0)
-		finding(&f, "error", "%s", diag.message);
+	if (tp_table_type(table) == TP_MAP_TEXTHASH)
+		;	/* no database: the source is what Postfix reads */
+	else if (tp_table_db_state(table, &state, &diag) != 0)
+		finding(f, "error", "%s", diag.message);
 	else if (state == TP_DB_IN_STEP)
-		finding(&f, "ok", "%s holds what %s says", tp_table_db_path(table),
+		finding(f, "ok", "%s holds what %s says", tp_table_db_path(table),
 			tp_table_source(table));
 	else
-		finding(&f, "error", "%s is %s: Postfix does not see the source's current entries; run 'tlspolicy rebuild'",
+		finding(f, "error", "%s is %s: Postfix does not see the source's current entries; run 'tlspolicy rebuild'",
 			tp_table_db_path(table), cli_db_state_name(state));
 	if (tp_table_type(table) == TP_MAP_TEXTHASH)
-		finding(&f, "ok", "texthash:%s has no database: Postfix reads the source when a process starts, so changes need 'postfix reload' (--reload)",
+		finding(f, "ok", "texthash:%s has no database: Postfix reads the source when a process starts, so changes need 'postfix reload' (--reload)",
 			tp_table_source(table));
 	else
-		check_other_dbs(&f, cli, table, state);
-	check_permissions(&f, tp_table_source(table), tp_table_db_path(table));
+		check_other_dbs(f, cli, table, state);
+	check_permissions(f, tp_table_source(table), tp_table_db_path(table));
 	cli_maps_close(&cm);
 	tp_table_free(table);
-	if (f.errors || f.warnings) {
-		printf("doctor: %u error%s, %u warning%s\n", f.errors, f.errors == 1 ? "" : "s",
-		       f.warnings, f.warnings == 1 ? "" : "s");
+	if (f->errors || f->warnings) {
+		printf("doctor: %u error%s, %u warning%s\n", f->errors, f->errors == 1 ? "" : "s",
+		       f->warnings, f->warnings == 1 ? "" : "s");
 		return EX_FAIL;
 	}
 	if (!cli->quiet)
 		printf("doctor: all well\n");
 	return EX_SUCCESS;
+}
+
+int
+cmd_doctor(struct cli *cli, int argc, char **argv)
+{
+	struct findings f = { 0, 0, cli->quiet, TP_STRARRAY_INIT };
+	int rc = doctor(cli, argc, argv, &f);
+
+	tp_strarray_dispose(&f.said);
+	return rc;
 }

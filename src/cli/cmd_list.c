@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "stuck.h"
 
 static void
 list_usage(FILE *fp)
@@ -34,6 +35,9 @@ list_usage(FILE *fp)
 		"SQL, LDAP, ...) are named, and the entries of other hash: or btree:\n"
 		"tables are listed too, marked as separate tables.\n"
 		"\n"
+		"Mail in Postfix's queue deferred for an entry with a TLS failure\n"
+		"(postqueue -j, routed as Postfix routes it) is counted beside it.\n"
+		"\n"
 		"  --json   one JSON object with the same data\n");
 }
 
@@ -41,6 +45,8 @@ list_usage(FILE *fp)
 struct shadow_note {
 	const char *text;	/* cli_shadow_text() */
 	int certain;		/* an earlier map answers (not only "may") */
+	const struct cli_stuck *stuck;	/* the queue; NULL for another table */
+	const struct cli_stuck_entry *deferred;	/* its mail for the entry */
 };
 
 static json_t *
@@ -92,6 +98,9 @@ entry_json(const tp_entry *e, const tp_policy *policy, const char *problem,
 	json_object_set_new(obj, "pin_kind", e->pin_kind ? json_string(e->pin_kind) : json_null());
 	json_object_set_new(obj, "shadowed", json_boolean(sh->certain));
 	json_object_set_new(obj, "shadow", *sh->text ? json_string(sh->text) : json_null());
+	json_object_set_new(obj, "deferred_messages",
+			    sh->stuck == NULL || !sh->stuck->available ? json_null()
+			    : json_integer(sh->deferred ? (json_int_t)sh->deferred->messages : 0));
 	return obj;
 }
 
@@ -115,7 +124,10 @@ entry_text(const tp_entry *e, const tp_policy *policy, const char *problem,
 		printf("  from: ");
 		for (size_t i = 0; i < e->from_count; i++)
 			printf("%s%s", i ? ", " : "", e->from[i]);
-		printf(" (%s pins)\n", e->pin_kind ? e->pin_kind : "cert");
+		/* The pin kind says what the pins are; without pins, nothing. */
+		if (tp_policy_pin_count(policy) > 0)
+			printf(" (%s pins)", e->pin_kind ? e->pin_kind : "cert");
+		putchar('\n');
 	}
 	for (size_t i = 0; i < tp_policy_attr_count(policy); i++) {
 		const char *name, *value;
@@ -130,6 +142,11 @@ entry_text(const tp_entry *e, const tp_policy *policy, const char *problem,
 	if (*sh->text)
 		printf("  %s%s\n", sh->text, !sh->certain ? ""
 		       : tp_policy_pin_count(policy) ? ": pins unused" : ": entry unused");
+	if (sh->deferred != NULL) {
+		char words[256];
+
+		printf("  queue: %s\n", cli_stuck_words(words, sizeof(words), sh->deferred, cli_now()));
+	}
 }
 
 /*
@@ -138,7 +155,7 @@ entry_text(const tp_entry *e, const tp_policy *policy, const char *problem,
  */
 static int
 list_entries(struct cli_maps *cm, size_t index, const tp_doc *doc,
-	     const char *digest, json_t *entries)
+	     const char *digest, const struct cli_stuck *stuck, json_t *entries)
 {
 	for (size_t i = 0; i < tp_doc_entry_count(doc); i++) {
 		tp_entry e;
@@ -160,6 +177,17 @@ list_entries(struct cli_maps *cm, size_t index, const tp_doc *doc,
 			cli_shadow_text(cm, &sh, text, sizeof(text));
 		note.text = text;
 		note.certain = !e.duplicate && text[0] && sh.found;
+		note.stuck = stuck;
+		note.deferred = NULL;
+		if (stuck != NULL && !e.duplicate) {
+			char key[1024];
+
+			if (e.key_len < sizeof(key)) {
+				memcpy(key, e.key, e.key_len);
+				key[e.key_len] = '\0';
+				note.deferred = cli_stuck_find(stuck, key);
+			}
+		}
 		if (entries)
 			json_array_append_new(entries, entry_json(&e, policy,
 								  prc ? pdiag.message : NULL,
@@ -214,13 +242,13 @@ list_separate(struct cli *cli, struct cli_maps *cm, const char *written,
 			entries = json_array();
 			json_object_set_new(t, "map", json_string(info->spec));
 			json_object_set_new(t, "source", json_string(info->path));
-			rc = list_entries(cm, i, doc, digest, entries);
+			rc = list_entries(cm, i, doc, digest, NULL, entries);
 			json_object_set_new(t, "entries", entries);
 			json_array_append_new(tables, t);
 		} else {
 			printf("\nseparate table: %s (tlspolicy writes %s; -m %s:%s works on this one)\n",
 			       info->spec, written, info->type, info->path);
-			rc = list_entries(cm, i, doc, digest, NULL);
+			rc = list_entries(cm, i, doc, digest, NULL, NULL);
 		}
 		tp_doc_free(doc);
 	}
@@ -281,6 +309,7 @@ cmd_list(struct cli *cli, int argc, char **argv)
 	const char *digest, *state_name;
 	json_t *root = NULL, *entries = NULL;
 	struct cli_maps cm = { NULL, SIZE_MAX };
+	struct cli_stuck stuck;
 	char written[8192];
 
 	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
@@ -303,6 +332,11 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		return EX_FAIL;
 	doc = tp_table_doc(table);
 	cli_maps_open(cli, tp_map_type_name(tp_table_type(table)), tp_table_source(table), &cm);
+	if (cli_stuck_read(cli, &cm, 10, &stuck) != EX_SUCCESS) {
+		cli_maps_close(&cm);
+		tp_table_free(table);
+		return EX_FAIL;
+	}
 	/* Lines postmap skips are not entries: say so, as rebuild does. */
 	cli_print_warnings(cli, table);
 	if (tp_table_db_state(table, &state, &diag) != 0) {
@@ -319,6 +353,8 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		json_object_set_new(root, "db_state", json_string(state_name));
 		json_object_set_new(root, "digest", json_string(digest));
 		json_object_set_new(root, "maps", maps_json(&cm));
+		json_object_set_new(root, "queue_read", json_boolean(stuck.available));
+		json_object_set_new(root, "queue_error", stuck.available ? json_null() : json_string(stuck.why));
 	} else {
 		printf("table: %s:%s\n", tp_map_type_name(tp_table_type(table)),
 		       tp_table_source(table));
@@ -326,7 +362,7 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		printf("digest: %s\n", digest);
 		maps_text(&cm);
 	}
-	if ((rc = list_entries(&cm, cm.table, doc, digest, json ? entries : NULL)) != EX_SUCCESS)
+	if ((rc = list_entries(&cm, cm.table, doc, digest, &stuck, json ? entries : NULL)) != EX_SUCCESS)
 		goto out;
 	if (json) {
 		json_object_set_new(root, "entries", entries);
@@ -343,6 +379,7 @@ cmd_list(struct cli *cli, int argc, char **argv)
 out:
 	json_decref(entries);
 	json_decref(root);
+	cli_stuck_free(&stuck);
 	cli_maps_close(&cm);
 	tp_table_free(table);
 	return rc;

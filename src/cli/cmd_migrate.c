@@ -21,8 +21,10 @@
  *	split as Postfix splits it, and must have the same elements as the
  *	expanded list, or migrate refuses rather than guess.
  *
- *	A place for more steps after the reload (flushing the deferred queue,
- *	issue 13) is marked below: migrate_after_reload().
+ *	--flush, after the reload, asks Postfix to retry the mail deferred
+ *	for the table's entries with a TLS failure, and the mail deferred
+ *	because the policy lookup failed (a table Postfix could not read is
+ *	the usual reason to migrate).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "stuck.h"
 
 struct migrate_opts {
 	const char *to;
@@ -43,6 +46,7 @@ struct migrate_opts {
 	int remove_old;
 	const char *postfix_command;
 	const char *postconf_command;
+	int flush;
 };
 
 static void
@@ -50,7 +54,8 @@ migrate_usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: tlspolicy [-c DIR] [-m MAP] migrate --to lmdb|cdb [--dry-run] [--reload]\n"
-		"                 [--remove-old] [--postfix-command PATH] [--postconf-command PATH]\n"
+		"                 [--flush] [--remove-old] [--postfix-command PATH]\n"
+		"                 [--postconf-command PATH]\n"
 		"\n"
 		"Move the policy table of smtp_tls_policy_maps to lmdb: or cdb:, as\n"
 		"Postfix's NON_BERKELEYDB_README describes: write SOURCE.lmdb (or .cdb)\n"
@@ -62,6 +67,10 @@ migrate_usage(FILE *fp)
 		"  --to TYPE            lmdb or cdb\n"
 		"  --dry-run            say what would change; write nothing\n"
 		"  --reload             run postfix -c DIR reload afterwards\n"
+		"  --flush              with --reload: then ask Postfix to retry now the mail\n"
+		"                       deferred for the table's entries with a TLS failure,\n"
+		"                       or because the policy lookup failed (postqueue -i\n"
+		"                       each message; never the whole queue)\n"
 		"  --remove-old         remove the old database once main.cf names the new one\n"
 		"  --postfix-command P  the postfix program for --reload\n"
 		"  --postconf-command P the postconf program (default: postconf in PATH)\n");
@@ -213,13 +222,13 @@ retyped(const char *raw, size_t index, size_t nexpanded, const char *to)
 	return out;
 }
 
-/* Issue 13 adds what follows a reload here (a queue flush). */
+/* The mail the old table kept waiting may go now. */
 static int
 migrate_after_reload(struct cli *cli, const struct migrate_opts *o)
 {
-	(void)cli;
-	(void)o;
-	return EX_SUCCESS;
+	if (!o->flush)
+		return EX_SUCCESS;
+	return cli_stuck_release(cli, NULL, 0, 30, 1, NULL);
 }
 
 int
@@ -229,13 +238,14 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 		{ "to", required_argument, NULL, 't' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "reload", no_argument, NULL, 'r' },
+		{ "flush", no_argument, NULL, 'L' },
 		{ "remove-old", no_argument, NULL, 'x' },
 		{ "postfix-command", required_argument, NULL, 'p' },
 		{ "postconf-command", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct migrate_opts o = { NULL, 0, 0, 0, NULL, "postconf" };
+	struct migrate_opts o = { NULL, 0, 0, 0, NULL, "postconf", 0 };
 	struct cli_maps cm = { NULL, SIZE_MAX };
 	tp_table_opts topts = TP_TABLE_OPTS_INIT;
 	tp_buf path = TP_BUF_INIT, raw = TP_BUF_INIT;
@@ -252,6 +262,7 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 		case 't': o.to = optarg; break;
 		case 'n': o.dry_run = 1; break;
 		case 'r': o.reload = 1; break;
+		case 'L': o.flush = 1; break;
 		case 'x': o.remove_old = 1; break;
 		case 'p': o.postfix_command = optarg; break;
 		case 'P': o.postconf_command = optarg; break;
@@ -266,6 +277,9 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 		return cli_usage("migrate", "unexpected argument \"%s\"", argv[optind]);
 	if (o.to == NULL)
 		return cli_usage("migrate", "--to lmdb or --to cdb is required");
+	/* Postfix reads main.cf's new map only after a reload. */
+	if (o.flush && !o.reload)
+		return cli_usage("migrate", "--flush needs --reload: until then Postfix reads the old map");
 	if (tp_map_type_parse(&to, o.to) != 0 || (to != TP_MAP_LMDB && to != TP_MAP_CDB))
 		return cli_usage("migrate", "--to %s: use lmdb or cdb", o.to);
 	if ((config = cli_config(cli)) == NULL)
@@ -315,6 +329,8 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 		printf("would run: %s -c %s -e '%s'\n", o.postconf_command, dir, setting);
 		if (o.reload)
 			printf("would run: %s -c %s reload\n", o.postfix_command ? o.postfix_command : "postfix", dir);
+		if (o.flush)
+			printf("would ask Postfix to retry the mail deferred for the table (postqueue -i)\n");
 		if (o.remove_old && from != TP_MAP_TEXTHASH && strcmp(tp_map_type_suffix(from), tp_map_type_suffix(to)))
 			printf("would remove %s\n", old_db);
 		rc = EX_SUCCESS;

@@ -89,8 +89,9 @@ cmd_remove(struct cli *cli, int argc, char **argv)
 	    || !written)
 		goto out;
 	if (!cli->quiet)
-		printf("%s: removed%s (%s; db rebuilt)\n", key,
-		       removed > 1 ? " with its duplicates" : "", tp_table_source(table));
+		printf("%s: removed%s (%s; %s)\n", key,
+		       removed > 1 ? " with its duplicates" : "", tp_table_source(table),
+		       cli_written_note(table));
 	rc = EX_SUCCESS;
 	tp_table_free(table);
 	table = NULL;

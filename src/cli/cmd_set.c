@@ -15,15 +15,16 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "stuck.h"
 
 static void
 set_usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: tlspolicy [global options] set KEY [--level LEVEL] [--fingerprint FP]...\n"
-		"           [--fingerprint-from HOST[:PORT]]... [--pin cert|pkey]\n"
-		"           [--attr NAME=VALUE]... [--keep-old] [--dry-run] [--reload]\n"
-		"           [--timeout S] [--postfix-command PATH]\n"
+		"           [--fingerprint-from HOST[:PORT]]... [--pin cert|pkey] [--wrapper]\n"
+		"           [--attr NAME=VALUE]... [--keep-old | --add] [--dry-run] [--reload]\n"
+		"           [--flush] [--timeout S] [--postfix-command PATH]\n"
 		"\n"
 		"Create or update the entry for KEY (a next-hop destination as Postfix looks\n"
 		"it up: example.com, .example.com, [mx.example.com]:25, mx.example.com:587).\n"
@@ -34,19 +35,28 @@ set_usage(FILE *fp)
 		"  --fingerprint FP       pin this fingerprint (hex, colons optional); it must\n"
 		"                         be made with the configured digest; implies\n"
 		"                         --level fingerprint; repeatable\n"
-		"  --fingerprint-from H   probe host H (every address) over STARTTLS and pin\n"
-		"                         what it presents; remembered above the entry so\n"
-		"                         rotate knows where to look (with the public keys\n"
-		"                         of pinned certificates, so it can tell whether\n"
-		"                         the key changed); repeatable\n"
+		"  --fingerprint-from H   probe host H (every address) over STARTTLS, as\n"
+		"                         Postfix connects for KEY (SNI, protocols, ciphers,\n"
+		"                         EHLO name from main.cf and the entry), and pin\n"
+		"                         what it presents; remembered above the entry (with\n"
+		"                         the public keys of pinned certificates, so rotate\n"
+		"                         can tell whether the key changed); repeatable\n"
+		"  --wrapper              with --fingerprint-from: the hosts speak TLS from\n"
+		"                         the first byte (SMTPS, port 465, for a transport\n"
+		"                         with smtp_tls_wrappermode = yes); remembered\n"
 		"  --pin cert|pkey        with --fingerprint-from: pin the certificate\n"
 		"                         (default) or its public key\n"
 		"  --attr NAME=VALUE      set a policy attribute (servername, ciphers, ...);\n"
 		"                         NAME= removes it; repeatable\n"
-		"  --keep-old             add the new pins to the old ones instead of\n"
-		"                         replacing them (Postfix accepts any of them)\n"
+		"  --keep-old, --add      add the new pins to the old ones instead of\n"
+		"                         replacing them (Postfix accepts any of them): pin\n"
+		"                         a partner's announced next certificate before it\n"
+		"                         goes live, and no rotation is needed then\n"
 		"  --dry-run              print the change as a unified diff, write nothing\n"
 		"  --reload               run 'postfix -c DIR reload' after writing\n"
+		"  --flush                then ask Postfix to retry now the messages deferred\n"
+		"                         for KEY with a TLS failure (postqueue -i each one;\n"
+		"                         never the whole queue)\n"
 		"  --timeout S            per-host probe deadline in seconds (default 30)\n"
 		"  --postfix-command P    the postfix program for --reload (default: postfix)\n");
 }
@@ -67,6 +77,8 @@ struct set_args {
 	int keep_old;
 	int dry_run;
 	int reload;
+	int flush;
+	int wrapper;		/* SMTPS: recorded as wrappermode=yes */
 	const char *postfix_command;
 };
 
@@ -292,6 +304,12 @@ apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
 			goto out;
 		}
 	}
+	/* After keys=, so a new annotation reads from, pin, keys, the rest. */
+	if (a->nhosts > 0 &&
+	    tp_doc_set_annotation_field(doc, idx, "wrappermode", a->wrapper ? "yes" : NULL) != 0) {
+		rc = cli_errorf("%s: cannot record wrapper mode", a->key);
+		goto out;
+	}
 	*index_out = idx;
 	rc = EX_SUCCESS;
 out:
@@ -303,49 +321,69 @@ out:
 }
 
 /*
- * The SNI --fingerprint-from sends: --attr servername=NAME when given,
- * else the existing entry's servername= (as Postfix will send it), else
- * none (the host name). *out is NULL or a copy to free. -1: no memory.
+ * The entry's value as it will be (level fingerprint, --attr applied)
+ * but without pins: what the probes of --fingerprint-from must connect
+ * with, since its servername=, protocols=, exclude= decide what Postfix
+ * will be shown. Read from the table without the lock: the probes take
+ * time, and the value is checked again after the edit. *out is a copy
+ * to free; -1: out of memory, 1: an --attr the format cannot hold.
  */
 static int
-entry_servername(struct cli *cli, const struct set_args *a, char **out)
+prospective_value(struct cli *cli, const struct set_args *a, char **out)
 {
 	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_doc_opts dopts = cli_doc_opts(cli);
 	tp_buf path = TP_BUF_INIT;
+	char *text = NULL;
 	tp_table *table = NULL;
+	tp_doc *scratch = NULL;
 	tp_map_type type;
-	const char *name = NULL;
-	char host[256];
-	unsigned int port;
-	tp_policy *policy = NULL;
-	size_t idx;
 	tp_entry e;
-	int rc = 0;
+	size_t idx;
+	int rc = -1;
 
 	*out = NULL;
-	for (size_t i = 0; i < a->nattrs; i++)
-		if (strncasecmp(a->attrs[i], "servername=", 11) == 0)
-			name = a->attrs[i][11] ? a->attrs[i] + 11 : "hostname";
-	if (name == NULL) {
-		/* A table we cannot read yet is reported when it is opened. */
-		opts.doc = cli_doc_opts(cli);
-		if ((cli->map_spec != NULL || cli_config(cli) != NULL)
-		    && cli_table_spec(cli, &type, &path) == EX_SUCCESS
-		    && tp_table_open(&table, type, path.ptr, &opts, NULL) == 0
-		    && tp_doc_find(tp_table_doc(table), a->key, &idx) == 0
-		    && tp_doc_entry_at(tp_table_doc(table), idx, &e) == 0) {
-			tp_policy_parse(&policy, e.value, e.value_len, NULL);
-			name = policy ? tp_policy_attr(policy, "servername") : NULL;
+	opts.doc = dopts;
+	/* A table we cannot read yet is reported when it is opened. */
+	if ((cli->map_spec != NULL || cli_config(cli) != NULL)
+	    && cli_table_spec(cli, &type, &path) == EX_SUCCESS
+	    && tp_table_open(&table, type, path.ptr, &opts, NULL) == 0
+	    && tp_doc_find(tp_table_doc(table), a->key, &idx) == 0
+	    && tp_doc_entry_at(tp_table_doc(table), idx, &e) == 0) {
+		if (asprintf(&text, "k\t%.*s\n", (int)e.value_len, e.value) < 0)
+			text = NULL;
+	} else if (asprintf(&text, "k\tfingerprint\n") < 0)
+		text = NULL;
+	if (text == NULL ||
+	    tp_doc_parse(&scratch, text, strlen(text), "-", &dopts) != 0 ||
+	    tp_doc_set_level(scratch, 0, "fingerprint") != 0 ||
+	    tp_doc_set_pins(scratch, 0, NULL, 0) != 0)
+		goto out;
+	for (size_t i = 0; i < a->nattrs; i++) {
+		const char *eq = strchr(a->attrs[i], '=');
+		char *name = strndup(a->attrs[i], (size_t)(eq - a->attrs[i]));
+		int arc;
+
+		if (name == NULL)
+			goto out;
+		arc = tp_doc_set_attr(scratch, 0, name, eq[1] ? eq + 1 : NULL);
+		free(name);
+		if (arc == TP_ENOMEM)
+			goto out;
+		if (arc != 0) {
+			rc = 1;
+			goto out;
 		}
 	}
-	if (cli_key_host(a->key, host, sizeof(host), &port) < 0)
-		snprintf(host, sizeof(host), "%s", a->key);
-	name = cli_sni(name, host);
-	if (name != NULL && (*out = strdup(name)) == NULL)
-		rc = -1;
-	tp_policy_free(policy);
+	if (tp_doc_entry_at(scratch, 0, &e) != 0 ||
+	    (*out = strndup(e.value, e.value_len)) == NULL)
+		goto out;
+	rc = 0;
+out:
+	tp_doc_free(scratch);
 	tp_table_free(table);
 	tp_buf_dispose(&path);
+	free(text);
 	return rc;
 }
 
@@ -359,10 +397,13 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		{ "pin", required_argument, NULL, 'p' },
 		{ "attr", required_argument, NULL, 'a' },
 		{ "keep-old", no_argument, NULL, 'k' },
+		{ "add", no_argument, NULL, 'k' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "reload", no_argument, NULL, 'r' },
+		{ "flush", no_argument, NULL, 'L' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "postfix-command", required_argument, NULL, 'P' },
+		{ "wrapper", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -372,7 +413,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	tp_buf before = TP_BUF_INIT;
 	tp_strarray probed = TP_STRARRAY_INIT, specs = TP_STRARRAY_INIT;
 	tp_strarray probed_keys = TP_STRARRAY_INIT;
-	char *servername = NULL;
+	char *value = NULL;
 	const char *digest;
 	size_t idx = 0;
 	int ch, written, rc = EX_FAIL;
@@ -417,6 +458,9 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		case 'r':
 			a.reload = 1;
 			break;
+		case 'L':
+			a.flush = 1;
+			break;
 		case 't':
 			if ((a.timeout = cli_parse_seconds(optarg)) < 0) {
 				rc = cli_usage("set", "--timeout %s: say a number of seconds", optarg);
@@ -425,6 +469,9 @@ cmd_set(struct cli *cli, int argc, char **argv)
 			break;
 		case 'P':
 			a.postfix_command = optarg;
+			break;
+		case 'W':
+			a.wrapper = 1;
 			break;
 		case 'h':
 			set_usage(stdout);
@@ -448,17 +495,25 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		rc = cli_usage("set", "--pin goes with --fingerprint-from");
 		goto out;
 	}
+	if (a.wrapper && a.nhosts == 0) {
+		rc = cli_usage("set", "--wrapper goes with --fingerprint-from");
+		goto out;
+	}
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		goto out;
 	a.nmanual = a.npins;
 	if (a.nhosts > 0) {
-		if (entry_servername(cli, &a, &servername) != 0) {
-			rc = cli_errorf("out of memory");
+		int prc = prospective_value(cli, &a, &value);
+
+		if (prc != 0) {
+			rc = prc < 0 ? cli_errorf("out of memory")
+			    : cli_usage("set", "--attr: cannot be written into a policy entry");
 			goto out;
 		}
-		if ((rc = cli_probe_pins(cli, (const char *const *)a.hosts, a.nhosts, a.pin_kind,
-					 servername, a.timeout, digest, &probed,
-					 &probed_keys, &specs)) != EX_SUCCESS)
+		if ((rc = cli_probe_pins(cli, a.key, value, a.wrapper,
+					 (const char *const *)a.hosts, a.nhosts, a.pin_kind,
+					 a.timeout, digest, &probed, &probed_keys,
+					 &specs)) != EX_SUCCESS)
 			goto out;
 		a.keys = &probed_keys;
 		rc = EX_FAIL;
@@ -495,16 +550,19 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	if (cli_check_entry(tp_table_doc(table), idx, tp_table_source(table)) != EX_SUCCESS)
 		goto out;
 	if ((rc = cli_finish_edit(table, &before, a.dry_run, &written)) != EX_SUCCESS
-	    || !written)
+	    || a.dry_run || (!written && !a.flush))
 		goto out;
-	if (!cli->quiet)
-		cli_print_entry_summary(tp_table_doc(table), idx, tp_table_source(table));
+	if (written && !cli->quiet)
+		cli_print_entry_summary(table, idx);
 	rc = EX_SUCCESS;
 	/* Release the table lock before reloading: Postfix may read it. */
 	tp_table_free(table);
 	table = NULL;
-	if (a.reload)
+	if (written && a.reload)
 		rc = cli_reload(cli, a.postfix_command);
+	/* An unchanged entry may still have mail waiting from before. */
+	if (rc == EX_SUCCESS && a.flush)
+		rc = cli_stuck_release(cli, (char *const *)&a.key, 1, a.timeout, 1, NULL);
 out:
 	tp_table_free(table);
 	tp_buf_dispose(&before);
@@ -515,6 +573,6 @@ out:
 	tp_strarray_dispose(&probed);
 	tp_strarray_dispose(&probed_keys);
 	tp_strarray_dispose(&specs);
-	free(servername);
+	free(value);
 	return rc;
 }

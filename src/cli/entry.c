@@ -25,9 +25,17 @@ cli_check_entry(const tp_doc *doc, size_t idx, const char *source)
 	return EX_SUCCESS;
 }
 
-void
-cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source)
+const char *
+cli_written_note(const tp_table *table)
 {
+	return tp_table_type(table) == TP_MAP_TEXTHASH ? "texthash: no database" : "db rebuilt";
+}
+
+void
+cli_print_entry_summary(tp_table *table, size_t idx)
+{
+	const tp_doc *doc = tp_table_doc(table);
+	const char *source = tp_table_source(table);
 	tp_entry e;
 	tp_policy *policy = NULL;
 
@@ -40,6 +48,6 @@ cli_print_entry_summary(const tp_doc *doc, size_t idx, const char *source)
 	if (tp_policy_level(policy) == TP_LEVEL_FINGERPRINT)
 		printf(", %zu pin%s", tp_policy_pin_count(policy),
 		       tp_policy_pin_count(policy) == 1 ? "" : "s");
-	printf(" (%s:%lu; db rebuilt)\n", source, e.line);
+	printf(" (%s:%lu; %s)\n", source, e.line, cli_written_note(table));
 	tp_policy_free(policy);
 }

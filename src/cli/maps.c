@@ -105,3 +105,30 @@ cli_shadow_text(struct cli_maps *m, const struct cli_shadow *s, char *buf,
 	}
 	return buf;
 }
+
+int
+cli_maps_broken(struct cli *cli, char *why, size_t size)
+{
+	tp_config *config = cli_config(cli);
+	tp_maps *maps = NULL;
+	tp_diag d = TP_DIAG_INIT;
+	int broken = 0;
+
+	if (config == NULL || tp_maps_open(&maps, config, &d) != 0)
+		return 0;
+	for (size_t i = 0; !broken && i < tp_maps_count(maps); i++) {
+		tp_map_answer a;
+
+		if (!tp_maps_at(maps, i)->readable)
+			continue;
+		d = (tp_diag)TP_DIAG_INIT;
+		if (tp_maps_find_range(maps, i, i + 1, "check.invalid", &a, &d) < 0 &&
+		    d.status != TP_ENOMEM) {
+			snprintf(why, size, "%s: Postfix's TLS policy lookups fail, and the mail is deferred",
+				 d.message);
+			broken = 1;
+		}
+	}
+	tp_maps_free(maps);
+	return broken;
+}

@@ -110,6 +110,24 @@ cli_warnf(const char *fmt, ...)
 }
 
 void
+cli_logf(const char *fmt, ...)
+{
+	va_list ap;
+	char buf[2048];
+
+	if (!msg.syslog)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (!msg.opened) {
+		openlog("tlspolicy", LOG_PID, LOG_MAIL);
+		msg.opened = 1;
+	}
+	syslog(LOG_NOTICE, "%s", buf);
+}
+
+void
 cli_notef(const char *fmt, ...)
 {
 	va_list ap;

@@ -13,9 +13,9 @@
  *	("mx.example.com:25", "[2001:db8::1]:25") for a probe result, so
  *	rotate and check probe exactly what set probed.
  *
- *	cli_sni() turns an entry's servername= attribute into the SNI to
- *	send: Postfix's "hostname" means the host connected to (the
- *	default), "nexthop" the next-hop domain of the key.
+ *	The probes connect with the client settings of the entry being
+ *	written (tlspolicy/client.h): the certificate pinned is the one
+ *	Postfix will be shown.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,73 +55,6 @@ cli_host_spec(char *buf, size_t size, const char *host, unsigned int port)
 		snprintf(buf, size, "%s:%u", host, port);
 }
 
-/* A port as Postfix writes one: 1-65535 in decimal digits, nothing else
- * (strtoul alone would take "+25" and " 25"). */
-static int
-parse_port(const char *s, unsigned long *port)
-{
-	unsigned long p = 0;
-
-	if (*s == '\0')
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || p > 65535)
-			return -1;
-		p = p * 10 + (unsigned long)(*s - '0');
-	}
-	if (p == 0 || p > 65535)
-		return -1;
-	*port = p;
-	return 0;
-}
-
-int
-cli_key_host(const char *key, char *host, size_t size, unsigned int *port)
-{
-	const char *colon, *end;
-	unsigned long p = 25;
-
-	if (key[0] == '[') {
-		if ((end = strchr(key, ']')) == NULL)
-			return -1;
-		if (end[1] == ':') {
-			if (parse_port(end + 2, &p) != 0)
-				return -1;
-		} else if (end[1] != '\0')
-			return -1;
-		if ((size_t)(end - key - 1) >= size || end == key + 1)
-			return -1;
-		memcpy(host, key + 1, (size_t)(end - key - 1));
-		host[end - key - 1] = '\0';
-		*port = (unsigned int)p;
-		return 1;
-	}
-	if ((colon = strrchr(key, ':')) != NULL) {
-		if (parse_port(colon + 1, &p) != 0 || colon == key
-		    || (size_t)(colon - key) >= size)
-			return -1;
-		memcpy(host, key, (size_t)(colon - key));
-		host[colon - key] = '\0';
-		*port = (unsigned int)p;
-		return 1;
-	}
-	if (strlen(key) >= size)
-		return -1;
-	strcpy(host, key);
-	*port = 25;
-	return 0;
-}
-
-const char *
-cli_sni(const char *servername, const char *nexthop)
-{
-	if (servername == NULL || strcasecmp(servername, "hostname") == 0)
-		return NULL;
-	if (strcasecmp(servername, "nexthop") == 0)
-		return nexthop;
-	return servername;
-}
-
 void
 cli_trace_to_stderr(const char *line, void *payload)
 {
@@ -130,25 +63,34 @@ cli_trace_to_stderr(const char *line, void *payload)
 }
 
 int
-cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
-	       const char *pin_kind, const char *servername, double timeout,
-	       const char *digest, tp_strarray *pins, tp_strarray *keys,
-	       tp_strarray *specs)
+cli_probe_pins(struct cli *cli, const char *key, const char *value, int wrappermode,
+	       const char *const *hosts, size_t nhosts, const char *pin_kind,
+	       double timeout, const char *digest, tp_strarray *pins,
+	       tp_strarray *keys, tp_strarray *specs)
 {
 	tp_probe_opts opts = TP_PROBE_OPTS_INIT;
 	tp_diag diag = TP_DIAG_INIT;
+	tp_client_settings *settings = NULL;
 	tp_prober *prober = NULL;
 	int pkey = pin_kind != NULL && strcmp(pin_kind, "pkey") == 0;
 	size_t failed = 0, n;
 	int rc = EX_FAIL;
 
+	/* Connect as Postfix will for this entry, or the pins are not its. */
+	if (tp_client_settings_new(&settings, cli_config(cli), key, value, &diag) != 0)
+		return diag.status == TP_ESYNTAX ? cli_usage("set", "%s", diag.message)
+		    : cli_error(&diag);
+	tp_client_settings_set_wrappermode(settings, wrappermode);
 	opts.timeout = timeout;
 	opts.digest = digest;
+	opts.settings = settings;
 	cli_probe_defaults(cli, &opts);
-	if (tp_prober_new(&prober, &opts, &diag) != 0)
-		return cli_error(&diag);
+	if (tp_prober_new(&prober, &opts, &diag) != 0) {
+		rc = cli_error(&diag);
+		goto out;
+	}
 	for (size_t i = 0; i < nhosts; i++)
-		if (tp_prober_add(NULL, prober, hosts[i], servername, &diag) != 0) {
+		if (tp_prober_add(NULL, prober, hosts[i], NULL, &diag) != 0) {
 			rc = cli_usage("set", "--fingerprint-from %s: %s", hosts[i],
 				       diag.message);
 			goto out;
@@ -160,7 +102,7 @@ cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 	n = tp_prober_result_count(prober);
 	for (size_t i = 0; i < n; i++) {
 		const tp_probe_result *r = tp_prober_result(prober, i);
-		char spec[TP_DIAG_MESSAGE_MAX];
+		char spec[TP_DIAG_MESSAGE_MAX], id[TP_FINGERPRINT_MAX];
 		const char *fp;
 
 		if (r->status != TP_OK || r->chain_len == 0) {
@@ -171,17 +113,18 @@ cli_probe_pins(struct cli *cli, const char *const *hosts, size_t nhosts,
 		}
 		fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
 		cli_host_spec(spec, sizeof(spec), r->host, r->port);
-		if ((!cli_strarray_has(pins, fp) && cli_strarray_push(pins, fp) != 0)
-		    || (!cli_strarray_has(keys, r->chain[0].pkey_fingerprint)
-			&& cli_strarray_push(keys, r->chain[0].pkey_fingerprint) != 0)
+		if (cli_key_id(id, &r->chain[0]) != 0
+		    || (!cli_strarray_has(pins, fp) && cli_strarray_push(pins, fp) != 0)
+		    || (!cli_strarray_has(keys, id) && cli_strarray_push(keys, id) != 0)
 		    || (!cli_strarray_has(specs, spec) && cli_strarray_push(specs, spec) != 0)) {
 			rc = cli_errorf("out of memory");
 			goto out;
 		}
 		if (cli->verbose)
-			fprintf(stderr, "tlspolicy: %s[%s]:%u presents %s %s %s (%s)\n",
+			fprintf(stderr, "tlspolicy: %s[%s]:%u presents %s %s %s (%s), SNI %s\n",
 				r->host, r->address, r->port, digest,
-				pkey ? "pkey" : "cert", fp, r->chain[0].subject);
+				pkey ? "pkey" : "cert", fp, r->chain[0].subject,
+				r->servername ? r->servername : "(none)");
 	}
 	if (failed) {
 		rc = cli_errorf("--fingerprint-from: %zu of %zu address%s could not be probed; nothing written",
@@ -196,5 +139,6 @@ out:
 		tp_strarray_dispose(specs);
 	}
 	tp_prober_free(prober);
+	tp_client_settings_free(settings);
 	return rc;
 }

@@ -236,6 +236,14 @@ write_metrics(FILE *fp, const char *table, const struct cli_prom_entry *e,
 				fprintf(fp, "%lld\n", (long long)e[i].not_after);
 			}
 	}
+	if (e != NULL && n > 0 && e[0].deferred >= 0) {
+		put_head(fp, "tlspolicy_deferred_messages",
+			 "Messages in Postfix's queue deferred with a TLS failure for the entry (postqueue -j).");
+		for (size_t i = 0; i < n; i++) {
+			put_sample_start(fp, "tlspolicy_deferred_messages", table, e[i].key);
+			fprintf(fp, "%ld\n", e[i].deferred);
+		}
+	}
 	if (e == NULL ? prev->n > 0 : succeeded > 0) {
 		put_head(fp, LAST_SUCCESS,
 			 "Unix time of the last check that probed every address of the entry with success.");

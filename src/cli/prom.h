@@ -16,6 +16,9 @@
  *						the entry was last probed with
  *						success: now, else the previous
  *						file's value, else absent
+ *	  tlspolicy_deferred_messages		messages in Postfix's queue deferred
+ *						with a TLS failure for the entry
+ *						(absent when the queue was not read)
  *	  tlspolicy_check_status		the run's exit status (0-3)
  *	  tlspolicy_check_timestamp_seconds	when it ran
  *	entries == NULL (the run failed before it had entries): every
@@ -34,6 +37,7 @@ struct cli_prom_entry {
 	int status;		/* 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN */
 	time_t not_after;	/* of the pinned certificate; 0: none seen */
 	int probe_ok;		/* every address probed, a certificate seen */
+	long deferred;		/* messages deferred for it; -1: queue not read */
 };
 
 int cli_prom_write(const char *path, const char *table,

@@ -127,6 +127,12 @@ cli_table_spec(struct cli *cli, tp_map_type *type, tp_buf *path)
 				tp_maps_free(maps);
 				return rc;
 			}
+			if (info->type[0] == '\0') {	/* a bare path: no map for Postfix */
+				rc = cli_errorf("%s/main.cf: smtp_tls_policy_maps: \"%s\" is not type:name: Postfix's SMTP client stops with a fatal error and defers all mail; write hash:%s (or -m TYPE:PATH)",
+						tp_config_dir(config), info->spec, info->path);
+				tp_maps_free(maps);
+				return rc;
+			}
 		}
 		rc = cli_errorf("%s/main.cf: no hash:, btree:, lmdb:, cdb: or texthash: table in smtp_tls_policy_maps = %s; name the table with -m TYPE:PATH",
 				tp_config_dir(config), tp_config_get(config, "smtp_tls_policy_maps"));

@@ -1,12 +1,16 @@
 /*
  * NAME
- *	targets - which entries rotate and check look at, and where
+ *	targets - the entries check and rotate look at
  * DESCRIPTION
- *	See targets.h.
+ *	See targets.h. Which servers, in which order, with which TLS
+ *	settings, and how a presented certificate compares with the pins:
+ *	all of it is the library's delivery model; this file only picks the
+ *	entries and says what value each is judged by.
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "targets.h"
 
@@ -15,10 +19,11 @@ target_dispose(struct cli_target *t)
 {
 	free(t->key);
 	free(t->value);
-	free(t->problem);
-	free(t->host_error);
-	free(t->sni);
-	tp_policy_free(t->policy);
+	free(t->judged);
+	free(t->judged_where);
+	free(t->maps_note);
+	free(t->next);
+	tp_strarray_dispose(&t->old);
 	tp_strarray_dispose(&t->hosts);
 	tp_strarray_dispose(&t->keys);
 }
@@ -29,58 +34,161 @@ cli_targets_free(struct cli_targets *t)
 	for (size_t i = 0; i < t->n; i++)
 		target_dispose(&t->v[i]);
 	free(t->v);
+	tp_delivery_free(t->delivery);
 	t->v = NULL;
 	t->n = 0;
+	t->delivery = NULL;
 }
 
-/* Where to probe: annotation, the key's own host, or the domain's MX. */
+/*
+ * The value Postfix reads for the key: the database's (with the NUL
+ * conventions and lock Postfix uses), which is the source's only when
+ * the database is in step. No entry there: Postfix finds none (NULL).
+ */
 static int
-find_hosts(struct cli_target *t, const tp_entry *e)
+judged_value(struct cli_target *t, tp_table *table, int effective)
 {
-	char host[512], spec[600], err[TP_DIAG_MESSAGE_MAX];
-	unsigned int port;
-	int kind;
-
-	if (e->from_count > 0) {
-		t->hosts_from = "annotation";
-		for (size_t i = 0; i < e->from_count; i++)
-			if (cli_strarray_push(&t->hosts, e->from[i]) != 0)
-				return -1;
-		return 0;
-	}
-	kind = cli_key_host(t->key, host, sizeof(host), &port);
-	if (kind == 1) {
-		t->hosts_from = "key";
-		cli_host_spec(spec, sizeof(spec), host, port);
-		return cli_strarray_push(&t->hosts, spec);
-	}
-	if (kind == 0 && host[0] == '.') {
-		snprintf(err, sizeof(err),
-			 "%s matches subdomains and names no host: record the hosts with 'tlspolicy set %s --fingerprint-from HOST'",
-			 t->key, t->key);
-	} else if (kind == 0) {
-		/* Looked up for all targets at once by cli_targets_mx(). */
-		t->hosts_from = "MX";
-		t->needs_mx = 1;
-		return 0;
-	} else {
-		snprintf(err, sizeof(err), "%s: not a next-hop form, no host to probe", t->key);
-	}
-	t->hosts_from = NULL;
-	return (t->host_error = strdup(err)) == NULL ? -1 : 0;
-}
-
-static int
-add_target(struct cli_targets *out, const tp_doc *doc,
-	   size_t idx)
-{
-	struct cli_target *t, *v;
-	tp_diag diag = TP_DIAG_INIT;
-	char host[512];
-	unsigned int port;
-	const char *sn;
-	tp_entry e;
+	tp_buf val = TP_BUF_INIT;
 	int rc;
+
+	t->judged_from = "source";
+	if (!effective)
+		return (t->judged = strdup(t->value)) ? 0 : -1;
+	rc = tp_map_lookup(tp_table_type(table), tp_table_db_path(table), t->key, &val, NULL);
+	if (rc == TP_ENOMEM)
+		return -1;
+	if (rc == 0) {
+		t->judged_from = "database";
+		t->judged = strdup(val.ptr ? val.ptr : "");
+		t->db_differs = strcmp(t->judged ? t->judged : "", t->value) != 0;
+		tp_buf_dispose(&val);
+		return t->judged ? 0 : -1;
+	}
+	tp_buf_dispose(&val);
+	t->db_differs = 1;
+	if (rc == TP_ENOTFOUND) {
+		t->judged_from = "database";
+		return 0;	/* Postfix finds no entry: judged = NULL */
+	}
+	/* A database we cannot read: judge the source, and say so. */
+	return (t->judged = strdup(t->value)) ? 0 : -1;
+}
+
+static int
+note(struct cli_target *t, tp_state state, const char *fmt, ...) TP_CLI_PRINTF(3, 4);
+
+static int
+note(struct cli_target *t, tp_state state, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&t->maps_note, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		t->maps_note = NULL;
+		return -1;
+	}
+	t->maps_state = state;
+	return 0;
+}
+
+/* "regexp:/etc/postfix/pre line 3", "hash:/etc/postfix/other", ... */
+static char *
+answer_where(const struct cli_maps *m, const tp_map_answer *a, const char *matched,
+	     const char *key)
+{
+	const tp_map_info *info = tp_maps_at(m->maps, a->index);
+	char *s = NULL;
+	int n;
+
+	if (a->line)
+		n = asprintf(&s, "%s line %lu%s%s", info->spec, a->line,
+			     strcmp(matched, key) ? " for " : "", strcmp(matched, key) ? matched : "");
+	else
+		n = asprintf(&s, "%s%s%s", info->spec,
+			     strcmp(matched, key) ? " for " : "", strcmp(matched, key) ? matched : "");
+	return n < 0 ? NULL : s;
+}
+
+/*
+ * All of smtp_tls_policy_maps, as Postfix's SMTP client asks it for the
+ * next hop (the key, then its parent domains, each through every map):
+ * when another map, or another entry, answers first, that answer is
+ * what Postfix uses and this entry's pins are not; a map reached first
+ * that cannot be evaluated here leaves the verdict in doubt; a failed
+ * lookup defers the mail.
+ */
+static int
+judge_maps(struct cli_target *t, struct cli_maps *m)
+{
+	const tp_map_info *mine;
+	tp_map_answer a;
+	const char *matched = NULL;
+	tp_diag d = TP_DIAG_INIT;
+	char *where;
+	int rc;
+
+	if (m->maps == NULL || m->table == SIZE_MAX)
+		return 0;	/* no list, or a table Postfix does not use: doctor says so */
+	mine = tp_maps_at(m->maps, m->table);
+	if (t->key[0] == '.') {
+		/* A pattern is no next hop: only an exact answer before ours shadows it. */
+		struct cli_shadow sh;
+		char text[TP_DIAG_MESSAGE_MAX + 256];
+
+		if (cli_maps_shadow(m, m->table, t->key, &sh) < 0)
+			return note(t, TP_STATE_CRITICAL, "%s: Postfix's TLS policy lookups fail there and defer the mail",
+				    sh.message);
+		if (!sh.found && sh.unknown == SIZE_MAX)
+			return 0;
+		return note(t, TP_STATE_WARNING, "%s: pins unused",
+			    cli_shadow_text(m, &sh, text, sizeof(text)));
+	}
+	rc = tp_maps_find_nexthop(m->maps, t->key, &a, &matched, &d);
+	if (rc == TP_ENOMEM)
+		return -1;
+	if (rc != 0)
+		return note(t, TP_STATE_CRITICAL, "%s: Postfix's TLS policy lookups fail there and defer the mail",
+			    d.message);
+	switch (a.status) {
+	case TP_MAPS_NOTFOUND:
+		return 0;	/* the database lacks the key: said with db_differs */
+	case TP_MAPS_UNKNOWN:
+		return note(t, TP_STATE_WARNING, "%s cannot be evaluated here and may answer first: the verdict assumes it does not",
+			    tp_maps_at(m->maps, a.index)->spec);
+	case TP_MAPS_ERROR:
+		if ((where = answer_where(m, &a, matched, t->key)) == NULL)
+			return -1;
+		rc = note(t, TP_STATE_CRITICAL, "%s answers first with a lookup error: Postfix defers the mail (policy table lookup error)",
+			  where);
+		free(where);
+		return rc;
+	case TP_MAPS_FOUND:
+		break;
+	}
+	if (a.index == m->table && strcmp(matched, t->key) == 0)
+		return 0;	/* our entry, as judged from the database */
+	if ((where = answer_where(m, &a, matched, t->key)) == NULL)
+		return -1;
+	free(t->judged);
+	t->judged = strdup(a.value);
+	t->judged_from = "map";
+	t->judged_where = where;
+	if (t->judged == NULL)
+		return -1;
+	return note(t, TP_STATE_WARNING, "shadowed by %s (\"%s\"), which Postfix asks first: pins of %s unused",
+		    where, a.value, mine->spec);
+}
+
+static int
+add_target(struct cli_targets *out, tp_table *table, size_t idx, struct cli_maps *maps)
+{
+	const tp_doc *doc = tp_table_doc(table);
+	struct cli_target *t, *v;
+	tp_buf wrap = TP_BUF_INIT;
+	tp_entry e;
 
 	if (tp_doc_entry_at(doc, idx, &e) != 0)
 		return -1;
@@ -95,56 +203,82 @@ add_target(struct cli_targets *out, const tp_doc *doc,
 	if ((t->key = strndup(e.key, e.key_len)) == NULL ||
 	    (t->value = strndup(e.value, e.value_len)) == NULL)
 		return -1;
-	rc = tp_policy_parse(&t->policy, e.value, e.value_len, &diag);
-	if (t->policy == NULL)
-		return -1;
-	t->valid = rc == 0;
-	if (!t->valid && (t->problem = strdup(diag.message)) == NULL)
-		return -1;
 	t->kind = e.pin_kind && strcmp(e.pin_kind, "pkey") == 0 ? TP_PIN_PKEY : TP_PIN_CERT;
 	for (size_t i = 0; i < e.key_count; i++)
 		if (cli_strarray_push(&t->keys, e.keys[i]) != 0)
 			return -1;
-	if (cli_key_host(t->key, host, sizeof(host), &port) < 0)
-		snprintf(host, sizeof(host), "%s", t->key);
-	sn = cli_sni(tp_policy_attr(t->policy, "servername"), host);
-	if (sn != NULL && (t->sni = strdup(sn)) == NULL)
+	for (size_t i = 0; i < e.from_count; i++)
+		if (cli_strarray_push(&t->hosts, e.from[i]) != 0)
+			return -1;
+	if (tp_doc_annotation_field(doc, idx, "wrappermode", &wrap) == TP_OK)
+		t->wrappermode = strcmp(wrap.ptr, "yes") == 0;
+	if (tp_doc_annotation_field(doc, idx, "next", &wrap) == TP_OK &&
+	    (t->next = strdup(wrap.ptr)) == NULL)
+		goto nomem;
+	if (tp_doc_annotation_field(doc, idx, "since", &wrap) == TP_OK)
+		t->since = cli_parse_iso(wrap.ptr);
+	if (tp_doc_annotation_field(doc, idx, "old-until", &wrap) == TP_OK)
+		t->old_until = cli_parse_iso(wrap.ptr);
+	if (tp_doc_annotation_field(doc, idx, "old", &wrap) == TP_OK)
+		for (char *p = wrap.ptr, *bar; p != NULL; p = bar ? bar + 1 : NULL) {
+			if ((bar = strchr(p, '|')) != NULL)
+				*bar = '\0';
+			if (*p && cli_strarray_push(&t->old, p) != 0)
+				goto nomem;
+		}
+	tp_buf_dispose(&wrap);
+	if (judged_value(t, table, maps != NULL) != 0)
 		return -1;
-	/* An entry Postfix rejects at another level has no pins to probe. */
-	if (tp_policy_level(t->policy) != TP_LEVEL_FINGERPRINT)
-		return 0;
-	return find_hosts(t, &e);
+	return maps != NULL ? judge_maps(t, maps) : 0;
+nomem:
+	tp_buf_dispose(&wrap);
+	return -1;
+}
+
+static tp_level
+entry_level(const tp_doc *doc, size_t i, int *valid)
+{
+	tp_policy *p = NULL;
+	tp_entry e;
+	tp_level level = TP_LEVEL_UNKNOWN;
+	int rc;
+
+	*valid = 0;
+	if (tp_doc_entry_at(doc, i, &e) != 0)
+		return level;
+	rc = tp_policy_parse(&p, e.value, e.value_len, NULL);
+	if (p != NULL)
+		level = tp_policy_level(p);
+	*valid = rc == 0;
+	tp_policy_free(p);
+	return level;
 }
 
 int
-cli_targets_collect(const tp_doc *doc, char **keys,
-		    size_t nkeys, int include_invalid, struct cli_targets *out)
+cli_targets_collect(tp_table *table, char **keys, size_t nkeys,
+		    int include_invalid, struct cli_maps *effective, struct cli_targets *out)
 {
+	const tp_doc *doc = tp_table_doc(table);
 	size_t n = tp_doc_entry_count(doc), idx;
+	int valid;
 
-	out->v = NULL;
-	out->n = 0;
+	memset(out, 0, sizeof(*out));
 	if (nkeys == 0) {
 		for (size_t i = 0; i < n; i++) {
 			tp_entry e;
-			tp_policy *p = NULL;
-			int rc, take;
+			tp_level level;
 
 			if (tp_doc_entry_at(doc, i, &e) != 0 || e.duplicate)
 				continue;
-			rc = tp_policy_parse(&p, e.value, e.value_len, NULL);
-			if (p == NULL)
-				goto nomem;
-			take = tp_policy_level(p) == TP_LEVEL_FINGERPRINT
-			    || (include_invalid && rc != 0);
-			tp_policy_free(p);
-			if (take && add_target(out, doc, i) != 0)
+			level = entry_level(doc, i, &valid);
+			if ((level == TP_LEVEL_FINGERPRINT || (include_invalid && !valid)) &&
+			    add_target(out, table, i, effective) != 0)
 				goto nomem;
 		}
 		return EX_SUCCESS;
 	}
 	for (size_t k = 0; k < nkeys; k++) {
-		struct cli_target *t;
+		tp_level level;
 		int dup = 0;
 
 		if (tp_doc_find(doc, keys[k], &idx) != 0) {
@@ -155,16 +289,14 @@ cli_targets_collect(const tp_doc *doc, char **keys,
 			dup |= out->v[j].index == idx;
 		if (dup)
 			continue;
-		if (add_target(out, doc, idx) != 0)
-			goto nomem;
-		t = &out->v[out->n - 1];
-		if (tp_policy_level(t->policy) != TP_LEVEL_FINGERPRINT
-		    && !(include_invalid && !t->valid)) {
-			int rc = cli_errorf("%s: level %s, not fingerprint: no pins to look at",
-					    keys[k], tp_level_name(tp_policy_level(t->policy)));
+		level = entry_level(doc, idx, &valid);
+		if (level != TP_LEVEL_FINGERPRINT && !(include_invalid && !valid)) {
 			cli_targets_free(out);
-			return rc;
+			return cli_errorf("%s: level %s, not fingerprint: no pins to look at",
+					  keys[k], tp_level_name(level));
 		}
+		if (add_target(out, table, idx, effective) != 0)
+			goto nomem;
 	}
 	return EX_SUCCESS;
 nomem:
@@ -181,142 +313,55 @@ show_progress(const tp_probe_result *r, size_t done, size_t total, void *payload
 }
 
 int
-cli_targets_probe(struct cli *cli, struct cli_targets *t,
-		  const tp_probe_opts *opts, tp_prober **out)
+cli_targets_run(struct cli *cli, struct cli_targets *t, const tp_delivery_opts *opts)
 {
+	tp_delivery_opts o = *opts;
 	tp_diag diag = TP_DIAG_INIT;
-	tp_prober *prober = NULL;
-	size_t next = 0;
 	int rc;
 
-	tp_probe_opts local = *opts;
-
-	*out = NULL;
-	if (cli_targets_mx(t, opts->timeout) != 0)
-		return cli_errorf("out of memory");
-	if (local.progress == NULL)
-		local.progress = show_progress;
-	if (tp_prober_new(&prober, &local, &diag) != 0)
+	if (o.progress == NULL)
+		o.progress = show_progress;
+	if (tp_delivery_new(&t->delivery, cli_config(cli), &o, &diag) != 0)
 		return cli_error(&diag);
 	for (size_t i = 0; i < t->n; i++) {
 		struct cli_target *x = &t->v[i];
+		tp_delivery_hints h = TP_DELIVERY_HINTS_INIT;
 
-		x->first = next;
-		x->count = 0;
-		if (x->host_error != NULL || tp_policy_level(x->policy) != TP_LEVEL_FINGERPRINT)
-			continue;
-		for (size_t h = 0; h < x->hosts.count; h++) {
-			if (tp_prober_add(NULL, prober, x->hosts.strings[h], x->sni, &diag) != 0) {
-				/* A hand-edited annotation: say so, probe nothing of it. */
-				char msg[TP_DIAG_MESSAGE_MAX + 64];
-
-				snprintf(msg, sizeof(msg), "recorded host %s: %s",
-					 x->hosts.strings[h], diag.message);
-				if ((x->host_error = strdup(msg)) == NULL) {
-					tp_prober_free(prober);
-					return cli_errorf("out of memory");
-				}
-				break;
-			}
-			next++;
-			x->count++;
-		}
-		if (x->host_error != NULL) {
-			/* Targets already added for it are probed but ignored. */
-			x->count = 0;
-			continue;
-		}
-		x->probed = 1;
+		h.hosts = (const char *const *)x->hosts.strings;
+		h.host_count = x->hosts.count;
+		h.wrappermode = x->wrappermode;
+		if (tp_delivery_add(&x->dindex, t->delivery, x->key, x->judged, &h, &diag) != 0)
+			return cli_errorf("%s: %s", x->key, diag.message);
 	}
-	(void)cli;
 	cli_progress_start("probing", "addresses");
-	rc = tp_prober_run(prober, &diag);
+	rc = tp_delivery_run(t->delivery, &diag);
 	cli_progress_end();
-	if (rc != 0) {
-		tp_prober_free(prober);
-		return cli_error(&diag);
-	}
-	*out = prober;
-	return EX_SUCCESS;
+	return rc == 0 ? EX_SUCCESS : cli_error(&diag);
 }
 
-const tp_probe_result *
-cli_target_result_at(const tp_prober *prober, const struct cli_target *t,
-		     size_t *cursor)
+const tp_delivery_key *
+cli_target_key(const struct cli_targets *t, size_t i)
 {
-	size_t n = tp_prober_result_count(prober);
-
-	for (; *cursor < n; (*cursor)++) {
-		const tp_probe_result *r = tp_prober_result(prober, *cursor);
-
-		if (r->target >= t->first + t->count)
-			return NULL;
-		if (r->target >= t->first) {
-			(*cursor)++;
-			return r;
-		}
-	}
-	return NULL;
-}
-
-int
-cli_target_pinned(const struct cli_target *t, const tp_probe_cert *leaf)
-{
-	for (size_t i = 0; i < tp_policy_pin_count(t->policy); i++) {
-		const char *pin = tp_policy_pin_at(t->policy, i);
-
-		if (strcmp(pin, leaf->fingerprint) == 0 ||
-		    strcmp(pin, leaf->pkey_fingerprint) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-int
-cli_target_eval(const struct cli_target *t, const tp_prober *prober,
-		struct cli_eval *ev)
-{
-	const tp_probe_result *r;
-	size_t cur = 0;
-
-	memset(ev, 0, sizeof(*ev));
-	ev->reachable = t->probed;
-	ev->matched = t->probed;
-	if (!t->probed)
-		return 0;
-	while ((r = cli_target_result_at(prober, t, &cur)) != NULL) {
-		const tp_probe_cert *leaf;
-		const char *fp;
-
-		ev->addresses++;
-		if (r->status != TP_OK || r->chain_len == 0) {
-			ev->failed++;
-			ev->reachable = 0;
-			continue;
-		}
-		leaf = &r->chain[0];
-		if (!cli_target_pinned(t, leaf))
-			ev->matched = 0;
-		fp = t->kind == TP_PIN_PKEY ? leaf->pkey_fingerprint : leaf->fingerprint;
-		if (!cli_strarray_has(&ev->presented, fp) &&
-		    cli_strarray_push(&ev->presented, fp) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-void
-cli_eval_dispose(struct cli_eval *ev)
-{
-	tp_strarray_dispose(&ev->presented);
+	return tp_delivery_key_at(t->delivery, t->v[i].dindex);
 }
 
 const char *
-cli_result_label(char *buf, size_t size, const tp_probe_result *r)
+cli_server_label(char *buf, size_t size, const tp_server *s)
 {
-	if (r->address == NULL || strcmp(r->host, r->address) == 0)
-		cli_host_spec(buf, size, r->host, r->port);
+	if (s->address == NULL || strcmp(s->host, s->address) == 0)
+		cli_host_spec(buf, size, s->host, s->port);
 	else
-		snprintf(buf, size, "%s[%s]:%u", r->host, r->address, r->port);
+		snprintf(buf, size, "%s[%s]:%u", s->host, s->address, s->port);
 	return buf;
+}
+
+const char *
+cli_server_fingerprint(const tp_server *s, tp_pin_kind kind)
+{
+	const tp_probe_cert *leaf;
+
+	if (s->probe == NULL || s->probe->status != TP_OK || s->probe->chain_len == 0)
+		return NULL;
+	leaf = &s->probe->chain[0];
+	return kind == TP_PIN_PKEY ? leaf->pkey_fingerprint : leaf->fingerprint;
 }

@@ -286,18 +286,60 @@ cli_iso_time(char *buf, size_t size, time_t t)
 	return buf;
 }
 
+time_t
+cli_parse_iso(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL || (end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
+		return 0;
+	return timegm(&tm);
+}
+
+time_t
+cli_now(void)
+{
+	const char *s = getenv("TLSPOLICY_NOW");
+	char *end;
+	long long secs;
+	time_t t;
+
+	if (s == NULL || *s == '\0')
+		return time(NULL);
+	if ((t = cli_parse_iso(s)) != 0)
+		return t;
+	secs = strtoll(s, &end, 10);
+	if (end != s && *end == '\0' && secs > 0)
+		return (time_t)secs;
+	cli_warnf("TLSPOLICY_NOW=%s: neither an ISO time (2026-11-29T12:00:00Z) nor seconds; using the clock", s);
+	return time(NULL);
+}
+
 void
 cli_probe_defaults(struct cli *cli, tp_probe_opts *opts)
 {
-	tp_config *config = cli_config(cli);
-	const char *myhostname = config ? tp_config_get(config, "myhostname") : NULL;
-
-	/* Unset in main.cf, Postfix uses this host's FQDN: the engine's default. */
-	if (myhostname != NULL && *myhostname)
-		opts->ehlo_name = myhostname;
 	opts->dns_servers = cli_dns_servers();
 	if (cli->verbose)
 		opts->trace = cli_trace_to_stderr;
+}
+
+void
+cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts)
+{
+	opts->dns_servers = cli_dns_servers();
+	/* check and rotate weigh DANE evidence: TLSA records are wanted. */
+	opts->dane = 1;
+	if (cli->verbose)
+		opts->trace = cli_trace_to_stderr;
+}
+
+int
+cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf)
+{
+	return tp_fingerprint_der(out, leaf->der, leaf->der_len, "sha256",
+				  TP_PIN_PKEY, NULL) == 0 ? 0 : -1;
 }
 
 int

@@ -22,6 +22,64 @@
 #include "buf.h"
 #include "casefold.h"
 
+/* Length of the well-formed UTF-8 sequence at cp (end excluded), or 0. */
+static size_t
+utf8_seq_len(const unsigned char *cp, const unsigned char *end)
+{
+	unsigned char c0 = *cp, lo = 0x80, hi = 0xbf;
+	size_t tail;
+
+	if (c0 <= 0x7f)
+		return 1;
+	if (c0 < 0xc2 || c0 > 0xf4)
+		return 0;
+	/* Second byte range excludes overlongs, surrogates, > U+10FFFF. */
+	if (c0 <= 0xdf) {
+		tail = 1;
+	} else if (c0 <= 0xef) {
+		tail = 2;
+		if (c0 == 0xe0)
+			lo = 0xa0;
+		else if (c0 == 0xed)
+			hi = 0x9f;
+	} else {
+		tail = 3;
+		if (c0 == 0xf0)
+			lo = 0x90;
+		else if (c0 == 0xf4)
+			hi = 0x8f;
+	}
+	if ((size_t)(end - cp) <= tail || cp[1] < lo || cp[1] > hi)
+		return 0;
+	for (size_t i = 2; i <= tail; i++)
+		if ((cp[i] & 0xc0) != 0x80)
+			return 0;
+	return tail + 1;
+}
+
+void
+tp__utf8_sanitize(char *s)
+{
+	unsigned char *in = (unsigned char *)s, *out = in;
+	const unsigned char *end = in + strlen(s);
+
+	while (in < end) {
+		size_t n = utf8_seq_len(in, end);
+
+		/* C0 controls, DEL, and C1 controls (U+0080..U+009F). */
+		if (n == 0 || (n == 1 && (*in < 0x20 || *in == 0x7f)) ||
+		    (n == 2 && in[0] == 0xc2 && in[1] < 0xa0)) {
+			*out++ = '?';
+			in += n ? n : 1;
+			continue;
+		}
+		memmove(out, in, n);
+		out += n;
+		in += n;
+	}
+	*out = '\0';
+}
+
 int
 tp__utf8_valid(const char *s, size_t len)
 {

@@ -23,6 +23,13 @@
  *
  *	tp__printable() rewrites a message in place the way Postfix's
  *	msg_output() sanitises every log line (printable(3), replacement '?').
+ *
+ *	tp__utf8_sanitize() rewrites text from a server (banner, replies,
+ *	certificate names) in place so that it is always valid UTF-8 and
+ *	safe on a terminal: each well-formed UTF-8 sequence stays, unless it
+ *	is a C0 or C1 control or DEL; every other byte becomes '?'. It
+ *	never splits a sequence and never makes the text longer, so a
+ *	Latin-1 banner reaches JSON output as "?" instead of failing it.
  */
 #ifndef TP_CASEFOLD_INTERNAL_H
 #define TP_CASEFOLD_INTERNAL_H
@@ -43,5 +50,6 @@ int tp__fold_key(tp__folder *folder, tp_buf *out, const char *s, size_t len,
 		 int utf8, int fold);
 void tp__folder_close(tp__folder *folder);
 void tp__printable(char *s, int utf8);
+void tp__utf8_sanitize(char *s);
 
 #endif

@@ -2,6 +2,12 @@
  * NAME
  *	doc_internal - what the table code needs of a document (internal)
  * DESCRIPTION
+ *	tp__doc_kv() gives entry i's key and value as tp_doc_entry_at()
+ *	does, without the rest of a tp_entry: the map writers call it for
+ *	every record, and several times per record while sorting. i must be
+ *	below tp_doc_entry_count(); *dup says whether it is a later
+ *	duplicate.
+ *
  *	tp__doc_emit() writes the document's bytes, in order, through sink
  *	(as tp_doc_serialize() would make them, without holding them all in
  *	memory at once); the first non-zero status of sink stops it and is
@@ -30,6 +36,9 @@
 #include <stddef.h>
 
 #include "tlspolicy/document.h"
+
+void tp__doc_kv(const tp_doc *doc, size_t i, const char **key, size_t *klen,
+		const char **value, size_t *vlen, int *dup);
 
 typedef int (*tp__doc_sink)(void *ctx, const char *p, size_t n);
 

@@ -73,6 +73,7 @@
 
 #include "buf.h"
 #include "casefold.h"
+#include "doc_internal.h"
 #include "diag.h"
 #include "doc_internal.h"
 
@@ -1817,6 +1818,22 @@ tp_doc_entry_at(const tp_doc *doc, size_t i, tp_entry *out)
 	return TP_OK;
 }
 
+void
+tp__doc_kv(const tp_doc *doc, size_t i, const char **key, size_t *klen,
+	   const char **value, size_t *vlen, int *dup)
+{
+	size_t s = slot_of(doc, i);
+	const struct sub *sb = sub_find(doc, s);
+	const tp_doc *d = sb ? sb->doc : doc;
+	const struct ent *e = sb ? sb->doc->ents : doc->ents + s;
+
+	*key = ent_key(d, e);
+	*klen = ent_key_len(e);
+	*value = ent_val(d, e);
+	*vlen = e->val_len;
+	*dup = (doc->ents[s].flags & E_DUP) != 0;
+}
+
 int
 tp_key_fold(tp_buf *out, const char *key, const tp_doc_opts *opts)
 {
@@ -2438,6 +2455,8 @@ struct ann_set {
 	const char *kind;
 	const char *const *keys;
 	size_t nkeys;
+	const char *field;	/* another field, set to field_value (NULL removes) */
+	const char *field_value;
 };
 
 static int
@@ -2456,6 +2475,16 @@ same_annotation(const tp_doc *before, const tp_doc *after, size_t i,
 		return 0;
 	if (s->set_keys && (an ? an->key_count : 0) != s->nkeys)
 		return 0;
+	if (s->field != NULL) {
+		tp_buf v = TP_BUF_INIT;
+		int st = tp_doc_annotation_field(after, i, s->field, &v), same;
+
+		same = s->field_value == NULL ? st == TP_ENOTFOUND
+		    : st == TP_OK && strcmp(v.ptr ? v.ptr : "", s->field_value) == 0;
+		tp_buf_dispose(&v);
+		if (!same)
+			return 0;
+	}
 	if (!s->set_kind)
 		return 1;
 	if (s->kind == NULL)
@@ -2496,16 +2525,16 @@ bad_words(const tp_doc *doc, const char *const *w, size_t n)
 	return 0;
 }
 
-enum { F_FROM, F_PIN, F_KEYS, F_COUNT };
+enum { F_FROM, F_PIN, F_KEYS, F_OTHER, F_COUNT };
 
 static int
 doc_edit_annotation(tp_doc *doc, size_t i, const struct ann_set *s)
 {
-	static const char *const names[F_COUNT] = { "from", "pin", "keys" };
+	const char *names[F_COUNT] = { "from", "pin", "keys", s->field };
 	struct edit ed = { NULL, 0, 0, TP_BUF_INIT };
-	tp_buf text[F_COUNT] = { TP_BUF_INIT, TP_BUF_INIT, TP_BUF_INIT };
+	tp_buf text[F_COUNT] = { TP_BUF_INIT, TP_BUF_INIT, TP_BUF_INIT, TP_BUF_INIT };
 	tp_buf b = TP_BUF_INIT;
-	int set[F_COUNT], has[F_COUNT], done[F_COUNT] = { 0, 0, 0 };
+	int set[F_COUNT], has[F_COUNT], done[F_COUNT] = { 0, 0, 0, 0 };
 	const struct ent *e;
 	const char *f, *p, *end, *tok, *prev;
 	size_t al, kept = 0, k, start, at;
@@ -2515,20 +2544,28 @@ doc_edit_annotation(tp_doc *doc, size_t i, const struct ann_set *s)
 	    (s->set_from && bad_words(doc, s->hosts, s->n)) ||
 	    (s->set_keys && bad_words(doc, s->keys, s->nkeys)) ||
 	    (s->set_kind && s->kind != NULL && (bad_word(s->kind, 0) ||
-						bad_utf8(doc, s->kind))))
+						bad_utf8(doc, s->kind))) ||
+	    (s->field != NULL && s->field_value != NULL &&
+	     (bad_word(s->field_value, 0) || bad_utf8(doc, s->field_value))))
 		return TP_EUSAGE;
 	e = doc->ents + i;
 	al = ent_ann_line(e);
 	set[F_FROM] = s->set_from;
 	set[F_PIN] = s->set_kind;
 	set[F_KEYS] = s->set_keys;
+	set[F_OTHER] = s->field != NULL;
 	for (k = 0; k < F_COUNT; k++) {
 		if (k == F_PIN)
 			r = field_text(text + k, "pin", &s->kind, s->kind != NULL);
 		else if (k == F_FROM)
 			r = field_text(text + k, "from", s->hosts, s->n);
-		else
+		else if (k == F_KEYS)
 			r = field_text(text + k, "keys", s->keys, s->nkeys);
+		else if (s->field != NULL)
+			r = field_text(text + k, s->field, &s->field_value,
+				       s->field_value != NULL);
+		else
+			r = 0;
 		if (r < 0) {
 			status = TP_ENOMEM;
 			goto out;
@@ -2544,7 +2581,7 @@ doc_edit_annotation(tp_doc *doc, size_t i, const struct ann_set *s)
 	}
 	if (al == NONE) {
 		/* A new line above the entry, in the entry's line style. */
-		if (!has[F_FROM] && !has[F_PIN] && !has[F_KEYS])
+		if (!has[F_FROM] && !has[F_PIN] && !has[F_KEYS] && !has[F_OTHER])
 			goto commit;	/* nothing to remove, nothing to write */
 		status = tp__buf_puts(&b, "# tlspolicy:");
 		for (k = 0; k < F_COUNT && status == TP_OK; k++)
@@ -2625,7 +2662,7 @@ static int
 doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
 		   size_t n, const char *pin_kind)
 {
-	struct ann_set s = { 1, 1, 0, 0, hosts, n, pin_kind, NULL, 0 };
+	struct ann_set s = { 1, 1, 0, 0, hosts, n, pin_kind, NULL, 0, NULL, NULL };
 
 	s.remove = n == 0 && pin_kind == NULL;
 	return doc_edit_annotation(doc, i, &s);
@@ -2635,9 +2672,72 @@ static int
 doc_set_annotation_keys(tp_doc *doc, size_t i, const char *const *keys,
 			size_t n)
 {
-	struct ann_set s = { 0, 0, 1, 0, NULL, 0, NULL, keys, n };
+	struct ann_set s = { 0, 0, 1, 0, NULL, 0, NULL, keys, n, NULL, NULL };
 
 	return doc_edit_annotation(doc, i, &s);
+}
+
+/* A field name of our own: lower-case letters, digits, '-'. */
+static int
+bad_field_name(const char *name)
+{
+	static const char *const own[] = { "from", "pin", "keys" };
+
+	if (name == NULL || *name == '\0' || strlen(name) > 32)
+		return 1;
+	for (size_t j = 0; j < sizeof(own) / sizeof(own[0]); j++)
+		if (strcmp(name, own[j]) == 0)
+			return 1;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return 1;
+	return 0;
+}
+
+static int
+doc_set_annotation_field(tp_doc *doc, size_t i, const char *name, const char *value)
+{
+	struct ann_set s = { 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, name, value };
+
+	if (bad_field_name(name))
+		return TP_EUSAGE;
+	return doc_edit_annotation(doc, i, &s);
+}
+
+int
+tp_doc_annotation_field(const tp_doc *doc, size_t i, const char *name,
+			tp_buf *value)
+{
+	const char *p, *end, *tok;
+	size_t al, n;
+	struct view v;
+
+	if (doc == NULL || value == NULL || i >= tp_doc_entry_count(doc) ||
+	    name == NULL)
+		return TP_EUSAGE;
+	/* The entry as it is now: in data, or in its sub-document. */
+	entry_view(doc, slot_of(doc, i), &v);
+	doc = v.d;
+	tp__buf_truncate(value, 0);
+	if ((al = ent_ann_line(v.e)) == NONE ||
+	    (p = annot_fields(doc, al)) == NULL)
+		return TP_ENOTFOUND;
+	end = line_ptr(doc, al) + doc->lines[al].len;
+	n = strlen(name);
+	/* The first word "name=VALUE" with a value, as the parser reads it. */
+	while (p < end) {
+		while (p < end && is_space((unsigned char)*p))
+			p++;
+		for (tok = p; p < end && !is_space((unsigned char)*p); p++)
+			;
+		if ((size_t)(p - tok) > n + 1 && memcmp(tok, name, n) == 0 &&
+		    tok[n] == '=') {
+			if (tp__buf_put(value, tok + n + 1, (size_t)(p - tok) - n - 1) != TP_OK)
+				return TP_ENOMEM;
+			return TP_OK;
+		}
+	}
+	return TP_ENOTFOUND;
 }
 
 struct append_arg {
@@ -3132,6 +3232,27 @@ slot_add(tp_doc *doc, tp_doc *sub)
 		return TP_ENOMEM;
 	}
 	return TP_OK;
+}
+
+struct field_arg {
+	const char *name, *value;
+};
+
+static int
+field_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct field_arg *a = arg;
+
+	return doc_set_annotation_field(doc, i, a->name, a->value);
+}
+
+int
+tp_doc_set_annotation_field(tp_doc *doc, size_t i, const char *name,
+			    const char *value)
+{
+	struct field_arg a = { name, value };
+
+	return entry_edit(doc, i, field_fn, &a);
 }
 
 int

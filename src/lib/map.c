@@ -150,8 +150,18 @@ cmp_record(const tp_record *a, const tp_record *b)
  * so the first stays first). qsort() is neither stable nor, in C11,
  * given a context pointer; a merge sort is both, and reentrant.
  */
+static int
+cmp_index(const tp__records *recs, size_t a, size_t b)
+{
+	tp_record ra, rb;
+
+	recs->at(recs->ctx, a, &ra);
+	recs->at(recs->ctx, b, &rb);
+	return cmp_record(&ra, &rb);
+}
+
 static void
-merge_sort(size_t *idx, size_t *tmp, size_t n, const tp_record *recs)
+merge_sort(size_t *idx, size_t *tmp, size_t n, const tp__records *recs)
 {
 	size_t i, j, k, mid;
 
@@ -160,11 +170,11 @@ merge_sort(size_t *idx, size_t *tmp, size_t n, const tp_record *recs)
 	mid = n / 2;
 	merge_sort(idx, tmp, mid, recs);
 	merge_sort(idx + mid, tmp, n - mid, recs);
-	if (cmp_record(&recs[idx[mid - 1]], &recs[idx[mid]]) <= 0)
+	if (cmp_index(recs, idx[mid - 1], idx[mid]) <= 0)
 		return;
 	memcpy(tmp, idx, n * sizeof(*idx));
 	for (i = 0, j = mid, k = 0; i < mid && j < n;)
-		idx[k++] = cmp_record(&recs[tmp[j]], &recs[tmp[i]]) < 0 ? tmp[j++] : tmp[i++];
+		idx[k++] = cmp_index(recs, tmp[j], tmp[i]) < 0 ? tmp[j++] : tmp[i++];
 	while (i < mid)
 		idx[k++] = tmp[i++];
 	while (j < n)
@@ -172,11 +182,15 @@ merge_sort(size_t *idx, size_t *tmp, size_t n, const tp_record *recs)
 }
 
 static int
-put_record(const tp__map_backend *b, void *w, const tp_record *r, tp_buf *kbuf,
-	   tp_buf *vbuf, tp_diag *diag)
+put_record(const tp__map_backend *b, void *w, const tp_record *r, int cstrings,
+	   tp_buf *kbuf, tp_buf *vbuf, tp_diag *diag)
 {
 	size_t extra = b->nul_terminated ? 1 : 0;
 
+	/* A document's records are C strings already: no copy needed. */
+	if (cstrings || !extra)
+		return b->put(w, r->key, r->key_len + extra, r->value,
+			      r->value_len + extra, diag);
 	/* Copies: records point into the caller's memory, not NUL-terminated. */
 	tp__buf_truncate(kbuf, 0);
 	tp__buf_truncate(vbuf, 0);
@@ -193,7 +207,7 @@ put_record(const tp__map_backend *b, void *w, const tp_record *r, tp_buf *kbuf,
  * first is still put first and wins.
  */
 static int
-bucket_order(const tp__map_backend *b, void *w, const tp_record *records,
+bucket_order(const tp__map_backend *b, void *w, const tp__records *recs,
 	     size_t n, size_t **out, tp_buf *kbuf, tp_diag *diag)
 {
 	uint32_t *bucket = malloc(n * sizeof(*bucket)), max = 0;
@@ -203,8 +217,17 @@ bucket_order(const tp__map_backend *b, void *w, const tp_record *records,
 	if (bucket == NULL || order == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
+		tp_record r;
+
+		recs->at(recs->ctx, i, &r);
+		if (recs->cstrings) {
+			bucket[i] = b->bucket(w, r.key, r.key_len + (b->nul_terminated ? 1 : 0));
+			if (bucket[i] > max)
+				max = bucket[i];
+			continue;
+		}
 		tp__buf_truncate(kbuf, 0);
-		if (tp__buf_put(kbuf, records[i].key, records[i].key_len) < 0)
+		if (tp__buf_put(kbuf, r.key, r.key_len) < 0)
 			goto nomem;
 		/* The key as stored: with its NUL when the backend adds one. */
 		bucket[i] = b->bucket(w, kbuf->ptr,
@@ -244,9 +267,9 @@ new_db_attrs(const struct stat *src, mode_t *mode, int *do_chown, uid_t *uid,
 
 int
 tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
-		const tp_record *records, size_t n, const char *mode_from,
-		tp_diag *diag)
+		const tp__records *recs, const char *mode_from, tp_diag *diag)
 {
+	size_t n = recs->n;
 	const tp__map_backend *b = tp__map_backend_get(type);
 	tp_buf kbuf = TP_BUF_INIT, vbuf = TP_BUF_INIT;
 	size_t *order = NULL, nbytes = 0;
@@ -282,9 +305,17 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 			return tp__diag_errno(diag, TP_EIO, errno, "stat %s", mode_from);
 	}
 
-	for (size_t i = 0; i < n; i++)
-		nbytes += records[i].key_len + records[i].value_len + 2;
-	if (b->sorted_input && n > 1) {
+	for (size_t i = 0; i < n; i++) {
+		tp_record r;
+
+		recs->at(recs->ctx, i, &r);
+		nbytes += r.key_len + r.value_len + 2;
+	}
+	/*
+	 * Key order: for backends that like it, and to find duplicates for
+	 * those that cannot refuse one (cdb) when the records may have some.
+	 */
+	if ((b->sorted_input || (b->unique_puts && !recs->unique)) && n > 1) {
 		size_t *tmp;
 
 		order = malloc(n * sizeof(*order));
@@ -296,7 +327,7 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 		}
 		for (size_t i = 0; i < n; i++)
 			order[i] = i;
-		merge_sort(order, tmp, n, records);
+		merge_sort(order, tmp, n, recs);
 		free(tmp);
 	}
 
@@ -311,15 +342,16 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	if ((rc = b->create(&w, p->file.ptr, db_path, n, nbytes, diag)) < 0)
 		goto out;
 	if (b->bucket != NULL && n > 1 &&
-	    (rc = bucket_order(b, w, records, n, &order, &kbuf, diag)) < 0)
+	    (rc = bucket_order(b, w, recs, n, &order, &kbuf, diag)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		const tp_record *r = &records[order ? order[i] : i];
+		tp_record r;
 
+		recs->at(recs->ctx, order ? order[i] : i, &r);
 		/* Sorted: an equal neighbour before us already won. */
-		if (order && i > 0 && cmp_record(&records[order[i - 1]], r) == 0)
+		if (order && i > 0 && !recs->unique && cmp_index(recs, order[i - 1], order[i]) == 0)
 			continue;
-		if ((rc = put_record(b, w, r, &kbuf, &vbuf, diag)) < 0)
+		if ((rc = put_record(b, w, &r, recs->cstrings, &kbuf, &vbuf, diag)) < 0)
 			goto out;
 	}
 	rc = b->finish(w, mode, do_chown, uid, gid, diag);
@@ -537,14 +569,21 @@ tp__map_discard(tp__map_pending *p)
 	tp_buf_dispose(&p->file);
 }
 
+static void
+array_at(const void *ctx, size_t i, tp_record *out)
+{
+	*out = ((const tp_record *)ctx)[i];
+}
+
 int
 tp_map_write(tp_map_type type, const char *db_path, const tp_record *records,
 	     size_t n, const char *mode_from, tp_diag *diag)
 {
+	tp__records recs = { n, array_at, records, 0, 0 };
 	tp__map_pending p;
 	int rc;
 
-	if ((rc = tp__map_prepare(&p, type, db_path, records, n, mode_from, diag)) < 0)
+	if ((rc = tp__map_prepare(&p, type, db_path, &recs, mode_from, diag)) < 0)
 		return rc;
 	rc = tp__map_install(&p, db_path, diag);
 	tp__map_discard(&p);

@@ -78,6 +78,7 @@ typedef struct tp__map_backend {
 	void (*close_read)(void *r);
 	uint32_t (*bucket)(void *w, const void *key, size_t klen);
 	int (*reader_fd)(void *r);
+	int unique_puts;	/* put() cannot refuse a duplicate: never give it one */
 	int lock_style;		/* how Postfix's readers lock the file: TP__LOCK_* */
 	int no_db;		/* no database: Postfix reads the source (texthash) */
 	/* Incremental writes (NULL: the type is always rebuilt whole). */
@@ -114,8 +115,22 @@ typedef struct tp__map_pending {
 	int no_db;
 } tp__map_pending;
 
+/*
+ * The records to write, through an accessor so a table's records need
+ * not be copied into an array first (memory: the source is held once,
+ * in its document). unique: no two records share a key (the document
+ * dropped later duplicates), so no duplicate needs finding.
+ */
+typedef struct tp__records {
+	size_t n;
+	void (*at)(const void *ctx, size_t i, tp_record *out);
+	const void *ctx;
+	int unique;
+	int cstrings;	/* key[key_len] and value[value_len] are NULs */
+} tp__records;
+
 int tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
-		    const tp_record *records, size_t n, const char *mode_from,
+		    const tp__records *recs, const char *mode_from,
 		    tp_diag *diag);
 int tp__map_install(tp__map_pending *p, const char *db_path, tp_diag *diag);
 

@@ -568,7 +568,7 @@ const tp__map_backend tp__map_backend_hash = {
 	"hash", ".db", 1, 0,
 	hash_create, db_put, db_finish, db_abort,
 	hash_open_read, db_get, db_next, db_close_read, hash_bucket,
-	db_reader_fd, TP__LOCK_FLOCK, 0,
+	db_reader_fd, 0, TP__LOCK_FLOCK, 0,
 	hash_open_update, db_replace, db_del,
 };
 
@@ -576,6 +576,6 @@ const tp__map_backend tp__map_backend_btree = {
 	"btree", ".db", 1, 1,
 	btree_create, db_put, db_finish, db_abort,
 	btree_open_read, db_get, db_next, db_close_read, NULL,
-	db_reader_fd, TP__LOCK_FLOCK, 0,
+	db_reader_fd, 0, TP__LOCK_FLOCK, 0,
 	btree_open_update, db_replace, db_del,
 };

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -53,6 +54,8 @@
 /* LMDB's page overhead per record, and the slack on the map size. */
 #define LMDB_RECORD_EXTRA 64u
 #define LMDB_MAP_MIN (16u << 20)	/* Postfix's lmdb_map_size default */
+/* Free space below which a failed LMDB write means a full disk. */
+#define LMDB_FULL_BYTES (1u << 20)
 
 struct lmdb_handle {
 	MDB_env *env;
@@ -62,11 +65,23 @@ struct lmdb_handle {
 	size_t in_txn;
 	int fd;			/* reader: the file, for fcntl() locks */
 	char path[4096];	/* the file messages name */
+	char dir[4096];		/* writer: where the file is built */
 };
 
 static int
 lmdb_fail(struct lmdb_handle *h, tp_diag *diag, int err, const char *what)
 {
+	/*
+	 * LMDB turns a short write into EIO; on a full file system that is
+	 * ENOSPC, and the admin should read so (postmap reports ENOSPC too).
+	 */
+	if (err == EIO && h->dir[0]) {
+		struct statvfs vfs;
+
+		if (statvfs(h->dir, &vfs) == 0
+		    && (uint64_t)vfs.f_bavail * vfs.f_frsize < LMDB_FULL_BYTES)
+			err = ENOSPC;
+	}
 	if (err > 0 && err < MDB_KEYEXIST)	/* errno values */
 		return tp__diag_errno(diag, TP_EIO, err, "%s %s", what, h->path);
 	return tp__diag_set(diag, TP_EDB, NULL, 0, "%s %s: %s", what, h->path,
@@ -112,6 +127,9 @@ lmdb_create(void **out, const char *path, const char *name, size_t nrecords,
 	*out = NULL;
 	if ((h = handle_new(name)) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	snprintf(h->dir, sizeof(h->dir), "%s", path);
+	if (strrchr(h->dir, '/') != NULL)
+		*strrchr(h->dir, '/') = 0;
 	/* Twice what the records need: B-tree pages are not packed full. */
 	mapsize = ((uint64_t)nbytes + (uint64_t)nrecords * LMDB_RECORD_EXTRA) * 2
 		  + LMDB_MAP_MIN;
@@ -299,6 +317,6 @@ const tp__map_backend tp__map_backend_lmdb = {
 	"lmdb", ".lmdb", 1, 1,
 	lmdb_create, lmdb_put, lmdb_finish, lmdb_abort,
 	lmdb_open_read, lmdb_get, lmdb_next, lmdb_close_read, NULL,
-	lmdb_reader_fd, TP__LOCK_FCNTL, 0,
+	lmdb_reader_fd, 0, TP__LOCK_FCNTL, 0,
 	NULL, NULL, NULL,
 };

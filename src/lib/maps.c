@@ -129,23 +129,22 @@ struct tp_maps {
 	tp_buf matched;
 };
 
-/* Types named by Postfix (postconf -m and the client-only ones). */
+/*
+ * Postfix types without a tlspolicy backend (postconf -m and the
+ * client-only ones). Types with one (hash, btree, lmdb, cdb, texthash:
+ * tp_map_type_parse() knows them) need no row here.
+ */
 static const struct {
 	const char *name;
 	enum map_kind kind;
 	int has_path;		/* the name is a file (or a client's config file) */
 } types[] = {
-	{ "hash", K_DB, 1 },
-	{ "btree", K_DB, 1 },
-	{ "texthash", K_TEXTHASH, 1 },
 	{ "regexp", K_PATTERN, 1 },
 	{ "pcre", K_PATTERN, 1 },
 	{ "inline", K_INLINE, 0 },
 	{ "static", K_STATIC, 0 },
 	{ "fail", K_FAIL, 0 },
 	{ "cidr", K_CIDR, 1 },
-	{ "lmdb", K_DB, 1 },
-	{ "cdb", K_DB, 1 },
 	{ "dbm", K_UNKNOWN, 1 },
 	{ "sdbm", K_UNKNOWN, 1 },
 	{ "ldap", K_UNKNOWN, 1 },
@@ -158,6 +157,10 @@ static const struct {
 static int
 has_path_type(const char *type)
 {
+	tp_map_type t;
+
+	if (tp_map_type_parse(&t, type) == 0)
+		return 1;
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(type, types[i].name) == 0)
 			return types[i].has_path;
@@ -419,6 +422,22 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 		plen -= 6;
 	}
 	colon = memchr(p, ':', plen);
+	if (colon == NULL && default_type == NULL) {
+		/*
+		 * In main.cf's list a bare path is no map: Postfix's dict_open()
+		 * stops the SMTP client with a fatal error, so every lookup fails.
+		 */
+		m->info.type = strdup("");
+		m->info.path = strndup(p, plen);
+		m->kind = K_FAIL;
+		m->loaded = 1;
+		m->info.readable = 1;	/* its answer is known: failure */
+		if (m->info.spec == NULL || m->info.type == NULL || m->info.path == NULL)
+			return TP_ENOMEM;
+		return load_fail(m, TP_ECONFIG,
+				 "smtp_tls_policy_maps: \"%s\" is not type:name (Postfix: \"open dictionary: expecting type:name form\", fatal for its SMTP client): write %s:%s",
+				 m->info.spec, "hash", m->info.path) == TP_ENOMEM ? TP_ENOMEM : TP_OK;
+	}
 	if (colon == NULL) {
 		/* A bare path, as postmap takes it: default_database_type. */
 		m->info.type = strdup(default_type);
@@ -458,6 +477,11 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 			kind = types[i].kind;
 			has_path = types[i].has_path;
 		}
+	/* A type with a backend: a database, or (texthash) its source. */
+	if (tp_map_type_parse(&m->db_type, m->info.type) == 0) {
+		kind = tp__map_backend_get(m->db_type)->no_db ? K_TEXTHASH : K_DB;
+		has_path = 1;
+	}
 	m->kind = kind;
 	if (has_path && (m->info.path = strndup_or_null(name, tlen)) == NULL)
 		return TP_ENOMEM;
@@ -470,7 +494,6 @@ map_init(tp_maps *maps, struct map *m, const char *spec, size_t len,
 	}
 	switch (kind) {
 	case K_DB:
-		(void)tp_map_type_parse(&m->db_type, m->info.type);
 		m->info.readable = m->info.writable = 1;
 		if (asprintf((char **)&m->info.db, "%s%s", m->info.path,
 			     tp_map_type_suffix(m->db_type)) < 0) {
@@ -590,7 +613,8 @@ tp_maps_open(tp_maps **out, const tp_config *config, tp_diag *diag)
 		free(copy);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	dtype = default_type(config);
+	/* No default type in main.cf's list: a bare path is an error there. */
+	dtype = NULL;
 	cp = copy;
 	while (rc == TP_OK && (item = strtokq(&cp, LIST_SEP)) != NULL)
 		rc = maps_add(maps, item, strlen(item), dtype, config);

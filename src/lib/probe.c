@@ -15,7 +15,8 @@
  *	BANNER	  reading the 220 greeting (may be multi-line)
  *	EHLO	  EHLO sent; reading the reply, which must offer STARTTLS
  *	STARTTLS  STARTTLS sent; reading the 220
- *	HANDSHAKE TLS handshake with SNI
+ *	HANDSHAKE TLS handshake, with the target's settings (in wrapper
+ *		  mode right after CONNECT: SMTPS speaks TLS first)
  *	CHAIN	  taking the presented chain and its fingerprints
  *	QUIT	  QUIT sent over TLS; the reply is waited for briefly and
  *		  any failure here is ignored: we already have the chain
@@ -49,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +60,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "casefold.h"
 #include "diag.h"
 #include "hostport.h"
 #include "smtp_reply.h"
@@ -132,17 +135,45 @@ struct chunk {
 	alignas(max_align_t) unsigned char data[];
 };
 
+/*
+ * How to speak TLS to one target, copied from its tp_client_settings
+ * when it is added (strings in the arena), so settings need not outlive
+ * the call and targets that share settings cost nothing more.
+ */
+struct tls_params {
+	const char *cipherlist;	/* "" for OpenSSL's default */
+	const char *groups;	/* "" for OpenSSL's default */
+	const char *helo;	/* NULL: opts.ehlo_name, else this host's FQDN */
+	const char *error;	/* settings Postfix cannot use: TLS fails */
+	unsigned int excluded;	/* TP_PROTO_* */
+	int min_version, max_version;
+	int security_level;
+	int wrappermode;
+	unsigned int families;
+	int preference;		/* 0, 4, 6 */
+	size_t ctx;		/* index in the prober's contexts */
+};
+
+/* A TLS context per client certificate in use. */
+struct client_ctx {
+	SSL_CTX *ctx;
+	const char *key;	/* cert|key|eccert|eckey|chain, in the arena */
+};
+
 struct target {
 	char *spec;
 	tp__hostport hp;
-	char *servername;	/* per-target override, or NULL */
+	char *servername;	/* SNI to send, or NULL */
+	char *connect_to;	/* numeric address to use instead of resolving */
+	struct tls_params tls;
 	size_t first;		/* its first result */
 	size_t count;		/* and how many */
-	struct addrinfo *ai;	/* from getaddrinfo, or in the arena */
-	int ai_in_arena;	/* built from the resolver's answer */
-	int gai_error;
+	struct addrinfo *ai;	/* in the arena */
 	size_t lookup;		/* its tp_resolver index, for a name */
 	const char *dns_error;	/* why the name did not resolve, or NULL */
+	tp_tlsa_record *tlsa;	/* DANE: usable records (in the arena) */
+	size_t ntlsa;
+	const char *nexthop;	/* DANE-TA reference name beside the host, or NULL */
 };
 
 struct conn {
@@ -166,7 +197,9 @@ struct conn {
 
 struct tp_prober {
 	tp_probe_opts opts;	/* strings point into the arena */
-	SSL_CTX *ctx;
+	tp_client_settings *own_settings; /* the defaults when opts had none */
+	struct client_ctx *ctxs;
+	size_t nctxs;
 	struct target *targets;
 	size_t ntargets;
 	tp_probe_result *results;
@@ -231,13 +264,14 @@ keep(tp_prober *p, const char *s)
 	return copy ? copy : "out of memory";
 }
 
-/* Control bytes from a hostile server must not reach a terminal. */
+/*
+ * Server text must not reach a terminal as control bytes, nor JSON as
+ * invalid UTF-8 (jansson refuses it).
+ */
 static void
 sanitize(char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	tp__utf8_sanitize(s);
 }
 
 static void trace(tp_prober *p, const char *fmt, ...) TP_PRINTF(2, 3);
@@ -318,6 +352,26 @@ conn_fail(tp_prober *p, struct conn *c, int status, const char *fmt, ...)
 	conn_finish(p, c);
 }
 
+/*
+ * The server answered, but TLS cannot be had with these settings: at a
+ * mandatory level Postfix defers the mail for this server.
+ */
+static void conn_tls_fail(tp_prober *p, struct conn *c, int status,
+			  const char *fmt, ...) TP_PRINTF(4, 5);
+
+static void
+conn_tls_fail(tp_prober *p, struct conn *c, int status, const char *fmt, ...)
+{
+	char msg[TP_DIAG_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->res->tls_failed = 1;
+	conn_fail(p, c, status, "%s", msg);
+}
+
 /* The OpenSSL reason for the last error, e.g. "sslv3 alert handshake failure". */
 static const char *
 tls_reason(void)
@@ -379,6 +433,20 @@ conn_lost(tp_prober *p, struct conn *c, int status, const char *fmt, ...)
 	conn_fail(p, c, status, "%s", msg);
 }
 
+static void start_tls(tp_prober *p, struct conn *c);
+
+/* TCP is up: the banner, or in wrapper mode (SMTPS) TLS at once. */
+static void
+connected(tp_prober *p, struct conn *c)
+{
+	if (c->target->tls.wrappermode) {
+		start_tls(p, c);
+		return;
+	}
+	set_state(p, c, PS_BANNER);
+	c->events = POLLIN;
+}
+
 /*
  * Start connecting. -1 (and c back in QUEUED) when the process is out of
  * file descriptors and last_chance is not set: the caller retries once a
@@ -403,8 +471,7 @@ conn_start(tp_prober *p, struct conn *c, int last_chance)
 		return 0;
 	}
 	if (connect(c->fd, sa, c->salen) == 0) {
-		set_state(p, c, PS_BANNER);
-		c->events = POLLIN;
+		connected(p, c);
 		return 0;
 	}
 	if (errno != EINPROGRESS) {
@@ -534,8 +601,6 @@ trace_reply(tp_prober *p, struct conn *c)
 		trace(p, "%s: <<< %.*s", c->label, (int)(nl - line), line);
 }
 
-static void start_tls(tp_prober *p, struct conn *c);
-
 /* A whole reply has arrived in the current state: act on it. */
 static void
 handle_reply(tp_prober *p, struct conn *c)
@@ -553,7 +618,10 @@ handle_reply(tp_prober *p, struct conn *c)
 			return;
 		}
 		set_state(p, c, PS_EHLO);
-		snprintf(ehlo, sizeof(ehlo), "EHLO %s", p->opts.ehlo_name);
+		/* The caller's name for all, else the settings' (never empty). */
+		snprintf(ehlo, sizeof(ehlo), "EHLO %s",
+			 p->opts.ehlo_name ? p->opts.ehlo_name
+			 : c->target->tls.helo ? c->target->tls.helo : "localhost");
 		conn_send(p, c, ehlo);
 		break;
 	case PS_EHLO:
@@ -564,7 +632,7 @@ handle_reply(tp_prober *p, struct conn *c)
 			return;
 		}
 		if (!tp__smtp_reply_has_keyword(&c->reply, "STARTTLS")) {
-			conn_fail(p, c, TP_EPROTOCOL, "no STARTTLS in EHLO reply");
+			conn_tls_fail(p, c, TP_EPROTOCOL, "no STARTTLS in EHLO reply");
 			return;
 		}
 		set_state(p, c, PS_STARTTLS);
@@ -572,9 +640,9 @@ handle_reply(tp_prober *p, struct conn *c)
 		break;
 	case PS_STARTTLS:
 		if (code != 220) {
-			conn_fail(p, c, TP_EPROTOCOL, "STARTTLS %s: %s",
-				  code >= 400 ? "rejected" : "unexpected reply",
-				  summary);
+			conn_tls_fail(p, c, TP_EPROTOCOL, "STARTTLS %s: %s",
+				      code >= 400 ? "rejected" : "unexpected reply",
+				      summary);
 			return;
 		}
 		/*
@@ -638,16 +706,6 @@ step_dialogue(tp_prober *p, struct conn *c)
 	}
 }
 
-static const char *
-target_servername(const tp_prober *p, const struct target *t)
-{
-	if (t->servername != NULL)
-		return t->servername;
-	if (p->opts.servername != NULL)
-		return p->opts.servername;
-	return t->hp.family == AF_UNSPEC ? t->hp.host : NULL;
-}
-
 static int
 is_ip_literal(const char *s)
 {
@@ -656,20 +714,106 @@ is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
 }
 
+/* TLS_SSL_OP_PROTOMASK() of Postfix's tls.h. */
+static long
+protocol_options(unsigned int excluded)
+{
+	return ((excluded & TP_PROTO_SSLv2) ? SSL_OP_NO_SSLv2 : 0L)
+	    | ((excluded & TP_PROTO_SSLv3) ? SSL_OP_NO_SSLv3 : 0L)
+	    | ((excluded & TP_PROTO_TLSv1) ? SSL_OP_NO_TLSv1 : 0L)
+	    | ((excluded & TP_PROTO_TLSv1_1) ? SSL_OP_NO_TLSv1_1 : 0L)
+	    | ((excluded & TP_PROTO_TLSv1_2) ? SSL_OP_NO_TLSv1_2 : 0L)
+	    | ((excluded & TP_PROTO_TLSv1_3) ? SSL_OP_NO_TLSv1_3 : 0L);
+}
+
+/*
+ * DANE as Postfix's client sets it up for a server with usable TLSA
+ * records (tls_client.c, tls_dane.c): no base domain, the host and the
+ * next hop as the names DANE-TA(2) certificates must match, none for
+ * DANE-EE(3) (RFC 7672 section 3.1.1). The verdict is read in
+ * step_chain(). Returns -1 when the connection was failed.
+ */
+static int
+enable_dane(tp_prober *p, struct conn *c)
+{
+	const struct target *t = c->target;
+	int usable = 0;
+
+	c->res->dane = -1;
+	if (SSL_dane_enable(c->ssl, NULL) <= 0) {
+		conn_fail(p, c, TP_ETLS, "TLS setup: DANE: %s", tls_reason());
+		return -1;
+	}
+	SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (!is_ip_literal(t->hp.host) && SSL_add1_host(c->ssl, t->hp.host) != 1) {
+		conn_fail(p, c, TP_ETLS, "TLS setup: DANE name %s: %s", t->hp.host, tls_reason());
+		return -1;
+	}
+	if (t->nexthop != NULL && strcasecmp(t->nexthop, t->hp.host) != 0 &&
+	    !is_ip_literal(t->nexthop) && SSL_add1_host(c->ssl, t->nexthop) != 1) {
+		conn_fail(p, c, TP_ETLS, "TLS setup: DANE name %s: %s", t->nexthop, tls_reason());
+		return -1;
+	}
+	for (size_t i = 0; i < t->ntlsa; i++) {
+		const tp_tlsa_record *r = &t->tlsa[i];
+		int rc = SSL_dane_tlsa_add(c->ssl, (uint8_t)r->usage, (uint8_t)r->selector,
+					   (uint8_t)r->mtype, r->data, r->len);
+
+		if (rc < 0) {
+			conn_fail(p, c, TP_ETLS, "TLS setup: DANE record: %s", tls_reason());
+			return -1;
+		}
+		usable += rc > 0;	/* 0: a record OpenSSL cannot use */
+	}
+	ERR_clear_error();
+	if (usable > 0)
+		c->res->dane = 0;
+	return 0;
+}
+
+/*
+ * Make the SSL object the way tls_client_start() does: cipher list,
+ * protocol exclusions and bounds, SNI, then the security level.
+ */
 static void
 start_tls(tp_prober *p, struct conn *c)
 {
-	const char *sni = target_servername(p, c->target);
+	const struct tls_params *tls = &c->target->tls;
+	const char *sni = c->target->servername;
 
 	set_state(p, c, PS_HANDSHAKE);
+	c->res->wrappermode = tls->wrappermode;
+	if (tls->error != NULL) {
+		conn_tls_fail(p, c, TP_ETLS, "TLS setup: %s", tls->error);
+		return;
+	}
 	ERR_clear_error();
-	c->ssl = SSL_new(p->ctx);
+	c->ssl = SSL_new(p->ctxs[tls->ctx].ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
 		conn_fail(p, c, TP_ETLS, "TLS setup: %s", tls_reason());
 		return;
 	}
-	/* RFC 6066: SNI carries host names only, never address literals. */
-	if (sni != NULL && !is_ip_literal(sni)) {
+	if (*tls->cipherlist && SSL_set_cipher_list(c->ssl, tls->cipherlist) != 1) {
+		conn_tls_fail(p, c, TP_ETLS, "TLS setup: cipher list \"%s\": %s",
+			      tls->cipherlist, tls_reason());
+		return;
+	}
+	if (tls->excluded != 0)
+		SSL_set_options(c->ssl, (uint64_t)protocol_options(tls->excluded));
+	if (SSL_set_min_proto_version(c->ssl, tls->min_version) != 1 ||
+	    SSL_set_max_proto_version(c->ssl, tls->max_version) != 1) {
+		conn_tls_fail(p, c, TP_ETLS, "TLS setup: protocol version bounds 0x%x..0x%x: %s",
+			      (unsigned int)tls->min_version, (unsigned int)tls->max_version,
+			      tls_reason());
+		return;
+	}
+	if (*tls->groups && SSL_set1_groups_list(c->ssl, tls->groups) != 1) {
+		conn_tls_fail(p, c, TP_ETLS, "TLS setup: groups \"%s\": %s",
+			      tls->groups, tls_reason());
+		return;
+	}
+	if (sni != NULL) {
 		if (SSL_set_tlsext_host_name(c->ssl, sni) != 1) {
 			conn_fail(p, c, TP_ETLS, "TLS setup: SNI \"%s\": %s", sni,
 				  tls_reason());
@@ -677,6 +821,9 @@ start_tls(tp_prober *p, struct conn *c)
 		}
 		c->res->servername = keep(p, sni);
 	}
+	SSL_set_security_level(c->ssl, tls->security_level);
+	if (c->target->ntlsa > 0 && enable_dane(p, c) != 0)
+		return;
 	SSL_set_connect_state(c->ssl);
 	c->events = POLLOUT;
 }
@@ -704,11 +851,10 @@ step_handshake(tp_prober *p, struct conn *c)
 		/* OpenSSL 3 reports a peer's close as an error; it is a close. */
 		if (ERR_GET_REASON(ERR_peek_last_error()) !=
 		    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-			conn_fail(p, c, TP_ETLS, "TLS handshake: %s", tls_reason());
+			conn_tls_fail(p, c, TP_ETLS, "TLS handshake: %s", tls_reason());
 			return;
 		}
-		conn_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
-		return;
+		break;
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_last_error() == 0 && errno != 0 && rc < 0 &&
 		    errno != EPIPE && errno != ECONNRESET) {
@@ -716,12 +862,15 @@ step_handshake(tp_prober *p, struct conn *c)
 				  strerror(errno));
 			return;
 		}
-		conn_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
-		return;
+		break;
 	default:
-		conn_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
-		return;
+		break;
 	}
+	/*
+	 * A server that hangs up in the handshake (no shared cipher or
+	 * protocol, for some) fails Postfix's handshake just the same.
+	 */
+	conn_tls_fail(p, c, TP_ECONNECT, "connection closed during TLS handshake");
 }
 
 static const char *
@@ -796,7 +945,7 @@ step_chain(tp_prober *p, struct conn *c)
 	STACK_OF(X509) *sk = SSL_get_peer_cert_chain(c->ssl);
 	tp_probe_result *r = c->res;
 	tp_probe_cert *chain;
-	const char *name = target_servername(p, c->target);
+	const char *name = c->target->servername;
 	X509 *leaf;
 	long verify;
 	int n = sk ? sk_X509_num(sk) : 0;
@@ -804,7 +953,7 @@ step_chain(tp_prober *p, struct conn *c)
 	r->tls_version = SSL_get_version(c->ssl);
 	r->cipher = keep(p, SSL_get_cipher_name(c->ssl));
 	if (n <= 0) {
-		conn_fail(p, c, TP_ETLS, "no certificate presented");
+		conn_tls_fail(p, c, TP_ETLS, "no certificate presented");
 		return;
 	}
 	chain = arena_alloc(p, (size_t)n * sizeof(*chain));
@@ -827,6 +976,9 @@ step_chain(tp_prober *p, struct conn *c)
 	verify = SSL_get_verify_result(c->ssl);
 	r->verified = verify == X509_V_OK;
 	r->verify_error = r->verified ? "" : keep(p, X509_verify_cert_error_string(verify));
+	/* With DANE enabled the verification above was DANE's. */
+	if (r->dane == 0 && r->verified && SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0)
+		r->dane = 1;
 	leaf = sk_X509_value(sk, 0);
 	if (name == NULL)	/* an address literal without servername */
 		r->name_matches = X509_check_ip_asc(leaf, c->target->hp.host, 0) == 1;
@@ -856,8 +1008,7 @@ step_connect(tp_prober *p, struct conn *c)
 		conn_fail(p, c, TP_ECONNECT, "connect: %s", strerror(err));
 		return;
 	}
-	set_state(p, c, PS_BANNER);
-	c->events = POLLIN;
+	connected(p, c);
 }
 
 /* Run the state machine until it must wait for the network (or is done). */
@@ -906,20 +1057,199 @@ check_text(const char *s)
 	return 0;
 }
 
+/*
+ * The TLS context for a client certificate (or none),
+ * made as tls_client_init() makes Postfix's: security level 0, bug
+ * work-arounds, no verification failure (verification is for our
+ * information), the client certificate when configured. Its index goes
+ * to *index. TP_ETLS (with the reason) when a certificate cannot be
+ * loaded; TP_ENOMEM.
+ */
+static int
+client_ctx(tp_prober *p, const tp_client_info *in, size_t *index, tp_diag *diag)
+{
+	char key[4 * PATH_MAX + 8];
+	struct client_ctx *v;
+	SSL_CTX *ctx;
+	int ok = 1;
+
+	snprintf(key, sizeof(key), "%s|%s|%s|%s|%s", in->cert_file, in->key_file,
+		 in->eccert_file, in->eckey_file, in->chain_files);
+	for (size_t i = 0; i < p->nctxs; i++)
+		if (strcmp(p->ctxs[i].key, key) == 0) {
+			if (index)
+				*index = i;
+			return 0;
+		}
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return tp__diag_set(diag, TP_ETLS, NULL, 0,
+				    "cannot make a TLS context: %s", tls_reason());
+	SSL_CTX_set_security_level(ctx, 0);
+	SSL_CTX_set_options(ctx, SSL_OP_ALL | SSL_OP_IGNORE_UNEXPECTED_EOF |
+			    SSL_OP_SINGLE_ECDH_USE | SSL_OP_SINGLE_DH_USE);
+	/* Verification is for information: a CA store we cannot load just
+	 * means nothing verifies, so errors here are not fatal. */
+	if (p->opts.ca_file != NULL || p->opts.ca_path != NULL)
+		(void)SSL_CTX_load_verify_locations(ctx, p->opts.ca_file,
+						    p->opts.ca_path);
+	else
+		(void)SSL_CTX_set_default_verify_paths(ctx);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* As tls_client_init(): DANE ready for the connections that use it. */
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		tp__diag_set(diag, TP_ETLS, NULL, 0, "cannot enable DANE: %s", tls_reason());
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return TP_ETLS;
+	}
+	if (in->chain_files[0] != '\0')
+		ok = SSL_CTX_use_certificate_chain_file(ctx, in->chain_files) == 1 &&
+		     SSL_CTX_use_PrivateKey_file(ctx, in->chain_files, SSL_FILETYPE_PEM) == 1;
+	else {
+		if (ok && in->cert_file[0] != '\0')
+			ok = SSL_CTX_use_certificate_chain_file(ctx, in->cert_file) == 1 &&
+			     SSL_CTX_use_PrivateKey_file(ctx, in->key_file, SSL_FILETYPE_PEM) == 1;
+		if (ok && in->eccert_file[0] != '\0')
+			ok = SSL_CTX_use_certificate_chain_file(ctx, in->eccert_file) == 1 &&
+			     SSL_CTX_use_PrivateKey_file(ctx, in->eckey_file, SSL_FILETYPE_PEM) == 1;
+	}
+	if (!ok) {
+		tp__diag_set(diag, TP_ETLS, NULL, 0,
+			     "cannot load the client certificate (%s): %s",
+			     in->chain_files[0] ? in->chain_files
+			     : in->cert_file[0] ? in->cert_file : in->eccert_file,
+			     tls_reason());
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return TP_ETLS;
+	}
+	ERR_clear_error();
+	v = realloc(p->ctxs, (p->nctxs + 1) * sizeof(*v));
+	if (v == NULL || (v[p->nctxs].key = arena_strdup(p, key)) == NULL) {
+		if (v != NULL)
+			p->ctxs = v;
+		SSL_CTX_free(ctx);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
+	p->ctxs = v;
+	v[p->nctxs].ctx = ctx;
+	if (index)
+		*index = p->nctxs;
+	p->nctxs++;
+	return 0;
+}
+
+/* Copy what the probe needs of settings into t->tls (strings in the arena). */
+static int
+take_settings(tp_prober *p, struct target *t, const tp_client_settings *settings,
+	      const char *servername, const char *nexthop)
+{
+	const tp_client_info *in = tp_client_settings_info(settings);
+	struct tls_params *tls = &t->tls;
+	const char *sni;
+	tp_diag d = TP_DIAG_INIT;
+
+	if ((tls->cipherlist = arena_strdup(p, in->cipherlist ? in->cipherlist : "")) == NULL ||
+	    (tls->groups = arena_strdup(p, in->groups ? in->groups : "")) == NULL)
+		return TP_ENOMEM;
+	tls->helo = NULL;
+	if (in->helo_name && *in->helo_name && check_text(in->helo_name) == 0 &&
+	    (tls->helo = arena_strdup(p, in->helo_name)) == NULL)
+		return TP_ENOMEM;
+	tls->excluded = in->protocols_excluded;
+	tls->min_version = in->min_version;
+	tls->max_version = in->max_version;
+	tls->security_level = in->security_level;
+	tls->wrappermode = in->wrappermode;
+	tls->families = in->families;
+	tls->preference = in->address_preference;
+	tls->error = NULL;
+	if (in->tls_error != NULL && (tls->error = arena_strdup(p, in->tls_error)) == NULL)
+		return TP_ENOMEM;
+	if (tls->error == NULL && client_ctx(p, in, &tls->ctx, &d) != 0) {
+		if (d.status == TP_ENOMEM)
+			return TP_ENOMEM;
+		if ((tls->error = arena_strdup(p, d.message)) == NULL)
+			return TP_ENOMEM;
+	}
+	/* SNI: the caller's name, else the options', else the settings' rule. */
+	sni = servername ? servername : p->opts.servername;
+	if (sni == NULL) {
+		sni = tp_client_settings_sni(settings, t->hp.host);
+		if (in->servername && strcmp(in->servername, "nexthop") == 0 &&
+		    nexthop != NULL)
+			sni = nexthop;
+	}
+	t->servername = NULL;
+	if (sni != NULL && check_text(sni) == 0 &&
+	    (t->servername = arena_strdup(p, sni)) == NULL)
+		return TP_ENOMEM;
+	return TP_OK;
+}
+
+/*
+ * The TLSA records a server's DANE check can use (RFC 7672 section
+ * 3.1.3: DANE-TA(2) and DANE-EE(3) only), copied into the arena.
+ */
+static int
+take_tlsa(tp_prober *p, struct target *t, const tp_probe_target *pt)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; pt->tlsa != NULL && i < pt->tlsa_count; i++)
+		n += pt->tlsa[i].usage == 2 || pt->tlsa[i].usage == 3;
+	if (n == 0)
+		return TP_OK;
+	if ((t->tlsa = arena_alloc(p, n * sizeof(*t->tlsa))) == NULL)
+		return TP_ENOMEM;
+	for (size_t i = 0; i < pt->tlsa_count; i++) {
+		const tp_tlsa_record *r = &pt->tlsa[i];
+		unsigned char *data;
+
+		if (r->usage != 2 && r->usage != 3)
+			continue;
+		if ((data = arena_alloc(p, r->len ? r->len : 1)) == NULL)
+			return TP_ENOMEM;
+		if (r->len)
+			memcpy(data, r->data, r->len);
+		t->tlsa[t->ntlsa] = *r;
+		t->tlsa[t->ntlsa++].data = data;
+	}
+	if (pt->nexthop != NULL && (t->nexthop = arena_strdup(p, pt->nexthop)) == NULL)
+		return TP_ENOMEM;
+	return TP_OK;
+}
+
+/* A new target slot, zeroed; NULL when out of memory. */
+static struct target *
+new_target(tp_prober *p)
+{
+	struct target *targets = realloc(p->targets, (p->ntargets + 1) * sizeof(*targets));
+
+	if (targets == NULL)
+		return NULL;
+	p->targets = targets;
+	memset(&targets[p->ntargets], 0, sizeof(targets[0]));
+	return &targets[p->ntargets];
+}
+
 int
 tp_prober_new(tp_prober **out, const tp_probe_opts *opts, tp_diag *diag)
 {
-	tp_probe_opts defaults = TP_PROBE_OPTS_INIT, v1;
+	tp_probe_opts defaults = TP_PROBE_OPTS_INIT, old;
 	tp_prober *p;
 
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->version == 1) {
-		/* Built before the progress fields: read only what it has. */
-		v1 = defaults;
-		memcpy(&v1, opts, offsetof(tp_probe_opts, progress));
-		opts = &v1;
+	if (opts->version == 1 || opts->version == 2) {
+		/* Built before the later fields: read only what it has. */
+		old = defaults;
+		memcpy(&old, opts, opts->version == 1 ? offsetof(tp_probe_opts, progress)
+			: offsetof(tp_probe_opts, settings));
+		opts = &old;
 	} else if (opts->version != TP_PROBE_OPTS_VERSION)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "probe options version %u, want %u",
@@ -965,23 +1295,16 @@ tp_prober_new(tp_prober **out, const tp_probe_opts *opts, tp_diag *diag)
 		}
 		p->opts.dns_servers = NULL;	/* the resolver has its copy */
 	}
-	ERR_clear_error();
-	if ((p->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
-		tp__diag_set(diag, TP_ETLS, NULL, 0, "cannot make a TLS context: %s",
-			     tls_reason());
-		tp_prober_free(p);
-		return TP_ETLS;
+	if (opts->settings == NULL) {
+		int rc = tp_client_settings_new(&p->own_settings, NULL, NULL,
+						"fingerprint", diag);
+
+		if (rc != 0) {
+			tp_prober_free(p);
+			return rc;
+		}
+		p->opts.settings = p->own_settings;
 	}
-	/* Verification is for information: a CA store we cannot load just
-	 * means nothing verifies, so errors here are not fatal. */
-	if (p->opts.ca_file != NULL || p->opts.ca_path != NULL)
-		(void)SSL_CTX_load_verify_locations(p->ctx, p->opts.ca_file,
-						    p->opts.ca_path);
-	else
-		(void)SSL_CTX_set_default_verify_paths(p->ctx);
-	SSL_CTX_set_verify(p->ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_session_cache_mode(p->ctx, SSL_SESS_CACHE_OFF);
-	ERR_clear_error();
 	*out = p;
 	return 0;
 }
@@ -990,7 +1313,7 @@ int
 tp_prober_add(size_t *out_index, tp_prober *p, const char *target,
 	      const char *servername, tp_diag *diag)
 {
-	struct target *targets, *t;
+	struct target *t;
 	tp__hostport hp;
 	int rc;
 
@@ -1002,15 +1325,11 @@ tp_prober_add(size_t *out_index, tp_prober *p, const char *target,
 	if (check_text(servername) != 0)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "%s: bad server name", target);
-	targets = realloc(p->targets, (p->ntargets + 1) * sizeof(*targets));
-	if (targets == NULL)
+	if ((t = new_target(p)) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	p->targets = targets;
-	t = &targets[p->ntargets];
-	memset(t, 0, sizeof(*t));
 	t->hp = hp;
 	if ((t->spec = arena_strdup(p, target)) == NULL ||
-	    (servername && (t->servername = arena_strdup(p, servername)) == NULL))
+	    take_settings(p, t, p->opts.settings, servername, NULL) != TP_OK)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	if (out_index != NULL)
 		*out_index = p->ntargets;
@@ -1018,32 +1337,50 @@ tp_prober_add(size_t *out_index, tp_prober *p, const char *target,
 	return 0;
 }
 
-/* Postfix's myhostname default: gethostname(), made fully qualified. */
-static const char *
-default_ehlo_name(tp_prober *p)
+int
+tp_prober_add_target(size_t *out_index, tp_prober *p, const tp_probe_target *pt,
+		     tp_diag *diag)
 {
-	char name[256];
-	struct addrinfo hints, *ai = NULL;
-	const char *use = "localhost";
+	char spec[TP_HOST_MAX + INET6_ADDRSTRLEN + 16];
+	unsigned char addr[sizeof(struct in6_addr)];
+	struct target *t;
+	tp__hostport hp;
+	int rc;
 
-	if (gethostname(name, sizeof(name)) == 0) {
-		name[sizeof(name) - 1] = '\0';
-		use = name;
-		if (strchr(name, '.') == NULL) {
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_flags = AI_CANONNAME;
-			if (getaddrinfo(name, NULL, &hints, &ai) == 0 &&
-			    ai->ai_canonname != NULL && strchr(ai->ai_canonname, '.') &&
-			    check_text(ai->ai_canonname) == 0)
-				use = ai->ai_canonname;
-		}
-		if (check_text(use) != 0)
-			use = "localhost";
-	}
-	use = keep(p, use);
-	if (ai != NULL)
-		freeaddrinfo(ai);
-	return use;
+	if (p->ran)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "cannot add a target after the probe ran");
+	if (pt == NULL || pt->version < 1 || pt->version > TP_PROBE_TARGET_VERSION)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "probe target version %u, want 1 to %u",
+				    pt ? pt->version : 0, TP_PROBE_TARGET_VERSION);
+	if (pt->port > 65535)
+		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0, "%s: bad port %u",
+				    pt->host ? pt->host : "?", pt->port);
+	/* Check the host as a target of its own: the same rules. */
+	if (pt->host == NULL || strlen(pt->host) > TP_HOST_MAX)
+		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0, "bad host name");
+	snprintf(spec, sizeof(spec), strchr(pt->host, ':') ? "[%s]:%u" : "%s:%u",
+		 pt->host, pt->port ? pt->port : 25);
+	if ((rc = tp__hostport_parse(&hp, spec, diag)) != 0)
+		return rc;
+	if (pt->address != NULL && inet_pton(AF_INET, pt->address, addr) != 1 &&
+	    inet_pton(AF_INET6, pt->address, addr) != 1)
+		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+				    "%s: \"%s\" is no IP address", spec, pt->address);
+	if ((t = new_target(p)) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	t->hp = hp;
+	if ((t->spec = arena_strdup(p, spec)) == NULL ||
+	    (pt->address && (t->connect_to = arena_strdup(p, pt->address)) == NULL) ||
+	    take_settings(p, t, pt->settings ? pt->settings : p->opts.settings,
+			  NULL, pt->nexthop) != TP_OK ||
+	    (pt->version >= 2 && take_tlsa(p, t, pt) != TP_OK))
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	if (out_index != NULL)
+		*out_index = p->ntargets;
+	p->ntargets++;
+	return 0;
 }
 
 static int
@@ -1093,14 +1430,14 @@ arena_addrinfo(tp_prober *p, const char *address, unsigned int port)
 static int
 resolve_targets(tp_prober *p, tp_diag *diag)
 {
-	char port[8];
 	size_t names = 0;
 
 	for (size_t i = 0; i < p->ntargets; i++) {
 		struct target *t = &p->targets[i];
 		tp_diag d = TP_DIAG_INIT;
 
-		if (t->hp.family != AF_UNSPEC)
+		t->lookup = SIZE_MAX;
+		if (t->hp.family != AF_UNSPEC || t->connect_to != NULL)
 			continue;
 		if (tp_resolver_add_host(&t->lookup, p->resolver, t->hp.host, &d) != 0) {
 			const char *m = d.message;
@@ -1124,60 +1461,51 @@ resolve_targets(tp_prober *p, tp_diag *diag)
 	}
 	for (size_t i = 0; i < p->ntargets; i++) {
 		struct target *t = &p->targets[i];
-		struct addrinfo hints, *ai;
+		const tp_resolve_result *res = t->lookup == SIZE_MAX ? NULL :
+			tp_resolver_result(p->resolver, t->lookup);
+		const char *one = t->connect_to ? t->connect_to
+		    : t->hp.family != AF_UNSPEC ? t->hp.host : NULL;
+		const char *const *addrs = one ? &one : res && res->status == TP_OK
+		    ? res->addresses : NULL;
+		size_t naddrs = one ? 1 : addrs ? res->address_count : 0, skipped = 0;
+		struct addrinfo **tail = &t->ai;
 
 		t->count = 0;
-		if (t->hp.family == AF_UNSPEC) {
-			const tp_resolve_result *res = t->lookup == SIZE_MAX ? NULL :
-				tp_resolver_result(p->resolver, t->lookup);
-			struct addrinfo **tail = &t->ai;
+		if (res != NULL && res->status != TP_OK) {
+			const char *m = res->error;
+			size_t hl = strlen(res->name);
 
-			t->ai_in_arena = 1;
-			if (res != NULL && res->status != TP_OK) {
-				const char *m = res->error;
-				size_t hl = strlen(res->name);
+			/* "host: what" -> "what": the label names the host. */
+			if (strncmp(m, res->name, hl) == 0 && strncmp(m + hl, ": ", 2) == 0)
+				m += hl + 2;
+			t->dns_error = keep(p, m);
+		}
+		/*
+		 * inet_protocols: the families Postfix uses; then
+		 * smtp_address_preference: the preferred family first, each
+		 * family in the order the resolver gave (a stable sort).
+		 */
+		for (int pass = 0; pass < 2; pass++)
+			for (size_t j = 0; j < naddrs; j++) {
+				int v6 = strchr(addrs[j], ':') != NULL;
+				int first = t->tls.preference == 0 ||
+					    (t->tls.preference == 6) == v6;
 
-				/* "host: what" -> "what": the label names the host. */
-				if (strncmp(m, res->name, hl) == 0 && strncmp(m + hl, ": ", 2) == 0)
-					m += hl + 2;
-				t->dns_error = keep(p, m);
-			}
-			for (size_t j = 0; res != NULL && res->status == TP_OK &&
-					   j < res->address_count; j++) {
-				if ((*tail = arena_addrinfo(p, res->addresses[j],
-							    t->hp.port)) == NULL)
+				if (!(t->tls.families & (v6 ? TP_FAMILY_IPV6 : TP_FAMILY_IPV4))) {
+					skipped += pass == 0;
+					continue;
+				}
+				if ((pass == 0) != first)
+					continue;
+				if ((*tail = arena_addrinfo(p, addrs[j], t->hp.port)) == NULL)
 					continue;
 				tail = &(*tail)->ai_next;
 				t->count++;	/* the resolver dropped duplicates */
 			}
-			if (t->count == 0)
-				t->count = 1;	/* reported as "cannot resolve" */
-			continue;
-		}
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = t->hp.family;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_protocol = IPPROTO_TCP;
-		hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
-		snprintf(port, sizeof(port), "%u", t->hp.port);
-		t->gai_error = getaddrinfo(t->hp.host, port, &hints, &t->ai);
-		if (t->gai_error != 0) {
-			t->ai = NULL;
-			t->count = 1;
-			continue;
-		}
-		for (ai = t->ai; ai != NULL; ai = ai->ai_next) {
-			int dup = 0;
-
-			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-				continue;
-			for (struct addrinfo *b = t->ai; b != ai && !dup; b = b->ai_next)
-				dup = same_address(ai, b);
-			if (!dup)
-				t->count++;
-		}
+		if (t->count == 0 && skipped > 0 && t->dns_error == NULL)
+			t->dns_error = keep(p, "no address of a family in use (inet_protocols)");
 		if (t->count == 0)
-			t->count = 1;	/* reported as "no address" */
+			t->count = 1;	/* reported as "cannot resolve" */
 	}
 	return p->oom ? tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory") : 0;
 }
@@ -1224,9 +1552,7 @@ setup_results(tp_prober *p)
 			r->step = state_names[PS_RESOLVE];
 			snprintf(msg, sizeof(msg), "%s:%u: cannot resolve %s: %s",
 				 t->hp.host, t->hp.port, t->hp.host,
-				 t->dns_error ? t->dns_error :
-				 t->gai_error ? gai_strerror(t->gai_error)
-					      : "no IPv4 or IPv6 address");
+				 t->dns_error ? t->dns_error : "no IPv4 or IPv6 address");
 			r->error = keep(p, msg);
 			k++;
 		}
@@ -1242,6 +1568,7 @@ setup_results(tp_prober *p)
 			r->target_spec = t->spec;
 			r->host = t->hp.host;
 			r->port = t->hp.port;
+			r->dane = -1;
 			if (c->state == PS_QUEUED) {
 				char msg[sizeof(c->label) + 32];
 
@@ -1255,8 +1582,6 @@ setup_results(tp_prober *p)
 			}
 		}
 		t->count = k - t->first;
-		if (t->ai != NULL && !t->ai_in_arena)
-			freeaddrinfo(t->ai);
 		t->ai = NULL;
 	}
 	p->nresults = k;
@@ -1369,8 +1694,6 @@ tp_prober_run(tp_prober *p, tp_diag *diag)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "a prober runs only once");
 	p->ran = 1;
-	if (p->opts.ehlo_name == NULL)
-		p->opts.ehlo_name = default_ehlo_name(p);
 	if ((rc = resolve_targets(p, diag)) != 0)
 		return rc;
 	{
@@ -1432,11 +1755,11 @@ tp_prober_free(tp_prober *p)
 	for (size_t i = 0; p->conns != NULL && i < p->nresults; i++)
 		if (p->conns[i].res != NULL)
 			conn_close(&p->conns[i]);
-	for (size_t i = 0; i < p->ntargets; i++)
-		if (p->targets[i].ai != NULL && !p->targets[i].ai_in_arena)
-			freeaddrinfo(p->targets[i].ai);
 	tp_resolver_free(p->resolver);
-	SSL_CTX_free(p->ctx);
+	for (size_t i = 0; i < p->nctxs; i++)
+		SSL_CTX_free(p->ctxs[i].ctx);
+	free(p->ctxs);
+	tp_client_settings_free(p->own_settings);
 	free(p->targets);
 	free(p->results);
 	free(p->conns);

@@ -1,6 +1,6 @@
 /*
  * NAME
- *	resolver - MX and address lookups with c-ares
+ *	resolver - MX, address and TLSA lookups with c-ares
  * SUMMARY
  *	See tlspolicy/resolver.h for the contract.
  * DESCRIPTION
@@ -10,10 +10,10 @@
  *	nothing is gained by sharing the probe engine's loop, and a loop of
  *	our own keeps c-ares out of every other module.
  *
- *	Each lookup is a small state machine: an MX query (ares_query, no
- *	search list), then, when the domain has no MX records, an address
- *	lookup of the domain itself (the implicit MX); or, for a host, one
- *	ares_getaddrinfo() (/etc/hosts, then DNS, AF_UNSPEC). Every
+ *	Each lookup is a small state machine: an MX query, then, when the
+ *	domain has no MX records, an A and an AAAA query of the domain
+ *	itself (the implicit MX); or, for a host, one ares_getaddrinfo()
+ *	(/etc/hosts, then DNS, AF_UNSPEC); or one TLSA query. Every
  *	outstanding c-ares request is counted in "pending"; the loop runs
  *	until none is left. The run's deadline is ours: when it passes,
  *	ares_cancel() ends every request at once (ARES_ECANCELLED) and
@@ -29,6 +29,24 @@
  *	The search list is emptied (ARES_OPT_DOMAINS with none): a policy
  *	key is a fully qualified domain and must never be completed with
  *	the local domain.
+ *
+ *	DNSSEC: c-ares 1.18 neither sets the AD bit in a query nor shows it
+ *	in an answer, so the MX, implicit-MX address and TLSA queries are
+ *	built by dnsmsg.c (AD set, EDNS0 with the DO bit, as Postfix asks
+ *	at smtp_dns_support_level = dnssec) and sent with ares_send(),
+ *	which still gives us c-ares's retries, server rotation and TCP
+ *	after a truncated UDP answer; dnsmsg.c reads the answers (the AD
+ *	bit, the rcode, the CNAME chain, the records of the type asked).
+ *	MX records are still read by ares_parse_mx_reply(), as before.
+ *	ares_send() in c-ares 1.18 keeps the query id it is given, so we
+ *	draw each one at random (RAND_bytes: an off-path spoofer must
+ *	guess it) and unique among ours in the run (c-ares matches answers
+ *	by id first: two outstanding queries with one id would leave one
+ *	unanswered until a retry). We
+ *	do not validate signatures: like Postfix, we trust the AD bit of
+ *	the configured resolver, which must be a validating one on a
+ *	trusted path (a local one). Host lookups stay with
+ *	ares_getaddrinfo() (/etc/hosts first), which hides the AD bit.
  * DIAGNOSTICS
  *	Per-lookup errors are in the results, "name: what".
  */
@@ -39,6 +57,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +65,23 @@
 #include <time.h>
 
 #include <ares.h>
+#include <openssl/rand.h>
 
 #include "diag.h"
+#include "dnsmsg.h"
 #include "tlspolicy/resolver.h"
 
 #define NAME_MAX_LEN 253
 #define LABEL_MAX_LEN 63
 #define ERROR_MAX 512
+/* EDNS0 UDP payload size we offer (the DNS flag day 2020 value). */
+#define EDNS_UDP_SIZE 1232
 
 enum lookup_phase {
 	LP_MX,		/* MX query outstanding */
-	LP_IMPLICIT,	/* no MX: address lookup of the domain outstanding */
+	LP_IMPLICIT,	/* no MX: A and AAAA queries of the domain outstanding */
 	LP_ADDR,	/* host address lookup outstanding */
+	LP_TLSA,	/* TLSA query outstanding */
 	LP_DONE
 };
 
@@ -75,11 +99,22 @@ struct lookup {
 	tp_mx_host *hosts;
 	char **host_names;
 	char **addresses;
+	/* The implicit MX: the MX answer's AD bit; per family (A, AAAA). */
+	int mx_ad;
+	int fam_done[2], fam_status[2], fam_ad[2];
+	size_t fam_count[2];
+	const char *fam_why[2];
+	unsigned int qid[2];	/* outstanding: [0] MX, TLSA or A, [1] AAAA */
+	/* TLSA */
+	tp_tlsa_record *tlsa;
+	unsigned char *tlsa_data;
+	char *owner;
 	char error[ERROR_MAX];
 };
 
 struct tp_resolver {
 	tp_resolver_opts opts;
+	unsigned char qid_used[65536 / 8];	/* ids of our outstanding queries */
 	char *servers;
 	ares_channel channel;
 	struct lookup **lookups;
@@ -265,8 +300,298 @@ nomem:
 	return TP_ENOMEM;
 }
 
-static void implicit_cb(void *arg, int status, int timeouts,
-			struct ares_addrinfo *ai);
+static const char *
+kind_what(tp_resolve_kind kind)
+{
+	return kind == TP_RESOLVE_MX ? "MX" : kind == TP_RESOLVE_TLSA ? "TLSA"
+					      : "address";
+}
+
+/*
+ * Sends our own query for name and qtype: AD bit, EDNS0 with DO. The
+ * callback runs whatever happens (c-ares calls it even when sending
+ * fails), so pending is counted first.
+ */
+static void
+send_query(struct lookup *l, const char *name, unsigned int qtype,
+	   ares_callback cb)
+{
+	tp_resolver *r = l->resolver;
+	unsigned char q[TP_DNS_NAME_WIRE_MAX + 32], rnd[2];
+	size_t n = tp__dns_query_build(q, sizeof(q), name, qtype, EDNS_UDP_SIZE, 1);
+	unsigned int id = 0, slot = qtype == TP_DNS_T_AAAA;
+
+	/* A random id not in use by another of our queries (64 draws). */
+	for (int i = 0; i < 64; i++) {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			lookup_fail(l, TP_EIO, "%s: %s lookup failed: no random bytes for a query id",
+				    l->name, kind_what(l->res.kind));
+			return;
+		}
+		id = (unsigned int)rnd[0] << 8 | rnd[1];
+		if (!(r->qid_used[id / 8] & (1u << (id % 8))))
+			break;
+	}
+	r->qid_used[id / 8] |= (unsigned char)(1u << (id % 8));
+	l->qid[slot] = id;
+	q[0] = rnd[0];
+	q[1] = rnd[1];
+	r->pending++;
+	if (n == 0) {
+		/* Cannot happen: names are checked when they are added. */
+		cb(l, ARES_EBADNAME, 0, NULL, 0);
+		return;
+	}
+	ares_send(r->channel, q, (int)n, cb, l);
+}
+
+/* The query in slot of l has its answer (or has failed): its id is free. */
+static void
+query_done(struct lookup *l, unsigned int slot)
+{
+	unsigned int id = l->qid[slot];
+
+	l->resolver->qid_used[id / 8] &= (unsigned char)~(1u << (id % 8));
+	l->resolver->pending--;
+}
+
+/*
+ * Reads the answer of one of our queries into a (disposed of by the
+ * caller) and returns a c-ares status for it, as ares_query() would:
+ * ARES_SUCCESS for NOERROR (with or without records), ARES_ENOTFOUND
+ * for NXDOMAIN, ARES_ESERVFAIL and so on for the other rcodes,
+ * ARES_EBADRESP with a->why for a malformed answer, or the status
+ * c-ares gave (a timeout, a cancellation).
+ */
+static int
+answer_read(tp__dns_answer *a, int status, const unsigned char *abuf, int alen)
+{
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if (status != ARES_SUCCESS)
+		return status;
+	if (abuf == NULL || alen < 0) {
+		a->why = "no answer";
+		return ARES_EBADRESP;
+	}
+	rc = tp__dns_answer_parse(a, abuf, (size_t)alen);
+	if (rc == TP_ENOMEM)
+		return ARES_ENOMEM;
+	if (rc != 0)
+		return ARES_EBADRESP;
+	switch (a->rcode) {
+	case TP_DNS_RCODE_NOERROR:
+		return ARES_SUCCESS;
+	case TP_DNS_RCODE_FORMERR:
+		return ARES_EFORMERR;
+	case TP_DNS_RCODE_SERVFAIL:
+		return ARES_ESERVFAIL;
+	case TP_DNS_RCODE_NXDOMAIN:
+		return ARES_ENOTFOUND;
+	case TP_DNS_RCODE_NOTIMP:
+		return ARES_ENOTIMP;
+	case TP_DNS_RCODE_REFUSED:
+		return ARES_EREFUSED;
+	default:
+		a->why = "unknown response code";
+		return ARES_EBADRESP;
+	}
+}
+
+static void
+lookup_malformed(struct lookup *l, const char *why)
+{
+	lookup_fail(l, TP_EDNS, "%s: %s lookup failed: malformed reply (%s)",
+		    l->name, kind_what(l->res.kind), why ? why : "?");
+}
+
+static void implicit_a_cb(void *arg, int status, int timeouts,
+			  unsigned char *abuf, int alen);
+static void implicit_aaaa_cb(void *arg, int status, int timeouts,
+			     unsigned char *abuf, int alen);
+
+static void
+mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct lookup *l = arg;
+	struct ares_mx_reply *mx = NULL;
+	tp__dns_answer a;
+
+	(void)timeouts;
+	query_done(l, 0);
+	if (l->phase != LP_MX)
+		return;
+	status = answer_read(&a, status, abuf, alen);
+	if (status == ARES_SUCCESS) {
+		status = ares_parse_mx_reply(abuf, alen, &mx);
+		if (status == ARES_SUCCESS) {
+			if (take_mx_hosts(l, mx) != 0) {
+				l->resolver->oom = 1;
+				lookup_fail(l, TP_ENOMEM, "%s: MX lookup failed: out of memory", l->name);
+			} else if (l->res.status == TP_OK) {
+				l->res.secure = a.ad;
+			}
+			ares_free_data(mx);
+		} else if (status == ARES_EBADRESP) {
+			lookup_fail(l, TP_EDNS, "%s: MX lookup failed: malformed reply", l->name);
+		} else if (status == ARES_ENODATA) {
+			/* No MX records (a CNAME alone, say): NODATA. */
+			l->mx_ad = a.ad;
+			l->phase = LP_IMPLICIT;
+			send_query(l, l->name, TP_DNS_T_A, implicit_a_cb);
+			send_query(l, l->name, TP_DNS_T_AAAA, implicit_aaaa_cb);
+		} else {
+			lookup_ares_fail(l, status, "MX");
+		}
+	} else if (status == ARES_EBADRESP) {
+		lookup_malformed(l, a.why);
+	} else {
+		lookup_ares_fail(l, status, "MX");
+	}
+	tp__dns_answer_dispose(&a);
+}
+
+/* No answer yet, records, or no records (NODATA, NXDOMAIN)? */
+static int
+implicit_settled(int status)
+{
+	return status == ARES_SUCCESS || status == ARES_ENOTFOUND;
+}
+
+/*
+ * One of the implicit MX's address answers (fam 0: A, 1: AAAA). When
+ * both are in: the domain is its own MX host when either has records;
+ * secure when the MX answer and both address answers had the AD bit.
+ */
+static void
+implicit_answer(struct lookup *l, int fam, int status, const unsigned char *abuf,
+		int alen)
+{
+	tp__dns_answer a;
+
+	query_done(l, (unsigned int)fam);
+	if (l->phase != LP_IMPLICIT)
+		return;
+	status = answer_read(&a, status, abuf, alen);
+	l->fam_done[fam] = 1;
+	l->fam_status[fam] = status;
+	l->fam_ad[fam] = implicit_settled(status) && a.ad;
+	l->fam_count[fam] = status == ARES_SUCCESS ? a.nrr : 0;
+	l->fam_why[fam] = a.why;
+	tp__dns_answer_dispose(&a);
+	if (!l->fam_done[0] || !l->fam_done[1])
+		return;
+	if (l->fam_count[0] > 0 || l->fam_count[1] > 0) {
+		if (set_single_host(l, l->name, 0) != 0) {
+			l->resolver->oom = 1;
+			lookup_fail(l, TP_ENOMEM, "%s: MX lookup failed: out of memory", l->name);
+			return;
+		}
+		l->res.implicit = 1;
+		l->res.secure = l->mx_ad && l->fam_ad[0] && l->fam_ad[1];
+		l->res.status = TP_OK;
+		l->phase = LP_DONE;
+		return;
+	}
+	for (fam = 0; fam < 2; fam++) {
+		if (implicit_settled(l->fam_status[fam]))
+			continue;
+		if (l->fam_status[fam] == ARES_EBADRESP)
+			lookup_fail(l, TP_EDNS, "%s: MX lookup failed: malformed address reply (%s)",
+				    l->name, l->fam_why[fam] ? l->fam_why[fam] : "?");
+		else
+			lookup_ares_fail(l, l->fam_status[fam], "MX");
+		return;
+	}
+	lookup_fail(l, TP_EDNS, "%s: no MX, A or AAAA records", l->name);
+}
+
+static void
+implicit_a_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	(void)timeouts;
+	implicit_answer(arg, 0, status, abuf, alen);
+}
+
+static void
+implicit_aaaa_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+		 int alen)
+{
+	(void)timeouts;
+	implicit_answer(arg, 1, status, abuf, alen);
+}
+
+/*
+ * Keeps the TLSA records of an answer (none for NXDOMAIN): every
+ * record whose RDATA decodes, whatever its usage, selector and
+ * matching type; the others are counted in tlsa_skipped.
+ */
+static int
+take_tlsa(struct lookup *l, const tp__dns_answer *a, const unsigned char *msg,
+	  int have_records)
+{
+	size_t n = have_records ? a->nrr : 0, kept = 0, total = 0, off = 0;
+	tp__dns_tlsa t;
+	const char *why;
+
+	if ((l->owner = strdup(a->owner)) == NULL)
+		return TP_ENOMEM;
+	l->res.owner = l->owner;
+	for (size_t i = 0; i < n; i++)
+		if (tp__dns_tlsa_decode(&t, msg + a->rr[i].off, a->rr[i].len, &why) == 0)
+			total += t.len;
+	l->tlsa = calloc(n ? n : 1, sizeof(*l->tlsa));
+	l->tlsa_data = malloc(total ? total : 1);
+	if (l->tlsa == NULL || l->tlsa_data == NULL)
+		return TP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (tp__dns_tlsa_decode(&t, msg + a->rr[i].off, a->rr[i].len, &why) != 0) {
+			l->res.tlsa_skipped++;
+			continue;
+		}
+		memcpy(l->tlsa_data + off, t.data, t.len);
+		l->tlsa[kept].usage = t.usage;
+		l->tlsa[kept].selector = t.selector;
+		l->tlsa[kept].mtype = t.mtype;
+		l->tlsa[kept].data = l->tlsa_data + off;
+		l->tlsa[kept].len = t.len;
+		off += t.len;
+		kept++;
+	}
+	l->res.tlsa = l->tlsa;
+	l->res.tlsa_count = kept;
+	return 0;
+}
+
+static void
+tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct lookup *l = arg;
+	tp__dns_answer a;
+
+	(void)timeouts;
+	query_done(l, 0);
+	if (l->phase != LP_TLSA)
+		return;
+	status = answer_read(&a, status, abuf, alen);
+	if (status == ARES_SUCCESS || status == ARES_ENOTFOUND) {
+		/* NODATA and NXDOMAIN: no records, not an error. */
+		if (take_tlsa(l, &a, abuf, status == ARES_SUCCESS) != 0) {
+			l->resolver->oom = 1;
+			lookup_fail(l, TP_ENOMEM, "%s: TLSA lookup failed: out of memory", l->name);
+		} else {
+			l->res.secure = a.ad;
+			l->res.status = TP_OK;
+			l->phase = LP_DONE;
+		}
+	} else if (status == ARES_EBADRESP) {
+		lookup_malformed(l, a.why);
+	} else {
+		lookup_ares_fail(l, status, "TLSA");
+	}
+	tp__dns_answer_dispose(&a);
+}
 
 static void
 start_addr_lookup(struct lookup *l, ares_addrinfo_callback cb)
@@ -278,69 +603,6 @@ start_addr_lookup(struct lookup *l, ares_addrinfo_callback cb)
 	hints.ai_flags = ARES_AI_NOSORT;
 	l->resolver->pending++;
 	ares_getaddrinfo(l->resolver->channel, l->name, NULL, &hints, cb, l);
-}
-
-static void
-mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-	struct lookup *l = arg;
-	struct ares_mx_reply *mx = NULL;
-
-	(void)timeouts;
-	l->resolver->pending--;
-	if (l->phase != LP_MX)
-		return;
-	if (status == ARES_SUCCESS) {
-		status = ares_parse_mx_reply(abuf, alen, &mx);
-		if (status == ARES_SUCCESS) {
-			if (take_mx_hosts(l, mx) != 0) {
-				l->resolver->oom = 1;
-				lookup_fail(l, TP_ENOMEM, "%s: MX lookup failed: out of memory", l->name);
-			}
-			ares_free_data(mx);
-			return;
-		}
-		/* A reply without MX records (a CNAME alone, say) is NODATA. */
-		if (status == ARES_EBADRESP) {
-			lookup_fail(l, TP_EDNS, "%s: MX lookup failed: malformed reply", l->name);
-			return;
-		}
-	}
-	if (status == ARES_ENODATA) {
-		l->phase = LP_IMPLICIT;
-		start_addr_lookup(l, implicit_cb);
-		return;
-	}
-	lookup_ares_fail(l, status, "MX");
-}
-
-static void
-implicit_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
-{
-	struct lookup *l = arg;
-
-	(void)timeouts;
-	l->resolver->pending--;
-	if (l->phase != LP_IMPLICIT) {
-		ares_freeaddrinfo(ai);
-		return;
-	}
-	if (status == ARES_SUCCESS && ai != NULL && ai->nodes != NULL) {
-		if (set_single_host(l, l->name, 0) != 0) {
-			l->resolver->oom = 1;
-			lookup_fail(l, TP_ENOMEM, "%s: MX lookup failed: out of memory", l->name);
-		} else {
-			l->res.implicit = 1;
-			l->res.status = TP_OK;
-			l->phase = LP_DONE;
-		}
-	} else if (status == ARES_SUCCESS || status == ARES_ENODATA ||
-		   status == ARES_ENOTFOUND) {
-		lookup_fail(l, TP_EDNS, "%s: no MX, A or AAAA records", l->name);
-	} else {
-		lookup_ares_fail(l, status, "MX");
-	}
-	ares_freeaddrinfo(ai);
 }
 
 static int
@@ -451,9 +713,10 @@ check_name(const char *name, int is_host, tp_diag *diag)
 }
 
 static int
-add_lookup(size_t *out_index, tp_resolver *r, const char *name, int is_host,
-	   tp_diag *diag)
+add_lookup(size_t *out_index, tp_resolver *r, const char *name,
+	   tp_resolve_kind kind, tp_diag *diag)
 {
+	int is_host = kind == TP_RESOLVE_HOST;
 	struct lookup *l;
 	size_t len;
 	int rc;
@@ -465,7 +728,7 @@ add_lookup(size_t *out_index, tp_resolver *r, const char *name, int is_host,
 	if (r->ran)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "%s: resolver has already run", name);
-	if (!is_host && name[0] == '.')
+	if (kind == TP_RESOLVE_MX && name[0] == '.')
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "%s: pattern, not a destination", name);
 	if ((rc = check_name(name, is_host, diag)) != 0)
@@ -488,9 +751,10 @@ add_lookup(size_t *out_index, tp_resolver *r, const char *name, int is_host,
 	if (len > 1 && l->name[len - 1] == '.')
 		l->name[len - 1] = '\0';
 	l->resolver = r;
-	l->phase = is_host ? LP_ADDR : LP_MX;
+	l->phase = kind == TP_RESOLVE_HOST ? LP_ADDR :
+		   kind == TP_RESOLVE_TLSA ? LP_TLSA : LP_MX;
 	l->res.index = r->count;
-	l->res.kind = is_host ? TP_RESOLVE_HOST : TP_RESOLVE_MX;
+	l->res.kind = kind;
 	l->res.name = l->name;
 	l->res.status = TP_ETIMEOUT;
 	l->res.error = "";
@@ -505,20 +769,50 @@ int
 tp_resolver_add_mx(size_t *out_index, tp_resolver *r, const char *domain,
 		   tp_diag *diag)
 {
-	return add_lookup(out_index, r, domain, 0, diag);
+	return add_lookup(out_index, r, domain, TP_RESOLVE_MX, diag);
 }
 
 int
 tp_resolver_add_host(size_t *out_index, tp_resolver *r, const char *host,
 		     tp_diag *diag)
 {
-	return add_lookup(out_index, r, host, 1, diag);
+	return add_lookup(out_index, r, host, TP_RESOLVE_HOST, diag);
+}
+
+int
+tp_resolver_add_tlsa(size_t *out_index, tp_resolver *r, const char *host,
+		     unsigned int port, tp_diag *diag)
+{
+	char name[NAME_MAX_LEN + 32];
+	unsigned char a[16];
+	size_t len;
+	int rc;
+
+	if (out_index)
+		*out_index = 0;
+	if (r == NULL || host == NULL)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "no resolver or no host");
+	if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "%s: an IP address has no TLSA records", host);
+	if ((rc = check_name(host, 0, diag)) != 0)
+		return rc;
+	if (port == 0 || port > 65535)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "%s: port %u is not 1 to 65535", host, port);
+	len = strlen(host);
+	if (host[len - 1] == '.')
+		len--;
+	/* RFC 7672 section 2.2.3: _PORT._tcp.HOST; check_name bounds it. */
+	snprintf(name, sizeof(name), "_%u._tcp.%.*s", port, (int)len, host);
+	return add_lookup(out_index, r, name, TP_RESOLVE_TLSA, diag);
 }
 
 int
 tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 {
 	static const tp_resolver_opts defaults = TP_RESOLVER_OPTS_INIT;
+	tp_resolver_opts v1;
 	struct ares_options ao;
 	tp_resolver *r;
 	int rc, optmask;
@@ -527,10 +821,22 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	*out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->version != TP_RESOLVER_OPTS_VERSION)
+	if (opts->version == 1) {
+		/* Built before lookups: read only what it has. */
+		v1 = defaults;
+		memcpy(&v1, opts, offsetof(tp_resolver_opts, lookups));
+		opts = &v1;
+	} else if (opts->version != TP_RESOLVER_OPTS_VERSION)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "resolver options version %u, want %u",
 				    opts->version, TP_RESOLVER_OPTS_VERSION);
+	if (opts->lookups != NULL &&
+	    (opts->lookups[0] == '\0' || strlen(opts->lookups) > 2 ||
+	     strspn(opts->lookups, "fb") != strlen(opts->lookups) ||
+	     (opts->lookups[1] != '\0' && opts->lookups[0] == opts->lookups[1])))
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "bad host lookup order \"%s\" (want fb, bf, f or b)",
+				    opts->lookups);
 	if (!(opts->timeout > 0) || opts->timeout > 86400)
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
 				    "DNS timeout must be positive, got %g", opts->timeout);
@@ -540,6 +846,7 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	if (r == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	r->opts = *opts;
+	r->opts.lookups = NULL;	/* c-ares keeps its own copy */
 	if (r->opts.max_hosts == 0)
 		r->opts.max_hosts = TP_RESOLVER_MAX_HOSTS;
 	if (opts->servers) {
@@ -562,7 +869,8 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	ao.tries = 3;
 	ao.ndomains = 0;
 	ao.domains = NULL;
-	ao.lookups = (char *)"fb";	/* /etc/hosts, then DNS */
+	/* c-ares copies it; the default is /etc/hosts, then DNS. */
+	ao.lookups = (char *)(opts->lookups ? opts->lookups : "fb");
 	ao.flags = ARES_FLAG_NOCHECKRESP;
 	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
 		  ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS;
@@ -595,9 +903,9 @@ start_lookups(tp_resolver *r)
 		struct lookup *l = r->lookups[i];
 
 		if (l->phase == LP_MX) {
-			r->pending++;
-			ares_query(r->channel, l->name, 1 /* C_IN */, 15 /* T_MX */,
-				   mx_cb, l);
+			send_query(l, l->name, TP_DNS_T_MX, mx_cb);
+		} else if (l->phase == LP_TLSA) {
+			send_query(l, l->name, TP_DNS_T_TLSA, tlsa_cb);
 		} else if (l->phase == LP_ADDR) {
 			start_addr_lookup(l, addr_cb);
 		}
@@ -678,8 +986,7 @@ tp_resolver_run(tp_resolver *r, tp_diag *diag)
 	for (size_t i = 0; i < r->count; i++)
 		if (r->lookups[i]->phase != LP_DONE)
 			lookup_ares_fail(r->lookups[i], ARES_ETIMEOUT,
-					 r->lookups[i]->res.kind == TP_RESOLVE_MX ?
-					 "MX" : "address");
+					 kind_what(r->lookups[i]->res.kind));
 	if (r->oom)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	return 0;
@@ -713,6 +1020,9 @@ lookup_free(struct lookup *l)
 	free(l->host_names);
 	free(l->hosts);
 	free(l->addresses);
+	free(l->tlsa);
+	free(l->tlsa_data);
+	free(l->owner);
 	free(l->name);
 	free(l);
 }

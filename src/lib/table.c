@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "doc_internal.h"
 #include "diag.h"
 #include "doc_internal.h"
 #include "map_backend.h"
@@ -224,17 +225,68 @@ table_records(tp_table *t, tp_record **out, size_t *n, tp_diag *diag)
 	return TP_OK;
 }
 
+/*
+ * The records to write, read from the document in place: an array of
+ * 32-bit entry indexes (the non-duplicates) instead of a copy of every
+ * record's pointers, a quarter of the memory on a large table.
+ */
+struct doc_records {
+	const tp_doc *doc;
+	uint32_t *index;
+};
+
+static void
+doc_record_at(const void *ctx, size_t i, tp_record *out)
+{
+	const struct doc_records *d = ctx;
+	int dup;
+
+	tp__doc_kv(d->doc, d->index[i], &out->key, &out->key_len, &out->value,
+		   &out->value_len, &dup);
+}
+
+static int
+doc_records(tp_table *t, struct doc_records *d, tp__records *recs, tp_diag *diag)
+{
+	size_t count = tp_doc_entry_count(t->doc), k = 0;
+
+	d->doc = t->doc;
+	/* Documents hold fewer than 2^32 entries (tp_doc_parse's limit). */
+	if ((d->index = malloc((count ? count : 1) * sizeof(*d->index))) == NULL)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		const char *kp, *vp;
+		size_t kl, vl;
+		int dup;
+
+		tp__doc_kv(t->doc, i, &kp, &kl, &vp, &vl, &dup);
+		if (!dup)
+			d->index[k++] = (uint32_t)i;
+	}
+	recs->n = k;
+	recs->at = doc_record_at;
+	recs->ctx = d;
+	recs->unique = 1;
+	recs->cstrings = 1;	/* tp_doc ends every key and value with a NUL */
+	return TP_OK;
+}
+
 int
 tp_table_rebuild(tp_table *table, tp_diag *diag)
 {
-	tp_record *recs;
-	size_t n;
+	struct doc_records d;
+	tp__records recs;
+	tp__map_pending p;
 	int rc;
 
-	if ((rc = table_records(table, &recs, &n, diag)) < 0)
+	if ((rc = doc_records(table, &d, &recs, diag)) < 0)
 		return rc;
-	rc = tp_map_write(table->type, table->db_path, recs, n, table->source, diag);
-	free(recs);
+	rc = tp__map_prepare(&p, table->type, table->db_path, &recs, table->source, diag);
+	free(d.index);
+	if (rc < 0)
+		return rc;
+	rc = tp__map_install(&p, table->db_path, diag);
+	tp__map_discard(&p);
 	return rc;
 }
 
@@ -493,7 +545,8 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 {
 	tp__pending source = { NULL, NULL };
 	tp__map_pending db;
-	tp_record *recs;
+	struct doc_records d;
+	tp__records recs;
 	size_t n;
 	int rc = TP_OK, same;
 
@@ -531,15 +584,15 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 		table->db_changes = n;
 	}
 	if (rc == TP__MAP_REBUILD) {
-		if ((rc = table_records(table, &recs, &n, diag)) < 0)
+		if ((rc = doc_records(table, &d, &recs, diag)) < 0)
 			goto out;
-		rc = tp__map_prepare(&db, table->type, table->db_path, recs, n,
+		rc = tp__map_prepare(&db, table->type, table->db_path, &recs,
 				     table->source, diag);
-		free(recs);
+		free(d.index);
 		if (rc < 0)
 			goto out;
 		table->db_write = TP_TABLE_DB_REBUILT;
-		table->db_changes = n;
+		table->db_changes = recs.n;
 	}
 	/* Source first: Postfix warns when the source is newer than the db. */
 	if (source.tmp != NULL && (rc = tp__file_install(&source, diag)) < 0) {

@@ -153,6 +153,12 @@ j=$TP_TMP/out
 [ "$(jq '.entries | length' "$j")" = "$(postmap -c "$D" -s "hash:$D/tls_policy" >/dev/null; grep -c '^[^#[:space:]]' "$D/tls_policy")" ] ||
     fail "entry count differs from the file's logical lines"
 
+tp_note "list text: the pin kind beside the hosts only where there are pins"
+printf '# tlspolicy: from=mx.c.example:25 pin=cert\nc.example encrypt\n' >>"$D/tls_policy"
+tp_expect_status 0 "$T" -c "$D" list
+grep -qx "  from: mx.a.example:25, \[192.0.2.7\]:2525 (pkey pins)" "$TP_TMP/out" || fail "pin kind not shown: $(cat "$TP_TMP/out")"
+grep -qx "  from: mx.c.example:25" "$TP_TMP/out" || fail "an entry without pins shows a pin kind: $(grep -A3 '^c.example' "$TP_TMP/out")"
+
 tp_note "doctor: stale db and a sha1 pin under md5 are reported, exit 1"
 tp_expect_status 1 "$T" -c "$D" doctor
 grep -q "^error: .*tls_policy.db is out of step" "$TP_TMP/out" || fail "doctor missed the stale db: $(cat "$TP_TMP/out")"
@@ -228,8 +234,19 @@ grep -q "^tlspolicy [0-9]" "$TP_TMP/out" || fail "--version: $(cat "$TP_TMP/out"
 tp_expect_status 64 "$T" --bogus
 
 tp_note "every command has --help"
-for c in list get set remove rebuild doctor probe; do
+for c in list get set remove rebuild doctor probe rotate check migrate; do
     "$T" "$c" --help >"$TP_TMP/out" 2>&1 || fail "$c --help failed"
     grep -q "usage: tlspolicy" "$TP_TMP/out" || fail "$c --help prints no usage"
 done
+tp_note "a texthash table: the source is the table, no database is written or claimed"
+TH=$TP_TMP/th
+: >"$TH"
+tp_expect_status 0 "$T" -m "texthash:$TH" set th.example --level encrypt
+grep -qx "th.example: encrypt ($TH:1; texthash: no database)" "$TP_TMP/out" || fail "texthash set: $(cat "$TP_TMP/out")"
+grep -q "postfix reload" "$TP_TMP/err" || fail "texthash set does not say a reload is needed: $(cat "$TP_TMP/err")"
+[ ! -e "$TH.db" ] || fail "a texthash edit wrote $TH.db"
+[ "$(postmap -q th.example "texthash:$TH")" = encrypt ] || fail "postmap -q texthash: $(postmap -q th.example "texthash:$TH")"
+tp_expect_status 0 "$T" -m "texthash:$TH" remove th.example
+grep -qx "th.example: removed ($TH; texthash: no database)" "$TP_TMP/out" || fail "texthash remove: $(cat "$TP_TMP/out")"
+
 echo "commands: all passed"

@@ -56,7 +56,7 @@ grep -qx 'prefix=/usr' "$pc" || fail "DESTDIR install: $pc says $(grep ^prefix= 
 tp_note "examples built against the installed copy with pkg-config"
 E=$TP_TMP/examples
 mkdir -p "$E"
-for ex in list-pins probe-fingerprints; do
+for ex in list-pins probe-fingerprints postfix-servers; do
     # shellcheck disable=SC2046
     cc -std=c11 -Wall -Wextra -Werror "${SAN[@]}" -o "$E/$ex" \
         "$TP_SOURCE_DIR/examples/$ex.c" $(pkg-config --cflags --libs tlspolicy) \
@@ -96,6 +96,13 @@ want="127.0.0.1[127.0.0.1]:$TP_PORT cert=$(tp_cert_fingerprint "$TP_TMP/a.crt" m
 got=$("$E/probe-fingerprints" -d md5 -t 10 "127.0.0.1:$TP_PORT" 2>"$E/err") ||
     fail "probe-fingerprints -d md5: exit $?: $(cat "$E/err")"
 [ "$got" = "$want" ] || fail "probe-fingerprints -d md5: got '$got', want '$want'"
+# postfix-servers: the server Postfix tries for the key, and the verdict.
+printf 'compatibility_level = 3.6\n' >"$E/main.cf"
+"$E/postfix-servers" -c "$E" -t 10 "[127.0.0.1]:$TP_PORT" "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/a.crt")" \
+    >"$E/got" 2>"$E/err" || fail "postfix-servers: exit $?: $(cat "$E/got" "$E/err")"
+grep -qx "server 127.0.0.1\[127.0.0.1\]:$TP_PORT pref 0 tried yes: match" "$E/got" ||
+    fail "postfix-servers: $(cat "$E/got")"
+grep -q "^verdict: OK" "$E/got" || fail "postfix-servers verdict: $(cat "$E/got")"
 tp_stop_server a
 rc=0
 "$E/probe-fingerprints" -t 5 "127.0.0.1:$TP_PORT" >/dev/null 2>"$E/err" || rc=$?
@@ -142,7 +149,7 @@ env -u LD_LIBRARY_PATH ldd "$C/build/consumer" | grep "libtlspolicy.so.0 => $lib
 
 tp_note "documentation and integrations"
 doc=$P/share/doc/tlspolicy/examples
-for f in list-pins.c probe-fingerprints.c cron/tlspolicy monitoring/tlspolicy.cfg \
+for f in list-pins.c probe-fingerprints.c postfix-servers.c cron/tlspolicy monitoring/tlspolicy.cfg \
          monitoring/tlspolicy.conf systemd/tlspolicy-check.service \
          systemd/tlspolicy-check.timer systemd/tlspolicy-rotate.service \
          systemd/tlspolicy-rotate.timer; do

@@ -2,7 +2,8 @@
 # Postfix asks them. Each claim tlspolicy makes ("shadowed by regexp:...
 # line 1") is checked against the oracle: postmap -q on that map answers
 # for the key, and postconf -xh says the list is what we read. Scenarios:
-# regexp first, pcre first, two hash maps, a socketmap, proxy:hash, inline.
+# regexp first, pcre first, two hash maps, a socketmap, proxy:hash, inline,
+# a missing regexp file, a bare path.
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
@@ -84,6 +85,15 @@ tp_expect_status 0 "$T" -c "$D" set '[127.0.0.9]:25' --level may
 [ "$(postmap -c "$D" -q '[127.0.0.9]:25' "hash:$D/tls_policy")" = may ] || fail "set did not write the first hash map"
 postmap -c "$D" -q '[127.0.0.9]:25' "hash:$D/second" && fail "set wrote the second map"
 
+tp_note "a cdb table before ours: read from its .cdb (postmap's), as Postfix reads it"
+postconf -m | grep -qx cdb || fail "postconf -m lists no cdb: install postfix-cdb (the oracle)"
+postmap -c "$D" "cdb:$D/second"
+[ "$(postmap -c "$D" -q '[127.0.0.3]:25' "cdb:$D/second")" = secure ] || fail "oracle: cdb"
+conf 'cdb:${config_directory}/second hash:${config_directory}/tls_policy'
+tp_expect_status 1 "$T" -c "$D" doctor
+grep -qF "tls_policy:2: [127.0.0.3]:25: shadowed by cdb:$D/second: pins unused" "$TP_TMP/out" ||
+    fail "doctor (cdb first): $(cat "$TP_TMP/out")"
+
 tp_note "a socketmap before the table is named: it may answer first"
 conf 'socketmap:inet:127.0.0.1:8000:policy, proxy:hash:${config_directory}/tls_policy'
 tp_expect_status 1 "$T" -c "$D" doctor
@@ -113,4 +123,16 @@ conf 'regexp:${config_directory}/missing, hash:${config_directory}/tls_policy'
 tp_expect_status 1 "$T" -c "$D" doctor
 grep -qF "error: regexp:$D/missing: open database $D/missing" "$TP_TMP/out" ||
     fail "doctor (missing regexp): $(cat "$TP_TMP/out")"
+tp_note "a bare path in the list is no map for Postfix (fatal 'expecting type:name'): an error, not the default type"
+# agree.sh shows a real Postfix deferring all mail with such a list.
+conf '${config_directory}/tls_policy, hash:${config_directory}/other'
+printf 'other.test\tencrypt\n' >"$D/other"
+postmap -c "$D" "hash:$D/other"
+tp_expect_status 1 "$T" -c "$D" doctor
+grep -qF "error: $D/tls_policy: smtp_tls_policy_maps: \"$D/tls_policy\" is not type:name" "$TP_TMP/out" ||
+    fail "doctor (bare path): $(cat "$TP_TMP/out")"
+[ "$(grep -c 'is not type:name' "$TP_TMP/out")" = 1 ] || fail "doctor says it more than once: $(cat "$TP_TMP/out")"
+tp_expect_status 0 "$T" -c "$D" list
+grep -q "^table: hash:$D/other" "$TP_TMP/out" || fail "list does not write the first real table: $(head -3 "$TP_TMP/out")"
+
 echo "maps: all passed"

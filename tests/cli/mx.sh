@@ -53,7 +53,9 @@ rc=0
 "$T" -c "$D" check --timeout 5 partner.test >"$TP_TMP/out" || rc=$?
 [ "$rc" = 2 ] || fail "check after the swap: exit $rc, want 2 (CRITICAL): $(cat "$TP_TMP/out")"
 rc=0
-"$T" -c "$D" rotate --yes --timeout 5 >"$TP_TMP/out" 2>&1 || rc=$?
+# The pins were written by hand (no keys= to recognise a renewal by):
+# what is tested here is where rotate looks, so trust on first use.
+"$T" -c "$D" rotate --yes --trust tofu --timeout 5 >"$TP_TMP/out" 2>&1 || rc=$?
 [ "$rc" = 0 ] || fail "rotate exit $rc: $(cat "$TP_TMP/out")"
 for k in partner.test nomx.test; do
     v=$(postmap -c "$D" -q "$k" "hash:$D/tls_policy")

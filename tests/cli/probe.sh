@@ -23,6 +23,11 @@ echo 'other.test A 127.0.0.1' >"$T/zone"
 tp_start_dns dns "$T/zone"
 export TLSPOLICY_DNS_SERVERS="127.0.0.1:$TP_DNS_PORT"
 
+# A sandbox main.cf: the probe's settings come from it, never from the
+# machine's /etc/postfix.
+tp_sandbox_config "$T/conf"
+export MAIL_CONFIG=$T/conf
+
 tp_make_cert "$T/a" mx.test --san DNS:mx.test,IP:127.0.0.1
 tp_make_cert "$T/ca2" "Second Cert" --ec
 
@@ -73,17 +78,84 @@ for v in "$(jq -r '.results[0].chain[0].fingerprint' "$j")" "$(jq -r '.results[0
     grep -qF -- "$v" "$T/oktext.out" || fail "text output lacks \"$v\": $(cat "$T/oktext.out")"
 done
 
-# ---- SNI: the host name by default, --servername overrides, none for literals
+# Piped, nothing is wrapped: each value is whole on its own line (a
+# 95-character sha256 fingerprint, a long subject), for grep and awk.
+grep -qx "    fingerprint:      sha256 $(jq -r '.results[0].chain[0].fingerprint' "$j")" "$T/oktext.out" ||
+    fail "fingerprint line not whole: $(grep -A1 'fingerprint:' "$T/oktext.out" | head -2)"
+grep -qx "    subject:          $(jq -r '.results[0].chain[0].subject' "$j")" "$T/oktext.out" ||
+    fail "subject line not whole: $(grep -A1 'subject:' "$T/oktext.out" | head -2)"
+
+# ---- SNI as Postfix's SMTP client sends it: none by default (even for a
+# name), --servername (a name, or "hostname": the host probed), or main.cf's
+# smtp_tls_servername
+log=$(tp_server_log ok)
+: >"$log"
 run_probe sni probe --json "localhost:$OK"
 [ "$(cat "$T/sni.rc")" = 0 ] || fail "probe localhost: exit $(cat "$T/sni.rc"): $(cat "$T/sni.err")"
-[ "$(jq -r '.results[0].servername' "$T/sni.out")" = localhost ] || fail "SNI: got $(jq '.results[0].servername' "$T/sni.out"), want localhost"
+[ "$(jq -r '.results[0].servername' "$T/sni.out")" = null ] || fail "SNI by default: got $(jq '.results[0].servername' "$T/sni.out"), want none"
+[ "$(jq -r '.settings.servername' "$T/sni.out")" = "" ] || fail "settings: servername $(jq '.settings.servername' "$T/sni.out")"
+tp_wait_until 5 grep -q 'sni=- ' "$log" || fail "server saw SNI by default: $(cat "$log")"
 run_probe sni2 probe --json --servername mx.test "127.0.0.1:$OK"
 [ "$(jq -r '.results[0].servername' "$T/sni2.out")" = mx.test ] || fail "--servername: got $(jq '.results[0].servername' "$T/sni2.out")"
 [ "$(jq -r '.results[0].name_matches' "$T/sni2.out")" = true ] || fail "mx.test must match DNS:mx.test"
-log=$(tp_server_log ok)
 tp_wait_until 5 grep -q 'sni=mx.test ' "$log" || fail "server did not see SNI mx.test: $(cat "$log")"
-grep -q 'sni=localhost ' "$log" || fail "server did not see SNI localhost: $(cat "$log")"
-grep -q 'sni=- ' "$log" || fail "server saw SNI for an address literal: $(cat "$log")"
+run_probe sni3 probe --json --servername hostname "localhost:$OK"
+[ "$(jq -r '.results[0].servername' "$T/sni3.out")" = localhost ] || fail "--servername hostname: got $(jq '.results[0].servername' "$T/sni3.out")"
+tp_wait_until 5 grep -q 'sni=localhost ' "$log" || fail "server did not see SNI localhost: $(cat "$log")"
+printf 'smtp_tls_servername = main.cf.test\n' >>"$T/conf/main.cf"
+run_probe sni4 probe --json "127.0.0.1:$OK"
+sed -i '/^smtp_tls_servername/d' "$T/conf/main.cf"
+[ "$(jq -r '.results[0].servername' "$T/sni4.out")" = main.cf.test ] || fail "smtp_tls_servername: got $(jq '.results[0].servername' "$T/sni4.out")"
+run_probe sni5 probe --json --servername 'bad name' "127.0.0.1:$OK"
+[ "$(cat "$T/sni5.rc")" = 64 ] || fail "--servername 'bad name': exit $(cat "$T/sni5.rc"), want 64"
+
+# ---- settings as Postfix uses them: the mandatory cipher list and
+# protocols of main.cf, overridden by the options as by an entry's
+run_probe set1 probe --json "127.0.0.1:$OK"
+[ "$(jq -r '.settings.cipherlist' "$T/set1.out")" = 'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!aNULL' ] ||
+    fail "default cipher list: $(jq '.settings' "$T/set1.out")"
+[ "$(jq -r '.settings.security_level' "$T/set1.out")" = 1 ] || fail "security level: $(jq '.settings' "$T/set1.out")"
+printf 'smtp_tls_mandatory_ciphers = high\nsmtp_tls_mandatory_exclude_ciphers = aRSA\n' >>"$T/conf/main.cf"
+run_probe set2 probe --json "127.0.0.1:$OK"
+[ "$(jq -r '.settings.cipherlist' "$T/set2.out")" = 'aNULL:-aNULL:HIGH:@STRENGTH:!aRSA:!aNULL' ] ||
+    fail "main.cf cipher settings: $(jq '.settings' "$T/set2.out")"
+run_probe set3 probe --json --exclude aECDSA --ciphers medium "127.0.0.1:$OK"
+[ "$(jq -r '.settings.cipherlist' "$T/set3.out")" = 'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!aECDSA:!aNULL' ] ||
+    fail "--exclude replaces the main.cf exclusions: $(jq '.settings' "$T/set3.out")"
+sed -i '/^smtp_tls_mandatory_/d' "$T/conf/main.cf"
+run_probe set4 probe --json --protocols '>=TLSv1.3' "127.0.0.1:$OK"
+[ "$(jq -r '.results[0].tls_version' "$T/set4.out")" = TLSv1.3 ] || fail "--protocols >=TLSv1.3: $(jq '.results[0].tls_version' "$T/set4.out")"
+run_probe set5 probe --json --protocols 'TLSv1.2' "127.0.0.1:$OK"
+[ "$(jq -r '.results[0].tls_version' "$T/set5.out")" = TLSv1.2 ] || fail "--protocols TLSv1.2: $(jq '.results[0].tls_version' "$T/set5.out")"
+run_probe set6 probe --json --protocols 'TLSv9' "127.0.0.1:$OK"
+[ "$(cat "$T/set6.rc")" = 1 ] || fail "--protocols TLSv9: exit $(cat "$T/set6.rc"), want 1"
+[ "$(jq -r '.settings.error' "$T/set6.out")" = 'Invalid TLS protocol list "TLSv9"' ] || fail "--protocols TLSv9: $(jq '.settings' "$T/set6.out")"
+run_probe set7 probe --json --ciphers superstrong "127.0.0.1:$OK"
+[ "$(cat "$T/set7.rc")" = 1 ] || fail "--ciphers superstrong: exit $(cat "$T/set7.rc"), want 1"
+grep -q "invalid cipher grade" "$T/set7.err" || fail "--ciphers superstrong: $(cat "$T/set7.err")"
+printf 'smtp_helo_name = helo.probe.test\n' >>"$T/conf/main.cf"
+run_probe helo -v probe "127.0.0.1:$OK"
+sed -i '/^smtp_helo_name/d' "$T/conf/main.cf"
+grep -q '>>> EHLO helo.probe.test$' "$T/helo.err" || fail "EHLO not smtp_helo_name: $(grep EHLO "$T/helo.err")"
+
+# ---- hostile bytes: a Latin-1 banner and control bytes reach JSON and the
+# terminal as valid UTF-8 without controls
+tp_start_server latin1 --cert "$T/a.pem" --mode banner421 --hostname "$(printf 'caf\351\033[2J.example')"
+run_probe latin1 probe --json "127.0.0.1:$TP_PORT"
+[ "$(cat "$T/latin1.rc")" = 1 ] || fail "Latin-1 banner: exit $(cat "$T/latin1.rc"), want 1: $(cat "$T/latin1.err")"
+jq -e . "$T/latin1.out" >/dev/null || fail "Latin-1 banner: JSON not valid: $(cat "$T/latin1.out" "$T/latin1.err")"
+[ "$(jq -r '.results[0].error' "$T/latin1.out")" = "127.0.0.1[127.0.0.1]:$TP_PORT: banner: 421 4.3.2 caf??[2J.example Service not available, closing channel" ] ||
+    fail "Latin-1 banner: error $(jq '.results[0].error' "$T/latin1.out")"
+iconv -f UTF-8 -t UTF-8 "$T/latin1.err" >/dev/null || fail "stderr is not UTF-8: $(od -c "$T/latin1.err" | head)"
+
+# ---- wrapper mode (SMTPS): TLS first, no STARTTLS
+tp_start_server smtps --cert "$T/a.pem" --wrapper
+run_probe wrap probe --json --wrapper "127.0.0.1:$TP_PORT"
+[ "$(cat "$T/wrap.rc")" = 0 ] || fail "--wrapper: exit $(cat "$T/wrap.rc"): $(cat "$T/wrap.err")"
+[ "$(jq -r '.results[0].chain[0].fingerprint' "$T/wrap.out")" = "$(jq -r '.results[0].chain[0].fingerprint' "$T/set1.out")" ] ||
+    fail "--wrapper: another certificate: $(cat "$T/wrap.out")"
+run_probe nowrap probe --json --timeout 3 "127.0.0.1:$TP_PORT"
+[ "$(cat "$T/nowrap.rc")" = 1 ] || fail "STARTTLS to an SMTPS server: exit $(cat "$T/nowrap.rc"), want 1"
 
 # ---- IPv6
 if tp_have_ipv6; then
@@ -138,7 +210,9 @@ for f in "${failures[@]}"; do
         "tlspolicy: 127.0.0.1[127.0.0.1]:$TP_PORT: $want"*) ;;
         *) fail "$mode: got \"$err\", want \"tlspolicy: 127.0.0.1[127.0.0.1]:$TP_PORT: $want...\"" ;;
     esac
-    [ "$ms" -lt 5000 ] || fail "$mode: took ${ms} ms with --timeout 2, want < 5000"
+    # A missed deadline hangs (the server never gives up); the bound is loose
+    # on purpose, for a shared and loaded machine.
+    [ "$ms" -lt 30000 ] || fail "$mode: took ${ms} ms with --timeout 2: the deadline was not kept"
     if [ "$have_time" = 1 ] && [ "$asan" = 0 ]; then
         rss=$(tail -n 1 "$T/$mode.rss")
         [ "$rss" -lt 51200 ] || fail "$mode: max RSS ${rss} KB, want < 50 MB"
@@ -152,7 +226,7 @@ for mode in multiline-banner; do
     tp_start_server "$mode" --cert "$T/a.pem" --mode "$mode"
     run_probe "$mode" probe --timeout 2 "127.0.0.1:$TP_PORT"
     [ "$(cat "$T/$mode.rc")" = 0 ] || fail "$mode: got exit $(cat "$T/$mode.rc"), want 0: $(cat "$T/$mode.err")"
-    [ "$(cat "$T/$mode.ms")" -lt 5000 ] || fail "$mode: took $(cat "$T/$mode.ms") ms with --timeout 2, want < 5000"
+    [ "$(cat "$T/$mode.ms")" -lt 30000 ] || fail "$mode: took $(cat "$T/$mode.ms") ms with --timeout 2: the deadline was not kept"
     if [ "$have_time" = 1 ] && [ "$asan" = 0 ]; then
         rss=$(tail -n 1 "$T/$mode.rss")
         [ "$rss" -lt $((base_rss + 8192)) ] || fail "$mode: max RSS ${rss} KB, want within 8 MB of a good probe's ${base_rss} KB"
@@ -184,7 +258,7 @@ run_probe nxdomain probe --timeout 2 --json "nonexistent.invalid:25"
 grep -qF "nonexistent.invalid:25: cannot resolve nonexistent.invalid: no such domain (NXDOMAIN)" "$T/nxdomain.err" || fail "nxdomain: got $(cat "$T/nxdomain.err")"
 [ "$(jq -r '.results[0].ok' "$T/nxdomain.out")" = false ] || fail "nxdomain JSON: $(cat "$T/nxdomain.out")"
 
-# ---- many at once: 40 silent probes and a good one in about one timeout
+# ---- many at once: 40 silent probes and a good one, not one after another
 tp_start_server many --cert "$T/a.pem" --mode silent
 silent=$TP_PORT
 tp_start_server good --cert "$T/a.pem"
@@ -194,15 +268,18 @@ for _ in $(seq 40); do args+=("127.0.0.1:$silent"); done
 run_probe many probe --json --timeout 2 --jobs 64 "${args[@]}" "127.0.0.1:$good"
 ms=$(cat "$T/many.ms")
 [ "$(cat "$T/many.rc")" = 1 ] || fail "many: exit $(cat "$T/many.rc"), want 1"
-[ "$ms" -lt 4500 ] || fail "41 probes with --timeout 2 --jobs 64 took ${ms} ms, want about 2000 (< 4500)"
+# One after another they would take 80 s; at once, about 2 s. The bound sits
+# between, far from both, for a loaded machine.
+[ "$ms" -lt 40000 ] || fail "41 probes with --timeout 2 --jobs 64 took ${ms} ms: not probed at once"
 [ "$(jq '[.results[] | select(.ok)] | length' "$T/many.out")" = 1 ] || fail "many: want the good probe to succeed"
 [ "$(grep -c 'timed out waiting for banner' "$T/many.err")" = 40 ] || fail "many: want 40 timeouts, got $(grep -c 'timed out' "$T/many.err")"
-# --jobs bounds the connections: 8 silent probes, 4 at a time, take two rounds.
+# --jobs bounds the connections: 8 silent probes, 4 at a time, take two rounds
+# (a lower bound: load only makes it slower).
 args=()
 for _ in $(seq 8); do args+=("127.0.0.1:$silent"); done
 run_probe jobs probe --timeout 1 --jobs 4 "${args[@]}"
 ms=$(cat "$T/jobs.ms")
-[ "$ms" -ge 1900 ] && [ "$ms" -lt 3500 ] || fail "8 probes, --jobs 4, --timeout 1: took ${ms} ms, want two rounds (about 2000)"
+[ "$ms" -ge 1900 ] || fail "8 probes, --jobs 4, --timeout 1: took ${ms} ms, want two rounds (at least 2000)"
 
 # Out of file descriptors (ulimit -n 20, --jobs 64): fewer at once, no failures.
 args=()
@@ -214,7 +291,7 @@ set -e
 ms=$(( $(now_ms) - start ))
 [ "$(grep -c 'timed out waiting for banner after 1s' "$T/fd.err")" = 30 ] \
     || fail "ulimit -n 20: want 30 timeouts and no socket errors, got: $(sort "$T/fd.err" | uniq -c | head -5)"
-[ "$ms" -lt 8000 ] || fail "ulimit -n 20, 30 probes: took ${ms} ms, want a few rounds of 1 s"
+[ "$ms" -lt 25000 ] || fail "ulimit -n 20, 30 probes: took ${ms} ms, want a few rounds of 1 s, not 30"
 
 # ---- usage errors: 64
 for bad in "probe" "probe mx.test:0" "probe [::1" "probe --timeout x mx.test" "probe --jobs 0 mx.test" "probe --bogus mx.test" "probe --servername"; do

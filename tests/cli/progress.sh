@@ -11,10 +11,12 @@ mkdir -p "$D"
 printf '%s\n' 'compatibility_level = 3.6' \
     'smtp_tls_policy_maps = hash:${config_directory}/tls_policy' >"$D/main.cf"
 tp_make_cert "$TP_TMP/a" mx.partner.test
-tp_start_server slow --cert "$TP_TMP/a.pem" --mode slow --delay 0.1
+# Twelve next hops, [127.0.0.N]:PORT, on one slow server listening on all.
+tp_start_server slow --cert "$TP_TMP/a.pem" --mode slow --delay 0.1 \
+    $(for i in $(seq 1 12); do printf -- '--listen 127.0.0.%s:0 ' "$i"; done)
 FP=$(tp_cert_fingerprint "$TP_TMP/a.crt")
 for i in $(seq 1 12); do
-    printf '# tlspolicy: from=127.0.0.1:%s pin=cert\nd%s.test\tfingerprint match=%s\n' "$TP_PORT" "$i" "$FP"
+    printf '[127.0.0.%s]:%s\tfingerprint match=%s\n' "$i" "$TP_PORT" "$FP"
 done >"$D/tls_policy"
 "$T" -c "$D" rebuild >/dev/null
 

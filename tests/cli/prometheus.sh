@@ -17,13 +17,18 @@ tp_start_server a --cert "$TP_TMP/a.live"
 PA=$TP_PORT
 FP=$(tp_cert_fingerprint "$TP_TMP/a.crt")
 NOTAFTER=$(date -d "$(openssl x509 -in "$TP_TMP/a.crt" -noout -enddate | sed 's/^notAfter=//')" +%s)
+printf '%s\n' 'a.test MX 10 mx.a.test' 'mx.a.test A 127.0.0.1' >"$TP_TMP/zone"
+tp_start_dns dns "$TP_TMP/zone"
+export TLSPOLICY_DNS_SERVERS
+TLSPOLICY_DNS_SERVERS=$(tp_dns_servers dns)
+A=a.test:$PA
 # A table path with a double quote and a key with a backslash: label
-# values escape both.
+# values escape both. (Postfix never looks such a key up: UNKNOWN.)
 export TBL=$TP_TMP/ta\"ble/tls_policy
 mkdir "${TBL%/*}"
 {
-    printf '# tlspolicy: from=127.0.0.1:%s pin=cert\na.test\tfingerprint match=%s\n' "$PA" "$FP"
-    printf '# tlspolicy: from=127.0.0.1:%s pin=cert\nqu\\ote.test\tfingerprint match=%s\n' "$PA" "$FP"
+    printf '%s\tfingerprint match=%s\n' "$A" "$FP"
+    printf 'qu\\ote.test\tfingerprint match=%s\n' "$FP"
 } >"$TBL"
 "$T" -c "$D" -m "hash:$TBL" rebuild >/dev/null
 
@@ -62,14 +67,14 @@ before=$(date +%s)
 tp_expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"   # expires in 10 days: WARNING
 after=$(date +%s)
 validate
-[ "$(value tlspolicy_entry_status a.test)" = 1 ] || fail "a.test status: $(cat "$P")"
-[ "$(value tlspolicy_entry_status 'qu\ote.test')" = 1 ] || fail "escaped key: $(cat "$P")"
+[ "$(value tlspolicy_entry_status "$A")" = 1 ] || fail "a.test status: $(cat "$P")"
+[ "$(value tlspolicy_entry_status 'qu\ote.test')" = 3 ] || fail "escaped key: $(cat "$P")"
 grep -qF 'ta\"ble/tls_policy",key="qu\\ote.test"} ' "$P" || fail "label values not escaped: $(cat "$P")"
-days=$(value tlspolicy_pin_expiry_days a.test)
+days=$(value tlspolicy_pin_expiry_days "$A")
 awk -v d="$days" 'BEGIN { exit !(d > 9.9 && d <= 10.0) }' || fail "expiry days $days, want about 10"
-[ "$(value tlspolicy_pinned_cert_not_after_seconds a.test)" = "$NOTAFTER" ] ||
-    fail "not_after $(value tlspolicy_pinned_cert_not_after_seconds a.test), want $NOTAFTER"
-ok1=$(value tlspolicy_last_success_timestamp_seconds a.test)
+[ "$(value tlspolicy_pinned_cert_not_after_seconds "$A")" = "$NOTAFTER" ] ||
+    fail "not_after $(value tlspolicy_pinned_cert_not_after_seconds "$A"), want $NOTAFTER"
+ok1=$(value tlspolicy_last_success_timestamp_seconds "$A")
 [ "$ok1" -ge "$before" ] && [ "$ok1" -le "$after" ] || fail "last success $ok1, want $before..$after"
 grep -qxF "tlspolicy_check_status{table=\"${TBL//\"/\\\"}\"} 1" "$P" || fail "check status: $(cat "$P")"
 [ "$(stat -c %a "$P")" = 644 ] || fail "mode $(stat -c %a "$P"), want 644 (node_exporter reads it as another user)"
@@ -80,27 +85,26 @@ sleep 1.1
 tp_stop_server a
 tp_expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P" --timeout 2
 validate
-[ "$(value tlspolicy_entry_status a.test)" = 3 ] || fail "a.test status after the host died: $(cat "$P")"
-[ "$(value tlspolicy_last_success_timestamp_seconds a.test)" = "$ok1" ] ||
-    fail "last success not kept: got '$(value tlspolicy_last_success_timestamp_seconds a.test)', want $ok1"
-[ "$(value tlspolicy_last_success_timestamp_seconds 'qu\ote.test')" = "$ok1" ] || fail "escaped key: last success not kept: $(cat "$P")"
-[ -z "$(value tlspolicy_pin_expiry_days a.test)" ] || fail "expiry of an unreachable host: $(cat "$P")"
+[ "$(value tlspolicy_entry_status "$A")" = 3 ] || fail "a.test status after the host died: $(cat "$P")"
+[ "$(value tlspolicy_last_success_timestamp_seconds "$A")" = "$ok1" ] ||
+    fail "last success not kept: got '$(value tlspolicy_last_success_timestamp_seconds "$A")', want $ok1"
+[ -z "$(value tlspolicy_pin_expiry_days "$A")" ] || fail "expiry of an unreachable host: $(cat "$P")"
 
 tp_note "the table cannot be read: check status 3, last success still kept"
 tp_expect_status 3 "$T" -c "$TP_TMP/nowhere" check --prometheus "$P"
 validate
 grep -q '^tlspolicy_check_status{table=""} 3$' "$P" || fail "check status: $(cat "$P")"
-[ "$(value tlspolicy_last_success_timestamp_seconds a.test)" = "$ok1" ] || fail "last success lost: $(cat "$P")"
+[ "$(value tlspolicy_last_success_timestamp_seconds "$A")" = "$ok1" ] || fail "last success lost: $(cat "$P")"
 
 tp_note "back up: a new last success"
 tp_start_server a2 --cert "$TP_TMP/a.live" --listen "127.0.0.1:$PA"
 tp_expect_status 1 "$T" -c "$D" -m "hash:$TBL" check --prometheus "$P"
-ok2=$(value tlspolicy_last_success_timestamp_seconds a.test)
+ok2=$(value tlspolicy_last_success_timestamp_seconds "$A")
 [ "$ok2" -gt "$ok1" ] || fail "last success $ok2, want > $ok1"
 
 tp_note "cannot write the file: an error, and an OK check becomes UNKNOWN"
-tp_expect_status 0 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$P" a.test
-tp_expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$TP_TMP/nodir/x.prom" a.test
+tp_expect_status 0 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$P" "$A"
+tp_expect_status 3 "$T" -c "$D" -m "hash:$TBL" check --warn-days 0 --prometheus "$TP_TMP/nodir/x.prom" "$A"
 grep -q "^tlspolicy: cannot create a temporary file beside $TP_TMP/nodir/x.prom: No such file" "$TP_TMP/err" ||
     fail "no error naming the file: $(cat "$TP_TMP/err")"
 
@@ -124,7 +128,7 @@ if command -v prometheus-node-exporter >/dev/null; then
     kill "$NE"; wait "$NE" 2>/dev/null || true
     grep -q '^node_textfile_scrape_error 0$' "$TP_TMP/scrape" ||
         fail "node_exporter could not parse the file: $(grep -i textfile "$TP_TMP/scrape"; cat "$TP_TMP/ne.log")"
-    grep -q '^tlspolicy_entry_status{key="a.test",table=' "$TP_TMP/scrape" ||
+    grep -q "^tlspolicy_entry_status{key=\"$A\",table=" "$TP_TMP/scrape" ||
         fail "tlspolicy_entry_status not exported: $(grep tlspolicy "$TP_TMP/scrape")"
     grep -qF 'key="qu\\ote.test",table="'"$TP_TMP"'/ta\"ble/tls_policy"}' "$TP_TMP/scrape" || fail "escaped key not exported as is: $(grep tlspolicy "$TP_TMP/scrape")"
 else

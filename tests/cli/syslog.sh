@@ -1,6 +1,7 @@
 # Errors and warnings also go to syslog, facility mail, one line each with
 # the text of stderr: when stderr is not a terminal, or with --syslog;
-# not on a terminal without it. syslog(3) writes to /dev/log: each run
+# not on a terminal without it; what rotate pins, with why, at mail.notice,
+# even with -q. syslog(3) writes to /dev/log: each run
 # happens in a private mount namespace whose /dev is a directory holding
 # the real null/zero/urandom/... and, as "log", the socket of testsyslog,
 # so no syslog daemon is needed and the host's /dev is untouched.
@@ -97,4 +98,20 @@ sleep 0.3
 script -qec "'$TP_TMP/ns' '$DEV' '$T' --syslog -m 'hash:$TP_TMP/nosuch' list" /dev/null >"$TP_TMP/tty" </dev/null || true
 logged 5
 expect_line 5 19 "$(tr -d '\r' <"$TP_TMP/tty" | sed 's/^tlspolicy: //')"
+tp_note "a pin rotate writes, even with -q: mail.notice (<21>), the reason it was trusted"
+tp_make_cert "$TP_TMP/old" mx.syslog.test
+tp_make_cert "$TP_TMP/renewed" mx.syslog.test --key "$TP_TMP/old.key"
+cp "$TP_TMP/old.pem" "$TP_TMP/live.pem"
+tp_start_server partner --cert "$TP_TMP/live.pem"
+C=$TP_TMP/conf
+tp_sandbox_config "$C"
+: >"$C/tls_policy"
+key="[127.0.0.1]:$TP_PORT"
+run 0 "$T" -c "$C" set "$key" --fingerprint-from "127.0.0.1:$TP_PORT"
+# Line 1 is the annotation set writes above the entry.
+tp_install_cert "$TP_TMP/renewed.pem" "$TP_TMP/live.pem"
+run 0 "$T" -q -c "$C" rotate --yes
+[ ! -s "$TP_TMP/out" ] && [ ! -s "$TP_TMP/err" ] || fail "rotate -q printed: $(cat "$TP_TMP/out" "$TP_TMP/err")"
+logged 6
+expect_line 6 21 "$key: pinned $(tp_cert_fingerprint "$TP_TMP/renewed.crt") ($C/tls_policy:2): same public key as the pinned certificate (a renewal)"
 echo "syslog: all passed"

@@ -111,6 +111,15 @@ tp_start_server tls12 --cert "$TP_TMP/a.pem" --tls-version 1.2
 out=$(PORT=$TP_PORT; timeout 10 openssl s_client -starttls smtp -connect "127.0.0.1:$PORT" </dev/null 2>&1) || true
 grep -q 'Protocol  *: TLSv1.2' <<<"$out" || fail "--tls-version 1.2: got $(grep Protocol <<<"$out")"
 
+tp_note "--wrapper: TLS first, then the banner and the session over TLS (posttls-finger -w agrees)"
+tp_start_server smtps --cert "$TP_TMP/a.pem" --wrapper --hostname mx.server.test
+out=$(printf 'EHLO client.test\nQUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$TP_PORT" -quiet -crlf 2>/dev/null) || true
+grep -q '^220 mx.server.test ESMTP' <<<"$out" || fail "--wrapper: no banner over TLS: $out"
+grep -q 'STARTTLS' <<<"$out" && fail "--wrapper: STARTTLS offered inside TLS: $out"
+grep -q '^221 ' <<<"$out" || fail "--wrapper: QUIT not answered: $out"
+out=$(timeout 20 posttls-finger -w -c -l fingerprint -d sha256 "[127.0.0.1]:$TP_PORT" 2>&1)
+grep -qF "fingerprint=$(tp_cert_fingerprint "$TP_TMP/a.crt" sha256)" <<<"$out" || fail "posttls-finger -w: $out"
+
 tp_note "IPv6"
 if tp_have_ipv6; then
     tp_start_server v6 --cert "$TP_TMP/b.pem" --listen '[::1]:0' --listen 127.0.0.1:0
@@ -150,7 +159,11 @@ n=$(talk 2 | wc -c)
 tp_note "drip: a few bytes of a 220- banner, at the --delay rate"
 set_mode drip
 out=$(talk 2.6)
-[[ $out == 220-mx* ]] || fail "drip: got '$out', want a 220- banner prefix"
+# How many bytes arrive depends on the machine's load: a prefix of the
+# banner "220-mx...", at least "220".
+want="220-mx"
+[ "${out:0:6}" = "${want:0:${#out}}" ] && [[ $out == 220* ]] \
+    || fail "drip: got '$out', want a prefix of a 220- banner"
 [ "${#out}" -ge 3 ] && [ "${#out}" -le 8 ] || fail "drip: got ${#out} bytes in 2.6 s at 0.5 s/byte"
 
 tp_note "banner421: 421 then close"

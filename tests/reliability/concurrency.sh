@@ -7,20 +7,25 @@
 #      with its value, a key being rewritten is always found with its old
 #      or new value, and no lookup ever fails or warns.
 . "$TP_SOURCE_DIR/tests/lib.sh"
+# TP_REL_MAP_TYPE: the table's type (hash by default; the _lmdb and _cdb
+# wrappers run the same test for those types).
+MT=${TP_REL_MAP_TYPE:-hash}
+case $MT in hash | btree) SFX=.db ;; *) SFX=.$MT ;; esac
+postconf -m | grep -qx "$MT" || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
 T=$TLSPOLICY
 D=$TP_TMP/conf
 W=$TP_TMP/work
 mkdir -p "$D" "$W"
-cat >"$D/main.cf" <<'EOF'
+cat >"$D/main.cf" <<EOF
 compatibility_level = 3.6
-smtp_tls_policy_maps = hash:${config_directory}/tls_policy
+smtp_tls_policy_maps = ${MT}:\${config_directory}/tls_policy
 EOF
 S=$D/tls_policy
 "$TP_TOOLS_DIR/gen_policy" bench 11 2000 "$S" || fail "gen_policy failed"
 "$T" -c "$D" rebuild 2>/dev/null || fail "rebuild failed"
-pq() { postmap -c "$D" -q "$1" "hash:$S"; }
+pq() { postmap -c "$D" -q "$1" "$MT:$S"; }
 
 tp_note "40 parallel sets of different keys"
 N=40
@@ -40,11 +45,10 @@ for ((i = 0; i < N; i++)); do
 done
 [ "$(grep -c '^par[0-9]*\.example' "$S")" = "$N" ] || fail "want $N par*.example entries, got $(grep -c '^par' "$S")"
 "$T" -c "$D" doctor >"$W/doctor" 2>&1 || true
-grep -q "^ok: $S.db holds what $S says" "$W/doctor" || fail "db not in step after parallel sets: $(grep "$S.db" "$W/doctor")"
+grep -q "^ok: $S$SFX holds what $S says" "$W/doctor" || fail "db not in step after parallel sets: $(grep "$S$SFX" "$W/doctor")"
 [ -z "$(find "$D" -name '*.tmp.*')" ] || fail "temp files left: $(find "$D" -name '*.tmp.*')"
 
 tp_note "Postfix readers during 300 rewrites"
-postmap -c "$D" -s "hash:$S" | LC_ALL=C sort >"$W/records"
 # Three keys present in every version: first, middle and last in the file.
 mapfile -t keys < <(grep -v '^[#[:space:]]' "$S" | grep -v '^par\|^$' | awk '{print $1}' | sed -n '1p;1000p;$p')
 [ "${#keys[@]}" = 3 ] || fail "could not pick three keys"
@@ -61,7 +65,7 @@ reader() {
     : >"$W/reader.$id.bad"
     while [ ! -e "$W/writer.done" ]; do
         for k in "$@"; do
-            if ! got=$(postmap -c "$D" -q "$k" "hash:$S" 2>"$W/reader.$id.err"); then
+            if ! got=$(postmap -c "$D" -q "$k" "$MT:$S" 2>"$W/reader.$id.err"); then
                 echo "postmap -q $k: exit status $? ($(cat "$W/reader.$id.err"))" >>"$W/reader.$id.bad"
             elif [ -s "$W/reader.$id.err" ]; then
                 echo "postmap -q $k warned: $(cat "$W/reader.$id.err")" >>"$W/reader.$id.bad"
@@ -81,7 +85,7 @@ r1=$!
 reader 2 toggle.example "${keys[0]}" &
 r2=$!
 
-REWRITES=300
+REWRITES=${TP_REL_REWRITES:-300}
 for ((i = 0; i < REWRITES; i++)); do
     if [ $((i % 10)) = 9 ]; then
         "$T" -c "$D" rebuild 2>"$W/writer.err" || { touch "$W/writer.done"; fail "rebuild $i: $(cat "$W/writer.err")"; }
@@ -100,5 +104,5 @@ tp_note "$REWRITES rewrites, $((n1 + n2)) lookups by postmap -q"
 if [ -s "$W/reader.1.bad" ] || [ -s "$W/reader.2.bad" ]; then
     fail "a Postfix reader saw a broken table: $(cat "$W/reader.1.bad" "$W/reader.2.bad" | sort | uniq -c | head -n 5)"
 fi
-[ "$((n1 + n2))" -ge 200 ] || fail "only $((n1 + n2)) lookups during the rewrites: the readers did not overlap them"
+[ "$((n1 + n2))" -ge $((REWRITES * 2 / 3)) ] || fail "only $((n1 + n2)) lookups during the rewrites: the readers did not overlap them"
 [ -z "$(find "$D" -name '*.tmp.*')" ] || fail "temp files left: $(find "$D" -name '*.tmp.*')"

@@ -9,6 +9,11 @@
 # (Before tp_table_commit wrote both temps ahead of both renames, a set
 # with room for the source but not the db replaced the source and failed.)
 . "$TP_SOURCE_DIR/tests/lib.sh"
+# TP_REL_MAP_TYPE: the table's type (hash by default; the _lmdb and _cdb
+# wrappers run the same test for those types).
+MT=${TP_REL_MAP_TYPE:-hash}
+case $MT in hash | btree) SFX=.db ;; *) SFX=.$MT ;; esac
+postconf -m | grep -qx "$MT" || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
 T=$TLSPOLICY
@@ -18,14 +23,14 @@ mkdir -p "$W"
 tp_mount_tmpfs "$M" 3m
 D=$M
 S=$D/tls_policy
-cat >"$D/main.cf" <<'EOF'
+cat >"$D/main.cf" <<EOF
 compatibility_level = 3.6
-smtp_tls_policy_maps = hash:${config_directory}/tls_policy
+smtp_tls_policy_maps = ${MT}:\${config_directory}/tls_policy
 EOF
 "$TP_TOOLS_DIR/gen_policy" bench 3 1000 "$S" || fail "gen_policy failed"
 "$T" -c "$D" set known.example --level encrypt >/dev/null || fail "first set failed"
-cp "$S" "$W/src" && cp "$S.db" "$W/db"
-ssize=$(stat -c %s "$S") dbsize=$(stat -c %s "$S.db")
+cp "$S" "$W/src" && cp "$S$SFX" "$W/db"
+ssize=$(stat -c %s "$S") dbsize=$(stat -c %s "$S$SFX")
 tp_note "source $ssize bytes, db $dbsize bytes, on a $(df -k --output=size "$M" | tail -n 1) KB tmpfs"
 
 # fill FREE: leave about FREE bytes free on the tmpfs.
@@ -39,8 +44,8 @@ fill() {
 # intact LABEL: the old files are there, byte for byte, and Postfix reads them.
 intact() {
     cmp -s "$S" "$W/src" || fail "$1: the source changed"
-    cmp -s "$S.db" "$W/db" || fail "$1: the db changed"
-    [ "$(postmap -c "$D" -q known.example "hash:$S")" = encrypt ] ||
+    cmp -s "$S$SFX" "$W/db" || fail "$1: the db changed"
+    [ "$(postmap -c "$D" -q known.example "$MT:$S")" = encrypt ] ||
         fail "$1: postmap -q known.example no longer finds it"
     [ -z "$(find "$D" -name '*.tmp.*')" ] || fail "$1: temp files left: $(find "$D" -name '*.tmp.*')"
 }
@@ -84,19 +89,19 @@ mount -o remount,rw "$M" || fail "remount read-write failed"
 
 tp_note "a directory the user cannot write (as nobody)"
 chmod 755 "$TP_TMP"
-chown nobody "$S" "$S.db" "$S.lock"
-cp -p "$S.db" "$W/db"
+chown nobody "$S" "$S$SFX" "$S.lock"
+cp -p "$S$SFX" "$W/db"
 chmod 555 "$D"
 runuser -u nobody -- "$T" -c "$D" list >/dev/null 2>"$W/err" ||
     fail "nobody cannot run $T here (is the build tree traversable?): $(cat "$W/err")"
 writers "unwritable directory" "Permission denied" runuser -u nobody --
 chmod 755 "$D"
-chown root "$S" "$S.db" "$S.lock"
-cp -p "$S.db" "$W/db"
+chown root "$S" "$S$SFX" "$S.lock"
+cp -p "$S$SFX" "$W/db"
 
 tp_note "with room again, the same commands succeed"
 "$T" -c "$D" set new.example --level may >/dev/null || fail "set after the disk was freed failed"
-[ "$(postmap -c "$D" -q new.example "hash:$S")" = may ] || fail "postmap -q new.example after the disk was freed"
+[ "$(postmap -c "$D" -q new.example "$MT:$S")" = may ] || fail "postmap -q new.example after the disk was freed"
 "$T" -c "$D" remove new.example >/dev/null || fail "remove after the disk was freed failed"
 "$T" -c "$D" rebuild || fail "rebuild after the disk was freed failed"
 cmp -s "$S" "$W/src" || fail "set + remove did not give the original source back"

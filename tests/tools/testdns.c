@@ -5,10 +5,13 @@
  *	testdns --zone FILE [--listen ADDR] [--port N] [--port-file FILE]
  *		[--pid-file FILE] [--log FILE]
  * DESCRIPTION
- *	Answers A, AAAA, MX and CNAME queries from a zone file on one
- *	loopback address, over UDP and over TCP on the same port (a UDP
- *	answer over 512 bytes is sent empty with the TC bit, and the client
- *	asks again over TCP, as RFC 1035 says). The tests point the
+ *	Answers A, AAAA, MX, CNAME and TLSA queries (and any type given as
+ *	raw RDATA) from a zone file on one loopback address, over UDP and
+ *	over TCP on the same port (a UDP answer over 512 bytes, or over the
+ *	size a query's EDNS0 OPT record offers, is sent empty with the TC
+ *	bit, and the client asks again over TCP, as RFC 1035 says). It
+ *	plays a validating resolver for DNSSEC: names marked SECURE get the
+ *	AD bit (see ZONE FILE); nothing is signed. The tests point the
  *	resolver at it: they never use real DNS. It stays in the
  *	foreground and exits on SIGTERM or SIGINT; SIGHUP reads the zone
  *	file again (a bad file keeps the old zone).
@@ -23,7 +26,10 @@
  *	--pid-file FILE	write the pid (atomically; removed at exit).
  *	--log FILE	append one line per query:
  *			  testdns: udp|tcp NAME TYPE -> RCODE answers=N [tc] [drop]
- *			Default: no log.
+ *			    [edns] [want-ad] [ad] id=ID
+ *			edns: the query had an OPT record; want-ad: it asked
+ *			for the AD bit (AD or DO set); ad: the answer has the
+ *			AD bit; ID: the query id. Default: no log.
  * ZONE FILE
  *	One record a line, "NAME TYPE [VALUE]", fields separated by blanks;
  *	names are case-insensitive, a trailing dot optional; '#' starts a
@@ -32,20 +38,43 @@
  *	  NAME AAAA ::1
  *	  NAME MX PREF HOST	(HOST "." for a null MX, RFC 7505)
  *	  NAME CNAME TARGET	(followed within the zone for other types)
+ *	  NAME TLSA USAGE SELECTOR MTYPE HEX
+ *				(RFC 6698; the three numbers 0 to 255, HEX the
+ *				association data, any length, "-" for none: a
+ *				test can publish a malformed record)
+ *	  NAME RAW TYPE HEX	a record of type number TYPE (1 to 65535, not
+ *				CNAME or OPT) with HEX as its RDATA ("-":
+ *				empty), sent as it is
  *	and behaviours for every query of NAME:
  *	  NAME SERVFAIL		answer SERVFAIL
  *	  NAME NXDOMAIN		answer NXDOMAIN
  *	  NAME DROP		never answer (the client times out)
+ *	  NAME SECURE		answers about NAME are DNSSEC-validated: they
+ *				carry the AD bit when the query asks for it
+ *				(the AD bit or the EDNS0 DO bit set, RFC 6840
+ *				section 5.7), for every type, NODATA and
+ *				NXDOMAIN included (not SERVFAIL). An answer
+ *				that follows CNAMEs has the AD bit only when
+ *				every name of the chain is SECURE. Other names
+ *				never get the AD bit. SECURE alone does not
+ *				make a name exist.
  *	A name with no line at all, and no name below it, is NXDOMAIN; a
  *	name with lines but none of the type asked, or with names below it
  *	only, is NOERROR with no answer (NODATA). At most
- *	MAX_RECORDS lines.
+ *	MAX_RECORDS lines, each under LINE_MAX bytes.
+ * EDNS0
+ *	A query may carry an OPT record (RFC 6891) as its first additional
+ *	record: the answer then carries one too (UDP size UDP_EDNS_MAX,
+ *	the DO bit echoed), and a UDP answer may be as large as the query
+ *	offers (512 bytes at least, UDP_EDNS_MAX at most). Without an OPT
+ *	record the 512-byte limit holds.
  * LIMITS
  *	Memory is bounded: a fixed record table, at most MAX_CLIENTS TCP
  *	connections (closed after IDLE_SECONDS of silence), one query of at
  *	most 512 bytes buffered per connection. Malformed queries (short,
  *	not a query, not one question, compressed or overlong names) are
- *	ignored.
+ *	ignored; so is an additional record that is not a well-formed OPT
+ *	record.
  * EXIT STATUS
  *	0 after SIGTERM/SIGINT, 1 on a startup error, 2 on a usage error.
  */
@@ -73,24 +102,31 @@
 #define UDP_MAX 512
 #define TCP_MAX 65535
 #define CNAME_DEPTH 8
+#define LINE_MAX 8192
+#define UDP_EDNS_MAX 65507	/* the most a UDP datagram holds */
 
 enum rtype {
 	RT_A = 1,
 	RT_CNAME = 5,
 	RT_MX = 15,
 	RT_AAAA = 28,
-	/* behaviours, not DNS types */
-	RT_SERVFAIL = 1001,
-	RT_NXDOMAIN = 1002,
-	RT_DROP = 1003
+	RT_OPT = 41,
+	RT_TLSA = 52,
+	/* behaviours, not DNS types (above 65535) */
+	RT_SERVFAIL = 0x10001,
+	RT_NXDOMAIN = 0x10002,
+	RT_DROP = 0x10003,
+	RT_SECURE = 0x10004
 };
 
 struct record {
 	char name[NAME_LEN];	/* lower case, no trailing dot */
-	enum rtype type;
+	unsigned int type;	/* enum rtype, or any type number (RAW) */
 	unsigned int pref;
 	unsigned char addr[16];
 	char target[NAME_LEN];
+	unsigned char *data;	/* TLSA and RAW: the whole RDATA */
+	size_t dlen;
 };
 
 struct client {
@@ -142,6 +178,62 @@ norm_name(const char *name, char *out)
 	return 0;
 }
 
+static void
+free_zone(struct record *z, size_t n)
+{
+	if (z == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(z[i].data);
+	free(z);
+}
+
+/*
+ * RDATA from prefix (plen bytes) and hex ("-": nothing) into r->data;
+ * -1 for a bad hex string or no memory.
+ */
+static int
+set_data(struct record *r, const unsigned char *prefix, size_t plen,
+	 const char *hex)
+{
+	size_t hlen = strcmp(hex, "-") == 0 ? 0 : strlen(hex);
+
+	if (hlen % 2 != 0 || plen + hlen / 2 > 65535)
+		return -1;
+	r->data = malloc(plen + hlen / 2 + 1);
+	if (r->data == NULL)
+		return -1;
+	if (plen > 0)
+		memcpy(r->data, prefix, plen);
+	r->dlen = plen;
+	for (size_t i = 0; i < hlen; i += 2) {
+		unsigned int v;
+		char two[3] = { hex[i], hex[i + 1], '\0' };
+
+		if (!isxdigit((unsigned char)two[0]) || !isxdigit((unsigned char)two[1]) ||
+		    sscanf(two, "%2x", &v) != 1)
+			return -1;
+		r->data[r->dlen++] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* A decimal number from lo to hi in *out; -1 when it is not. */
+static int
+number(const char *s, unsigned long lo, unsigned long hi, unsigned int *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (*end || v < lo || v > hi)
+		return -1;
+	*out = (unsigned int)v;
+	return 0;
+}
+
 /* Reads the zone; on error prints "FILE:LINE: what" and returns -1. */
 static int
 load_zone(const char *path)
@@ -149,7 +241,7 @@ load_zone(const char *path)
 	struct record *z;
 	size_t n = 0;
 	unsigned long lineno = 0;
-	char line[1024];
+	char line[LINE_MAX];
 	FILE *f = fopen(path, "r");
 
 	if (f == NULL) {
@@ -163,12 +255,17 @@ load_zone(const char *path)
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *tok[4], *save = NULL, *p;
+		char *tok[7], *save = NULL, *p;
 		int nt = 0;
 		struct record *r;
 
 		lineno++;
-		for (p = strtok_r(line, " \t\r\n", &save); p && nt < 4;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fprintf(stderr, "testdns: %s:%lu: line longer than %d bytes\n",
+				path, lineno, LINE_MAX - 2);
+			goto bad;
+		}
+		for (p = strtok_r(line, " \t\r\n", &save); p && nt < 7;
 		     p = strtok_r(NULL, " \t\r\n", &save))
 			tok[nt++] = p;
 		if (nt == 0 || tok[0][0] == '#')
@@ -205,6 +302,31 @@ load_zone(const char *path)
 			r->pref = (unsigned int)pref;
 			if (norm_name(tok[3], r->target) < 0)
 				goto syntax;
+		} else if (strcasecmp(tok[1], "TLSA") == 0 && nt == 6) {
+			unsigned int u, sel, m;
+			unsigned char prefix[3];
+
+			if (number(tok[2], 0, 255, &u) < 0 || number(tok[3], 0, 255, &sel) < 0 ||
+			    number(tok[4], 0, 255, &m) < 0)
+				goto syntax;
+			prefix[0] = (unsigned char)u;
+			prefix[1] = (unsigned char)sel;
+			prefix[2] = (unsigned char)m;
+			r->type = RT_TLSA;
+			if (set_data(r, prefix, 3, tok[5]) < 0) {
+				n++;	/* freed with the rest */
+				goto syntax;
+			}
+		} else if (strcasecmp(tok[1], "RAW") == 0 && nt == 4) {
+			if (number(tok[2], 1, 65535, &r->type) < 0 ||
+			    r->type == RT_CNAME || r->type == RT_OPT)
+				goto syntax;
+			if (set_data(r, NULL, 0, tok[3]) < 0) {
+				n++;
+				goto syntax;
+			}
+		} else if (strcasecmp(tok[1], "SECURE") == 0 && nt == 2) {
+			r->type = RT_SECURE;
 		} else if (strcasecmp(tok[1], "SERVFAIL") == 0 && nt == 2) {
 			r->type = RT_SERVFAIL;
 		} else if (strcasecmp(tok[1], "NXDOMAIN") == 0 && nt == 2) {
@@ -217,16 +339,17 @@ load_zone(const char *path)
 		n++;
 	}
 	fclose(f);
-	free(zone);
+	free_zone(zone, nzone);
 	zone = z;
 	nzone = n;
 	return 0;
 syntax:
-	fprintf(stderr, "testdns: %s:%lu: want NAME A|AAAA|CNAME|MX VALUE or "
-		"NAME SERVFAIL|NXDOMAIN|DROP\n", path, lineno);
+	fprintf(stderr, "testdns: %s:%lu: want NAME A|AAAA|CNAME|MX VALUE, "
+		"NAME TLSA USAGE SELECTOR MTYPE HEX, NAME RAW TYPE HEX or "
+		"NAME SERVFAIL|NXDOMAIN|DROP|SECURE\n", path, lineno);
 bad:
 	fclose(f);
-	free(z);
+	free_zone(z, n);
 	return -1;
 }
 
@@ -329,13 +452,13 @@ put_record(struct out *o, const char *owner, const struct record *r)
 	size_t rdlen_at;
 
 	put_name(o, owner);
-	put16(o, (unsigned int)r->type);
+	put16(o, r->type);
 	put16(o, 1);		/* IN */
 	put16(o, 0);
 	put16(o, 60);		/* TTL */
 	rdlen_at = o->len;
 	put16(o, 0);
-	switch (r->type) {
+	switch (r->data ? 0 : r->type) {
 	case RT_A:
 		put(o, r->addr, 4);
 		break;
@@ -350,6 +473,7 @@ put_record(struct out *o, const char *owner, const struct record *r)
 		put_name(o, r->target);
 		break;
 	default:
+		put(o, r->data, r->dlen);	/* TLSA, RAW */
 		break;
 	}
 	if (!o->overflow) {
@@ -361,7 +485,7 @@ put_record(struct out *o, const char *owner, const struct record *r)
 }
 
 static const struct record *
-find(const char *name, enum rtype type)
+find(const char *name, unsigned int type)
 {
 	for (size_t i = 0; i < nzone; i++)
 		if (zone[i].type == type && strcmp(zone[i].name, name) == 0)
@@ -394,6 +518,7 @@ type_name(unsigned int t)
 	case RT_AAAA: return "AAAA";
 	case RT_MX: return "MX";
 	case RT_CNAME: return "CNAME";
+	case RT_TLSA: return "TLSA";
 	default:
 		snprintf(buf, sizeof(buf), "TYPE%u", t);
 		return buf;
@@ -401,8 +526,35 @@ type_name(unsigned int t)
 }
 
 /*
- * Answers query q into out (capacity cap); returns the reply length, or
- * 0 for no reply (malformed query, or DROP).
+ * Reads the EDNS0 OPT record of a query: 1 with the UDP size it offers
+ * and its DO bit when the first additional record is one, else 0.
+ */
+static int
+read_opt(const unsigned char *q, size_t qlen, size_t off, unsigned int *udp_size,
+	 int *do_bit)
+{
+	unsigned int arcount = (unsigned int)q[10] << 8 | q[11];
+
+	/* Root name, type, class (the size), TTL, RDLENGTH: 11 bytes. */
+	if (arcount == 0 || off + 11 > qlen || q[off] != 0 ||
+	    ((unsigned int)q[off + 1] << 8 | q[off + 2]) != RT_OPT)
+		return 0;
+	*udp_size = (unsigned int)q[off + 3] << 8 | q[off + 4];
+	*do_bit = (q[off + 7] & 0x80) != 0;
+	return 1;
+}
+
+/* Is name marked SECURE? */
+static int
+is_secure(const char *name)
+{
+	return find(name, RT_SECURE) != NULL;
+}
+
+/*
+ * Answers query q into out (capacity cap: what the transport allows
+ * without EDNS0); returns the reply length, or 0 for no reply
+ * (malformed query, or DROP).
  */
 static size_t
 answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
@@ -410,9 +562,9 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 {
 	char qname[NAME_LEN], cur[NAME_LEN];
 	size_t qend, ancount = 0, hdr_end;
-	unsigned int qtype, qclass, rcode = 0;
+	unsigned int qtype, qclass, rcode = 0, udp_size = 0;
 	struct out o = { outp, 0, cap, 0 };
-	int exists = 0, tc = 0;
+	int exists = 0, tc = 0, edns, do_bit = 0, want_ad, ad;
 
 	if (qlen < 12 || (q[2] & 0x80) || ((q[2] >> 3) & 0x0f) != 0 ||
 	    q[4] != 0 || q[5] != 1)
@@ -423,13 +575,22 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 	qtype = (unsigned int)q[qend] << 8 | q[qend + 1];
 	qclass = (unsigned int)q[qend + 2] << 8 | q[qend + 3];
 	qend += 4;
+	edns = read_opt(q, qlen, qend, &udp_size, &do_bit);
+	if (edns && cap == UDP_MAX)
+		cap = udp_size < UDP_MAX ? UDP_MAX : udp_size > UDP_EDNS_MAX ?
+		      UDP_EDNS_MAX : udp_size;
+	/* RFC 6840 section 5.7: the AD bit or the DO bit asks for AD. */
+	want_ad = (q[3] & 0x20) != 0 || do_bit;
+	ad = want_ad && is_secure(qname);
 	for (size_t i = 0; i < nzone; i++)
-		if (name_exists(zone[i].name, qname))
+		if (zone[i].type != RT_SECURE && name_exists(zone[i].name, qname))
 			exists = 1;
 	if (find(qname, RT_DROP)) {
 		if (log_fp)
-			fprintf(log_fp, "testdns: %s %s %s -> - answers=0 drop\n", proto,
-				qname[0] ? qname : ".", type_name(qtype));
+			fprintf(log_fp, "testdns: %s %s %s -> - answers=0 drop%s%s id=%u\n",
+				proto, qname[0] ? qname : ".", type_name(qtype),
+				edns ? " edns" : "", want_ad ? " want-ad" : "",
+				(unsigned int)q[0] << 8 | q[1]);
 		return 0;
 	}
 	if (find(qname, RT_SERVFAIL))
@@ -438,8 +599,11 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 		rcode = 3;
 	else if (qclass != 1)
 		rcode = 5;	/* REFUSED */
+	if (rcode == 2 || rcode == 5)
+		ad = 0;
 
-	/* Header and question. */
+	/* Header and question; room kept for the OPT record. */
+	o.cap = edns ? cap - 11 : cap;
 	put(&o, q, 2);
 	{
 		unsigned char flags[2] = { (unsigned char)(0x84 | (q[2] & 0x01)),
@@ -450,7 +614,7 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 	put16(&o, 1);
 	put16(&o, 0);		/* ancount, patched below */
 	put16(&o, 0);
-	put16(&o, 0);
+	put16(&o, edns ? 1 : 0);
 	put(&o, q + 12, qend - 12);
 	hdr_end = o.len;
 
@@ -463,10 +627,11 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 				put_record(&o, cur, cn);
 				ancount++;
 				snprintf(cur, sizeof(cur), "%s", cn->target);
+				ad = ad && is_secure(cur);
 				continue;
 			}
 			for (size_t i = 0; i < nzone; i++)
-				if (zone[i].type == (enum rtype)qtype &&
+				if (zone[i].type == qtype &&
 				    strcmp(zone[i].name, cur) == 0) {
 					put_record(&o, cur, &zone[i]);
 					ancount++;
@@ -482,13 +647,27 @@ answer(const unsigned char *q, size_t qlen, unsigned char *outp, size_t cap,
 			tc = 1;
 		}
 	}
+	if (ad)
+		outp[3] |= 0x20;
+	if (edns) {
+		unsigned char opt[11] = { 0, 0, RT_OPT,
+					  (unsigned char)(UDP_EDNS_MAX >> 8),
+					  (unsigned char)UDP_EDNS_MAX & 0xff,
+					  0, 0, (unsigned char)(do_bit ? 0x80 : 0), 0,
+					  0, 0 };
+
+		o.cap = cap;
+		put(&o, opt, sizeof(opt));
+	}
 	outp[6] = (unsigned char)(ancount >> 8);
 	outp[7] = (unsigned char)ancount;
 	if (log_fp)
-		fprintf(log_fp, "testdns: %s %s %s -> %s answers=%zu%s\n", proto,
-			qname[0] ? qname : ".", type_name(qtype),
+		fprintf(log_fp, "testdns: %s %s %s -> %s answers=%zu%s%s%s%s id=%u\n",
+			proto, qname[0] ? qname : ".", type_name(qtype),
 			rcode == 0 ? "NOERROR" : rcode == 2 ? "SERVFAIL" :
-			rcode == 3 ? "NXDOMAIN" : "REFUSED", ancount, tc ? " tc" : "");
+			rcode == 3 ? "NXDOMAIN" : "REFUSED", ancount, tc ? " tc" : "",
+			edns ? " edns" : "", want_ad ? " want-ad" : "", ad ? " ad" : "",
+			(unsigned int)q[0] << 8 | q[1]);
 	return o.len;
 }
 

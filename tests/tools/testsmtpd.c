@@ -6,7 +6,7 @@
  *		[--port-file FILE] [--pid-file FILE] [--mode MODE]
  *		[--mode-file FILE] [--maildir DIR] [--log FILE]
  *		[--hostname NAME] [--delay SECONDS] [--timeout SECONDS]
- *		[--tls-version 1.2|1.3] [--count N]
+ *		[--tls-version 1.2|1.3] [--count N] [--wrapper]
  * DESCRIPTION
  *	A STARTTLS SMTP server that tests start on a free loopback port. It
  *	serves a real SMTP session (so a real Postfix can deliver to it) or
@@ -32,7 +32,7 @@
  *			PORT 0 picks a free port; a later --listen with port 0
  *			gets the first one's port when it is free there too
  *			(so localhost:PORT reaches both 127.0.0.1 and ::1).
- *			Repeatable (up to 8).
+ *			Repeatable (up to 16).
  *			Default 127.0.0.1:0. Non-loopback addresses are refused.
  *	--port-file FILE  write the bound port of each --listen, one a line
  *			in --listen order, once all sockets listen: written to
@@ -63,6 +63,9 @@
  *			and the total duration of endless outputs (drip,
  *			long-line, endless-multiline); default 120.
  *	--tls-version V	offer only TLS 1.2 or only TLS 1.3 (default both).
+ *	--wrapper	wrapper mode (SMTPS, port 465): the TLS handshake comes
+ *			first, then the banner and the session over TLS; the
+ *			modes that misbehave before or at STARTTLS do not apply.
  *	--count N	stop accepting after N connections; exit when they end.
  * MODES
  *	normal		banner "220 NAME ESMTP testsmtpd", EHLO with STARTTLS,
@@ -139,7 +142,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#define MAX_LISTEN 8
+#define MAX_LISTEN 16
 #define MAX_CHILDREN 256
 #define CMD_LINE_MAX 2048          /* command line cap, bytes */
 #define DATA_SEG_MAX 4096          /* DATA is copied in segments of this */
@@ -215,6 +218,7 @@ struct options {
 	int timeout_s;
 	int tls_version; /* 0 both, else TLS1_2_VERSION or TLS1_3_VERSION */
 	long count;      /* 0 unlimited */
+	bool wrapper;    /* TLS from the first byte (SMTPS) */
 };
 
 static struct options opt;
@@ -695,9 +699,10 @@ out:
 	ERR_clear_error();
 }
 
-/* Handles STARTTLS in the modes that reach it. Returns 0 when TLS is up,
- * -1 when the connection is to end. */
-static int starttls(struct conn *c)
+/* Handles STARTTLS in the modes that reach it (announce: the 220 reply
+ * first; not in wrapper mode, where TLS comes before anything). Returns 0
+ * when TLS is up, -1 when the connection is to end. */
+static int starttls(struct conn *c, bool announce)
 {
 	const char *why = NULL;
 	SSL_CTX *ctx = tls_context(&why);
@@ -710,7 +715,7 @@ static int starttls(struct conn *c)
 	}
 	if (c->mode == MODE_TLS_ALERT)
 		SSL_CTX_set_client_hello_cb(ctx, reject_client_hello, NULL);
-	if (reply(c, "220 2.0.0 Ready to start TLS") < 0) {
+	if (announce && reply(c, "220 2.0.0 Ready to start TLS") < 0) {
 		c->result = "peer-gone";
 		goto out;
 	}
@@ -921,7 +926,7 @@ static void session(struct conn *c)
 			else if (c->mode == MODE_STARTTLS_5XX)
 				r = reply(c, "554 5.7.0 TLS not available (testsmtpd starttls-5xx)");
 			else {
-				r = starttls(c);
+				r = starttls(c, true);
 				if (r < 0)
 					return;
 				if (r == 0) {
@@ -1041,6 +1046,8 @@ static void serve(int fd, const char *peer)
 		c->result = "close-after-banner";
 		break;
 	default:
+		if (opt.wrapper && starttls(c, false) != 0)
+			break;
 		if (reply(c, "220 %s ESMTP testsmtpd", opt.hostname) == 0)
 			session(c);
 		break;
@@ -1197,7 +1204,7 @@ static void usage(void)
 	fputs("usage: testsmtpd --cert FILE [--key FILE] [--chain FILE] [--listen ADDR]...\n"
 	      "         [--port-file FILE] [--pid-file FILE] [--mode MODE] [--mode-file FILE]\n"
 	      "         [--maildir DIR] [--log FILE] [--hostname NAME] [--delay SECONDS]\n"
-	      "         [--timeout SECONDS] [--tls-version 1.2|1.3] [--count N]\n"
+	      "         [--timeout SECONDS] [--tls-version 1.2|1.3] [--count N] [--wrapper]\n"
 	      "modes:",
 	      stderr);
 	for (int i = 0; i < MODE_LAST; i++)
@@ -1238,6 +1245,7 @@ static void parse_args(int argc, char **argv)
 		{"timeout", required_argument, NULL, 't'},
 		{"tls-version", required_argument, NULL, 'T'},
 		{"count", required_argument, NULL, 'n'},
+		{"wrapper", no_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1290,6 +1298,7 @@ static void parse_args(int argc, char **argv)
 				usage();
 			break;
 		case 'n': opt.count = parse_number("--count", optarg, 1, 1000000000L); break;
+		case 'W': opt.wrapper = true; break;
 		default: usage();
 		}
 	}

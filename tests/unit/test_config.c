@@ -171,8 +171,9 @@ test_config__first_file_backed_policy_map_is_the_table(void **state)
 		{ "smtp_tls_policy_maps = pcre:/p texthash:/a, hash:/c\n", 0,
 		  TP_MAP_TEXTHASH, "/a" },
 		{ "smtp_tls_policy_maps = lmdb:/l\n", 0, TP_MAP_LMDB, "/l" },
-		{ "default_database_type = cdb\nsmtp_tls_policy_maps = /etc/postfix/t\n", 0,
-		  TP_MAP_CDB, "/etc/postfix/t" },
+		/* A bare path is no map for Postfix's SMTP client (fatal). */
+		{ "default_database_type = cdb\nsmtp_tls_policy_maps = /etc/postfix/t\n", TP_ECONFIG,
+		  TP_MAP_HASH, NULL },
 		/* Postfix 3.11: hash: and btree: read as the default types. */
 		{ "non_bdb_migration_level = enable-redirect\ndefault_database_type = lmdb\n"
 		  "smtp_tls_policy_maps = hash:/r\n", 0, TP_MAP_LMDB, "/r" },
@@ -184,8 +185,8 @@ test_config__first_file_backed_policy_map_is_the_table(void **state)
 		/* Redirected to Berkeley DB again: Postfix fails the map. */
 		{ "non_bdb_migration_level = enable-redirect\nsmtp_tls_policy_maps = hash:/r\n",
 		  TP_ECONFIG, TP_MAP_HASH, NULL },
-		{ "smtp_tls_policy_maps = /etc/postfix/tls_policy\n", 0,
-		  TP_MAP_HASH, "/etc/postfix/tls_policy" },
+		{ "smtp_tls_policy_maps = /etc/postfix/tls_policy\n", TP_ECONFIG,
+		  TP_MAP_HASH, NULL },
 		{ "smtp_tls_policy_maps = ldap:/etc/postfix/ldap.cf\n", TP_ECONFIG,
 		  TP_MAP_HASH, NULL },
 		{ "smtp_tls_security_level = may\n", TP_ECONFIG, TP_MAP_HASH, NULL },

@@ -564,6 +564,68 @@ test_document__edited_model_matches_its_bytes(void **state)
 }
 
 static void
+test_document__annotation_fields_of_our_own_are_set_read_and_removed(void **state)
+{
+	static const char in[] = "# head\n"
+				 "# tlspolicy: from=a:25 pin=cert keys=K1 future=x\n"
+				 "k fingerprint match=AA\n"
+				 "z may\n";
+	const char *keys[] = { "K2" };
+	tp_buf out = TP_BUF_INIT, v = TP_BUF_INIT;
+	tp_doc *doc;
+	tp_entry e;
+
+	(void)state;
+	assert_int_equal(tp_doc_parse(&doc, in, LEN(in), "f", &utf8_opts), 0);
+	assert_int_equal(tp_doc_annotation_field(doc, 0, "future", &v), 0);
+	assert_string_equal(v.ptr, "x");
+	assert_int_equal(tp_doc_annotation_field(doc, 0, "wrappermode", &v), TP_ENOTFOUND);
+	assert_int_equal(tp_doc_annotation_field(doc, 1, "from", &v), TP_ENOTFOUND);
+	/* Set: appended, the other words kept where they are. */
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "wrappermode", "yes"), 0);
+	assert_int_equal(tp_doc_serialize(doc, &out), 0);
+	assert_string_equal(out.ptr, "# head\n"
+			    "# tlspolicy: from=a:25 pin=cert keys=K1 future=x wrappermode=yes\n"
+			    "k fingerprint match=AA\nz may\n");
+	/* Replaced in place; another field's edit keeps it. */
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "future", "y"), 0);
+	assert_int_equal(tp_doc_set_annotation_keys(doc, 0, keys, 1), 0);
+	assert_int_equal(tp_doc_serialize(doc, &out), 0);
+	assert_string_equal(out.ptr, "# head\n"
+			    "# tlspolicy: from=a:25 pin=cert keys=K2 future=y wrappermode=yes\n"
+			    "k fingerprint match=AA\nz may\n");
+	assert_int_equal(tp_doc_entry_at(doc, 0, &e), 0);
+	assert_string_equal(e.from[0], "a:25");
+	/* Removed; an entry without annotation gets a new line. */
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "future", NULL), 0);
+	assert_int_equal(tp_doc_set_annotation_field(doc, 1, "wrappermode", "yes"), 0);
+	assert_int_equal(tp_doc_serialize(doc, &out), 0);
+	assert_string_equal(out.ptr, "# head\n"
+			    "# tlspolicy: from=a:25 pin=cert keys=K2 wrappermode=yes\n"
+			    "k fingerprint match=AA\n"
+			    "# tlspolicy: wrappermode=yes\nz may\n");
+	/* The last field gone: the line goes. */
+	assert_int_equal(tp_doc_set_annotation_field(doc, 1, "wrappermode", NULL), 0);
+	assert_int_equal(tp_doc_serialize(doc, &out), 0);
+	assert_string_equal(out.ptr, "# head\n"
+			    "# tlspolicy: from=a:25 pin=cert keys=K2 wrappermode=yes\n"
+			    "k fingerprint match=AA\nz may\n");
+	/* Our own fields have their setters; names and values are checked. */
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "from", "b:25"), TP_EUSAGE);
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "Bad Name", "x"), TP_EUSAGE);
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "next", "a b"), TP_EUSAGE);
+	assert_int_equal(tp_doc_set_annotation_field(doc, 0, "next", "a,b"), TP_EUSAGE);
+	assert_int_equal(tp_doc_set_annotation_field(doc, 9, "next", "x"), TP_EUSAGE);
+	assert_int_equal(tp_doc_serialize(doc, &out), 0);
+	assert_string_equal(out.ptr, "# head\n"
+			    "# tlspolicy: from=a:25 pin=cert keys=K2 wrappermode=yes\n"
+			    "k fingerprint match=AA\nz may\n");
+	tp_doc_free(doc);
+	tp_buf_dispose(&out);
+	tp_buf_dispose(&v);
+}
+
+static void
 test_document__find_returns_the_winning_duplicate(void **state)
 {
 	static const char in[] = "x v\nA\xc3\x84 one\naä two\n";
@@ -1380,6 +1442,7 @@ main(void)
 		cmocka_unit_test(test_document__reads_records_exactly_like_postmap),
 		cmocka_unit_test(test_document__edits_change_only_their_entry),
 		cmocka_unit_test(test_document__edited_model_matches_its_bytes),
+		cmocka_unit_test(test_document__annotation_fields_of_our_own_are_set_read_and_removed),
 		cmocka_unit_test(test_document__find_returns_the_winning_duplicate),
 		cmocka_unit_test(test_document__key_fold_is_postmaps),
 		cmocka_unit_test(test_document__serializes_awkward_files_byte_for_byte),

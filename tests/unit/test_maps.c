@@ -524,11 +524,29 @@ test_maps__config_policy_map_is_the_first_writable_map(void **state)
 	char want[512];
 
 	(void)state;
+	/*
+	 * A bare path is no map for Postfix's SMTP client (dict_open: fatal
+	 * "expecting type:name"), whatever default_database_type says: it
+	 * is not the table, and every lookup that reaches it fails.
+	 */
 	config = load_config("default_database_type = btree\n"
 			     "smtp_tls_policy_maps = regexp:/x/pre, /etc/postfix/tls, hash:/y\n");
 	assert_int_equal(tp_config_policy_map(config, &type, &path, NULL), 0);
-	assert_int_equal(type, TP_MAP_BTREE);
-	assert_string_equal(path, "/etc/postfix/tls");
+	assert_int_equal(type, TP_MAP_HASH);
+	assert_string_equal(path, "/y");
+	{
+		tp_maps *maps = NULL;
+		tp_map_answer a;
+		tp_diag diag = TP_DIAG_INIT;
+
+		tp_config_free(config);
+		config = load_config("smtp_tls_policy_maps = /etc/postfix/tls, hash:/y\n");
+		assert_int_equal(tp_maps_open(&maps, config, &diag), 0);
+		assert_int_equal(tp_maps_at(maps, 0)->writable, 0);
+		assert_int_equal(tp_maps_find(maps, "example.com", &a, &diag), TP_ECONFIG);
+		assert_non_null(strstr(diag.message, "\"/etc/postfix/tls\" is not type:name"));
+		tp_maps_free(maps);
+	}
 	tp_config_free(config);
 	config = load_config("smtp_tls_policy_maps = regexp:/x/pre socketmap:inet:h:1:n\n");
 	assert_int_equal(tp_config_policy_map(config, &type, &path, NULL), TP_ECONFIG);

@@ -1,7 +1,9 @@
 /*
- * MX and address lookups against our own loopback DNS server
+ * MX, address and TLSA lookups against our own loopback DNS server
  * (tests/tools/testdns), never real DNS: every resolver here is given
- * servers = "127.0.0.1:PORT" of the server this file starts.
+ * servers = "127.0.0.1:PORT" of the server this file starts. Names the
+ * zone marks SECURE get the DNSSEC AD bit, as from a validating
+ * resolver; the others never do.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,13 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "dnsmsg.h"
 #include "tlspolicy.h"
+
+#define D1 "3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a3d1a"	/* SHA2-256 */
+#define D2 "c0ffeeababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab"	/* SHA2-512 */
+#define D3 "0000000000000000000000000000000000000000000000000000000000000000"
 
 static char tmpdir[] = "/tmp/tp-resolver.XXXXXX";
 static char servers[64];
@@ -52,7 +62,41 @@ static const char zone_text[] =
 	"alias.cname-target.test CNAME real.cname-target.test\n"
 	"real.cname-target.test A 127.0.0.3\n"
 	"# a domain that is an alias of another mail domain\n"
-	"cname-domain.test CNAME mx.test\n";
+	"cname-domain.test CNAME mx.test\n"
+	"# DNSSEC: the same MX and implicit MX, validated\n"
+	"sec.test MX 10 mx-a.mx.test\n"
+	"sec.test SECURE\n"
+	"implicitsec.test A 127.0.0.2\n"
+	"implicitsec.test SECURE\n"
+	"# DANE: TLSA records with and without the AD bit\n"
+	"_25._tcp.mx.secure.test TLSA 3 1 1 " D1 "\n"
+	"_25._tcp.mx.secure.test TLSA 2 0 2 " D2 "\n"
+	"_25._tcp.mx.secure.test SECURE\n"
+	"_587._tcp.mx.secure.test TLSA 3 0 1 " D3 "\n"
+	"_587._tcp.mx.secure.test SECURE\n"
+	"_25._tcp.mx.insecure.test TLSA 3 1 1 " D1 "\n"
+	"# NODATA: the name has a TXT record, no TLSA\n"
+	"_25._tcp.nodata.secure.test RAW 16 0474657374\n"
+	"_25._tcp.nodata.secure.test SECURE\n"
+	"_25._tcp.nodata.insecure.test RAW 16 0474657374\n"
+	"# NXDOMAIN: no records at all (SECURE alone makes nothing exist)\n"
+	"_25._tcp.nx.secure.test SECURE\n"
+	"# aliases of the secure TLSA name: secure, and one insecure link\n"
+	"_25._tcp.alias.test CNAME tlsa.hop.test\n"
+	"_25._tcp.alias.test SECURE\n"
+	"tlsa.hop.test CNAME _25._tcp.mx.secure.test\n"
+	"tlsa.hop.test SECURE\n"
+	"_25._tcp.alias-insecure.test CNAME tlsa.hop.test\n"
+	"_25._tcp.sf.test SERVFAIL\n"
+	"_25._tcp.sf.test SECURE\n"
+	"_25._tcp.silent.test DROP\n"
+	"# malformed RDATA is skipped, unknown parameters are kept\n"
+	"_25._tcp.bad.test TLSA 3 1 1 " D1 "\n"
+	"_25._tcp.bad.test TLSA 3 1 1 00112233445566778899aabbccddeeff\n"
+	"_25._tcp.bad.test TLSA 3 1 2 " D1 "\n"
+	"_25._tcp.bad.test RAW 52 0301\n"
+	"_25._tcp.bad.test TLSA 3 1 0 -\n"
+	"_25._tcp.bad.test TLSA 4 2 9 abcd\n";
 
 static double
 now(void)
@@ -200,6 +244,8 @@ expect_hosts(const char *domain, const char *want, int want_implicit)
 	assert_int_equal(res->implicit, want_implicit);
 	assert_string_equal(res->error, "");
 	assert_int_equal(res->kind, TP_RESOLVE_MX);
+	/* None of these names is SECURE in the zone. */
+	assert_int_equal(res->secure, 0);
 	tp_resolver_free(r);
 }
 
@@ -502,6 +548,432 @@ test_resolver__options_and_call_order_are_checked(void **state)
 	tp_resolver_free(NULL);
 }
 
+/* Looks up the TLSA records of host:port; the caller frees *out. */
+static const tp_resolve_result *
+lookup_tlsa(tp_resolver **out, const char *host, unsigned int port)
+{
+	tp_diag d = TP_DIAG_INIT;
+	tp_resolver *r = resolver(5, 0);
+	const tp_resolve_result *res;
+
+	if (tp_resolver_add_tlsa(NULL, r, host, port, &d) != 0)
+		fail_msg("add TLSA %s:%u: %s", host, port, d.message);
+	if (tp_resolver_run(r, &d) != 0)
+		fail_msg("run: %s", d.message);
+	*out = r;
+	res = tp_resolver_result(r, 0);
+	assert_int_equal(res->kind, TP_RESOLVE_TLSA);
+	return res;
+}
+
+static void
+expect_ok(const tp_resolve_result *res)
+{
+	if (res->status != TP_OK)
+		fail_msg("%s: got status %d (%s), want OK", res->name, res->status,
+			 res->error);
+	assert_string_equal(res->error, "");
+}
+
+/* Hex of a record's association data, for comparisons. */
+static const char *
+hex(const tp_tlsa_record *t)
+{
+	static char buf[1024];
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->len && 2 * i + 2 < sizeof(buf); i++)
+		snprintf(buf + 2 * i, 3, "%02x", t->data[i]);
+	return buf;
+}
+
+/* How many lines of the test server's log contain all of a and b. */
+static int
+log_count(const char *a, const char *b)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(log_path, "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, a) != NULL && strstr(line, b) != NULL;
+	fclose(f);
+	return n;
+}
+
+static void
+test_resolver__tlsa_records_found_with_the_ad_bit_are_secure(void **state)
+{
+	tp_resolver *r;
+	const tp_resolve_result *res;
+
+	(void)state;
+	res = lookup_tlsa(&r, "mx.secure.test", 25);
+	expect_ok(res);
+	assert_string_equal(res->name, "_25._tcp.mx.secure.test");
+	assert_string_equal(res->owner, "_25._tcp.mx.secure.test");
+	assert_int_equal(res->secure, 1);
+	assert_int_equal(res->tlsa_count, 2);
+	assert_int_equal(res->tlsa_skipped, 0);
+	assert_int_equal(res->tlsa[0].usage, 3);
+	assert_int_equal(res->tlsa[0].selector, 1);
+	assert_int_equal(res->tlsa[0].mtype, 1);
+	assert_int_equal(res->tlsa[0].len, 32);
+	assert_string_equal(hex(&res->tlsa[0]), D1);
+	assert_int_equal(res->tlsa[1].usage, 2);
+	assert_int_equal(res->tlsa[1].selector, 0);
+	assert_int_equal(res->tlsa[1].mtype, 2);
+	assert_int_equal(res->tlsa[1].len, 64);
+	assert_string_equal(hex(&res->tlsa[1]), D2);
+	tp_resolver_free(r);
+
+	/* The port is part of the name; a trailing dot and case are fine. */
+	res = lookup_tlsa(&r, "MX.Secure.test.", 587);
+	expect_ok(res);
+	assert_string_equal(res->name, "_587._tcp.MX.Secure.test");
+	assert_string_equal(res->owner, "_587._tcp.mx.secure.test");
+	assert_int_equal(res->secure, 1);
+	assert_int_equal(res->tlsa_count, 1);
+	assert_int_equal(res->tlsa[0].selector, 0);
+	assert_string_equal(hex(&res->tlsa[0]), D3);
+	tp_resolver_free(r);
+}
+
+static void
+test_resolver__tlsa_records_without_the_ad_bit_are_not_secure_though_asked(void **state)
+{
+	tp_resolver *r;
+	const tp_resolve_result *res;
+
+	(void)state;
+	res = lookup_tlsa(&r, "mx.insecure.test", 25);
+	expect_ok(res);
+	assert_int_equal(res->tlsa_count, 1);
+	assert_string_equal(hex(&res->tlsa[0]), D1);
+	assert_int_equal(res->secure, 0);
+	tp_resolver_free(r);
+	/* The query asked for the AD bit, with EDNS0; the server gave none. */
+	if (log_count("udp _25._tcp.mx.insecure.test TLSA -> NOERROR answers=1 edns want-ad id=",
+		      "") == 0)
+		fail_msg("testdns log has no TLSA query asking for AD for mx.insecure.test");
+	assert_int_equal(log_count("_25._tcp.mx.insecure.test TLSA", " ad id="), 0);
+	assert_int_not_equal(log_count("_25._tcp.mx.secure.test TLSA", "want-ad ad id="), 0);
+}
+
+static void
+test_resolver__tlsa_nodata_and_nxdomain_are_no_records_secure_or_not(void **state)
+{
+	static const struct {
+		const char *host;
+		int secure;
+	} cases[] = {
+		{ "nodata.secure.test", 1 },
+		{ "nodata.insecure.test", 0 },
+		{ "nx.secure.test", 1 },
+		{ "nx.insecure.test", 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tp_resolver *r;
+		const tp_resolve_result *res = lookup_tlsa(&r, cases[i].host, 25);
+
+		expect_ok(res);
+		assert_int_equal(res->tlsa_count, 0);
+		assert_int_equal(res->tlsa_skipped, 0);
+		if (res->secure != cases[i].secure)
+			fail_msg("%s: got secure %d, want %d", res->name, res->secure,
+				 cases[i].secure);
+		tp_resolver_free(r);
+	}
+	assert_int_not_equal(log_count("_25._tcp.nx.secure.test TLSA -> NXDOMAIN", " ad id="), 0);
+	assert_int_not_equal(log_count("_25._tcp.nodata.secure.test TLSA -> NOERROR answers=0",
+				       " ad id="), 0);
+}
+
+static void
+test_resolver__tlsa_follows_cnames_and_records_the_owner(void **state)
+{
+	tp_resolver *r;
+	const tp_resolve_result *res;
+
+	(void)state;
+	res = lookup_tlsa(&r, "alias.test", 25);
+	expect_ok(res);
+	assert_string_equal(res->name, "_25._tcp.alias.test");
+	assert_string_equal(res->owner, "_25._tcp.mx.secure.test");
+	assert_int_equal(res->tlsa_count, 2);
+	assert_string_equal(hex(&res->tlsa[0]), D1);
+	assert_int_equal(res->secure, 1);
+	tp_resolver_free(r);
+	/* One link of the chain is not validated: the answer is not either. */
+	res = lookup_tlsa(&r, "alias-insecure.test", 25);
+	expect_ok(res);
+	assert_string_equal(res->owner, "_25._tcp.mx.secure.test");
+	assert_int_equal(res->tlsa_count, 2);
+	assert_int_equal(res->secure, 0);
+	tp_resolver_free(r);
+}
+
+static void
+test_resolver__tlsa_servfail_and_timeout_are_errors(void **state)
+{
+	tp_resolver *r;
+	const tp_resolve_result *res;
+	tp_diag d = TP_DIAG_INIT;
+
+	(void)state;
+	res = lookup_tlsa(&r, "sf.test", 25);
+	assert_int_equal(res->status, TP_EDNS);
+	assert_string_equal(res->error,
+			    "_25._tcp.sf.test: TLSA lookup failed: DNS server failure (SERVFAIL)");
+	assert_int_equal(res->secure, 0);
+	assert_int_equal(res->tlsa_count, 0);
+	assert_null(res->owner);
+	tp_resolver_free(r);
+
+	r = resolver(1, 0);
+	assert_int_equal(tp_resolver_add_tlsa(NULL, r, "silent.test", 25, &d), 0);
+	assert_int_equal(tp_resolver_run(r, &d), 0);
+	res = tp_resolver_result(r, 0);
+	assert_int_equal(res->status, TP_ETIMEOUT);
+	assert_string_equal(res->error, "_25._tcp.silent.test: TLSA lookup timed out after 1s");
+	assert_int_equal(res->secure, 0);
+	tp_resolver_free(r);
+}
+
+static void
+test_resolver__malformed_tlsa_rdata_is_skipped_and_unknown_parameters_kept(void **state)
+{
+	tp_resolver *r;
+	const tp_resolve_result *res;
+
+	(void)state;
+	res = lookup_tlsa(&r, "bad.test", 25);
+	expect_ok(res);
+	/* Short digests for types 1 and 2, 2 bytes of RDATA, no data. */
+	assert_int_equal(res->tlsa_skipped, 4);
+	assert_int_equal(res->tlsa_count, 2);
+	assert_int_equal(res->tlsa[0].mtype, 1);
+	assert_string_equal(hex(&res->tlsa[0]), D1);
+	assert_int_equal(res->tlsa[1].usage, 4);
+	assert_int_equal(res->tlsa[1].selector, 2);
+	assert_int_equal(res->tlsa[1].mtype, 9);
+	assert_string_equal(hex(&res->tlsa[1]), "abcd");
+	assert_int_equal(res->secure, 0);
+	tp_resolver_free(r);
+}
+
+static void
+test_resolver__tlsa_arguments_are_checked_when_added(void **state)
+{
+	static const struct {
+		const char *host;
+		unsigned int port;
+		int status;
+		const char *message;
+	} cases[] = {
+		{ "mx.example.com", 0, TP_EUSAGE, "mx.example.com: port 0 is not 1 to 65535" },
+		{ "mx.example.com", 65536, TP_EUSAGE, "mx.example.com: port 65536 is not 1 to 65535" },
+		{ "192.0.2.1", 25, TP_EUSAGE, "192.0.2.1: an IP address has no TLSA records" },
+		{ "2001:db8::1", 25, TP_EUSAGE, "2001:db8::1: an IP address has no TLSA records" },
+		{ "", 25, TP_ESYNTAX, "\"\": empty domain name" },
+		{ "a..b", 25, TP_ESYNTAX, "a..b: empty label in domain name" },
+	};
+	char longname[300];
+	tp_resolver *r = resolver(5, 0);
+	tp_diag d = TP_DIAG_INIT;
+	size_t idx = 99;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc;
+
+		idx = 99;
+		tp_diag_clear(&d);
+		rc = tp_resolver_add_tlsa(&idx, r, cases[i].host, cases[i].port, &d);
+		if (rc != cases[i].status || strcmp(d.message, cases[i].message) != 0)
+			fail_msg("add TLSA \"%s\" %u: got %d \"%s\", want %d \"%s\"",
+				 cases[i].host, cases[i].port, rc, d.message,
+				 cases[i].status, cases[i].message);
+		assert_int_equal(idx, 0);
+	}
+	/* 250 bytes is a name; with "_25._tcp." it is too long. */
+	memset(longname, 'a', 250);
+	for (size_t i = 63; i < 250; i += 64)
+		longname[i] = '.';
+	longname[250] = '\0';
+	assert_int_equal(tp_resolver_add_tlsa(NULL, r, longname, 25, &d), TP_ESYNTAX);
+	assert_non_null(strstr(d.message, "longer than 253 bytes"));
+	assert_int_equal(tp_resolver_result_count(r), 0);
+	assert_int_equal(tp_resolver_add_tlsa(&idx, r, "mx.secure.test", 25, &d), 0);
+	assert_int_equal(tp_resolver_add_mx(&idx, r, "mx.test", &d), 0);
+	assert_int_equal(idx, 1);
+	assert_int_equal(tp_resolver_run(r, &d), 0);
+	assert_int_equal(tp_resolver_add_tlsa(NULL, r, "mx.secure.test", 25, &d), TP_EUSAGE);
+	assert_int_equal(tp_resolver_result(r, 0)->tlsa_count, 2);
+	assert_int_equal(tp_resolver_result(r, 1)->host_count, 3);
+	tp_resolver_free(r);
+}
+
+static void
+test_resolver__mx_results_are_secure_only_with_the_ad_bit(void **state)
+{
+	tp_resolver *r;
+	const tp_resolve_result *res;
+
+	(void)state;
+	res = lookup_mx(&r, "sec.test");
+	expect_ok(res);
+	assert_int_equal(res->host_count, 1);
+	assert_int_equal(res->implicit, 0);
+	assert_int_equal(res->secure, 1);
+	tp_resolver_free(r);
+	res = lookup_mx(&r, "mx.test");
+	expect_ok(res);
+	assert_int_equal(res->secure, 0);
+	tp_resolver_free(r);
+	/* The implicit MX: the MX and the address answers decide. */
+	res = lookup_mx(&r, "implicitsec.test");
+	expect_ok(res);
+	assert_int_equal(res->implicit, 1);
+	assert_int_equal(res->secure, 1);
+	tp_resolver_free(r);
+	res = lookup_mx(&r, "implicit4.test");
+	expect_ok(res);
+	assert_int_equal(res->implicit, 1);
+	assert_int_equal(res->secure, 0);
+	tp_resolver_free(r);
+	/* The MX query asked, with EDNS0, and only sec.test got the AD bit. */
+	assert_int_not_equal(log_count("sec.test MX -> NOERROR answers=1 edns want-ad ad id=", ""), 0);
+	assert_int_not_equal(log_count("implicitsec.test A -> NOERROR answers=1 edns want-ad ad id=", ""), 0);
+	assert_int_equal(log_count(" mx.test MX", " ad id="), 0);
+}
+
+/* Sends query q (n bytes) over UDP to the test server; the answer length. */
+static size_t
+udp_exchange(const unsigned char *q, size_t n, unsigned char *ans, size_t cap)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { 5, 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ssize_t got;
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(strchr(servers, ':') + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(sendto(fd, q, n, 0, (struct sockaddr *)&sa, sizeof(sa)), (ssize_t)n);
+	got = recv(fd, ans, cap, 0);
+	close(fd);
+	if (got < 12)
+		fail_msg("no answer from the test server");
+	return (size_t)got;
+}
+
+static void
+test_resolver__test_server_gives_ad_only_when_asked_and_honours_edns(void **state)
+{
+	unsigned char q[512], ans[8192];
+	size_t n, alen;
+	tp__dns_answer a;
+
+	(void)state;
+	/* AD asked in the header, no OPT record. */
+	n = tp__dns_query_build(q, sizeof(q), "_25._tcp.mx.secure.test", TP_DNS_T_TLSA, 0, 0);
+	alen = udp_exchange(q, n, ans, sizeof(ans));
+	assert_int_equal(tp__dns_answer_parse(&a, ans, alen), 0);
+	assert_int_equal(a.ad, 1);
+	assert_int_equal(a.nrr, 2);
+	assert_int_equal(ans[10] << 8 | ans[11], 0);	/* no OPT back */
+	tp__dns_answer_dispose(&a);
+	/* Not asked: neither AD nor DO. */
+	q[3] = 0;
+	alen = udp_exchange(q, n, ans, sizeof(ans));
+	assert_int_equal(tp__dns_answer_parse(&a, ans, alen), 0);
+	assert_int_equal(a.ad, 0);
+	tp__dns_answer_dispose(&a);
+	/* Asked by the DO bit alone; the OPT record comes back, DO echoed. */
+	n = tp__dns_query_build(q, sizeof(q), "_25._tcp.mx.secure.test", TP_DNS_T_TLSA, 1232, 1);
+	q[3] = 0;
+	alen = udp_exchange(q, n, ans, sizeof(ans));
+	assert_int_equal(tp__dns_answer_parse(&a, ans, alen), 0);
+	assert_int_equal(a.ad, 1);
+	tp__dns_answer_dispose(&a);
+	assert_int_equal(ans[10] << 8 | ans[11], 1);
+	assert_int_equal(ans[alen - 11], 0);
+	assert_int_equal(ans[alen - 10] << 8 | ans[alen - 9], TP_DNS_T_OPT);
+	assert_int_equal(ans[alen - 4] & 0x80, 0x80);	/* DO */
+
+	/* 100 MX records (about 4 KB): truncated in 512 and 1232 bytes,
+	 * whole in 8192. */
+	n = tp__dns_query_build(q, sizeof(q), "many.test", TP_DNS_T_MX, 0, 0);
+	alen = udp_exchange(q, n, ans, sizeof(ans));
+	assert_true(alen <= 512);
+	assert_int_equal(ans[2] & 0x02, 0x02);
+	n = tp__dns_query_build(q, sizeof(q), "many.test", TP_DNS_T_MX, 1232, 0);
+	alen = udp_exchange(q, n, ans, sizeof(ans));
+	assert_int_equal(ans[2] & 0x02, 0x02);
+	assert_int_equal(ans[10] << 8 | ans[11], 1);	/* OPT even then */
+	n = tp__dns_query_build(q, sizeof(q), "many.test", TP_DNS_T_MX, 8192, 0);
+	alen = udp_exchange(q, n, ans, sizeof(ans));
+	assert_true(alen > 1232 && alen <= 8192);
+	assert_int_equal(ans[2] & 0x02, 0);
+	assert_int_equal(tp__dns_answer_parse(&a, ans, alen), 0);
+	assert_int_equal(a.nrr, 100);
+	assert_int_equal(a.ad, 0);
+	tp__dns_answer_dispose(&a);
+}
+
+static void
+test_resolver__concurrent_queries_have_distinct_random_ids(void **state)
+{
+	tp_diag d = TP_DIAG_INIT;
+	tp_resolver *r = resolver(5, 0);
+	char line[1024];
+	unsigned int ids[40] = { 0 };
+	int seen[40] = { 0 };
+	FILE *f;
+
+	(void)state;
+	/* c-ares 1.18 sends the id it is given and matches answers by it. */
+	for (unsigned int port = 1000; port < 1040; port++)
+		assert_int_equal(tp_resolver_add_tlsa(NULL, r, "ids.test", port, &d), 0);
+	assert_int_equal(tp_resolver_run(r, &d), 0);
+	for (size_t i = 0; i < 40; i++) {
+		const tp_resolve_result *res = tp_resolver_result(r, i);
+
+		expect_ok(res);
+		assert_int_equal(res->tlsa_count, 0);
+	}
+	tp_resolver_free(r);
+	/* A retry repeats its query's id; two names never share one. */
+	f = fopen(log_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		const char *id = strstr(line, " id="), *name = strstr(line, " _10");
+		unsigned int port, n;
+
+		if (id == NULL || name == NULL || strstr(line, "._tcp.ids.test TLSA") == NULL ||
+		    sscanf(name, " _%u._tcp", &port) != 1 || port < 1000 || port >= 1040)
+			continue;
+		n = (unsigned int)atoi(id + 4);
+		for (size_t i = 0; i < 40; i++)
+			if (seen[i] && ids[i] == n && i != port - 1000)
+				fail_msg("_%zu._tcp.ids.test and _%u._tcp.ids.test had one id, %u",
+					 i + 1000, port, n);
+		seen[port - 1000] = 1;
+		ids[port - 1000] = n;
+	}
+	fclose(f);
+	for (size_t i = 0; i < 40; i++)
+		if (!seen[i])
+			fail_msg("testdns logged no query for _%zu._tcp.ids.test", i + 1000);
+}
+
 int
 main(void)
 {
@@ -518,6 +990,16 @@ main(void)
 		cmocka_unit_test(test_resolver__mx_hosts_are_capped_and_big_answers_come_over_tcp),
 		cmocka_unit_test(test_resolver__patterns_and_bad_names_are_refused_when_added),
 		cmocka_unit_test(test_resolver__options_and_call_order_are_checked),
+		cmocka_unit_test(test_resolver__tlsa_records_found_with_the_ad_bit_are_secure),
+		cmocka_unit_test(test_resolver__tlsa_records_without_the_ad_bit_are_not_secure_though_asked),
+		cmocka_unit_test(test_resolver__tlsa_nodata_and_nxdomain_are_no_records_secure_or_not),
+		cmocka_unit_test(test_resolver__tlsa_follows_cnames_and_records_the_owner),
+		cmocka_unit_test(test_resolver__tlsa_servfail_and_timeout_are_errors),
+		cmocka_unit_test(test_resolver__malformed_tlsa_rdata_is_skipped_and_unknown_parameters_kept),
+		cmocka_unit_test(test_resolver__tlsa_arguments_are_checked_when_added),
+		cmocka_unit_test(test_resolver__mx_results_are_secure_only_with_the_ad_bit),
+		cmocka_unit_test(test_resolver__test_server_gives_ad_only_when_asked_and_honours_edns),
+		cmocka_unit_test(test_resolver__concurrent_queries_have_distinct_random_ids),
 	};
 
 	return cmocka_run_group_tests(tests, start_dns, stop_dns);

@@ -1,0 +1,3 @@
+# concurrency.sh with the policy table as lmdb: (same checks; Postfix's readers and
+# postmap -q are the oracle for a lmdb table).
+TP_REL_REWRITES=${TP_REL_REWRITES:-100} TP_REL_MAP_TYPE=lmdb exec bash "$TP_SOURCE_DIR/tests/reliability/concurrency.sh"

@@ -1,0 +1,3 @@
+# crash.sh with the policy table as lmdb: (same checks; Postfix's readers and
+# postmap -q are the oracle for a lmdb table).
+TP_CRASH_KILLS=${TP_CRASH_KILLS:-50} TP_REL_MAP_TYPE=lmdb exec bash "$TP_SOURCE_DIR/tests/reliability/crash.sh"

@@ -1,0 +1,3 @@
+# diskfull.sh with the policy table as cdb: (same checks; Postfix's readers and
+# postmap -q are the oracle for a cdb table).
+TP_REL_MAP_TYPE=cdb exec bash "$TP_SOURCE_DIR/tests/reliability/diskfull.sh"
