@@ -1200,6 +1200,9 @@ rnd_edit(tp_doc *doc, unsigned op, unsigned seed, size_t *index)
 				     rnd(2) ? "may" : "fingerprint match=EE", index);
 	case 6:
 		return tp_doc_remove(doc, i);
+	case 8:
+		return tp_doc_set_annotation_field(doc, i, rnd(2) ? "next" : "since",
+						   rnd(3) ? "AA:BB" : NULL);
 	default:
 		return tp_doc_find(doc, rnd_keys[rnd(10)], index);
 	}
@@ -1244,7 +1247,7 @@ test_document__batched_edits_match_whole_document_edits(void **state)
 		assert_int_equal(tp_doc_parse(&before, src.ptr, src.size, "f", &utf8_opts), 0);
 		tp__doc_whole_edits(whole, 1);
 		for (unsigned k = 0; k < nedits && failed < 5; k++) {
-			unsigned op = rnd(8), seed = rnd(1u << 30);
+			unsigned op = rnd(9), seed = rnd(1u << 30);
 			size_t ia = 99, ib = 99;
 			int sa = rnd_edit(fast, op, seed, &ia);
 			int sb = rnd_edit(whole, op, seed, &ib);
