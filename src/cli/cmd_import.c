@@ -14,7 +14,9 @@
  *
  *	A line with --from and no match= pins pins what the hosts present,
  *	as set --fingerprint-from; with match= pins (what export writes) it
- *	pins those and records the hosts without probing.
+ *	pins those and records the hosts without probing. Lines that would
+ *	probe one server with the same client settings (host and port,
+ *	entry value, wrapper mode, SNI) share one probe.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -67,6 +69,7 @@ struct imp {
 	tp_client_settings *settings;
 	tp_strarray probed, keys, specs;
 	char (*norm)[TP_FINGERPRINT_MAX];
+	size_t *targets;	/* the probe target of each host */
 	const char **match;	/* match= of levels other than fingerprint */
 	size_t nmatch;
 };
@@ -469,21 +472,38 @@ host_port(const char *spec, char **host, unsigned int *port)
 	return 0;
 }
 
-/* owner[target] = line (SIZE_MAX: none), growing owner as needed. */
-static int
-push_owner(size_t **owner, size_t *n, size_t target, size_t line)
-{
-	if (target >= *n) {
-		size_t want = target + 64, *o = realloc(*owner, want * sizeof(*o));
+/*
+ * One probe per distinct server and client settings: lines whose host,
+ * entry value (without pins), wrapper mode and SNI for that host are the
+ * same would be shown the same certificate, so they share the probe.
+ */
+struct probe_key {
+	char *text;
+	size_t target;
+};
 
-		if (o == NULL)
-			return -1;
-		for (size_t k = *n; k < want; k++)
-			o[k] = SIZE_MAX;
-		*owner = o;
-		*n = want;
+static int
+find_or_add(struct probe_key **keys, size_t *n, char *text, size_t *target,
+	    int *found)
+{
+	struct probe_key *k;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*keys)[i].text, text) == 0) {
+			*target = (*keys)[i].target;
+			*found = 1;
+			free(text);
+			return 0;
+		}
+	if ((k = realloc(*keys, (*n + 1) * sizeof(*k))) == NULL) {
+		free(text);
+		return -1;
 	}
-	(*owner)[target] = line;
+	*keys = k;
+	k[*n].text = text;
+	k[*n].target = SIZE_MAX;
+	(*n)++;
+	*found = 0;
 	return 0;
 }
 
@@ -495,7 +515,8 @@ run_probes(struct cli *cli, struct imports *in, const tp_doc *doc, unsigned jobs
 	tp_probe_opts opts = TP_PROBE_OPTS_INIT;
 	tp_diag diag = TP_DIAG_INIT;
 	tp_prober *prober = NULL;
-	size_t nlines = 0, n, target, *owner = NULL, nowner = 0;
+	struct probe_key *keys = NULL;
+	size_t nkeys = 0, ntargets = 0, n;
 	int rc = EX_FAIL;
 
 	opts.timeout = timeout;
@@ -509,7 +530,8 @@ run_probes(struct cli *cli, struct imports *in, const tp_doc *doc, unsigned jobs
 
 		if (l->error || l->a.nhosts == 0 || l->a.nmanual > 0)
 			continue;
-		if (probe_value(doc, l, &l->value) != 0) {
+		if (probe_value(doc, l, &l->value) != 0 ||
+		    (l->targets = calloc(l->a.nhosts, sizeof(*l->targets))) == NULL) {
 			rc = cli_errorf("out of memory");
 			goto out;
 		}
@@ -519,31 +541,41 @@ run_probes(struct cli *cli, struct imports *in, const tp_doc *doc, unsigned jobs
 			continue;
 		}
 		tp_client_settings_set_wrappermode(l->settings, l->a.wrapper);
-		for (size_t h = 0; h < l->a.nhosts; h++) {
+		for (size_t h = 0; h < l->a.nhosts && !l->error; h++) {
 			tp_probe_target t = TP_PROBE_TARGET_INIT;
-			char *host;
+			const char *sni;
+			char *host, *text;
 			unsigned int port;
+			int found;
 
 			if (host_port(l->a.hosts[h], &host, &port) != 0) {
 				imp_fail(in, l, "--from %s: say HOST, HOST:PORT or [HOST]:PORT",
 					 l->a.hosts[h]);
 				break;
 			}
-			t.host = host;
-			t.port = port;
-			t.settings = l->settings;
-			if (tp_prober_add_target(&target, prober, &t, &diag) != 0)
-				imp_fail(in, l, "--from %s: %s", l->a.hosts[h], diag.message);
-			else if (push_owner(&owner, &nowner, target, i) != 0) {
+			sni = tp_client_settings_sni(l->settings, host);
+			if (asprintf(&text, "%s\n%u\n%s\n%d\n%s", host, port, l->value,
+				     l->a.wrapper, sni ? sni : "") < 0 ||
+			    find_or_add(&keys, &nkeys, text, &l->targets[h], &found) != 0) {
 				free(host);
 				rc = cli_errorf("out of memory");
 				goto out;
 			}
+			if (!found) {
+				t.host = host;
+				t.port = port;
+				t.settings = l->settings;
+				if (tp_prober_add_target(&l->targets[h], prober, &t, &diag) != 0) {
+					imp_fail(in, l, "--from %s: %s", l->a.hosts[h], diag.message);
+					l->targets[h] = SIZE_MAX;
+				}
+				keys[nkeys - 1].target = l->targets[h];
+				ntargets++;
+			}
 			free(host);
 		}
-		nlines++;
 	}
-	if (nlines == 0) {
+	if (ntargets == 0) {
 		rc = EX_SUCCESS;
 		goto out;
 	}
@@ -555,39 +587,43 @@ run_probes(struct cli *cli, struct imports *in, const tp_doc *doc, unsigned jobs
 	}
 	cli_progress_end();
 	n = tp_prober_result_count(prober);
-	/* Results name their target; each target belongs to one line. */
-	for (size_t i = 0; i < n; i++) {
-		const tp_probe_result *r = tp_prober_result(prober, i);
-		struct imp *l;
-		char spec[TP_DIAG_MESSAGE_MAX], id[TP_FINGERPRINT_MAX];
-		const char *fp;
-		int pkey;
+	/* Each line takes the results of its targets, shared or not. */
+	for (size_t li = 0; li < in->n; li++) {
+		struct imp *l = in->v + li;
+		int pkey = l->a.pin_kind && strcmp(l->a.pin_kind, "pkey") == 0;
 
-		if (r->target >= nowner || owner[r->target] == SIZE_MAX)
-			continue;
-		l = in->v + owner[r->target];
-		if (l->error)
-			continue;
-		if (r->status != TP_OK || r->chain_len == 0) {
-			imp_fail(in, l, "--from %s: %s%s%s: nothing pinned", r->target_spec,
-				 r->address ? r->address : "", r->address ? ": " : "",
-				 r->status != TP_OK ? r->error : "no certificate presented");
-			continue;
-		}
-		pkey = l->a.pin_kind && strcmp(l->a.pin_kind, "pkey") == 0;
-		fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
-		cli_host_spec(spec, sizeof(spec), r->host, r->port);
-		if (cli_key_id(id, &r->chain[0]) != 0
-		    || (!cli_strarray_has(&l->probed, fp) && cli_strarray_push(&l->probed, fp) != 0)
-		    || (!cli_strarray_has(&l->keys, id) && cli_strarray_push(&l->keys, id) != 0)
-		    || (!cli_strarray_has(&l->specs, spec) && cli_strarray_push(&l->specs, spec) != 0)) {
-			rc = cli_errorf("out of memory");
-			goto out;
+		for (size_t h = 0; l->settings && l->targets && h < l->a.nhosts; h++) {
+			for (size_t i = 0; i < n && !l->error; i++) {
+				const tp_probe_result *r = tp_prober_result(prober, i);
+				char spec[TP_DIAG_MESSAGE_MAX], id[TP_FINGERPRINT_MAX];
+				const char *fp;
+
+				if (r->target != l->targets[h])
+					continue;
+				if (r->status != TP_OK || r->chain_len == 0) {
+					imp_fail(in, l, "--from %s: %s%s%s: nothing pinned",
+						 l->a.hosts[h], r->address ? r->address : "",
+						 r->address ? ": " : "",
+						 r->status != TP_OK ? r->error : "no certificate presented");
+					continue;
+				}
+				fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
+				cli_host_spec(spec, sizeof(spec), r->host, r->port);
+				if (cli_key_id(id, &r->chain[0]) != 0
+				    || (!cli_strarray_has(&l->probed, fp) && cli_strarray_push(&l->probed, fp) != 0)
+				    || (!cli_strarray_has(&l->keys, id) && cli_strarray_push(&l->keys, id) != 0)
+				    || (!cli_strarray_has(&l->specs, spec) && cli_strarray_push(&l->specs, spec) != 0)) {
+					rc = cli_errorf("out of memory");
+					goto out;
+				}
+			}
 		}
 	}
 	rc = EX_SUCCESS;
 out:
-	free(owner);
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i].text);
+	free(keys);
 	tp_prober_free(prober);
 	return rc;
 }
@@ -624,6 +660,7 @@ imp_free(struct imports *in)
 		free(l->a.attrs);
 		free(l->a.hosts);
 		free(l->match);
+		free(l->targets);
 		tp_client_settings_free(l->settings);
 		tp_strarray_dispose(&l->probed);
 		tp_strarray_dispose(&l->keys);
