@@ -74,7 +74,7 @@ head -1 "$work/check.out"
 # UNKNOWN (3): the tarpit answers nothing; every other entry must be OK.
 [ "$rc" = 3 ] || { echo "tlspolicy check exit $rc, want 3 (the tarpit UNKNOWN)" >&2; exit 1; }
 head -1 "$work/check.out" | grep -q " 0 critical, 0 warning, 1 unknown, $n ok " \
-	|| { echo "unexpected verdicts" >&2; exit 1; }
+	|| { echo "unexpected verdicts:" >&2; grep -v '^OK ' "$work/check.out" | head -5 >&2; exit 1; }
 sessions=$(grep -c 'peer=.* mode=' "$work/server.log" || true)
 
 ok=0

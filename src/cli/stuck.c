@@ -370,6 +370,9 @@ master_running(tp_config *config, char *why, size_t size)
 	}
 	snprintf(path, sizeof(path), "%s/pid/master.pid", qdir);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		/* Mode 0600, root's: a monitor running as nobody asks postqueue. */
+		if (errno == EACCES)
+			return 1;
 		snprintf(why, size, "Postfix is not running (%.300s: %s)", path, strerror(errno));
 		return 0;
 	}

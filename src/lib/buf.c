@@ -136,3 +136,26 @@ tp__strarray_push(tp_strarray *array, const char *s)
 	array->strings = strings;
 	return TP_OK;
 }
+
+char *
+tp__strtokq(char **src, const char *sep)
+{
+	char *cp = *src, *start = NULL;
+	int level = 0;
+
+	cp += strspn(cp, sep);
+	if (*cp) {
+		for (start = cp; *cp; cp++) {
+			if (*cp == '{')
+				level++;
+			else if (level > 0 && *cp == '}')
+				level--;
+			else if (level == 0 && strchr(sep, *cp)) {
+				*cp++ = 0;
+				break;
+			}
+		}
+	}
+	*src = cp;
+	return start;
+}

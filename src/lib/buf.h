@@ -25,5 +25,11 @@ void tp__buf_truncate(tp_buf *buf, size_t len);
 char *tp__buf_detach(tp_buf *buf);
 
 int tp__strarray_push(tp_strarray *array, const char *s);
+/*
+ * Postfix's mystrtokq(): the next token of *src separated by characters
+ * of sep, a "{...}" group kept whole (nested); NUL-terminates it in place
+ * and advances *src. NULL at the end.
+ */
+char *tp__strtokq(char **src, const char *sep);
 
 #endif

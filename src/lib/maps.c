@@ -216,30 +216,6 @@ balpar(const char *s)
 	return 0;
 }
 
-/* Postfix's mystrtokq() with separators sep and parentheses "{}". */
-static char *
-strtokq(char **src, const char *sep)
-{
-	char *cp = *src, *start = NULL;
-	int level = 0;
-
-	cp += strspn(cp, sep);
-	if (*cp) {
-		for (start = cp; *cp; cp++) {
-			if (*cp == '{')
-				level++;
-			else if (level > 0 && *cp == '}')
-				level--;
-			else if (level == 0 && strchr(sep, *cp)) {
-				*cp++ = 0;
-				break;
-			}
-		}
-	}
-	*src = cp;
-	return start;
-}
-
 static void
 trim(char **s)
 {
@@ -357,7 +333,7 @@ inline_load(tp_maps *maps, struct map *m, const char *name)
 	if ((copy = strndup(name + 1, len - 2)) == NULL)
 		return TP_ENOMEM;
 	cp = copy;
-	while ((item = strtokq(&cp, LIST_SEP)) != NULL) {
+	while ((item = tp__strtokq(&cp, LIST_SEP)) != NULL) {
 		char *key, *value;
 		struct pair *pairs;
 		size_t i;
@@ -616,7 +592,7 @@ tp_maps_open(tp_maps **out, const tp_config *config, tp_diag *diag)
 	/* No default type in main.cf's list: a bare path is an error there. */
 	dtype = NULL;
 	cp = copy;
-	while (rc == TP_OK && (item = strtokq(&cp, LIST_SEP)) != NULL)
+	while (rc == TP_OK && (item = tp__strtokq(&cp, LIST_SEP)) != NULL)
 		rc = maps_add(maps, item, strlen(item), dtype, config);
 	free(copy);
 	if (rc < 0) {

@@ -63,30 +63,6 @@ dup_default(const tp_config *config, const char *name, const char *dflt)
 	return strdup(v ? v : dflt);
 }
 
-/* Postfix's mystrtokq() with "{}" grouping, as maps.c splits map lists. */
-static char *
-strtokq(char **src, const char *sep)
-{
-	char *cp = *src, *start = NULL;
-	int level = 0;
-
-	cp += strspn(cp, sep);
-	if (*cp) {
-		for (start = cp; *cp; cp++) {
-			if (*cp == '{')
-				level++;
-			else if (level > 0 && *cp == '}')
-				level--;
-			else if (level == 0 && strchr(sep, *cp)) {
-				*cp++ = 0;
-				break;
-			}
-		}
-	}
-	*src = cp;
-	return start;
-}
-
 /* Does the comma/space list contain word (case-insensitively, as
  * match_parent_style() compares parameter names)? */
 static int
@@ -140,7 +116,7 @@ open_transport_maps(tp_route *r, const tp_config *config, tp_diag *diag)
 	if ((copy = strdup(list)) == NULL)
 		return TP_ENOMEM;
 	cp = copy;
-	while (rc == TP_OK && (item = strtokq(&cp, LIST_SEP)) != NULL) {
+	while (rc == TP_OK && (item = tp__strtokq(&cp, LIST_SEP)) != NULL) {
 		struct map_ref *m = realloc(r->transport, (r->ntransport + 1) * sizeof(*m));
 
 		if (m == NULL) {
@@ -171,7 +147,7 @@ open_relay_domains(tp_route *r, const tp_config *config, tp_diag *diag)
 	if ((copy = strdup(list)) == NULL)
 		return TP_ENOMEM;
 	cp = copy;
-	while (rc == TP_OK && (item = strtokq(&cp, LIST_SEP)) != NULL) {
+	while (rc == TP_OK && (item = tp__strtokq(&cp, LIST_SEP)) != NULL) {
 		size_t i = r->nrelay;
 		char **p = realloc(r->relay_pat, (i + 1) * sizeof(*p));
 		struct map_ref *m;

@@ -7,8 +7,19 @@
 # own retry is an hour away and the test never runs postqueue -f. A
 # message deferred for another destination (its server is down) stays
 # queued. Then set --flush releases the mail of an entry re-pinned by
-# hand. Needs root and postfix (CI installs it): a missing oracle fails
-# the test, it does not skip.
+# hand. The monitor of examples/cron runs check as nobody: as nobody it
+# sees the same count. Needs root and postfix (CI installs it): a missing
+# oracle fails the test, it does not skip.
+#
+# postqueue run by a user other than root takes -c DIR only for a
+# directory the default main.cf lists in alternate_config_directories. So
+# the test runs in a mount namespace of its own, where a private copy of
+# /etc/postfix that lists this instance is bind-mounted over it: nothing
+# outside sees it, and nothing needs restoring.
+if [ -z "${TP_E2E_PRIVATE_ETC:-}" ]; then
+    [ "$(id -u)" = 0 ] || { echo "FAIL: ${0##*/}: a Postfix instance needs root" >&2; exit 1; }
+    exec env TP_E2E_PRIVATE_ETC=1 unshare --mount --propagation private bash "$0" "$@"
+fi
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 for c in postfix postconf postqueue sendmail postmap; do
@@ -34,6 +45,11 @@ PD=$(tp_dead_port)
 
 pf=$TP_TMP/postfix
 mkdir -p "$pf"
+cp -a /etc/postfix "$TP_TMP/etc-postfix"
+echo "alternate_config_directories = $pf" >>"$TP_TMP/etc-postfix/main.cf"
+mount --bind "$TP_TMP/etc-postfix" /etc/postfix || fail "cannot bind-mount a private /etc/postfix"
+# Unmount before lib.sh's cleanup removes $TP_TMP (a mount point is busy).
+trap 'rc=$?; umount /etc/postfix 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 # Postfix retries deferred mail only after an hour here: what goes out
 # within the test was released by tlspolicy.
 tp_postfix_setup "$pf" \
@@ -91,6 +107,18 @@ EOF
 # postqueue -j names the same three messages.
 postqueue -c "$pf" -j | grep -c '"address": *"rcpt[123]@partner-a.test"' | grep -qx 3 \
     || fail "the queue does not hold the three messages: $(postqueue -c "$pf" -p)"
+# The monitor as examples/cron runs it, as nobody, from a copy nobody can
+# reach (the build tree may be in a 0700 directory).
+mkdir -p "$TP_TMP/shared"
+cp "$T" "$TP_TMP/shared/tlspolicy"
+lib=$(ldd "$T" | awk '$1 ~ /^libtlspolicy\.so/ { print $3 }')
+[ -z "$lib" ] || cp -L "$lib" "$TP_TMP/shared/"
+chmod -R a+rX "$TP_TMP/shared"
+rc=0
+runuser -u nobody -- env LD_LIBRARY_PATH="$TP_TMP/shared" "$TP_TMP/shared/tlspolicy" -c "$pf" check \
+    >"$TP_TMP/check-nobody" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -F "CRITICAL $A:" "$TP_TMP/check-nobody" | grep -q "3 messages deferred" \
+    || fail "check as nobody: exit $rc: $(cat "$TP_TMP/check-nobody")"
 "$T" -c "$pf" list >"$TP_TMP/list" || fail "list failed"
 grep -q "queue: 3 messages deferred (Server certificate not verified)" "$TP_TMP/list" \
     || fail "list does not count A's deferred mail: $(cat "$TP_TMP/list")"
