@@ -689,7 +689,7 @@ cmd_import(struct cli *cli, int argc, char **argv)
 	const char *digest, *postfix_command = NULL;
 	double timeout = 30;
 	long jobs = 16;
-	size_t added = 0, updated = 0, applied = 0, entries_before;
+	size_t added = 0, updated = 0, applied = 0;
 	int ch, dry_run = 0, partial = 0, reload = 0, written = 0, rc = EX_FAIL;
 	FILE *fp;
 
@@ -790,7 +790,6 @@ cmd_import(struct cli *cli, int argc, char **argv)
 		rc = cli_errorf("out of memory");
 		goto out;
 	}
-	entries_before = tp_doc_entry_count(tp_table_doc(table));
 	for (size_t i = 0; i < in.n; i++) {
 		struct imp *l = in.v + i;
 		tp_doc *doc = tp_table_doc(table);
@@ -822,7 +821,6 @@ cmd_import(struct cli *cli, int argc, char **argv)
 		else
 			updated++;
 	}
-	(void)entries_before;
 	if ((rc = cli_finish_edit(table, &before, dry_run, &written)) != EX_SUCCESS)
 		goto out;
 	if (!dry_run && !cli->quiet)
