@@ -619,6 +619,14 @@ run_probes(struct cli *cli, struct imports *in, const tp_doc *doc, unsigned jobs
 			}
 		}
 	}
+	/* A line whose hosts gave no address at all pinned nothing. */
+	for (size_t li = 0; li < in->n; li++) {
+		struct imp *l = in->v + li;
+
+		if (l->settings && !l->error && l->probed.count == 0)
+			imp_fail(in, l, "--from %s: no address could be probed; nothing pinned",
+				 l->a.hosts[0]);
+	}
 	rc = EX_SUCCESS;
 out:
 	for (size_t i = 0; i < nkeys; i++)

@@ -10,7 +10,9 @@
 #   - the next writing run repairs a stale db and leaves no temp file or
 #     temp directory of a killed run behind.
 # The table lives on a tmpfs when run as root. The kill moments are drawn uniformly over 1.3x the measured duration of
-# an uninterrupted run, so they fall everywhere in the write protocol.
+# an uninterrupted run, so they fall everywhere in the write protocol; for set,
+# whose incremental write is short beside its parse, every other one over the
+# write alone.
 # TP_CRASH_KILLS (default 100, 70 in the ASan build) kills per command; TP_CRASH_SEED replays.
 # For rotate the old/new pair is a pin toggled between two certificates
 # that our test server presents in turn.
@@ -164,12 +166,23 @@ t0=$(now_us)
 tp_note "set: $KILLS kills"
 dur=$(measure "$T" -c "$D" set crash.example --level encrypt)
 "$T" -c "$D" set crash.example --level may >/dev/null
-tp_note "an uninterrupted set takes $((dur / 1000)) ms"
+# The same run without its write (--dry-run): where the write starts.
+pre=$(measure "$T" -c "$D" set crash.example --level encrypt --dry-run)
+tp_note "an uninterrupted set takes $((dur / 1000)) ms, $((pre / 1000)) ms of it before the write"
 [ "$dur" -ge 5000 ] || fail "set takes only $dur µs: the table is too small for kills to land inside a write"
+# The write of an incremental db is short beside the parse: every other
+# kill is drawn over the write (from 0.8x the time before it to the end),
+# the rest over the whole run.
+from=$((pre * 8 / 10))
+[ "$from" -lt "$dur" ] || from=0
 cur=B
 for ((i = 0; i < KILLS; i++)); do
     if [ $cur = A ]; then new=B level=may; else new=A level=encrypt; fi
-    delay=$(( (RANDOM * 32768 + RANDOM) % (dur * 13 / 10) ))
+    if [ $((i % 2)) = 1 ]; then
+        delay=$(( from + (RANDOM * 32768 + RANDOM) % (dur * 13 / 10 - from) ))
+    else
+        delay=$(( (RANDOM * 32768 + RANDOM) % (dur * 13 / 10) ))
+    fi
     outcome=$("$KILLAT" "$delay" "$T" -c "$D" set crash.example --level $level)
     after_kill "set kill $i at ${delay}µs" "$outcome" $cur $new
     cur=$(which_source "set $i")
