@@ -54,7 +54,7 @@
  *	removed), renamed over it the same way; built whole instead when it
  *	is missing, not a database of the type, older than the source as
  *	loaded, does not hold what the loaded source says for a changed key,
- *	when the type has no incremental writer (cdb), or when the edits
+ *	when the type has no incremental writer (cdb, lmdb), or when the edits
  *	changed more than a quarter of the records. tp_table_db_written()
  *	says how the last commit wrote it: TP_TABLE_DB_UPDATED (*records:
  *	records changed), TP_TABLE_DB_REBUILT (*records: records written)

@@ -44,7 +44,7 @@
  *	when there is none); finish() and abort() end it as for a new
  *	database; get() works on it too. TP_EDB or TP_EIO from
  *	open_update(): the file is not a database of this type. cdb (a
- *	constant database) and texthash have none.
+ *	constant database), lmdb (not written yet) and texthash have none.
  *	reader_fd() is the descriptor of the file open_read() locked: a
  *	reader kept open across lookups (tp_maps) unlocks it after
  *	open_read() and takes LOCK_SH on it around each lookup, as Postfix

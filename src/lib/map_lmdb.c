@@ -22,10 +22,6 @@
  *	is sized from the records, with room to spare; Postfix readers adopt
  *	the size recorded in the file when it is larger than their own.
  *
- *	Incremental writes: map.c copies the database into the private
- *	directory; open_update() opens the copy, replace() and del() change
- *	records in one write transaction, finish() commits and syncs it.
- *
  *	Reading: MDB_RDONLY, a read transaction per lookup, and a shared
  *	fcntl() lock on the file while open_read()'s caller holds it, as
  *	Postfix's readers take it, so a postmap(1) rewriting the file in
@@ -67,7 +63,6 @@ struct lmdb_handle {
 	MDB_dbi dbi;
 	MDB_cursor *cursor;
 	size_t in_txn;
-	int update;		/* a copy being changed: one write transaction */
 	int fd;			/* reader: the file, for fcntl() locks */
 	char path[4096];	/* the file messages name */
 	char dir[4096];		/* writer: where the file is built */
@@ -266,7 +261,7 @@ lmdb_get(void *r, const void *key, size_t klen, tp_buf *value, tp_diag *diag)
 	int err;
 
 	/* A fresh snapshot: the file may have been rewritten in place. */
-	if (!h->update && (err = mdb_txn_renew(h->txn)) != 0)
+	if ((err = mdb_txn_renew(h->txn)) != 0)
 		return lmdb_fail(h, diag, err, "error reading");
 	err = klen == 0 ? MDB_NOTFOUND : mdb_get(h->txn, h->dbi, &k, &v);
 	if (err == 0) {
@@ -274,88 +269,12 @@ lmdb_get(void *r, const void *key, size_t klen, tp_buf *value, tp_diag *diag)
 		if (tp__buf_put(value, v.mv_data, v.mv_size) < 0)
 			err = ENOMEM;
 	}
-	if (!h->update)
-		mdb_txn_reset(h->txn);
+	mdb_txn_reset(h->txn);
 	if (err == MDB_NOTFOUND)
 		return TP_ENOTFOUND;
 	if (err == ENOMEM)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	return err ? lmdb_fail(h, diag, err, "error reading") : TP_OK;
-}
-
-/*
- * A private copy of a database, changed in one write transaction (the
- * changes of one commit are few), committed and synced by finish().
- */
-static int
-lmdb_open_update(void **out, const char *path, const char *name, tp_diag *diag)
-{
-	struct lmdb_handle *h;
-	struct stat st;
-	uint64_t mapsize;
-	int err, rc;
-
-	*out = NULL;
-	if ((h = handle_new(name)) == NULL)
-		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	snprintf(h->dir, sizeof(h->dir), "%s", path);
-	if (strrchr(h->dir, '/') != NULL)
-		*strrchr(h->dir, '/') = 0;
-	h->update = 1;
-	if (stat(path, &st) < 0) {
-		rc = tp__diag_errno(diag, TP_EIO, errno, "stat %s", path);
-		handle_close(h);
-		return rc;
-	}
-	/* Room for the changes: the file's size again, and the minimum. */
-	mapsize = (uint64_t)st.st_size * 2 + LMDB_MAP_MIN;
-	if (mapsize > SIZE_MAX)
-		mapsize = SIZE_MAX;
-	if ((err = mdb_env_create(&h->env)) != 0
-	    || (err = mdb_env_set_mapsize(h->env, (size_t)mapsize)) != 0
-	    || (err = mdb_env_open(h->env, path, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC,
-				   0600)) != 0
-	    || (err = mdb_txn_begin(h->env, NULL, 0, &h->txn)) != 0
-	    || (err = mdb_dbi_open(h->txn, NULL, 0, &h->dbi)) != 0) {
-		rc = lmdb_fail(h, diag, err, "open database");
-		handle_close(h);
-		return rc;
-	}
-	*out = h;
-	return TP_OK;
-}
-
-static int
-lmdb_replace(void *w, const void *key, size_t klen, const void *value,
-	     size_t vlen, tp_diag *diag)
-{
-	struct lmdb_handle *h = w;
-	MDB_val k = { klen, (void *)(uintptr_t)key };
-	MDB_val v = { vlen, (void *)(uintptr_t)value };
-	int err;
-
-	if (klen > (size_t)mdb_env_get_maxkeysize(h->env))
-		return tp__diag_set(diag, TP_ELIMIT, NULL, 0,
-				    "error writing %s: key of %zu bytes is longer than LMDB allows (%d)",
-				    h->path, klen, mdb_env_get_maxkeysize(h->env));
-	if ((err = mdb_put(h->txn, h->dbi, &k, &v, 0)) != 0)
-		return lmdb_fail(h, diag, err, "error writing");
-	return TP_OK;
-}
-
-static int
-lmdb_del(void *w, const void *key, size_t klen, tp_diag *diag)
-{
-	struct lmdb_handle *h = w;
-	MDB_val k = { klen, (void *)(uintptr_t)key };
-	int err;
-
-	if (klen == 0 || klen > (size_t)mdb_env_get_maxkeysize(h->env))
-		return TP_ENOTFOUND;
-	err = mdb_del(h->txn, h->dbi, &k, NULL);
-	if (err == MDB_NOTFOUND)
-		return TP_ENOTFOUND;
-	return err ? lmdb_fail(h, diag, err, "error writing") : TP_OK;
 }
 
 static int
@@ -399,5 +318,5 @@ const tp__map_backend tp__map_backend_lmdb = {
 	lmdb_create, lmdb_put, lmdb_finish, lmdb_abort,
 	lmdb_open_read, lmdb_get, lmdb_next, lmdb_close_read, NULL,
 	lmdb_reader_fd, 0, TP__LOCK_FCNTL, 0,
-	lmdb_open_update, lmdb_replace, lmdb_del,
+	NULL, NULL, NULL,
 };

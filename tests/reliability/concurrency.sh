@@ -94,9 +94,9 @@ for ((i = 0; i < REWRITES; i++)); do
         "$T" -c "$D" set toggle.example --level encrypt >"$W/writer.out" 2>"$W/writer.err" ||
             { touch "$W/writer.done"; fail "set $i: $(cat "$W/writer.err")"; }
         # The readers see the incremental writes: a copy of the db with
-        # the changed record (hash, btree, lmdb; cdb is built whole).
+        # the changed record (hash, btree; lmdb and cdb are built whole).
         case $MT in
-            hash | btree | lmdb) grep -q "db updated" "$W/writer.out" ||
+            hash | btree) grep -q "db updated" "$W/writer.out" ||
                 { touch "$W/writer.done"; fail "set $i did not update the db in a copy: $(cat "$W/writer.out")"; } ;;
         esac
     else
