@@ -447,6 +447,18 @@ tp_postfix_wait_empty() {
     done
 }
 
+# tp_postfix_wait_deferred DIR COUNT [SECS]: COUNT messages sit in the
+# deferred queue. The smtp agent logs status=deferred before qmgr moves the
+# message there, and postqueue lists a delay reason only from then on.
+tp_postfix_wait_deferred() {
+    local dir=$1 want=$2 secs=${3:-30} i=0
+    until [ "$(postqueue -c "$dir" -j 2>/dev/null | grep -c '"queue_name": *"deferred"')" -ge "$want" ]; do
+        i=$((i + 1))
+        [ "$i" -le "$secs" ] || fail "postfix $dir: fewer than $want deferred messages after $secs s: $(postqueue -c "$dir" -p)"
+        sleep 1
+    done
+}
+
 # ---- small file systems (root only) ----
 
 TP_MOUNTS=()  # tmpfs mounted by tp_mount_tmpfs, unmounted by the exit trap

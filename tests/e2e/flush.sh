@@ -83,6 +83,7 @@ tp_postfix_send "$pf" sender@client.test rcpt@partner-d.test for-d
 deferred_a() { grep -Ec "to=<rcpt[123]@partner-a\.test>.*status=deferred \((delivery temporarily suspended: )?Server certificate not verified" "$pf/maillog"; }
 tp_wait_until 60 eval '[ "$(deferred_a)" -ge 3 ]' || fail "the three messages to A were not deferred: $(tail -20 "$pf/maillog")"
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-d.test>.*status=deferred" 60
+tp_postfix_wait_deferred "$pf" 4 60
 [ "$(tp_mail_count a)" = 1 ] || fail "A's renewed certificate got mail before the pin was changed"
 
 tp_note "3. check: 3 messages deferred for A, CRITICAL; list, JSON and Prometheus say the same"
@@ -95,15 +96,15 @@ head -1 "$TP_TMP/check2" | grep -q " deferred=3" || fail "performance data: $(he
 grep -qF "tlspolicy_deferred_messages{table=\"$pf/tls_policy\",key=\"$A\"} 3" "$TP_TMP/tp.prom" \
     || fail "Prometheus textfile: $(grep deferred "$TP_TMP/tp.prom")"
 "$T" -c "$pf" check --json >"$TP_TMP/check2.json" || true
-python3 - "$TP_TMP/check2.json" "$A" "$C" <<'EOF' || fail "check --json: $(cat "$TP_TMP/check2.json")"
-import json, sys
-doc = json.load(open(sys.argv[1]))
-assert doc["queue_read"] is True, doc["queue_read"]
-by = {e["key"]: e for e in doc["entries"]}
-d = by[sys.argv[2]]["deferred"]
-assert d["messages"] == 3 and len(set(d["queue_ids"])) == 3 and d["reason"] == "certificate", d
-assert by[sys.argv[3]]["deferred"]["messages"] == 0, by[sys.argv[3]]
-EOF
+j=$TP_TMP/check2.json
+[ "$(jq -r .queue_read "$j")" = true ] || fail "check --json queue_read: $(jq .queue_read "$j")"
+sel="select(.key==\"$A\")|.deferred"
+[ "$(jq -r ".entries[]|$sel|.messages" "$j")" = 3 ] \
+    && [ "$(jq -r ".entries[]|$sel|.queue_ids|unique|length" "$j")" = 3 ] \
+    && [ "$(jq -r ".entries[]|$sel|.reason" "$j")" = certificate ] \
+    || fail "check --json deferred for $A: $(jq -c ".entries[]|$sel" "$j")"
+[ "$(jq -r ".entries[]|select(.key==\"$C\")|.deferred.messages" "$j")" = 0 ] \
+    || fail "check --json deferred for $C: $(jq -c ".entries[]|select(.key==\"$C\")|.deferred" "$j")"
 # postqueue -j names the same three messages.
 postqueue -c "$pf" -j | grep -c '"address": *"rcpt[123]@partner-a.test"' | grep -qx 3 \
     || fail "the queue does not hold the three messages: $(postqueue -c "$pf" -p)"
@@ -141,6 +142,7 @@ tp_note "5. C moves to a new key: its message waits; set --fingerprint-from --fl
 tp_install_cert "$TP_TMP/c2.pem" "$TP_TMP/c.live"
 tp_postfix_send "$pf" sender@client.test rcpt@partner-c.test second-c
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-c.test>.*status=deferred \(Server certificate not verified\)" 60
+tp_postfix_wait_deferred "$pf" 2 60   # C's and D's
 "$T" -c "$pf" set "$C" --fingerprint-from "127.0.0.1:$PC" --flush >"$TP_TMP/set" 2>&1 \
     || fail "set --flush failed: $(cat "$TP_TMP/set")"
 grep -q "^flushed: 1 deferred message " "$TP_TMP/set" || fail "set --flush output: $(cat "$TP_TMP/set")"

@@ -103,6 +103,7 @@ tp_postfix_send "$pf" sender@client.test rcpt@partner-a.test second-a
 tp_postfix_send "$pf" sender@client.test rcpt@partner-b.test second-b
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-a.test>.*status=deferred \(Server certificate not verified\)" 30
 tp_postfix_wait_log "$pf" "to=<rcpt@partner-b.test>.*status=deferred \(Server certificate not verified\)" 30
+tp_postfix_wait_deferred "$pf" 2
 [ "$(tp_mail_count a)" = 1 ] && [ "$(tp_mail_count b)" = 1 ] \
     || fail "unverified servers got mail: a=$(tp_mail_count a) b=$(tp_mail_count b)"
 rc=0; "$T" -c "$pf" check >"$TP_TMP/check2" || rc=$?
