@@ -63,7 +63,16 @@
  *	tp_table_commit() writes the source if its bytes changed (temp,
  *	fsync, rename; permission bits and owner kept; a symlinked source
  *	stays a link and the file it points to is replaced, beside itself),
- *	then rebuilds the database beside the source's name.
+ *	then the database: a copy of the old one with only the records the
+ *	edits changed (stored or removed), renamed over it the same way;
+ *	built whole instead when it is missing or a symbolic link, not a
+ *	database of the type, older than the source as loaded, does not
+ *	hold what the loaded source says for a changed key, when the type
+ *	has no incremental writer (cdb, lmdb), or when the edits changed
+ *	more than a quarter of the records. tp_table_db_written() says how
+ *	the last commit wrote it: TP_TABLE_DB_UPDATED (*records: records
+ *	changed), TP_TABLE_DB_REBUILT (*records: records written) or
+ *	TP_TABLE_DB_NONE (no commit yet).
  *	tp_table_rebuild() rebuilds the database only. Both refuse with
  *	TP_ECHANGED, writing nothing, when the source is no longer the file
  *	tp_table_open() read (its device, inode, size or mtime changed: a
@@ -154,6 +163,12 @@ TP_EXTERN(int) tp_table_rebuild(tp_table *table, tp_diag *diag);
 TP_EXTERN(int) tp_table_db_state(tp_table *table, tp_db_state *state,
 				 tp_diag *diag);
 TP_EXTERN(void) tp_table_free(tp_table *table);
+
+#define TP_TABLE_DB_NONE 0	/* no commit yet */
+#define TP_TABLE_DB_UPDATED 1	/* a copy with the changed records */
+#define TP_TABLE_DB_REBUILT 2	/* built whole */
+
+TP_EXTERN(int) tp_table_db_written(const tp_table *table, size_t *records);
 
 #ifdef __cplusplus
 }

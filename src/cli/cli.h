@@ -184,8 +184,45 @@ int cli_reload(struct cli *cli, const char *command);
  */
 int cli_check_entry(const tp_doc *doc, size_t idx, const char *source);
 void cli_print_entry_summary(tp_table *table, size_t idx);
-/* "db rebuilt", or what stands instead for a table without a database. */
+/*
+ * "db updated" (a copy with the changed records) or "db rebuilt", or
+ * what stands instead for a table without a database.
+ */
 const char *cli_written_note(const tp_table *table);
+/*
+ * One set of an entry, as "set KEY ..." does it (import applies each of
+ * its lines so): cli_set_check_pins() normalises a->pins into norm
+ * (a->npins of them) and refuses any whose length says another digest
+ * than digest; cli_set_apply() creates or updates the entry a->key in
+ * doc (level, pins, attributes, annotation) and gives its index. Both
+ * print what is wrong and return EX_FAIL or EX_USAGE_ERR.
+ */
+struct set_args {
+	const char *key;
+	const char *level;
+	const char **pins;
+	size_t npins;
+	const char **attrs;
+	size_t nattrs;
+	const char **hosts;
+	size_t nhosts;
+	size_t nmanual;		/* pins[0..nmanual-1] from --fingerprint */
+	const tp_strarray *keys; /* public keys of the probed leaves */
+	const char *pin_kind;
+	double timeout;
+	int keep_old;
+	int dry_run;
+	int reload;
+	int flush;
+	int wrapper;		/* SMTPS: recorded as wrappermode=yes */
+	const char *postfix_command;
+};
+
+int cli_set_check_pins(struct set_args *a, const char *digest,
+		       char (*norm)[TP_FINGERPRINT_MAX]);
+int cli_set_apply(struct cli *cli, struct set_args *a, tp_doc *doc,
+		  const char *digest, char (*norm)[TP_FINGERPRINT_MAX],
+		  size_t *index_out);
 /*
  * Probe every address of every host the way Postfix's SMTP client
  * connects for next hop key with the entry value (after the edit; its
@@ -274,5 +311,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv);
 int cmd_probe(struct cli *cli, int argc, char **argv);
 int cmd_rotate(struct cli *cli, int argc, char **argv);
 int cmd_check(struct cli *cli, int argc, char **argv);
+int cmd_import(struct cli *cli, int argc, char **argv);
+int cmd_export(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -69,7 +69,8 @@ cmd_remove(struct cli *cli, int argc, char **argv)
 	if (cli_table_open(cli, dry_run ? 0 : TP_TABLE_WRITE, &table) != EX_SUCCESS)
 		return EX_FAIL;
 	doc = tp_table_doc(table);
-	if (tp_doc_serialize(doc, &before) != 0) {
+	/* The bytes before, for --dry-run's diff only: a copy of the file. */
+	if (dry_run && tp_doc_serialize(doc, &before) != 0) {
 		rc = cli_errorf("out of memory");
 		goto out;
 	}

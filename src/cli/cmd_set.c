@@ -62,27 +62,6 @@ set_usage(FILE *fp)
 		"                         (default: $command_directory/postfix of main.cf)\n");
 }
 
-struct set_args {
-	const char *key;
-	const char *level;
-	const char **pins;
-	size_t npins;
-	const char **attrs;
-	size_t nattrs;
-	const char **hosts;
-	size_t nhosts;
-	size_t nmanual;		/* pins[0..nmanual-1] from --fingerprint */
-	const tp_strarray *keys; /* public keys of the probed leaves */
-	const char *pin_kind;
-	double timeout;
-	int keep_old;
-	int dry_run;
-	int reload;
-	int flush;
-	int wrapper;		/* SMTPS: recorded as wrappermode=yes */
-	const char *postfix_command;
-};
-
 static int
 push(const char ***list, size_t *n, const char *s)
 {
@@ -96,8 +75,8 @@ push(const char ***list, size_t *n, const char *s)
 }
 
 /* Normalise pins and refuse any whose length says another digest. */
-static int
-check_pins(struct set_args *a, const char *digest, char (*norm)[TP_FINGERPRINT_MAX])
+int
+cli_set_check_pins(struct set_args *a, const char *digest, char (*norm)[TP_FINGERPRINT_MAX])
 {
 	size_t want = tp_digest_size(digest);
 
@@ -180,8 +159,8 @@ merged_pins(const tp_policy *old, int keep_old, char (*norm)[TP_FINGERPRINT_MAX]
 	return 0;
 }
 
-static int
-apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
+int
+cli_set_apply(struct cli *cli, struct set_args *a, tp_doc *doc, const char *digest,
       char (*norm)[TP_FINGERPRINT_MAX], size_t *index_out)
 {
 	size_t idx;
@@ -537,15 +516,16 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		rc = cli_errorf("out of memory");
 		goto out;
 	}
-	if (check_pins(&a, digest, norm) != EX_SUCCESS)
+	if (cli_set_check_pins(&a, digest, norm) != EX_SUCCESS)
 		goto out;
 	if (cli_table_open(cli, a.dry_run ? 0 : TP_TABLE_WRITE, &table) != EX_SUCCESS)
 		goto out;
-	if (tp_doc_serialize(tp_table_doc(table), &before) != 0) {
+	/* The bytes before, for --dry-run's diff only: a copy of the file. */
+	if (a.dry_run && tp_doc_serialize(tp_table_doc(table), &before) != 0) {
 		rc = cli_errorf("out of memory");
 		goto out;
 	}
-	if ((rc = apply(cli, &a, tp_table_doc(table), digest, norm, &idx)) != EX_SUCCESS)
+	if ((rc = cli_set_apply(cli, &a, tp_table_doc(table), digest, norm, &idx)) != EX_SUCCESS)
 		goto out;
 	rc = EX_FAIL;
 	if (cli_check_entry(tp_table_doc(table), idx, tp_table_source(table)) != EX_SUCCESS)

@@ -28,7 +28,11 @@ cli_check_entry(const tp_doc *doc, size_t idx, const char *source)
 const char *
 cli_written_note(const tp_table *table)
 {
-	return tp_table_type(table) == TP_MAP_TEXTHASH ? "texthash: no database" : "db rebuilt";
+	if (tp_table_type(table) == TP_MAP_TEXTHASH)
+		return "texthash: no database";
+	/* A copy of the db with the changed records, or a new one. */
+	return tp_table_db_written(table, NULL) == TP_TABLE_DB_UPDATED ? "db updated"
+	    : "db rebuilt";
 }
 
 void

@@ -23,6 +23,8 @@ static const struct command {
 	{ "get", cmd_get, "print the value Postfix finds for KEY (like postmap -q)" },
 	{ "set", cmd_set, "create or update one entry in place" },
 	{ "remove", cmd_remove, "remove one entry" },
+	{ "import", cmd_import, "add or update many entries at once, from a file (one write)" },
+	{ "export", cmd_export, "write the table's full state (--json), for backups and tools" },
 	{ "rebuild", cmd_rebuild, "write the db from the source (what postmap does)" },
 	{ "doctor", cmd_doctor, "check the table and its configuration, offline" },
 	{ "migrate", cmd_migrate, "move the table to lmdb: or cdb: (writes the db, postconf -e, reload)" },

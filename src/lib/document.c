@@ -66,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,7 @@
 #include "casefold.h"
 #include "doc_internal.h"
 #include "diag.h"
+#include "doc_internal.h"
 
 #define NONE SIZE_MAX
 #define NONE32 UINT32_MAX
@@ -96,6 +98,8 @@ struct line {
 #define E_KEY_OWN	0x02	/* key in the arena; else it is the raw key */
 #define E_RAW_ARENA	0x04	/* raw key in the arena; else in data */
 #define E_VAL_ARENA	0x08	/* value in the arena; else in data */
+#define E_DEAD		0x10	/* removed (top document only) */
+#define E_SUB		0x20	/* edited or appended: its bytes are a sub-document */
 
 struct ent {
 	uint32_t first, last;	/* line indexes of the logical record */
@@ -145,6 +149,33 @@ struct tp_doc {
 	size_t hash_size;
 	tp_buf scratch;		/* logical text of a continued record */
 	tp__folder folder;
+
+	/*
+	 * Edits (see "Edits" above): entries are slots, ents[0..nbase) parsed
+	 * from data, later ones appended. An edited or appended slot's bytes
+	 * live in a sub-document of their own (subs, sorted by slot).
+	 */
+	struct sub *subs;
+	size_t nsubs, asubs;
+	size_t nbase;		/* slots parsed from data */
+	size_t ndead;		/* removed slots */
+	size_t ndup;		/* live slots with E_DUP */
+	int32_t *lfen;		/* Fenwick tree: region line-count change per slot */
+	int32_t *afen;		/* Fenwick tree: 1 per live slot (after a removal) */
+	size_t fen_cap;		/* slots both trees have room for */
+	uint32_t *kidx;		/* folded key -> first live slot + 1, 0 empty */
+	size_t kidx_size, kidx_used, nlookups;
+	const char *tail_eol;	/* written after data, before appended slots */
+	const char *eol_above;	/* a sub-document: the terminator above it */
+	tp_doc *wdoc;		/* warnings of an edited document, on demand */
+	tp_buf dirty;		/* folded keys whose record may have changed */
+	size_t ndirty;
+	int whole;		/* tests: every edit on the whole document */
+};
+
+struct sub {
+	size_t slot;
+	tp_doc *doc;
 };
 
 static int
@@ -161,6 +192,8 @@ is_sep(unsigned char c)
 	/* CHARS_COMMA_SP, what smtp_tls_policy.c splits a value on. */
 	return c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
+
+static const char *line_eol(const tp_doc *doc, size_t l);
 
 static int
 grow_array(void **ptr, size_t *alloc, size_t need, size_t elem)
@@ -737,6 +770,7 @@ do_record(tp_doc *doc, size_t first, size_t last)
 	doc->nents++;
 	if (dup != NONE) {
 		e->flags |= E_DUP;
+		doc->ndup++;
 		return add_warning(doc, lineno, "%s.db: duplicate entry: \"%s\"",
 				   name, ent_key(doc, e));
 	}
@@ -787,6 +821,7 @@ parse_all(tp_doc *doc)
 	free(doc->hash);
 	doc->hash = NULL;
 	doc->hash_size = 0;
+	doc->nbase = doc->nents;
 
 	/* The arena is final: resolve the pointers handed out. */
 	if (doc->nhosts) {
@@ -813,6 +848,8 @@ parse_all(tp_doc *doc)
 void
 tp_doc_free(tp_doc *doc)
 {
+	size_t i;
+
 	if (doc == NULL)
 		return;
 	tp_buf_dispose(&doc->data);
@@ -829,6 +866,14 @@ tp_doc_free(tp_doc *doc)
 	free(doc->hash);
 	tp_buf_dispose(&doc->scratch);
 	tp__folder_close(&doc->folder);
+	for (i = 0; i < doc->nsubs; i++)
+		tp_doc_free(doc->subs[i].doc);
+	free(doc->subs);
+	free(doc->lfen);
+	free(doc->afen);
+	free(doc->kidx);
+	tp_doc_free(doc->wdoc);
+	tp_buf_dispose(&doc->dirty);
 	free(doc);
 }
 
@@ -881,6 +926,22 @@ tp_doc_parse(tp_doc **out, const char *data, size_t len, const char *name,
 	return doc_new(out, &copy, name, opts);
 }
 
+static void
+prefault(char *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)p + n) & ~(page - 1);
+
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
 int
 tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 	    tp_diag *diag)
@@ -918,6 +979,13 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		}
 		data.asize = (size_t)st.st_size + 1;
 		data.ptr[0] = '\0';
+		/*
+		 * A large file: fault the buffer in 2 MB pages rather than
+		 * one 4 KB page at a time (a third of the time of a load
+		 * went to page faults). Only a hint.
+		 */
+		if (data.asize >= ((size_t)4 << 20))
+			prefault(data.ptr, data.asize);
 	}
 	for (;;) {
 		char more[4096];
@@ -967,49 +1035,775 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 	return TP_OK;
 }
 
+/*
+ * Slots, sub-documents, and the trees that keep entry indexes and line
+ * numbers right after edits (see "Edits" above).
+ */
+
+/* An edit's status meaning: do it on the whole document instead. */
+#define NEED_FLAT 1
+
+static int
+doc_edited(const tp_doc *doc)
+{
+	return doc->nsubs > 0 || doc->ndead > 0 || doc->nents != doc->nbase ||
+	       doc->tail_eol != NULL;
+}
+
+/* Fenwick trees over slots: element a[i] lives at f[i + 1]. */
+
+static size_t
+low_bit(size_t k)
+{
+	return k & (~k + 1);
+}
+
+/* fen_prefix - a[0] + ... + a[i - 1] */
+static int32_t
+fen_prefix(const int32_t *f, size_t i)
+{
+	int32_t sum = 0;
+
+	for (; i > 0; i -= low_bit(i))
+		sum += f[i];
+	return sum;
+}
+
+static void
+fen_add(int32_t *f, size_t n, size_t i, int32_t v)
+{
+	for (i++; i <= n; i += low_bit(i))
+		f[i] += v;
+}
+
+/* fen_push - a[n] = v: a tree of n elements becomes one of n + 1 */
+static void
+fen_push(int32_t *f, size_t n, int32_t v)
+{
+	size_t k = n + 1;
+
+	f[k] = v + fen_prefix(f, n) - fen_prefix(f, k - low_bit(k));
+}
+
+/* fen_select - in a tree of 0s and 1s, the index of 1 number rank + 1 */
+static size_t
+fen_select(const int32_t *f, size_t n, size_t rank)
+{
+	size_t pos = 0, step = 1;
+	int32_t rem = (int32_t)rank + 1;
+
+	while (step * 2 <= n)
+		step *= 2;
+	for (; step > 0; step /= 2)
+		if (pos + step <= n && f[pos + step] < rem) {
+			pos += step;
+			rem -= f[pos];
+		}
+	return pos;
+}
+
+/* fen_room - both trees (those made) hold n slots */
+static int
+fen_room(tp_doc *doc, size_t n)
+{
+	size_t cap = doc->fen_cap ? doc->fen_cap : 16;
+	int32_t *p;
+
+	if (n <= doc->fen_cap)
+		return TP_OK;
+	while (cap < n)
+		cap += cap / 4 + 16;
+	if (doc->lfen) {
+		if ((p = realloc(doc->lfen, (cap + 1) * sizeof(*p))) == NULL)
+			return TP_ENOMEM;
+		doc->lfen = p;
+	}
+	if (doc->afen) {
+		if ((p = realloc(doc->afen, (cap + 1) * sizeof(*p))) == NULL)
+			return TP_ENOMEM;
+		doc->afen = p;
+	}
+	doc->fen_cap = cap;
+	return TP_OK;
+}
+
+/* fen_make - the tree *f over every slot: zeros, or 1 per live slot */
+static int
+fen_make(tp_doc *doc, int32_t **f, int live)
+{
+	size_t n = doc->nents, k, j;
+
+	if (*f != NULL)
+		return TP_OK;
+	if (fen_room(doc, n) != TP_OK ||
+	    (*f = calloc(doc->fen_cap + 1, sizeof(**f))) == NULL)
+		return TP_ENOMEM;
+	for (k = 1; live && k <= n; k++) {
+		(*f)[k] += !(doc->ents[k - 1].flags & E_DEAD);
+		if ((j = k + low_bit(k)) <= n)
+			(*f)[j] += (*f)[k];
+	}
+	return TP_OK;
+}
+
+/* slot_of - the slot of entry index i; index_of - the other way */
+static size_t
+slot_of(const tp_doc *doc, size_t i)
+{
+	return doc->ndead == 0 ? i : fen_select(doc->afen, doc->nents, i);
+}
+
+static size_t
+index_of(const tp_doc *doc, size_t s)
+{
+	return doc->ndead == 0 ? s : (size_t)fen_prefix(doc->afen, s);
+}
+
+static struct sub *
+sub_find(const tp_doc *doc, size_t s)
+{
+	size_t lo = 0, hi = doc->nsubs, mid;
+
+	if (!(doc->ents[s].flags & E_SUB))
+		return NULL;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (doc->subs[mid].slot < s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < doc->nsubs && doc->subs[lo].slot == s ? doc->subs + lo : NULL;
+}
+
+/*
+ * The region of a slot: its annotation line (when it has one) through
+ * its last line, base line indexes [region_first, region_end). Appended
+ * slots have an empty region at the end of the base.
+ */
+static size_t
+region_first(const tp_doc *doc, size_t s)
+{
+	const struct ent *e = doc->ents + s;
+
+	if (s >= doc->nbase)
+		return doc->nlines;
+	return e->ann ? (size_t)e->first - 1 : e->first;
+}
+
+static size_t
+region_end(const tp_doc *doc, size_t s)
+{
+	return s >= doc->nbase ? doc->nlines : (size_t)doc->ents[s].last + 1;
+}
+
+static size_t
+line_end_off(const tp_doc *doc, size_t l)
+{
+	return (size_t)doc->lines[l].off + doc->lines[l].len + doc->lines[l].nl;
+}
+
+/* region_lines - how many lines slot s has now */
+static size_t
+region_lines(const tp_doc *doc, size_t s)
+{
+	const struct sub *sb;
+
+	if (doc->ents[s].flags & E_DEAD)
+		return 0;
+	if ((sb = sub_find(doc, s)) != NULL)
+		return sb->doc->nlines;
+	return region_end(doc, s) - region_first(doc, s);
+}
+
+/* An entry as a reader sees it: in data, or in its sub-document. */
+struct view {
+	const tp_doc *d;
+	const struct ent *e;
+	long line_off;		/* add to e's line indexes */
+	int dup;
+};
+
+static void
+entry_view(const tp_doc *doc, size_t s, struct view *v)
+{
+	const struct sub *sb = sub_find(doc, s);
+
+	v->dup = (doc->ents[s].flags & E_DUP) != 0;
+	v->line_off = doc->lfen ? fen_prefix(doc->lfen, s) : 0;
+	if (sb != NULL) {
+		v->d = sb->doc;
+		v->e = sb->doc->ents;
+		v->line_off += (long)region_first(doc, s);
+	} else {
+		v->d = doc;
+		v->e = doc->ents + s;
+	}
+}
+
+static const char *
+slot_key(const tp_doc *doc, size_t s, size_t *len)
+{
+	struct view v;
+
+	entry_view(doc, s, &v);
+	*len = ent_key_len(v.e);
+	return ent_key(v.d, v.e);
+}
+
+/*
+ * Bytes of data, [from, to), with the bytes entry e's NULs stand for
+ * put back (e NULL: the range holds none of them).
+ */
+static int
+emit_data(const tp_doc *doc, const struct ent *e, size_t from, size_t to,
+	  tp__doc_sink sink, void *ctx)
+{
+	const char *d = doc->data.ptr;
+	size_t pos[2];
+	char byte[2];
+	int n = 0, k, status;
+
+	if (e != NULL && doc->patched) {
+		if (!(e->flags & E_RAW_ARENA)) {
+			pos[n] = (size_t)e->raw + e->raw_len;
+			byte[n++] = (char)e->raw_end;
+		}
+		if (!(e->flags & E_VAL_ARENA)) {
+			pos[n] = (size_t)e->val + e->val_len;
+			byte[n++] = (char)e->val_end;
+		}
+	}
+	for (k = 0; k < n; k++) {
+		if (pos[k] < from || pos[k] >= to)
+			continue;
+		if ((pos[k] > from &&
+		     (status = sink(ctx, d + from, pos[k] - from)) != 0) ||
+		    (status = sink(ctx, byte + k, 1)) != 0)
+			return status;
+		from = pos[k] + 1;
+	}
+	return to > from ? sink(ctx, d + from, to - from) : 0;
+}
+
+/* The last byte written, so a missing final newline can be added. */
+struct emit_state {
+	tp__doc_sink sink;
+	void *ctx;
+	int any;
+	char last;
+};
+
+static int
+tracking_sink(void *ctx, const char *p, size_t n)
+{
+	struct emit_state *st = ctx;
+
+	if (n == 0)
+		return 0;
+	st->any = 1;
+	st->last = p[n - 1];
+	return st->sink(st->ctx, p, n);
+}
+
+int
+tp__doc_emit(const tp_doc *doc, tp__doc_sink sink, void *ctx)
+{
+	struct emit_state st = { sink, ctx, 0, '\n' };
+	const struct sub *sb;
+	size_t s, pos = 0, re;
+	int status;
+
+	/* Entry by entry: each puts back the bytes its NULs stand for. */
+	for (s = 0; s < doc->nbase; s++) {
+		const struct ent *e = doc->ents + s;
+
+		re = line_end_off(doc, e->last);
+		if (!(e->flags & (E_DEAD | E_SUB))) {
+			if ((status = emit_data(doc, e, pos, re, tracking_sink,
+						&st)) != 0)
+				return status;
+			pos = re;
+			continue;
+		}
+		if ((status = emit_data(doc, NULL, pos,
+					doc->lines[region_first(doc, s)].off,
+					tracking_sink, &st)) != 0)
+			return status;
+		if ((sb = sub_find(doc, s)) != NULL &&
+		    (status = tp__doc_emit(sb->doc, tracking_sink, &st)) != 0)
+			return status;
+		pos = re;
+	}
+	if ((status = emit_data(doc, NULL, pos, doc->data.size, tracking_sink,
+				&st)) != 0)
+		return status;
+	if (doc->nents == doc->nbase)
+		return 0;
+	if (doc->tail_eol != NULL && st.any && st.last != '\n' &&
+	    (status = tracking_sink(&st, doc->tail_eol,
+				    strlen(doc->tail_eol))) != 0)
+		return status;
+	for (s = doc->nbase; s < doc->nents; s++)
+		if ((sb = sub_find(doc, s)) != NULL &&
+		    (status = tp__doc_emit(sb->doc, tracking_sink, &st)) != 0)
+			return status;
+	return 0;
+}
+
+/*
+ * The key index: folded key -> the first live slot with it (the record
+ * postmap keeps), open addressing with linear probing. Made on demand:
+ * a run that looks up a key or two scans instead, as cheap as making it.
+ */
+#define KIDX_AFTER 3		/* lookups before the index is made */
+
+static size_t
+kidx_pos(const tp_doc *doc, const char *k, size_t len, size_t *slot)
+{
+	size_t mask = doc->kidx_size - 1, h, klen;
+	const char *key;
+
+	for (h = hash_bytes(k, len) & mask; doc->kidx[h]; h = (h + 1) & mask) {
+		key = slot_key(doc, doc->kidx[h] - 1, &klen);
+		if (klen == len && memcmp(key, k, len) == 0) {
+			*slot = doc->kidx[h] - 1;
+			return h;
+		}
+	}
+	*slot = NONE;
+	return h;
+}
+
+static int
+kidx_make(tp_doc *doc, size_t size)
+{
+	uint32_t *old = doc->kidx;
+	size_t s, h, len;
+	const char *k;
+
+	if ((doc->kidx = calloc(size, sizeof(*doc->kidx))) == NULL) {
+		doc->kidx = old;
+		return TP_ENOMEM;
+	}
+	doc->kidx_size = size;
+	doc->kidx_used = 0;
+	free(old);
+	for (s = 0; s < doc->nents; s++) {
+		if (doc->ents[s].flags & (E_DEAD | E_DUP))
+			continue;
+		k = slot_key(doc, s, &len);
+		for (h = hash_bytes(k, len) & (size - 1); doc->kidx[h];
+		     h = (h + 1) & (size - 1))
+			;
+		doc->kidx[h] = (uint32_t)s + 1;
+		doc->kidx_used++;
+	}
+	return TP_OK;
+}
+
+/* kidx_room - an index (when there is one) with room for one more */
+static int
+kidx_room(tp_doc *doc)
+{
+	size_t size = 64, used;
+
+	if (doc->kidx != NULL && (doc->kidx_used + 1) * 4 < doc->kidx_size * 3)
+		return TP_OK;
+	/* A first index holds every live key that is not a duplicate. */
+	used = doc->kidx != NULL ? doc->kidx_used :
+				   doc->nents - doc->ndead - doc->ndup;
+	while ((used + 1) * 4 >= size * 3)
+		size *= 2;
+	return kidx_make(doc, size);
+}
+
+/* find_slot - the first live slot with folded key k: TP_ENOTFOUND */
+static int
+find_slot(tp_doc *doc, const char *k, size_t len, size_t *slot)
+{
+	size_t s, klen;
+	const char *key;
+
+	*slot = NONE;
+	if (doc->kidx == NULL && ++doc->nlookups > KIDX_AFTER &&
+	    kidx_room(doc) != TP_OK)
+		return TP_ENOMEM;
+	if (doc->kidx != NULL) {
+		(void)kidx_pos(doc, k, len, slot);
+		return *slot == NONE ? TP_ENOTFOUND : TP_OK;
+	}
+	for (s = 0; s < doc->nents; s++) {
+		if (doc->ents[s].flags & (E_DEAD | E_DUP))
+			continue;
+		key = slot_key(doc, s, &klen);
+		if (klen == len && memcmp(key, k, len) == 0) {
+			*slot = s;
+			return TP_OK;
+		}
+	}
+	return TP_ENOTFOUND;
+}
+
+/* kidx_drop - slot s (the first with its key) leaves the index */
+static void
+kidx_drop(tp_doc *doc, size_t s)
+{
+	size_t mask = doc->kidx_size - 1, i, j, h, len, found;
+	const char *k = slot_key(doc, s, &len);
+
+	i = kidx_pos(doc, k, len, &found);
+	if (found != s)
+		return;
+	doc->kidx[i] = 0;
+	doc->kidx_used--;
+	/* Backward shift: later keys of the probe run move up if they may. */
+	for (j = (i + 1) & mask; doc->kidx[j]; j = (j + 1) & mask) {
+		k = slot_key(doc, doc->kidx[j] - 1, &len);
+		h = hash_bytes(k, len) & mask;
+		if (i <= j ? (i < h && h <= j) : (i < h || h <= j))
+			continue;
+		doc->kidx[i] = doc->kidx[j];
+		doc->kidx[j] = 0;
+		i = j;
+	}
+}
+
+/* kidx_put - slot s (a key not in the index) joins it */
+static int
+kidx_put(tp_doc *doc, size_t s)
+{
+	size_t h, len, found;
+	const char *k;
+
+	if (doc->kidx == NULL)
+		return TP_OK;
+	if (kidx_room(doc) != TP_OK)
+		return TP_ENOMEM;
+	k = slot_key(doc, s, &len);
+	h = kidx_pos(doc, k, len, &found);
+	if (found == NONE) {
+		doc->kidx[h] = (uint32_t)s + 1;
+		doc->kidx_used++;
+	}
+	return TP_OK;
+}
+
+/*
+ * real_byte - the file's byte at data offset pos on base line l (an
+ * entry's first line may hold one of its NULs there instead)
+ */
+static char
+real_byte(const tp_doc *doc, size_t pos, size_t l)
+{
+	size_t lo = 0, hi = doc->nbase, mid;
+	const struct ent *e;
+
+	if (doc->data.ptr[pos] != '\0' || !doc->patched)
+		return doc->data.ptr[pos];
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (doc->ents[mid].first < l)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == doc->nbase || doc->ents[lo].first != l)
+		return '\0';
+	e = doc->ents + lo;
+	if (!(e->flags & E_RAW_ARENA) && (size_t)e->raw + e->raw_len == pos)
+		return (char)e->raw_end;
+	if (!(e->flags & E_VAL_ARENA) && (size_t)e->val + e->val_len == pos)
+		return (char)e->val_end;
+	return '\0';
+}
+
+/* base_eol - base line l's terminator style, its real bytes read */
+static const char *
+base_eol(const tp_doc *doc, size_t l)
+{
+	const struct line *ln = doc->lines + l;
+
+	if (ln->nl && ln->len > 0 &&
+	    real_byte(doc, (size_t)ln->off + ln->len - 1, l) == '\r')
+		return "\r\n";
+	return "\n";
+}
+
+/*
+ * lines_before - the lines written before slot s (s == nents: all of
+ * them), last first, (document, line index) to fn until it returns
+ * non-zero, which is returned
+ */
+typedef int (*line_fn)(const tp_doc *d, size_t l, void *ctx);
+
+static int
+lines_in(const tp_doc *d, size_t from, size_t to, line_fn fn, void *ctx)
+{
+	int r;
+
+	while (to-- > from)
+		if ((r = fn(d, to, ctx)) != 0)
+			return r;
+	return 0;
+}
+
+static int
+lines_before(const tp_doc *doc, size_t s, line_fn fn, void *ctx)
+{
+	const struct sub *sb;
+	size_t t, l, stop;
+	int r;
+
+	for (t = s; t > doc->nbase; t--)
+		if ((sb = sub_find(doc, t - 1)) != NULL &&
+		    (r = lines_in(sb->doc, 0, sb->doc->nlines, fn, ctx)) != 0)
+			return r;
+	t = s < doc->nbase ? s : doc->nbase;
+	l = t < doc->nbase ? region_first(doc, t) : doc->nlines;
+	for (;; t--) {
+		/* Lines between regions, then the region of slot t - 1. */
+		stop = t > 0 ? region_end(doc, t - 1) : 0;
+		if ((r = lines_in(doc, stop, l, fn, ctx)) != 0 || t == 0)
+			return r;
+		if ((sb = sub_find(doc, t - 1)) != NULL)
+			r = lines_in(sb->doc, 0, sb->doc->nlines, fn, ctx);
+		else if (!(doc->ents[t - 1].flags & E_DEAD))
+			r = lines_in(doc, region_first(doc, t - 1), stop, fn,
+				     ctx);
+		if (r != 0)
+			return r;
+		l = region_first(doc, t - 1);
+	}
+}
+
+struct eol_find {
+	const tp_doc *top;
+	const char *eol;
+};
+
+static int
+eol_fn(const tp_doc *d, size_t l, void *ctx)
+{
+	struct eol_find *f = ctx;
+
+	if (d->lines[l].nl) {
+		f->eol = base_eol(d, l);
+		return 1;
+	}
+	/*
+	 * The file's unterminated last line (in data or in its entry's
+	 * sub-document), ended before appended ones.
+	 */
+	if (f->top->tail_eol != NULL) {
+		f->eol = f->top->tail_eol;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * eol_before - the terminator of the last terminated line written
+ * before slot s (s == nents: the end), NULL when there is none; as
+ * doc_append and doc_eol read it in the document written whole
+ */
+static const char *
+eol_before(const tp_doc *doc, size_t s)
+{
+	struct eol_find f = { doc, NULL };
+
+	(void)lines_before(doc, s, eol_fn, &f);
+	return f.eol;
+}
+
+static const char *
+append_eol(const tp_doc *doc)
+{
+	const char *eol = eol_before(doc, doc->nents);
+
+	return eol ? eol : "\n";
+}
+
+/*
+ * above_is_annotation - is the line just above slot s's region (s ==
+ * nents: the end of the document), as the document is now, a comment
+ * "# tlspolicy:"? Then what is below it would take it as its annotation,
+ * something only a parse of the whole document gets right.
+ */
+static int
+above_is_annotation(const tp_doc *doc, size_t s)
+{
+	size_t t = s, pos = s >= doc->nbase ? doc->nlines : region_first(doc, s);
+
+	/* pos: the line below the one asked about (base line index). */
+	while (t-- > 0) {
+		if (t >= doc->nbase) {
+			if (!(doc->ents[t].flags & E_DEAD))
+				return 0;	/* an entry's last line */
+			continue;
+		}
+		if (region_end(doc, t) < pos)
+			break;		/* pos - 1 is between regions */
+		if (!(doc->ents[t].flags & E_DEAD))
+			return 0;
+		pos = region_first(doc, t);
+	}
+	return pos > 0 && doc->lines[pos - 1].kind == L_COMMENT &&
+	       annot_fields(doc, pos - 1) != NULL;
+}
+
+/*
+ * The changed keys, each with the record it had before the edit, as
+ * [u32 key length][key][u8 had a record][u32 value length][value].
+ */
+static int
+dirty_put(tp_doc *doc, const char *k, size_t len, const char *old,
+	  size_t oldlen)
+{
+	uint32_t n = (uint32_t)len, vn = (uint32_t)oldlen;
+	unsigned char had = old != NULL;
+
+	if (len > UINT32_MAX || oldlen > UINT32_MAX ||
+	    tp__buf_put(&doc->dirty, (const char *)&n, sizeof(n)) != TP_OK ||
+	    tp__buf_put(&doc->dirty, k, len) != TP_OK ||
+	    tp__buf_putc(&doc->dirty, (char)had) != TP_OK ||
+	    tp__buf_put(&doc->dirty, (const char *)&vn, sizeof(vn)) != TP_OK ||
+	    (oldlen && tp__buf_put(&doc->dirty, old, oldlen) != TP_OK))
+		return TP_ENOMEM;
+	doc->ndirty++;
+	return TP_OK;
+}
+
+/*
+ * mark_dirty - the record of key k may differ from the db's: listed
+ * with the record it has now, before the edit
+ */
+static int
+mark_dirty(tp_doc *doc, const char *k, size_t len)
+{
+	const char *old = NULL;
+	size_t oldlen = 0;
+	int status = tp__doc_record(doc, k, len, &old, &oldlen);
+
+	if (status == TP_ENOTFOUND)
+		old = NULL;
+	else if (status != TP_OK)
+		return status;
+	return dirty_put(doc, k, len, old, oldlen);
+}
+
+size_t
+tp__doc_dirty_count(const tp_doc *doc)
+{
+	return doc->ndirty;
+}
+
+int
+tp__doc_dirty_next(const tp_doc *doc, size_t *pos, const char **key,
+		   size_t *len, const char **old, size_t *oldlen)
+{
+	uint32_t n, vn;
+	const char *p = doc->dirty.ptr + *pos;
+
+	if (*pos + sizeof(n) > doc->dirty.size)
+		return 0;
+	memcpy(&n, p, sizeof(n));
+	*key = p + sizeof(n);
+	*len = n;
+	p += sizeof(n) + n;
+	memcpy(&vn, p + 1, sizeof(vn));
+	*old = *p ? p + 1 + sizeof(vn) : NULL;
+	*oldlen = vn;
+	*pos += sizeof(n) + n + 1 + sizeof(vn) + vn;
+	return 1;
+}
+
+void
+tp__doc_whole_edits(tp_doc *doc, int on)
+{
+	doc->whole = on;
+}
+
+void
+tp__doc_dirty_clear(tp_doc *doc)
+{
+	tp__buf_truncate(&doc->dirty, 0);
+	doc->ndirty = 0;
+}
+
+int
+tp__doc_record(const tp_doc *doc, const char *key, size_t klen,
+	       const char **value, size_t *vlen)
+{
+	struct view v;
+	size_t s;
+	int status;
+
+	if ((status = find_slot((tp_doc *)doc, key, klen, &s)) != TP_OK)
+		return status;
+	entry_view(doc, s, &v);
+	*value = ent_val(v.d, v.e);
+	*vlen = v.e->val_len;
+	return TP_OK;
+}
+
+static int
+buf_sink(void *ctx, const char *p, size_t n)
+{
+	return tp__buf_put(ctx, p, n);
+}
+
 int
 tp_doc_serialize(const tp_doc *doc, tp_buf *out)
 {
-	size_t i;
+	int status;
 
 	if (doc == NULL || out == NULL)
 		return TP_EUSAGE;
 	tp__buf_truncate(out, 0);
-	if (tp__buf_put(out, doc->data.ptr, doc->data.size) != TP_OK)
-		return TP_ENOMEM;
-	if (!doc->patched)
-		return TP_OK;
-	/* The bytes the NULs stand for (none past the end of the input). */
-	for (i = 0; i < doc->nents; i++) {
-		const struct ent *e = doc->ents + i;
-		size_t p;
+	if ((status = tp__doc_emit(doc, buf_sink, out)) != TP_OK)
+		tp__buf_truncate(out, 0);
+	return status == TP_OK ? TP_OK : TP_ENOMEM;
+}
 
-		if (!(e->flags & E_RAW_ARENA) &&
-		    (p = (size_t)e->raw + e->raw_len) < doc->data.size)
-			out->ptr[p] = (char)e->raw_end;
-		if (!(e->flags & E_VAL_ARENA) &&
-		    (p = (size_t)e->val + e->val_len) < doc->data.size)
-			out->ptr[p] = (char)e->val_end;
-	}
-	return TP_OK;
+/*
+ * An edited document's warnings are those of its bytes as they are now:
+ * parsed once on demand (the edits keep no warnings of their own).
+ */
+static const tp_doc *
+warn_doc(const tp_doc *doc)
+{
+	tp_doc *d = (tp_doc *)doc;
+	tp_buf bytes = TP_BUF_INIT;
+
+	if (!doc_edited(doc))
+		return doc;
+	if (d->wdoc == NULL && tp__doc_emit(doc, buf_sink, &bytes) == TP_OK)
+		(void)doc_new(&d->wdoc, &bytes, doc->name, &doc->opts);
+	tp_buf_dispose(&bytes);
+	return d->wdoc;
 }
 
 size_t
 tp_doc_warning_count(const tp_doc *doc)
 {
-	return doc ? doc->nwarns : 0;
+	const tp_doc *w = doc ? warn_doc(doc) : NULL;
+
+	return w ? w->nwarns : 0;
 }
 
 const tp_doc_warning *
 tp_doc_warning_at(const tp_doc *doc, size_t i)
 {
-	return doc && i < doc->nwarns ? doc->pub_warns + i : NULL;
+	const tp_doc *w = doc ? warn_doc(doc) : NULL;
+
+	return w && i < w->nwarns ? w->pub_warns + i : NULL;
 }
 
 size_t
 tp_doc_entry_count(const tp_doc *doc)
 {
-	return doc ? doc->nents : 0;
+	return doc ? doc->nents - doc->ndead : 0;
 }
 
 int
@@ -1017,19 +1811,22 @@ tp_doc_entry_at(const tp_doc *doc, size_t i, tp_entry *out)
 {
 	const struct ent *e;
 	const struct annot *an;
+	struct view v;
 
-	if (doc == NULL || out == NULL || i >= doc->nents)
+	if (doc == NULL || out == NULL || i >= tp_doc_entry_count(doc))
 		return TP_EUSAGE;
-	e = doc->ents + i;
+	entry_view(doc, slot_of(doc, i), &v);
+	doc = v.d;
+	e = v.e;
 	memset(out, 0, sizeof(*out));
 	out->key = ent_key(doc, e);
 	out->key_len = ent_key_len(e);
 	out->value = ent_val(doc, e);
 	out->value_len = e->val_len;
 	out->raw_key = ent_raw(doc, e);
-	out->line = (unsigned long)e->first + 1;
-	out->last_line = (unsigned long)e->last + 1;
-	out->duplicate = (e->flags & E_DUP) != 0;
+	out->line = (unsigned long)((long)e->first + 1 + v.line_off);
+	out->last_line = (unsigned long)((long)e->last + 1 + v.line_off);
+	out->duplicate = v.dup;
 	if ((an = ent_annot(doc, e)) != NULL) {
 		if (an->from_count) {
 			out->from = doc->hosts + an->from_first;
@@ -1049,13 +1846,16 @@ void
 tp__doc_kv(const tp_doc *doc, size_t i, const char **key, size_t *klen,
 	   const char **value, size_t *vlen, int *dup)
 {
-	const struct ent *e = doc->ents + i;
+	size_t s = slot_of(doc, i);
+	const struct sub *sb = sub_find(doc, s);
+	const tp_doc *d = sb ? sb->doc : doc;
+	const struct ent *e = sb ? sb->doc->ents : doc->ents + s;
 
-	*key = ent_key(doc, e);
+	*key = ent_key(d, e);
 	*klen = ent_key_len(e);
-	*value = ent_val(doc, e);
+	*value = ent_val(d, e);
 	*vlen = e->val_len;
-	*dup = (e->flags & E_DUP) != 0;
+	*dup = (doc->ents[s].flags & E_DUP) != 0;
 }
 
 int
@@ -1084,25 +1884,16 @@ int
 tp_doc_find(const tp_doc *doc, const char *key, size_t *index)
 {
 	tp_buf k = TP_BUF_INIT;
-	size_t i;
+	size_t s;
 	int status;
 
 	if (doc == NULL || key == NULL)
 		return TP_EUSAGE;
 	if ((status = tp_key_fold(&k, key, &doc->opts)) != TP_OK)
 		return status == TP_EINVALID ? TP_ENOTFOUND : status;
-	status = TP_ENOTFOUND;
-	for (i = 0; i < doc->nents; i++) {
-		const struct ent *e = doc->ents + i;
-
-		if (!(e->flags & E_DUP) && ent_key_len(e) == k.size &&
-		    memcmp(ent_key(doc, e), k.ptr, k.size) == 0) {
-			if (index)
-				*index = i;
-			status = TP_OK;
-			break;
-		}
-	}
+	status = find_slot((tp_doc *)doc, k.ptr, k.size, &s);
+	if (status == TP_OK && index)
+		*index = index_of(doc, s);
 	tp_buf_dispose(&k);
 	return status;
 }
@@ -1205,6 +1996,13 @@ doc_swap(tp_doc *doc, tp_doc *fresh)
 
 	*doc = *fresh;
 	*fresh = tmp;
+	/* What the document knows beyond its bytes stays with it. */
+	doc->dirty = fresh->dirty;
+	doc->ndirty = fresh->ndirty;
+	doc->eol_above = fresh->eol_above;
+	doc->whole = fresh->whole;
+	fresh->dirty = (tp_buf)TP_BUF_INIT;
+	fresh->ndirty = 0;
 	tp_doc_free(fresh);
 }
 
@@ -1370,6 +2168,9 @@ doc_eol(const tp_doc *doc, size_t l)
 {
 	if (!doc->lines[l].nl && l > 0)
 		return line_eol(doc, l - 1);
+	/* A sub-document's first line: the line above it is outside. */
+	if (!doc->lines[l].nl && doc->eol_above != NULL)
+		return doc->eol_above;
 	return line_eol(doc, l);
 }
 
@@ -1933,11 +2734,16 @@ tp_doc_annotation_field(const tp_doc *doc, size_t i, const char *name,
 {
 	const char *p, *end, *tok;
 	size_t al, n;
+	struct view v;
 
-	if (doc == NULL || value == NULL || i >= doc->nents || name == NULL)
+	if (doc == NULL || value == NULL || i >= tp_doc_entry_count(doc) ||
+	    name == NULL)
 		return TP_EUSAGE;
+	/* The entry as it is now: in data, or in its sub-document. */
+	entry_view(doc, slot_of(doc, i), &v);
+	doc = v.d;
 	tp__buf_truncate(value, 0);
-	if ((al = ent_ann_line(doc->ents + i)) == NONE ||
+	if ((al = ent_ann_line(v.e)) == NONE ||
 	    (p = annot_fields(doc, al)) == NULL)
 		return TP_ENOTFOUND;
 	end = line_ptr(doc, al) + doc->lines[al].len;
@@ -2046,6 +2852,26 @@ doc_remove(tp_doc *doc, size_t i)
 }
 
 /*
+ * How an edit of the document is done. Each edit function above works
+ * on a flat document (no slots edited before): it replaces bytes and
+ * parses the result whole. On the top document that would cost a parse
+ * of the whole file per edit, so an entry is edited in a sub-document
+ * holding just its region (annotation line through last line): the
+ * edit parses those few lines, and the sub-document replaces the region
+ * when the document is written. That is what a parse of the whole file
+ * would give as long as the region stays a region: one entry, starting
+ * at its first line or at its annotation, ending at its last line, with
+ * the same line termination; and as long as no line around it changes
+ * meaning: a "# tlspolicy:" comment left directly above an entry by the
+ * edit (an annotation removed, or an entry removed, from below it)
+ * would become that entry's annotation. In those cases, and when the
+ * region parsed alone does not give back the entry, the document is
+ * made flat again (written and parsed whole, once) and the edit is done
+ * on all of it, as before.
+ */
+typedef int (*edit_fn)(tp_doc *doc, size_t i, const void *arg);
+
+/*
  * The edits read the file's bytes: the in-place NULs come out first,
  * and go back when the edit fails (a successful one swapped in a fresh
  * document, patched by its parse).
@@ -2058,78 +2884,521 @@ edit_done(tp_doc *doc, int status)
 	return status;
 }
 
+static int
+flat_edit(tp_doc *doc, size_t i, edit_fn fn, const void *arg)
+{
+	doc_patch(doc, 0);
+	return edit_done(doc, fn(doc, i, arg));
+}
+
+/* edits_changed - bookkeeping every successful edit does */
+static void
+edits_changed(tp_doc *doc)
+{
+	tp_doc_free(doc->wdoc);
+	doc->wdoc = NULL;
+}
+
+/* doc_flatten - write the document and parse it whole, in place */
+static int
+doc_flatten(tp_doc *doc)
+{
+	tp_buf bytes = TP_BUF_INIT;
+	tp_doc *fresh;
+	int status;
+
+	if (!doc_edited(doc))
+		return TP_OK;
+	if (tp__doc_emit(doc, buf_sink, &bytes) != 0) {
+		tp_buf_dispose(&bytes);
+		return TP_ENOMEM;
+	}
+	status = doc_new(&fresh, &bytes, doc->name, &doc->opts);
+	tp_buf_dispose(&bytes);
+	if (status != TP_OK)
+		return status;
+	doc_swap(doc, fresh);
+	edits_changed(doc);
+	return TP_OK;
+}
+
+/* region_ok - sub is one entry's region, terminated as nl says */
+static int
+region_ok(const tp_doc *sub, int nl)
+{
+	const struct ent *e = sub->ents;
+
+	return sub->nents == 1 && sub->nlines > 0 &&
+	       (size_t)e->last + 1 == sub->nlines &&
+	       e->first == (e->ann ? 1u : 0u) &&
+	       sub->lines[sub->nlines - 1].nl == nl;
+}
+
+/* sub_new - parse bytes as a sub-document */
+static int
+sub_new(tp_doc *doc, tp_buf *bytes, const char *eol_above, tp_doc **out)
+{
+	int status = doc_new(out, bytes, doc->name, &doc->opts);
+
+	tp_buf_dispose(bytes);
+	if (status == TP_OK)
+		(*out)->eol_above = eol_above;
+	return status;
+}
+
+/*
+ * slot_work - a copy of slot s's region as a sub-document, to edit;
+ * NEED_FLAT when the region parsed alone is not the entry.
+ */
+static int
+slot_work(tp_doc *doc, size_t s, tp_doc **out)
+{
+	tp_buf bytes = TP_BUF_INIT;
+	const struct sub *sb = sub_find(doc, s);
+	const struct ent *e = doc->ents + s;
+	const char *above = NULL;
+	size_t rf;
+	struct view v;
+	int status, same;
+
+	*out = NULL;
+	/*
+	 * The file's unterminated last line, ended now by the line break
+	 * written before appended entries: the entry's edit must see it
+	 * ended, as a parse of the whole file would.
+	 */
+	if (doc->tail_eol != NULL &&
+	    (sb != NULL ? !sb->doc->lines[sb->doc->nlines - 1].nl :
+	     s < doc->nbase && region_end(doc, s) == doc->nlines &&
+	     !doc->lines[doc->nlines - 1].nl))
+		return NEED_FLAT;
+	above = eol_before(doc, s);
+	if (sb != NULL) {
+		if (tp__doc_emit(sb->doc, buf_sink, &bytes) != 0) {
+			tp_buf_dispose(&bytes);
+			return TP_ENOMEM;
+		}
+		return sub_new(doc, &bytes, above, out);
+	}
+	rf = region_first(doc, s);
+	if (emit_data(doc, e, doc->lines[rf].off, line_end_off(doc, e->last),
+		      buf_sink, &bytes) != 0) {
+		tp_buf_dispose(&bytes);
+		return TP_ENOMEM;
+	}
+	if ((status = sub_new(doc, &bytes, above, out)) != TP_OK)
+		return status;
+	entry_view(doc, s, &v);
+	same = region_ok(*out, doc->lines[e->last].nl) &&
+	       (*out)->ents->raw_len == e->raw_len &&
+	       memcmp(ent_raw(*out, (*out)->ents), ent_raw(doc, e), e->raw_len) == 0 &&
+	       (*out)->ents->val_len == e->val_len &&
+	       memcmp(ent_val(*out, (*out)->ents), ent_val(doc, e), e->val_len) == 0;
+	if (!same) {
+		tp_doc_free(*out);
+		*out = NULL;
+		return NEED_FLAT;
+	}
+	return TP_OK;
+}
+
+/* sub_set - sub becomes slot s's sub-document (taking it) */
+static int
+sub_set(tp_doc *doc, size_t s, tp_doc *sub)
+{
+	struct sub *sb = sub_find(doc, s);
+	size_t at;
+
+	if (sb != NULL) {
+		tp_doc_free(sb->doc);
+		sb->doc = sub;
+		return TP_OK;
+	}
+	if (grow_array((void **)&doc->subs, &doc->asubs, doc->nsubs + 1,
+		       sizeof(*doc->subs)) != TP_OK)
+		return TP_ENOMEM;
+	for (at = doc->nsubs; at > 0 && doc->subs[at - 1].slot > s; at--)
+		;
+	memmove(doc->subs + at + 1, doc->subs + at,
+		(doc->nsubs - at) * sizeof(*doc->subs));
+	doc->subs[at].slot = s;
+	doc->subs[at].doc = sub;
+	doc->nsubs++;
+	doc->ents[s].flags |= E_SUB;
+	return TP_OK;
+}
+
+static void
+sub_drop(tp_doc *doc, size_t s)
+{
+	struct sub *sb = sub_find(doc, s);
+	size_t at;
+
+	if (sb == NULL)
+		return;
+	at = (size_t)(sb - doc->subs);
+	tp_doc_free(sb->doc);
+	memmove(doc->subs + at, doc->subs + at + 1,
+		(doc->nsubs - at - 1) * sizeof(*doc->subs));
+	doc->nsubs--;
+	doc->ents[s].flags &= (unsigned char)~E_SUB;
+}
+
+/* lines_changed - slot s's region went from before to after lines */
+static int
+lines_changed(tp_doc *doc, size_t s, size_t before, size_t after)
+{
+	if (before == after)
+		return TP_OK;
+	if (fen_make(doc, &doc->lfen, 0) != TP_OK)
+		return TP_ENOMEM;
+	fen_add(doc->lfen, doc->nents, s, (int32_t)after - (int32_t)before);
+	return TP_OK;
+}
+
+/* entry_edit - fn on entry i, in its region (see above) or whole */
+static int
+entry_edit(tp_doc *doc, size_t i, edit_fn fn, const void *arg)
+{
+	tp_doc *work = NULL;
+	size_t s, len;
+	const char *k;
+	int status, had_ann, nl;
+
+	if (doc == NULL || i >= tp_doc_entry_count(doc))
+		return TP_EUSAGE;
+	s = slot_of(doc, i);
+	if (doc->whole || (status = slot_work(doc, s, &work)) == NEED_FLAT)
+		goto flat;
+	if (status != TP_OK)
+		return status;
+	nl = work->lines[work->nlines - 1].nl;
+	had_ann = work->ents->ann != 0;
+	if ((status = flat_edit(work, 0, fn, arg)) != TP_OK) {
+		tp_doc_free(work);
+		return status;
+	}
+	if (!region_ok(work, nl) ||
+	    (had_ann && !work->ents->ann && above_is_annotation(doc, s))) {
+		tp_doc_free(work);
+		goto flat;
+	}
+	k = ent_key(work, work->ents);
+	len = ent_key_len(work->ents);
+	if ((status = mark_dirty(doc, k, len)) != TP_OK ||
+	    (status = lines_changed(doc, s, region_lines(doc, s),
+				    work->nlines)) != TP_OK ||
+	    (status = sub_set(doc, s, work)) != TP_OK) {
+		tp_doc_free(work);
+		return status;
+	}
+	edits_changed(doc);
+	return TP_OK;
+flat:
+	if ((status = doc_flatten(doc)) != TP_OK)
+		return status;
+	k = slot_key(doc, i, &len);
+	if ((status = mark_dirty(doc, k, len)) != TP_OK)
+		return status;
+	return flat_edit(doc, i, fn, arg);
+}
+
+/* The edits as edit_fn, their arguments in a struct. */
+
+struct level_arg {
+	const char *level;
+};
+
+static int
+level_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	return doc_set_level(doc, i, ((const struct level_arg *)arg)->level);
+}
+
 int
 tp_doc_set_level(tp_doc *doc, size_t i, const char *level)
 {
-	if (doc == NULL)
-		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_set_level(doc, i, level));
+	struct level_arg a = { level };
+
+	return entry_edit(doc, i, level_fn, &a);
+}
+
+struct attr_arg {
+	const char *name, *value;
+};
+
+static int
+attr_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct attr_arg *a = arg;
+
+	return doc_set_attr(doc, i, a->name, a->value);
 }
 
 int
 tp_doc_set_attr(tp_doc *doc, size_t i, const char *name, const char *value)
 {
-	if (doc == NULL)
-		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_set_attr(doc, i, name, value));
+	struct attr_arg a = { name, value };
+
+	return entry_edit(doc, i, attr_fn, &a);
+}
+
+struct list_arg {
+	const char *const *words;
+	size_t n;
+	const char *kind;
+};
+
+static int
+pins_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct list_arg *a = arg;
+
+	return doc_set_pins(doc, i, a->words, a->n);
 }
 
 int
 tp_doc_set_pins(tp_doc *doc, size_t i, const char *const *pins, size_t n)
 {
-	if (doc == NULL)
-		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_set_pins(doc, i, pins, n));
+	struct list_arg a = { pins, n, NULL };
+
+	return entry_edit(doc, i, pins_fn, &a);
+}
+
+static int
+annotation_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct list_arg *a = arg;
+
+	return doc_set_annotation(doc, i, a->words, a->n, a->kind);
 }
 
 int
 tp_doc_set_annotation(tp_doc *doc, size_t i, const char *const *hosts,
 		      size_t n, const char *pin_kind)
 {
-	if (doc == NULL)
-		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_set_annotation(doc, i, hosts, n, pin_kind));
+	struct list_arg a = { hosts, n, pin_kind };
+
+	return entry_edit(doc, i, annotation_fn, &a);
+}
+
+static int
+keys_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct list_arg *a = arg;
+
+	return doc_set_annotation_keys(doc, i, a->words, a->n);
 }
 
 int
 tp_doc_set_annotation_keys(tp_doc *doc, size_t i, const char *const *keys,
 			   size_t n)
 {
-	if (doc == NULL)
-		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_set_annotation_keys(doc, i, keys, n));
+	struct list_arg a = { keys, n, NULL };
+
+	return entry_edit(doc, i, keys_fn, &a);
+}
+
+struct append_fn_arg {
+	const char *key, *value;
+	size_t *index;
+};
+
+static int
+append_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct append_fn_arg *a = arg;
+
+	(void)i;
+	return doc_append(doc, a->key, a->value, a->index);
+}
+
+/* slot_add - a new slot at the end for sub, with its bookkeeping */
+static int
+slot_add(tp_doc *doc, tp_doc *sub)
+{
+	size_t s = doc->nents, found, len;
+	const char *k = ent_key(sub, sub->ents);
+	struct ent *e;
+
+	len = ent_key_len(sub->ents);
+	if (doc->nents == doc->aents) {
+		size_t n = doc->aents + doc->aents / 4 + 16;
+		void *p = realloc(doc->ents, n * sizeof(*doc->ents));
+
+		if (p == NULL)
+			return TP_ENOMEM;
+		doc->ents = p;
+		doc->aents = n;
+	}
+	if (fen_room(doc, s + 1) != TP_OK ||
+	    fen_make(doc, &doc->lfen, 0) != TP_OK ||
+	    mark_dirty(doc, k, len) != TP_OK)
+		return TP_ENOMEM;
+	/* Is the key there already? Then this one is a later duplicate. */
+	if (find_slot(doc, k, len, &found) == TP_ENOMEM)
+		return TP_ENOMEM;
+	e = doc->ents + s;
+	memset(e, 0, sizeof(*e));
+	e->first = e->last = (uint32_t)doc->nlines;
+	doc->nents++;
+	if (sub_set(doc, s, sub) != TP_OK) {
+		doc->nents--;
+		return TP_ENOMEM;
+	}
+	fen_push(doc->lfen, s, (int32_t)sub->nlines);
+	if (doc->afen != NULL)
+		fen_push(doc->afen, s, 1);
+	if (found != NONE) {
+		e->flags |= E_DUP;
+		doc->ndup++;
+	} else if (kidx_put(doc, s) != TP_OK) {
+		return TP_ENOMEM;
+	}
+	return TP_OK;
+}
+
+struct field_arg {
+	const char *name, *value;
+};
+
+static int
+field_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	const struct field_arg *a = arg;
+
+	return doc_set_annotation_field(doc, i, a->name, a->value);
 }
 
 int
 tp_doc_set_annotation_field(tp_doc *doc, size_t i, const char *name,
 			    const char *value)
 {
-	if (doc == NULL)
-		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_set_annotation_field(doc, i, name, value));
+	struct field_arg a = { name, value };
+
+	return entry_edit(doc, i, field_fn, &a);
 }
 
 int
 tp_doc_append(tp_doc *doc, const char *key, const char *value,
 	      size_t *index)
 {
-	if (doc == NULL)
+	struct append_fn_arg a = { key, value, index };
+	tp_buf bytes = TP_BUF_INIT;
+	tp_doc *sub = NULL;
+	const char *eol;
+	size_t len;
+	int status;
+
+	if (doc == NULL || key == NULL || value == NULL ||
+	    strchr(value, '\n') != NULL)
 		return TP_EUSAGE;
+	if (doc->whole || above_is_annotation(doc, doc->nents))
+		goto flat;
+	eol = append_eol(doc);
+	if (tp__buf_puts(&bytes, key) != TP_OK ||
+	    tp__buf_putc(&bytes, '\t') != TP_OK ||
+	    tp__buf_puts(&bytes, value) != TP_OK ||
+	    tp__buf_puts(&bytes, eol) != TP_OK) {
+		tp_buf_dispose(&bytes);
+		return TP_ENOMEM;
+	}
+	if ((status = sub_new(doc, &bytes, eol, &sub)) != TP_OK)
+		return status;
+	/* As doc_append checks: the new entry is the one asked for. */
+	if (!region_ok(sub, 1) || sub->ents->ann != 0 ||
+	    sub->ents->raw_len != strlen(key) ||
+	    memcmp(ent_raw(sub, sub->ents), key, sub->ents->raw_len) != 0 ||
+	    sub->ents->val_len != strlen(value) ||
+	    memcmp(ent_val(sub, sub->ents), value, sub->ents->val_len) != 0) {
+		tp_doc_free(sub);
+		return TP_EUSAGE;
+	}
+	/* A file without a final newline gets one before the new line. */
+	if (doc->tail_eol == NULL && doc->nlines > 0 &&
+	    !doc->lines[doc->nlines - 1].nl)
+		doc->tail_eol = eol;
+	if ((status = slot_add(doc, sub)) != TP_OK) {
+		tp_doc_free(sub);
+		return status;
+	}
+	edits_changed(doc);
+	if (index)
+		*index = tp_doc_entry_count(doc) - 1;
+	return TP_OK;
+flat:
+	if ((status = doc_flatten(doc)) != TP_OK)
+		return status;
 	doc_patch(doc, 0);
-	return edit_done(doc, doc_append(doc, key, value, index));
+	status = edit_done(doc, append_fn(doc, 0, &a));
+	/* A later duplicate changes no record; a first one had none. */
+	if (status == TP_OK && !(doc->ents[doc->nents - 1].flags & E_DUP)) {
+		const char *k = slot_key(doc, doc->nents - 1, &len);
+
+		status = dirty_put(doc, k, len, NULL, 0);
+	}
+	return status;
+}
+
+static int
+remove_fn(tp_doc *doc, size_t i, const void *arg)
+{
+	(void)arg;
+	return doc_remove(doc, i);
 }
 
 int
 tp_doc_remove(tp_doc *doc, size_t i)
 {
-	if (doc == NULL)
+	size_t s, t, len, tl;
+	const char *k, *tk;
+	struct ent *e;
+
+	if (doc == NULL || i >= tp_doc_entry_count(doc))
 		return TP_EUSAGE;
-	doc_patch(doc, 0);
-	return edit_done(doc, doc_remove(doc, i));
+	s = slot_of(doc, i);
+	if (doc->whole || above_is_annotation(doc, s)) {
+		int status = doc_flatten(doc);
+
+		if (status != TP_OK)
+			return status;
+		k = slot_key(doc, i, &len);
+		if ((status = mark_dirty(doc, k, len)) != TP_OK)
+			return status;
+		return flat_edit(doc, i, remove_fn, NULL);
+	}
+	e = doc->ents + s;
+	k = slot_key(doc, s, &len);
+	if (mark_dirty(doc, k, len) != TP_OK ||
+	    fen_make(doc, &doc->afen, 1) != TP_OK ||
+	    lines_changed(doc, s, region_lines(doc, s), 0) != TP_OK)
+		return TP_ENOMEM;
+	if (e->flags & E_DUP) {
+		doc->ndup--;
+	} else {
+		/* The first with its key: a later duplicate takes its place. */
+		if (doc->kidx != NULL)
+			kidx_drop(doc, s);
+		for (t = s + 1; doc->ndup > 0 && t < doc->nents; t++) {
+			if ((doc->ents[t].flags & (E_DEAD | E_DUP)) != E_DUP)
+				continue;
+			tk = slot_key(doc, t, &tl);
+			if (tl == len && memcmp(tk, k, len) == 0) {
+				doc->ents[t].flags &= (unsigned char)~E_DUP;
+				doc->ndup--;
+				/* Only a failure to grow: a scan finds it. */
+				if (kidx_put(doc, t) != TP_OK) {
+					free(doc->kidx);
+					doc->kidx = NULL;
+				}
+				break;
+			}
+		}
+	}
+	sub_drop(doc, s);
+	e->flags |= E_DEAD;
+	fen_add(doc->afen, doc->nents, s, -1);
+	doc->ndead++;
+	edits_changed(doc);
+	return TP_OK;
 }

@@ -24,6 +24,7 @@
  *	so the first of equal keys is still the one kept.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,188 @@ out:
 	if (rc < 0)
 		tp__map_discard(p);
 	free(order);
+	tp_buf_dispose(&kbuf);
+	tp_buf_dispose(&vbuf);
+	return rc;
+}
+
+/* copy_fd - all of in (from its start) to out; -1 with errno */
+static int
+copy_fd(int in, int out)
+{
+	char buf[65536];
+	ssize_t got;
+
+	for (;;) {
+		got = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+		if (got > 0)
+			continue;
+		if (got == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+		    errno != EOPNOTSUPP)
+			return -1;
+		break;		/* not here: copy through user space */
+	}
+	while ((got = read(in, buf, sizeof(buf))) != 0) {
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (tp__write_all(out, buf, (size_t)got) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * copy_db - the database as it is, into the private directory: read
+ * under the lock Postfix's readers take, so a postmap rewriting it in
+ * place is waited for. TP__MAP_REBUILD when there is no database, or
+ * it is older than not_before.
+ */
+static int
+copy_db(tp__map_pending *p, const tp__map_backend *b, const char *db_path,
+	const struct timespec *not_before, double lock_timeout,
+	struct stat *st, tp_diag *diag)
+{
+	const char *base;
+	int in, out = -1, rc = TP_OK;
+
+	/* A symbolic link is replaced by a whole new file, never followed. */
+	if ((in = open(db_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)) < 0)
+		return errno == ENOENT || errno == ELOOP ? TP__MAP_REBUILD :
+		       tp__diag_errno(diag, TP_EIO, errno, "open database %s", db_path);
+	if (b->lock_style != TP__LOCK_NONE &&
+	    (rc = tp__lock_wait(in, b->lock_style, TP__LOCK_SHARED, lock_timeout,
+				db_path, diag)) < 0)
+		goto out;
+	if (fstat(in, st) < 0) {
+		rc = tp__diag_errno(diag, TP_EIO, errno, "stat %s", db_path);
+		goto out;
+	}
+	if (!S_ISREG(st->st_mode) || (not_before != NULL &&
+	    (st->st_mtim.tv_sec < not_before->tv_sec ||
+	     (st->st_mtim.tv_sec == not_before->tv_sec &&
+	      st->st_mtim.tv_nsec < not_before->tv_nsec)))) {
+		rc = TP__MAP_REBUILD;
+		goto out;
+	}
+	if ((rc = tp__temp_dir(&p->dir, db_path, diag)) < 0)
+		goto out;
+	base = strrchr(db_path, '/');
+	base = base ? base + 1 : db_path;
+	if (tp__buf_printf(&p->file, "%s/%s", p->dir.path.ptr, base) < 0) {
+		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		goto out;
+	}
+	out = open(p->file.ptr, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0 || copy_fd(in, out) < 0) {
+		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", db_path);
+		goto out;
+	}
+	if (close(out) < 0) {
+		out = -1;
+		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", db_path);
+		goto out;
+	}
+	out = -1;
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return rc;
+}
+
+/* The record stored for key now is exactly old (NULL: none)? */
+static int
+record_is(const tp__map_backend *b, void *w, const tp_buf *k,
+	  const char *old, size_t oldlen, tp_buf *cur, tp_diag *diag)
+{
+	size_t extra = b->nul_terminated ? 1 : 0;
+	int rc = b->get(w, k->ptr, k->size + extra, cur, diag);
+
+	if (rc == TP_ENOTFOUND)
+		return old == NULL;
+	if (rc < 0)
+		return rc;
+	return old != NULL && cur->size == oldlen + extra &&
+	       memcmp(cur->ptr, old, oldlen) == 0 &&
+	       (!extra || cur->ptr[oldlen] == '\0');
+}
+
+int
+tp__map_prepare_update(tp__map_pending *p, tp_map_type type,
+		       const char *db_path, const tp__map_change *changes,
+		       size_t n, const struct timespec *not_before,
+		       double lock_timeout, tp_diag *diag)
+{
+	const tp__map_backend *b = tp__map_backend_get(type);
+	tp_buf kbuf = TP_BUF_INIT, vbuf = TP_BUF_INIT;
+	size_t extra;
+	struct stat st;
+	int do_chown, rc;
+	void *w = NULL;
+	tp_diag quiet = TP_DIAG_INIT;
+
+	p->dir = (tp__tmpdir){ TP_BUF_INIT, 0, 0 };
+	p->file = (tp_buf)TP_BUF_INIT;
+	p->lock_fd = -1;
+	if (b == NULL || b->no_db || b->open_update == NULL)
+		return TP__MAP_REBUILD;
+	p->lock_style = b->lock_style;
+	p->no_db = 0;
+	extra = b->nul_terminated ? 1 : 0;
+	if ((rc = copy_db(p, b, db_path, not_before, lock_timeout, &st, diag)) != TP_OK)
+		goto out;
+	/* Not a database of this type: rebuilt whole, as postmap would. */
+	if (b->open_update(&w, p->file.ptr, db_path, &quiet) < 0) {
+		w = NULL;
+		rc = TP__MAP_REBUILD;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const tp__map_change *c = changes + i;
+
+		tp__buf_truncate(&kbuf, 0);
+		if (tp__buf_put(&kbuf, c->key, c->key_len) < 0) {
+			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			goto out;
+		}
+		/* Out of step with the source as loaded: rebuilt whole. */
+		if ((rc = record_is(b, w, &kbuf, c->old, c->old_len, &vbuf,
+				    &quiet)) <= 0) {
+			rc = TP__MAP_REBUILD;
+			goto out;
+		}
+		if (c->value == NULL) {
+			rc = b->del(w, kbuf.ptr, kbuf.size + extra, diag);
+		} else {
+			tp__buf_truncate(&vbuf, 0);
+			if (tp__buf_put(&vbuf, c->value, c->value_len) < 0) {
+				rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+				goto out;
+			}
+			rc = b->replace(w, kbuf.ptr, kbuf.size + extra, vbuf.ptr,
+					vbuf.size + extra, diag);
+		}
+		if (rc < 0)
+			goto out;
+	}
+	/* Permission bits and owner kept, as in tp__map_prepare(). */
+	do_chown = (st.st_uid != geteuid() || st.st_gid != getegid()) &&
+		   geteuid() == 0;
+	rc = b->finish(w, st.st_mode & 0777, do_chown, st.st_uid, st.st_gid,
+		       diag);
+	w = NULL;
+out:
+	if (w != NULL)
+		b->abort(w);
+	if (rc != TP_OK)
+		tp__map_discard(p);
 	tp_buf_dispose(&kbuf);
 	tp_buf_dispose(&vbuf);
 	return rc;

@@ -39,6 +39,14 @@
  *	reads the source when a process starts); map.c then writes nothing.
  *	finish() ends with tp__finish_fd(), the owner, mode and fsync steps
  *	every backend shares.
+ *	open_update(), when not NULL, opens an existing database file at
+ *	path (a private copy of the one named name) to change records in
+ *	place: replace() stores a record, over the one with its key if
+ *	any; del() removes the record with exactly that key (TP_ENOTFOUND
+ *	when there is none); finish() and abort() end it as for a new
+ *	database; get() works on it too. TP_EDB or TP_EIO from
+ *	open_update(): the file is not a database of this type. cdb (a
+ *	constant database), lmdb (not written yet) and texthash have none.
  *	reader_fd() is the descriptor of the file open_read() locked: a
  *	reader kept open across lookups (tp_maps) unlocks it after
  *	open_read() and takes LOCK_SH on it around each lookup, as Postfix
@@ -49,6 +57,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "tlspolicy/map.h"
 #include "safewrite.h"
@@ -76,6 +85,12 @@ typedef struct tp__map_backend {
 	int unique_puts;	/* put() cannot refuse a duplicate: never give it one */
 	int lock_style;		/* how Postfix's readers lock the file: TP__LOCK_* */
 	int no_db;		/* no database: Postfix reads the source (texthash) */
+	/* Incremental writes (NULL: the type is always rebuilt whole). */
+	int (*open_update)(void **out, const char *path, const char *name,
+			   tp_diag *diag);
+	int (*replace)(void *w, const void *key, size_t klen,
+		       const void *value, size_t vlen, tp_diag *diag);
+	int (*del)(void *w, const void *key, size_t klen, tp_diag *diag);
 } tp__map_backend;
 
 extern const tp__map_backend tp__map_backend_hash;
@@ -132,6 +147,38 @@ int tp__map_install(tp__map_pending *p, const char *db_path,
 int tp__map_write(tp_map_type type, const char *db_path,
 		  const tp_record *records, size_t n, const char *mode_from,
 		  double lock_timeout, tp_diag *diag);
+
+/*
+ * tp__map_prepare_update() is tp__map_prepare() by changing records of
+ * a copy of the database at db_path instead of building it whole: the
+ * copy (made under the readers' lock, waited for at most lock_timeout
+ * seconds; keeping the database's permission bits and owner) gets each
+ * change, a record stored (value) or removed (value NULL), and is
+ * fsynced, ready for tp__map_install(). Each change also
+ * says the record its key has now (old, NULL: none): when the database
+ * does not hold exactly that, it is out of step. TP__MAP_REBUILD (then
+ * nothing is left and *p needs no discard) when the database must be
+ * built whole instead: the type has no incremental writer, there is no
+ * database or it is a symbolic link (replaced, never written through),
+ * it is not a database of this type, its mtime is older than
+ * not_before (when not NULL: the source's, as loaded), or it is out of
+ * step. Errors (a full disk) as tp__map_prepare().
+ */
+#define TP__MAP_REBUILD 1
+
+typedef struct tp__map_change {
+	const char *key;
+	size_t key_len;
+	const char *value;	/* NULL: remove the record */
+	size_t value_len;
+	const char *old;	/* the record now; NULL: none */
+	size_t old_len;
+} tp__map_change;
+
+int tp__map_prepare_update(tp__map_pending *p, tp_map_type type,
+			   const char *db_path, const tp__map_change *changes,
+			   size_t n, const struct timespec *not_before,
+			   double lock_timeout, tp_diag *diag);
 void tp__map_discard(tp__map_pending *p);
 
 /*

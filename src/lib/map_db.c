@@ -345,6 +345,87 @@ out:
 	return rc;
 }
 
+/*
+ * db_open_update - open an existing database (a private copy, path) to
+ * change some of its records; TP_EDB when it is not a database of this
+ * type. The pool holds the few pages the changes touch.
+ */
+static int
+db_open_update(void **out, DBTYPE type, const char *path, const char *name,
+	       tp_diag *diag)
+{
+	struct db_handle *h;
+	tp_buf home = TP_BUF_INIT;
+	int err, rc;
+
+	*out = NULL;
+	if ((h = handle_new(name)) == NULL || home_of(&home, path) < 0) {
+		free(h);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
+	rc = env_open(h, home.ptr, DB_POOL_MAX, diag);
+	tp_buf_dispose(&home);
+	if (rc < 0)
+		goto fail;
+	err = h->db->open(h->db, NULL, base_of(path), NULL, type, 0, 0);
+	if (err != 0) {
+		rc = db_fail(h, diag, err, "open database");
+		goto fail;
+	}
+	*out = h;
+	return TP_OK;
+fail:
+	handle_close(h);
+	return rc;
+}
+
+static int
+hash_open_update(void **out, const char *path, const char *name,
+		 tp_diag *diag)
+{
+	return db_open_update(out, DB_HASH, path, name, diag);
+}
+
+static int
+btree_open_update(void **out, const char *path, const char *name,
+		  tp_diag *diag)
+{
+	return db_open_update(out, DB_BTREE, path, name, diag);
+}
+
+static int
+db_replace(void *w, const void *key, size_t klen, const void *value,
+	   size_t vlen, tp_diag *diag)
+{
+	struct db_handle *h = w;
+	DBT k, v;
+	int err;
+
+	if (set_dbt(&k, key, klen) < 0 || set_dbt(&v, value, vlen) < 0)
+		return tp__diag_set(diag, TP_ELIMIT, NULL, 0,
+				    "record too large for %s", h->path);
+	if ((err = h->db->put(h->db, NULL, &k, &v, 0)) != 0)
+		return db_fail(h, diag, err, "error writing");
+	return TP_OK;
+}
+
+static int
+db_del(void *w, const void *key, size_t klen, tp_diag *diag)
+{
+	struct db_handle *h = w;
+	DBT k;
+	int err;
+
+	if (set_dbt(&k, key, klen) < 0)
+		return TP_ENOTFOUND;
+	err = h->db->del(h->db, NULL, &k, 0);
+	if (err == DB_NOTFOUND || err == DB_KEYEMPTY)
+		return TP_ENOTFOUND;
+	if (err != 0)
+		return db_fail(h, diag, err, "error writing");
+	return TP_OK;
+}
+
 static void
 db_abort(void *w)
 {
@@ -488,6 +569,7 @@ const tp__map_backend tp__map_backend_hash = {
 	hash_create, db_put, db_finish, db_abort,
 	hash_open_read, db_get, db_next, db_close_read, hash_bucket,
 	db_reader_fd, 0, TP__LOCK_FLOCK, 0,
+	hash_open_update, db_replace, db_del,
 };
 
 const tp__map_backend tp__map_backend_btree = {
@@ -495,4 +577,5 @@ const tp__map_backend tp__map_backend_btree = {
 	btree_create, db_put, db_finish, db_abort,
 	btree_open_read, db_get, db_next, db_close_read, NULL,
 	db_reader_fd, 0, TP__LOCK_FLOCK, 0,
+	btree_open_update, db_replace, db_del,
 };

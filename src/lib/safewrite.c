@@ -460,9 +460,31 @@ tp__rename_locked(const char *tmp, const char *target, double timeout,
 	return rc;
 }
 
+struct bytes {
+	const void *data;
+	size_t len;
+};
+
+static int
+write_bytes(void *ctx, int fd)
+{
+	const struct bytes *b = ctx;
+
+	return tp__write_all(fd, b->data, b->len);
+}
+
 int
-tp__file_prepare(tp__pending *p, const char *path_in, const void *data,
+tp__file_prepare(tp__pending *p, const char *path, const void *data,
 		 size_t len, tp_diag *diag)
+{
+	struct bytes b = { data, len };
+
+	return tp__file_prepare_with(p, path, write_bytes, &b, diag);
+}
+
+int
+tp__file_prepare_with(tp__pending *p, const char *path_in,
+		      tp__file_writer writer, void *ctx, tp_diag *diag)
 {
 	tp_buf tmp = TP_BUF_INIT;
 	char *resolved = NULL;
@@ -497,7 +519,7 @@ tp__file_prepare(tp__pending *p, const char *path_in, const void *data,
 	}
 	if ((rc = tp__temp_file(&fd, &tmp, path, diag)) < 0)
 		goto out;
-	if (tp__write_all(fd, data, len) < 0) {
+	if (writer(ctx, fd) < 0) {
 		rc = tp__diag_errno(diag, TP_EIO, errno, "error writing %s", path);
 		goto out;
 	}

@@ -105,6 +105,14 @@ typedef struct tp__pending {
 
 int tp__file_prepare(tp__pending *p, const char *path, const void *data,
 		     size_t len, tp_diag *diag);
+/*
+ * tp__file_prepare_with() is tp__file_prepare() with the contents
+ * written by writer(ctx, fd) (0, or -1 with errno), so they need not
+ * be in memory at once.
+ */
+typedef int (*tp__file_writer)(void *ctx, int fd);
+int tp__file_prepare_with(tp__pending *p, const char *path,
+			  tp__file_writer writer, void *ctx, tp_diag *diag);
 int tp__file_install(tp__pending *p, tp_diag *diag);
 void tp__file_discard(tp__pending *p);
 int tp__temp_sweep(const char *target);

@@ -41,6 +41,7 @@
  *	held too long; TP_ECHANGED for a source edited meanwhile.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
@@ -53,6 +54,7 @@
 #include "buf.h"
 #include "doc_internal.h"
 #include "diag.h"
+#include "doc_internal.h"
 #include "map_backend.h"
 #include "safewrite.h"
 
@@ -74,6 +76,8 @@ struct tp_table {
 	double lock_timeout;	/* seconds, for every lock the table takes */
 	tp_doc *doc;
 	tp_doc_opts doc_opts;
+	int db_write;			/* how the last commit wrote the db */
+	size_t db_changes;
 };
 
 /* The identity of path now (a symlink followed); -1 with errno. */
@@ -379,42 +383,254 @@ tp_table_rebuild(tp_table *table, tp_diag *diag)
 	return rc;
 }
 
-/* The file's bytes equal data[0..len)? -1 with errno on a read error. */
-static int
-file_equals(const char *path, const char *data, size_t len)
-{
+/*
+ * The source is written from the document as it goes out (see
+ * tp__doc_emit()), never held whole: compared with the file first,
+ * chunk by chunk, then written through a buffer when it differs.
+ */
+struct cmp_sink {
+	int fd;
+	int differ, err;
+	size_t have, pos;
 	char buf[65536];
-	struct stat st;
-	size_t off = 0;
-	int fd, same = 1;
+};
 
+static int
+cmp_fill(struct cmp_sink *c)
+{
+	ssize_t got;
+
+	do
+		got = read(c->fd, c->buf, sizeof(c->buf));
+	while (got < 0 && errno == EINTR);
+	if (got < 0) {
+		c->err = errno;
+		return -1;
+	}
+	c->have = (size_t)got;
+	c->pos = 0;
+	return 0;
+}
+
+static int
+cmp_put(void *ctx, const char *p, size_t n)
+{
+	struct cmp_sink *c = ctx;
+	size_t k;
+
+	while (n > 0) {
+		if (c->pos == c->have && cmp_fill(c) < 0)
+			return 1;
+		if (c->have == 0 || (k = c->have - c->pos < n ? c->have - c->pos : n,
+				     memcmp(c->buf + c->pos, p, k) != 0)) {
+			c->differ = 1;
+			return 1;
+		}
+		c->pos += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int
+count_put(void *ctx, const char *p, size_t n)
+{
+	(void)p;
+	*(size_t *)ctx += n;
+	return 0;
+}
+
+/* doc_equals_file - 1 when path holds the document's bytes; -1, errno */
+static int
+doc_equals_file(const tp_doc *doc, const char *path)
+{
+	struct cmp_sink *c;
+	struct stat st;
+	size_t size = 0;
+	int same, fd;
+
+	/* The sizes first: an edit almost always changes it. */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : -1;
 	if (fstat(fd, &st) < 0) {
+		same = errno;
 		close(fd);
+		errno = same;
 		return -1;
 	}
-	if ((size_t)st.st_size != len) {
+	(void)tp__doc_emit(doc, count_put, &size);
+	if ((off_t)size != st.st_size || (c = malloc(sizeof(*c))) == NULL) {
 		close(fd);
-		return 0;
+		if ((off_t)size != st.st_size)
+			return 0;
+		errno = ENOMEM;
+		return -1;
 	}
-	while (same) {
-		ssize_t got = read(fd, buf, sizeof(buf));
+	memset(c, 0, offsetof(struct cmp_sink, buf));
+	c->fd = fd;
+	/* All of the document matched: the same if the file ends there. */
+	if (tp__doc_emit(doc, cmp_put, c) == 0 && !c->differ && !c->err &&
+	    (c->pos < c->have || (cmp_fill(c) == 0 && c->have != 0)))
+		c->differ = 1;
+	if (c->err) {
+		close(c->fd);
+		errno = c->err;
+		free(c);
+		return -1;
+	}
+	same = !c->differ;
+	close(c->fd);
+	free(c);
+	return same;
+}
 
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			return -1;
-		}
-		if (got == 0)
-			break;
-		if ((size_t)got > len - off || memcmp(buf, data + off, (size_t)got) != 0)
-			same = 0;
-		off += (size_t)got;
+struct out_sink {
+	int fd, err;
+	size_t used;
+	char buf[65536];
+};
+
+static int
+out_flush(struct out_sink *o)
+{
+	if (o->used && tp__write_all(o->fd, o->buf, o->used) < 0) {
+		o->err = errno;
+		return 1;
 	}
-	close(fd);
-	return same && off == len;
+	o->used = 0;
+	return 0;
+}
+
+static int
+out_put(void *ctx, const char *p, size_t n)
+{
+	struct out_sink *o = ctx;
+
+	if (n >= sizeof(o->buf) - o->used) {
+		if (out_flush(o) != 0)
+			return 1;
+		if (n >= sizeof(o->buf)) {
+			if (tp__write_all(o->fd, p, n) < 0) {
+				o->err = errno;
+				return 1;
+			}
+			return 0;
+		}
+	}
+	memcpy(o->buf + o->used, p, n);
+	o->used += n;
+	return 0;
+}
+
+static int
+write_doc(void *ctx, int fd)
+{
+	struct out_sink *o = malloc(sizeof(*o));
+	int rc;
+
+	if (o == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	o->fd = fd;
+	o->err = 0;
+	o->used = 0;
+	rc = tp__doc_emit(ctx, out_put, o);
+	if (rc == 0)
+		rc = out_flush(o);
+	if (rc != 0) {
+		errno = o->err ? o->err : ENOMEM;
+		rc = -1;
+	}
+	free(o);
+	return rc;
+}
+
+/*
+ * db_changes - the records edits changed since the source was loaded
+ * (or last committed): each changed key once, with the record the
+ * database must hold now (the first listing's, from before any edit)
+ * and the one it gets. Keys whose record came back to what it was are
+ * left out. *n is SIZE_MAX when the edits changed more than a quarter
+ * of the records: a rebuild is then as cheap.
+ */
+struct dirty_key {
+	const char *key, *old;
+	size_t len, old_len, seq;
+};
+
+static int
+cmp_dirty(const void *pa, const void *pb)
+{
+	const struct dirty_key *a = pa, *b = pb;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = n ? memcmp(a->key, b->key, n) : 0;
+
+	if (c == 0)
+		c = (a->len > b->len) - (a->len < b->len);
+	return c ? c : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static int
+db_changes(tp_table *t, tp__map_change **out, size_t *n, tp_diag *diag)
+{
+	size_t count = tp__doc_dirty_count(t->doc), pos = 0, k = 0, m = 0;
+	struct dirty_key *d;
+	tp__map_change *c;
+
+	*out = NULL;
+	*n = 0;
+	if (count > tp_doc_entry_count(t->doc) / 4 + 16) {
+		*n = SIZE_MAX;
+		return TP_OK;
+	}
+	d = calloc(count ? count : 1, sizeof(*d));
+	c = calloc(count ? count : 1, sizeof(*c));
+	if (d == NULL || c == NULL) {
+		free(d);
+		free(c);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
+	while (k < count && tp__doc_dirty_next(t->doc, &pos, &d[k].key,
+					       &d[k].len, &d[k].old,
+					       &d[k].old_len)) {
+		d[k].seq = k;
+		k++;
+	}
+	qsort(d, k, sizeof(*d), cmp_dirty);
+	for (size_t i = 0; i < k; i++) {
+		const char *v;
+		size_t vlen;
+		int rc;
+
+		if (i > 0 && d[i].len == d[i - 1].len &&
+		    memcmp(d[i].key, d[i - 1].key, d[i].len) == 0)
+			continue;	/* not the first listing */
+		rc = tp__doc_record(t->doc, d[i].key, d[i].len, &v, &vlen);
+		if (rc == TP_ENOTFOUND)
+			v = NULL;
+		else if (rc < 0) {
+			free(d);
+			free(c);
+			return tp__diag_set(diag, rc, NULL, 0, "out of memory");
+		}
+		if ((v == NULL) == (d[i].old == NULL) &&
+		    (v == NULL || (vlen == d[i].old_len &&
+				   memcmp(v, d[i].old, vlen) == 0)))
+			continue;	/* the record it had */
+		c[m].key = d[i].key;
+		c[m].key_len = d[i].len;
+		c[m].value = v;
+		c[m].value_len = v ? vlen : 0;
+		c[m].old = d[i].old;
+		c[m].old_len = d[i].old_len;
+		m++;
+	}
+	free(d);
+	*out = c;
+	*n = m;
+	return TP_OK;
 }
 
 int
@@ -422,36 +638,59 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 {
 	tp__pending source = { NULL, NULL };
 	tp__map_pending db;
-	tp_buf data = TP_BUF_INIT;
 	struct doc_records d;
 	tp__records recs;
-	int rc, same;
+	size_t n;
+	int rc = TP_OK, same;
 
 	if ((rc = check_unchanged(table, diag)) < 0)
 		return rc;
-	if ((rc = tp_doc_serialize(table->doc, &data)) < 0)
-		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
-	same = file_equals(table->source, data.ptr ? data.ptr : "", data.size);
+	same = doc_equals_file(table->doc, table->source);
 	if (same < 0)
 		rc = tp__diag_errno(diag, TP_EIO, errno, "read %s", table->source);
 	else if (!same)
-		rc = tp__file_prepare(&source, table->source, data.ptr ? data.ptr : "",
-				      data.size, diag);
-	tp_buf_dispose(&data);
+		rc = tp__file_prepare_with(&source, table->source, write_doc,
+					   table->doc, diag);
 	if (rc < 0)
 		return rc;
 	/*
 	 * Both new files are written and fsynced before either is renamed:
 	 * a full disk or an I/O error while building the database leaves
-	 * the old source and the old database as they were.
+	 * the old source and the old database as they were. The database
+	 * is a copy of the old one with the changed records when it is
+	 * there and in step with the source as loaded; else built whole.
 	 */
-	if ((rc = doc_records(table, &d, &recs, diag)) < 0)
-		goto out;
-	rc = tp__map_prepare(&db, table->type, table->db_path, &recs,
-			     table->source, diag);
-	free(d.index);
-	if (rc < 0)
-		goto out;
+	rc = TP__MAP_REBUILD;
+	/* A database older than the source as read (or written) is out of step. */
+	if (table->loaded.exists) {
+		tp__map_change *changes;
+
+		if ((rc = db_changes(table, &changes, &n, diag)) < 0)
+			goto out;
+		if (n != SIZE_MAX)
+			rc = tp__map_prepare_update(&db, table->type,
+						    table->db_path, changes, n,
+						    &table->loaded.mtime,
+						    table->lock_timeout, diag);
+		else
+			rc = TP__MAP_REBUILD;
+		free(changes);
+		if (rc < 0)
+			goto out;
+		table->db_write = TP_TABLE_DB_UPDATED;
+		table->db_changes = n;
+	}
+	if (rc == TP__MAP_REBUILD) {
+		if ((rc = doc_records(table, &d, &recs, diag)) < 0)
+			goto out;
+		rc = tp__map_prepare(&db, table->type, table->db_path, &recs,
+				     table->source, diag);
+		free(d.index);
+		if (rc < 0)
+			goto out;
+		table->db_write = TP_TABLE_DB_REBUILT;
+		table->db_changes = recs.n;
+	}
 	/*
 	 * The db's lock before anything is renamed: when a reader (any local
 	 * user can be one) keeps it past the timeout, both files stay old.
@@ -478,9 +717,21 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	}
 	rc = tp__map_install(&db, table->db_path, table->lock_timeout, diag);
 	tp__map_discard(&db);
+	if (rc == TP_OK) {
+		/* What is on disk now is where the next commit starts. */
+		tp__doc_dirty_clear(table->doc);
+	}
 out:
 	tp__file_discard(&source);
 	return rc;
+}
+
+int
+tp_table_db_written(const tp_table *table, size_t *records)
+{
+	if (records != NULL)
+		*records = table->db_changes;
+	return table->db_write;
 }
 
 /* db_state: the source's records sorted by key, and what the walk found. */

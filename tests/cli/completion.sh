@@ -54,7 +54,7 @@ expect() {
 
 tp_note "commands and options, from the program's --help"
 commands=$("$TLSPOLICY" --help | awk '/^Commands:/{c=1;next} c&&/^  [a-z]/{print $1} c&&/^$/{c=0}')
-for c in list get set remove rebuild doctor probe; do
+for c in list get set remove import export rebuild doctor probe; do
     grep -qx "$c" <<<"$commands" || fail "$c missing from tlspolicy --help"
 done
 # shellcheck disable=SC2086
@@ -67,6 +67,8 @@ expect "tlspolicy -" -c -m -d -v -q --syslog --lock-timeout --help --version
 expect "tlspolicy set x --" $("$TLSPOLICY" set --help | grep -oE -- '--[a-z][a-z-]*' | sort -u)
 expect "tlspolicy set x --fingerprint-f" --fingerprint-from
 expect "tlspolicy list --" --json
+expect "tlspolicy export --" --json --help
+expect "tlspolicy import x --par" --partial
 
 tp_note "option values"
 expect "tlspolicy set x --level fi" fingerprint
@@ -74,6 +76,10 @@ expect "tlspolicy set x --pin " cert pkey
 expect "tlspolicy set x --attr serv" servername=
 expect "tlspolicy -d sha2" sha224 sha256
 expect "tlspolicy -c $TP_TMP/con" "$TP_TMP/conf" "$TP_TMP/conf2"
+
+tp_note "import takes a file"
+touch "$TP_TMP/partners.txt"
+expect "tlspolicy -c $D import $TP_TMP/partn" "$TP_TMP/partners.txt"
 
 tp_note "keys of the table -c names"
 expect "tlspolicy -c $D get " .example.net '[relay.example.org]:587' example.org

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "casefold.h"
+#include "doc_internal.h"
 #include "tlspolicy/document.h"
 
 #define LEN(s) (sizeof(s) - 1)
@@ -1098,6 +1099,346 @@ test_document__agrees_with_real_postmap(void **state)
 		fail_msg("%d file(s) read differently from postmap", failed);
 }
 
+
+/*
+ * Batched edits: each edit works on its entry's lines alone (a
+ * sub-document), not on the whole file. The same random edits applied
+ * to one document that way and to another with every edit on the whole
+ * document (written and parsed whole, as edits always were) must give
+ * the same bytes, entries, line numbers, annotations, duplicates,
+ * warnings and statuses after every step; and a key the document lists
+ * as changed must cover every record that differs from the one parsed.
+ */
+static unsigned long rnd_state;
+
+static unsigned
+rnd(unsigned n)
+{
+	rnd_state = rnd_state * 6364136223846793005ul + 1442695040888963407ul;
+	return (unsigned)((rnd_state >> 33) % n);
+}
+
+static const char *const rnd_keys[] = {
+	"a.example", "B.example", "c.example", "[mx.d.example]:25", "e.example:587",
+	".f.example", "g.example", "A.example", "h.example", "k",
+};
+
+/* A source with everything a region may border on. */
+static void
+rnd_source(tp_buf *b)
+{
+	static const char *const values[] = {
+		"may", "encrypt protocols=>=TLSv1.2", "fingerprint match=AA:BB",
+		"fingerprint match=AA|BB", "fingerprint\n  match=AA\n  match=BB",
+		"fingerprint match=AA\n # inside\n  match=CC", "secure match=x:y",
+		"dane-only", "verify ciphers=high",
+	};
+	const char *eol = rnd(4) == 0 ? "\r\n" : "\n";
+	unsigned n = 3 + rnd(14);
+
+	tp__buf_truncate(b, 0);
+	for (unsigned i = 0; i < n; i++) {
+		switch (rnd(12)) {
+		case 0:
+			tp__buf_printf(b, "# a comment%s", eol);
+			break;
+		case 1:
+			tp__buf_printf(b, "# tlspolicy: from=h%u:25 pin=cert%s", i, eol);
+			break;
+		case 2:
+			tp__buf_puts(b, eol);
+			break;
+		case 3:
+			tp__buf_printf(b, "   stray continuation%s", eol);
+			break;
+		case 4:
+			tp__buf_printf(b, "# tlspolicy: keys=K%u%s", i, eol);
+			/* FALLTHROUGH */
+		default: {
+			const char *v = values[rnd(sizeof(values) / sizeof(values[0]))];
+
+			tp__buf_printf(b, "%s\t", rnd_keys[rnd(10)]);
+			for (; *v; v++)
+				if (*v == '\n')
+					tp__buf_puts(b, eol);
+				else
+					tp__buf_putc(b, *v);
+			tp__buf_puts(b, eol);
+		}
+		}
+	}
+	if (rnd(4) == 0 && b->size > 0) {
+		/* No final newline. */
+		b->size -= strlen(eol);
+		b->ptr[b->size] = '\0';
+	}
+}
+
+static int
+rnd_edit(tp_doc *doc, unsigned op, unsigned seed, size_t *index)
+{
+	static const char *const pins[] = { "11", "22", "33", "44" };
+	static const char *const words[] = { "x:25", "y:25", "z:587" };
+	size_t n = tp_doc_entry_count(doc), i;
+
+	rnd_state = seed;
+	i = n ? rnd((unsigned)n + 1) : 0;	/* sometimes out of range */
+	switch (op) {
+	case 0:
+		return tp_doc_set_level(doc, i, rnd(2) ? "encrypt" : "fingerprint");
+	case 1:
+		return tp_doc_set_pins(doc, i, pins, rnd(5));
+	case 2:
+		return tp_doc_set_attr(doc, i, rnd(2) ? "ciphers" : "protocols",
+				       rnd(3) ? "high" : NULL);
+	case 3:
+		return tp_doc_set_annotation(doc, i, words, rnd(4),
+					     rnd(3) ? "cert" : NULL);
+	case 4:
+		return tp_doc_set_annotation_keys(doc, i, words, rnd(4));
+	case 5:
+		return tp_doc_append(doc, rnd_keys[rnd(10)],
+				     rnd(2) ? "may" : "fingerprint match=EE", index);
+	case 6:
+		return tp_doc_remove(doc, i);
+	case 8:
+		return tp_doc_set_annotation_field(doc, i, rnd(2) ? "next" : "since",
+						   rnd(3) ? "AA:BB" : NULL);
+	default:
+		return tp_doc_find(doc, rnd_keys[rnd(10)], index);
+	}
+}
+
+/* Every record now, as "key\tvalue\n" lines from tp__doc_record(). */
+static void
+records_of(const tp_doc *doc, tp_buf *out)
+{
+	tp_buf k = TP_BUF_INIT;
+	const char *v;
+	size_t vlen;
+
+	tp__buf_truncate(out, 0);
+	for (size_t i = 0; i < sizeof(rnd_keys) / sizeof(rnd_keys[0]); i++) {
+		assert_int_equal(tp_key_fold(&k, rnd_keys[i], &utf8_opts), 0);
+		if (tp__doc_record(doc, k.ptr, k.size, &v, &vlen) == 0) {
+			tp__buf_printf(out, "%s\t", k.ptr);
+			tp__buf_put(out, v, vlen);
+			tp__buf_putc(out, '\n');
+		}
+	}
+	tp_buf_dispose(&k);
+}
+
+static void
+test_document__batched_edits_match_whole_document_edits(void **state)
+{
+	tp_buf src = TP_BUF_INIT, a = TP_BUF_INIT, b = TP_BUF_INIT;
+	tp_buf ra = TP_BUF_INIT, rb = TP_BUF_INIT, r0 = TP_BUF_INIT;
+	int failed = 0;
+
+	(void)state;
+	rnd_state = getenv("TP_RND_SEED") ? strtoul(getenv("TP_RND_SEED"), NULL, 10) : 20261129;
+	for (int round = 0; round < (getenv("TP_RND_ROUNDS") ? atoi(getenv("TP_RND_ROUNDS")) : 400) && failed < 5; round++) {
+		tp_doc *fast, *whole, *before;
+		unsigned nedits = 1 + rnd(40);
+
+		rnd_source(&src);
+		assert_int_equal(tp_doc_parse(&fast, src.ptr, src.size, "f", &utf8_opts), 0);
+		assert_int_equal(tp_doc_parse(&whole, src.ptr, src.size, "f", &utf8_opts), 0);
+		assert_int_equal(tp_doc_parse(&before, src.ptr, src.size, "f", &utf8_opts), 0);
+		tp__doc_whole_edits(whole, 1);
+		for (unsigned k = 0; k < nedits && failed < 5; k++) {
+			unsigned op = rnd(9), seed = rnd(1u << 30);
+			size_t ia = 99, ib = 99;
+			int sa = rnd_edit(fast, op, seed, &ia);
+			int sb = rnd_edit(whole, op, seed, &ib);
+
+			assert_int_equal(tp_doc_serialize(fast, &a), 0);
+			assert_int_equal(tp_doc_serialize(whole, &b), 0);
+			if (sa != sb || ia != ib || a.size != b.size ||
+			    memcmp(a.ptr, b.ptr, a.size) != 0) {
+				tp__buf_truncate(&ra, 0);
+				show(&ra, src.ptr, src.size);
+				print_error("round %d edit %u op %u: status %d/%d index %zu/%zu\nsource \"%s\"\n",
+					    round, k, op, sa, sb, ia, ib, ra.ptr);
+				tp__buf_truncate(&ra, 0);
+				tp__buf_truncate(&rb, 0);
+				show(&ra, a.ptr, a.size);
+				show(&rb, b.ptr, b.size);
+				print_error("batched \"%s\"\nwhole   \"%s\"\n", ra.ptr, rb.ptr);
+				failed++;
+				break;
+			}
+			dump(fast, &ra);
+			dump(whole, &rb);
+			if (strcmp(ra.ptr, rb.ptr) != 0) {
+				print_error("round %d edit %u op %u: models differ\nbatched:\n%s\nwhole:\n%s\n",
+					    round, k, op, ra.ptr, rb.ptr);
+				failed++;
+				break;
+			}
+			records_of(fast, &ra);
+			records_of(whole, &rb);
+			assert_string_equal(ra.ptr, rb.ptr);
+		}
+		/* Records not listed as changed are the ones parsed. */
+		records_of(before, &r0);
+		records_of(fast, &ra);
+		{
+			size_t pos = 0, len, oldlen;
+			const char *key, *old;
+			tp_buf keep = TP_BUF_INIT, first = TP_BUF_INIT;
+			const char *r0s = r0.ptr ? r0.ptr : "";
+
+			/*
+			 * The first listing of each key carries the record it
+			 * had when parsed: together, the parsed records of
+			 * the listed keys.
+			 */
+			while (tp__doc_dirty_next(fast, &pos, &key, &len, &old, &oldlen)) {
+				size_t q = 0, l2, o2;
+				const char *k2, *v2;
+				int seen = 0;
+
+				while (q < pos && tp__doc_dirty_next(fast, &q, &k2, &l2, &v2, &o2) && q < pos)
+					seen |= l2 == len && memcmp(k2, key, len) == 0;
+				if (seen)
+					continue;
+				tp__buf_truncate(&rb, 0);
+				tp__buf_put(&rb, key, len);
+				tp__buf_putc(&rb, '\t');
+				if (old != NULL) {
+					tp__buf_put(&rb, old, oldlen);
+					tp__buf_putc(&rb, '\n');
+					if (strstr(r0s, rb.ptr) == NULL ||
+					    (strstr(r0s, rb.ptr) != r0s &&
+					     strstr(r0s, rb.ptr)[-1] != '\n')) {
+						print_error("round %d: key %s listed with a record it did not have\n",
+							    round, rb.ptr);
+						failed++;
+					}
+				} else {
+					tp__buf_putc(&rb, '\0');
+					for (const char *p = r0s; p && *p; p = strchr(p, '\n') + 1)
+						if (strncmp(p, rb.ptr, rb.size - 1) == 0) {
+							print_error("round %d: key %s listed as new, had a record\n",
+								    round, rb.ptr);
+							failed++;
+						}
+				}
+				tp__buf_putc(&first, 'x');
+			}
+			tp_buf_dispose(&first);
+
+			for (const char *p = r0.ptr; p && *p;) {
+				const char *nl = strchr(p, '\n');
+				size_t klen = (size_t)(strchr(p, '\t') - p);
+				int dirty = 0;
+
+				pos = 0;
+				while (!dirty &&
+				       tp__doc_dirty_next(fast, &pos, &key, &len, &old, &oldlen))
+					dirty |= len == klen && memcmp(key, p, klen) == 0;
+				if (!dirty)
+					tp__buf_put(&keep, p, (size_t)(nl + 1 - p));
+				p = nl + 1;
+			}
+			/* Every kept line is still a record, as it was. */
+			for (const char *p = keep.ptr; p && *p;) {
+				const char *nl = strchr(p, '\n');
+
+				tp__buf_truncate(&rb, 0);
+				tp__buf_put(&rb, p, (size_t)(nl + 1 - p));
+				if (strstr(ra.ptr, rb.ptr) == NULL) {
+					print_error("round %d: record %s changed, not listed as changed\n",
+						    round, rb.ptr);
+					failed++;
+				}
+				p = nl + 1;
+			}
+			tp_buf_dispose(&keep);
+		}
+		tp_doc_free(fast);
+		tp_doc_free(whole);
+		tp_doc_free(before);
+	}
+	tp_buf_dispose(&src);
+	tp_buf_dispose(&a);
+	tp_buf_dispose(&b);
+	tp_buf_dispose(&ra);
+	tp_buf_dispose(&rb);
+	tp_buf_dispose(&r0);
+	if (failed)
+		fail_msg("%d batched edit sequence(s) differ", failed);
+}
+
+/*
+ * Many edits of a large table, then the bytes are what they must be:
+ * every untouched byte where it was, each edited entry as edited.
+ */
+static void
+test_document__many_edits_of_a_large_table(void **state)
+{
+	enum { N = 20000 };
+	tp_buf in = TP_BUF_INIT, want = TP_BUF_INIT, out = TP_BUF_INIT;
+	const char *pins[] = { "AA:BB" };
+	char key[64];
+	tp_doc *doc;
+	tp_entry e;
+	size_t idx;
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		tp__buf_printf(&in, "# c%d\nd%d.example\tmay\n", i, i);
+	assert_int_equal(tp_doc_parse(&doc, in.ptr, in.size, "f", &utf8_opts), 0);
+	/* Every 7th entry pinned, every 11th removed, 500 appended. */
+	for (int i = 0; i < N; i++) {
+		if (i % 11 == 0 || i % 7 != 0)
+			continue;
+		snprintf(key, sizeof(key), "d%d.example", i);
+		assert_int_equal(tp_doc_find(doc, key, &idx), 0);
+		assert_int_equal(tp_doc_set_pins(doc, idx, pins, 1), 0);
+		assert_int_equal(tp_doc_set_level(doc, idx, "fingerprint"), 0);
+	}
+	for (int i = (N - 1) / 11 * 11; i >= 0; i -= 11) {
+		snprintf(key, sizeof(key), "d%d.example", i);
+		assert_int_equal(tp_doc_find(doc, key, &idx), 0);
+		assert_int_equal(tp_doc_remove(doc, idx), 0);
+	}
+	for (int i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "new%d.example", i);
+		assert_int_equal(tp_doc_append(doc, key, "encrypt", &idx), 0);
+		assert_int_equal(idx, tp_doc_entry_count(doc) - 1);
+	}
+	for (int i = 0; i < N; i++) {
+		tp__buf_printf(&want, "# c%d\n", i);
+		if (i % 11 == 0)
+			continue;
+		if (i % 7 == 0)
+			tp__buf_printf(&want, "d%d.example\tfingerprint match=AA:BB\n", i);
+		else
+			tp__buf_printf(&want, "d%d.example\tmay\n", i);
+	}
+	for (int i = 0; i < 500; i++)
+		tp__buf_printf(&want, "new%d.example\tencrypt\n", i);
+	assert_int_equal(tp_doc_serialize(doc, &out), 0);
+	assert_int_equal(out.size, want.size);
+	assert_memory_equal(out.ptr, want.ptr, want.size);
+	/* Line numbers and lookups after all that. */
+	assert_int_equal(tp_doc_find(doc, "d13.example", &idx), 0);
+	assert_int_equal(tp_doc_entry_at(doc, idx, &e), 0);
+	/* Its comment is line 27, less d0's and d11's lines, removed. */
+	assert_int_equal(e.line, 13 * 2 + 2 - 2);
+	assert_int_equal(tp_doc_find(doc, "new499.example", &idx), 0);
+	assert_int_equal(tp_doc_entry_at(doc, idx, &e), 0);
+	assert_int_equal(e.line, (unsigned long)(N * 2 - (N / 11 + 1) + 500));
+	assert_int_equal(tp_doc_find(doc, "d22.example", &idx), TP_ENOTFOUND);
+	tp_doc_free(doc);
+	tp_buf_dispose(&in);
+	tp_buf_dispose(&want);
+	tp_buf_dispose(&out);
+}
+
 int
 main(void)
 {
@@ -1113,6 +1454,8 @@ main(void)
 		cmocka_unit_test(test_document__failed_edit_leaves_entries_and_bytes),
 		cmocka_unit_test(test_document__input_of_4_gb_or_more_is_refused),
 		cmocka_unit_test(test_document__agrees_with_real_postmap),
+		cmocka_unit_test(test_document__batched_edits_match_whole_document_edits),
+		cmocka_unit_test(test_document__many_edits_of_a_large_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

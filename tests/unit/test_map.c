@@ -1255,6 +1255,267 @@ test_map__table_commit_writes_source_then_db_in_step(void **state)
 	assert_int_equal(stray_files((const char *[]){ "policy", "policy.db", "policy.lock", NULL }), 0);
 }
 
+/*
+ * Incremental commits: a table edited a few entries at a time gets a
+ * copy of its db with only the changed records; after every commit the
+ * db holds exactly the records real postmap makes from the source (the
+ * oracle), and the commit says it updated rather than rebuilt. Sources
+ * with duplicates, continued records, upper case and annotations.
+ */
+static unsigned long inc_rnd = 20261129;
+
+static unsigned
+inc_next(unsigned n)
+{
+	inc_rnd = inc_rnd * 6364136223846793005ul + 1442695040888963407ul;
+	return (unsigned)((inc_rnd >> 33) % n);
+}
+
+/* The sorted db5.3_dump records of db (hash or btree). */
+static void
+sorted_dump(const char *db, tp_buf *out)
+{
+	char cmd[1400];
+	FILE *fp;
+	char line[4096];
+
+	snprintf(cmd, sizeof(cmd),
+		 "db5.3_dump -p '%s' | sed -n '/^HEADER=END$/,/^DATA=END$/p' | sed '1d;$d' | paste - - | LC_ALL=C sort",
+		 db);
+	tp__buf_truncate(out, 0);
+	assert_non_null(fp = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), fp))
+		tp__buf_puts(out, line);
+	assert_int_equal(pclose(fp), 0);
+}
+
+/* What postmap makes of src, as type, in dir/oracle. */
+static void
+postmap_records(const char *type, const char *src, tp_buf *out)
+{
+	char cmd[2048], copy[512], cf[512];
+	FILE *fp;
+
+	path_in(cf, sizeof(cf), "main.cf");
+	assert_non_null(fp = fopen(cf, "w"));
+	fputs("compatibility_level = 3.6\n", fp);
+	fclose(fp);
+	path_in(copy, sizeof(copy), "oracle");
+	snprintf(cmd, sizeof(cmd),
+		 "cp '%s' '%s' && rm -f '%s.db' && PATH=$PATH:/usr/sbin postmap -c '%s' %s:'%s' 2>/dev/null",
+		 src, copy, copy, dir, type, copy);
+	if (system(cmd) != 0)
+		fail_msg("postmap failed (is postfix installed?): %s", cmd);
+	snprintf(cmd, sizeof(cmd), "%s.db", copy);
+	sorted_dump(cmd, out);
+}
+
+static void
+inc_edit(tp_doc *doc, int round)
+{
+	static const char *const pins[] = { "AA:BB", "CC:DD" };
+	static const char *const hosts[] = { "mx.example:25" };
+	size_t n = tp_doc_entry_count(doc), i = n ? inc_next((unsigned)n) : 0, idx;
+	char key[64];
+
+	switch (n ? inc_next(7) : 4) {
+	case 0:
+		assert_int_equal(tp_doc_set_level(doc, i, inc_next(2) ? "encrypt" : "fingerprint"), 0);
+		break;
+	case 1:
+		(void)tp_doc_set_pins(doc, i, pins, 1 + inc_next(2));
+		break;
+	case 2:
+		(void)tp_doc_set_attr(doc, i, "protocols", inc_next(2) ? ">=TLSv1.2" : NULL);
+		break;
+	case 3:
+		(void)tp_doc_set_annotation(doc, i, hosts, 1, "cert");
+		break;
+	case 4:
+		snprintf(key, sizeof(key), "New%d-%u.Example", round, inc_next(1000));
+		assert_int_equal(tp_doc_append(doc, key, "may", &idx), 0);
+		break;
+	case 5: {
+		tp_entry e;
+
+		/* A later duplicate of an existing key: no record changes. */
+		assert_int_equal(tp_doc_entry_at(doc, i, &e), 0);
+		snprintf(key, sizeof(key), "%.*s", (int)e.key_len, e.key);
+		assert_int_equal(tp_doc_append(doc, key, "dane", &idx), 0);
+		break;
+	}
+	default:
+		assert_int_equal(tp_doc_remove(doc, i), 0);
+	}
+}
+
+static void
+test_map__commit_updates_a_copy_of_the_db_as_postmap_would_build_it(void **state)
+{
+	static const tp_map_type types[] = { TP_MAP_HASH, TP_MAP_BTREE };
+	char src[512], db[512];
+	tp_buf got = TP_BUF_INIT, want = TP_BUF_INIT;
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	struct stat st;
+	size_t changed;
+	FILE *fp;
+
+	(void)state;
+	opts.flags = TP_TABLE_WRITE;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	for (size_t t = 0; t < 2; t++) {
+		const char *tname = tp_map_type_name(types[t]);
+		tp_table *tab;
+
+		assert_non_null(fp = fopen(src, "w"));
+		for (int i = 0; i < 400; i++) {
+			if (i % 9 == 0)
+				fprintf(fp, "# tlspolicy: from=h%d.example:25 pin=cert\n", i);
+			if (i % 13 == 0)
+				fprintf(fp, "D%d.Example\tfingerprint\n  match=%02X:01\n  match=%02X:02\n",
+					i, i & 0xff, i & 0xff);
+			else
+				fprintf(fp, "d%d.example\t%s\n", i % 350, i % 2 ? "may" : "encrypt");
+		}
+		fclose(fp);
+		/* The db as postmap made it: updated in place of a rebuild. */
+		postmap_records(tname, src, &want);
+		{
+			char cmd[2048];
+
+			snprintf(cmd, sizeof(cmd), "cp '%s/oracle.db' '%s' && chmod 640 '%s'", dir, db, db);
+			assert_int_equal(system(cmd), 0);
+		}
+		for (int round = 0; round < 12; round++) {
+			int nedits = 1 + (int)inc_next(6);
+
+			assert_int_equal(tp_table_open(&tab, types[t], src, &opts, &d), 0);
+			for (int k = 0; k < nedits; k++)
+				inc_edit(tp_table_doc(tab), round);
+			/* Twice from one table: the second starts where the first left. */
+			if (tp_table_commit(tab, &d) != 0)
+				fail_msg("%s round %d: commit: %s", tname, round, d.message);
+			assert_int_equal(tp_table_db_written(tab, &changed), TP_TABLE_DB_UPDATED);
+			assert_true(changed <= (size_t)nedits);
+			inc_edit(tp_table_doc(tab), round);
+			if (tp_table_commit(tab, &d) != 0)
+				fail_msg("%s round %d: commit: %s", tname, round, d.message);
+			assert_int_equal(tp_table_db_written(tab, &changed), TP_TABLE_DB_UPDATED);
+			tp_table_free(tab);
+			postmap_records(tname, src, &want);
+			sorted_dump(db, &got);
+			if (strcmp(got.ptr ? got.ptr : "", want.ptr ? want.ptr : "") != 0)
+				fail_msg("%s round %d: records differ from postmap's\ngot:\n%s\nwant:\n%s",
+					 tname, round, got.ptr, want.ptr);
+			/* The db keeps its mode. */
+			assert_int_equal(stat(db, &st), 0);
+			assert_int_equal(st.st_mode & 07777, 0640);
+		}
+		assert_int_equal(unlink(db), 0);
+	}
+	tp_buf_dispose(&got);
+	tp_buf_dispose(&want);
+}
+
+/* open, one edit, commit: how was the db written? */
+static int
+edit_and_commit(tp_map_type type, const char *src, const char *level)
+{
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_table *t;
+	size_t idx, n;
+	int how;
+
+	opts.flags = TP_TABLE_WRITE;
+	assert_int_equal(tp_table_open(&t, type, src, &opts, &d), 0);
+	assert_int_equal(tp_doc_find(tp_table_doc(t), "b.example", &idx), 0);
+	assert_int_equal(tp_doc_set_level(tp_table_doc(t), idx, level), 0);
+	if (tp_table_commit(t, &d) != 0)
+		fail_msg("commit: %s", d.message);
+	how = tp_table_db_written(t, &n);
+	tp_table_free(t);
+	return how;
+}
+
+static void
+assert_db_in_step(tp_map_type type, const char *src)
+{
+	tp_table *t;
+	tp_db_state st;
+
+	assert_int_equal(tp_table_open(&t, type, src, NULL, NULL), 0);
+	assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+	assert_int_equal(st, TP_DB_IN_STEP);
+	tp_table_free(t);
+}
+
+static void
+test_map__commit_rebuilds_a_db_missing_foreign_older_or_out_of_step(void **state)
+{
+	char src[512], db[512];
+	const tp_record other[] = { REC("a.example", "may"), REC("b.example", "may") };
+	const tp_record wrong[] = { REC("a.example", "may"), REC("b.example", "dane") };
+	struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+	FILE *fp;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	path_in(db, sizeof(db), "policy.db");
+	assert_non_null(fp = fopen(src, "w"));
+	fputs("a.example may\nb.example encrypt\nc.example secure\n", fp);
+	fclose(fp);
+	/* Missing: built whole; then in step: updated. */
+	assert_int_equal(edit_and_commit(TP_MAP_HASH, src, "may"), TP_TABLE_DB_REBUILT);
+	assert_int_equal(edit_and_commit(TP_MAP_HASH, src, "encrypt"), TP_TABLE_DB_UPDATED);
+	assert_db_in_step(TP_MAP_HASH, src);
+	/* Foreign: a btree file where a hash one belongs. */
+	assert_int_equal(unlink(db), 0);
+	assert_int_equal(tp_map_write(TP_MAP_BTREE, db, other, 2, NULL, NULL), 0);
+	assert_int_equal(edit_and_commit(TP_MAP_HASH, src, "may"), TP_TABLE_DB_REBUILT);
+	assert_db_in_step(TP_MAP_HASH, src);
+	/* Not a database at all. */
+	assert_non_null(fp = fopen(db, "w"));
+	fputs("garbage", fp);
+	fclose(fp);
+	assert_int_equal(edit_and_commit(TP_MAP_HASH, src, "encrypt"), TP_TABLE_DB_REBUILT);
+	assert_db_in_step(TP_MAP_HASH, src);
+	/* Older than the source (a source edited after the last postmap). */
+	assert_int_equal(utimensat(AT_FDCWD, db, old, 0), 0);
+	assert_int_equal(edit_and_commit(TP_MAP_HASH, src, "may"), TP_TABLE_DB_REBUILT);
+	assert_db_in_step(TP_MAP_HASH, src);
+	/* Newer, but the changed key's record is not the source's. */
+	assert_int_equal(tp_map_write(TP_MAP_HASH, db, wrong, 2, NULL, NULL), 0);
+	assert_int_equal(edit_and_commit(TP_MAP_HASH, src, "encrypt"), TP_TABLE_DB_REBUILT);
+	assert_db_in_step(TP_MAP_HASH, src);
+	/* cdb, a constant database, is always built whole. */
+	assert_int_equal(edit_and_commit(TP_MAP_CDB, src, "may"), TP_TABLE_DB_REBUILT);
+	assert_int_equal(edit_and_commit(TP_MAP_CDB, src, "encrypt"), TP_TABLE_DB_REBUILT);
+	assert_db_in_step(TP_MAP_CDB, src);
+	/* Many changes at once: rebuilt, as cheap. */
+	{
+		tp_table_opts opts = TP_TABLE_OPTS_INIT;
+		tp_table *t;
+		size_t n;
+
+		opts.flags = TP_TABLE_WRITE;
+		assert_int_equal(tp_table_open(&t, TP_MAP_HASH, src, &opts, NULL), 0);
+		for (int i = 0; i < 40; i++) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "n%d.example", i);
+			assert_int_equal(tp_doc_append(tp_table_doc(t), key, "may", NULL), 0);
+		}
+		assert_int_equal(tp_table_commit(t, NULL), 0);
+		assert_int_equal(tp_table_db_written(t, &n), TP_TABLE_DB_REBUILT);
+		assert_int_equal(n, 43);
+		tp_table_free(t);
+		assert_db_in_step(TP_MAP_HASH, src);
+	}
+}
+
 int
 main(void)
 {
@@ -1292,6 +1553,8 @@ main(void)
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
 		T(test_map__table_commit_writes_source_then_db_in_step),
+		T(test_map__commit_updates_a_copy_of_the_db_as_postmap_would_build_it),
+		T(test_map__commit_rebuilds_a_db_missing_foreign_older_or_out_of_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
