@@ -9,13 +9,19 @@
 #   - doctor (and list --json) report the db in step exactly when it is;
 #   - the next writing run repairs a stale db and leaves no temp file or
 #     temp directory of a killed run behind.
-# The table lives on a tmpfs when run as root. The kill moments are drawn
-# uniformly over 1.3x the measured duration of an uninterrupted run, so they
-# fall everywhere in the write protocol; for set and rotate every other one
-# (rotate: each) from 0.8x the time a --dry-run takes, where the write is.
-# TP_CRASH_KILLS (default 100, 70 in the ASan build) kills per command; TP_CRASH_SEED replays.
-# Long mode, 1000 kills per command (about an hour per map type; figures
-# of a run in docs/reliability.md), in the plain build directory:
+# Each command is killed two ways. Step kills: crashpoint.so (LD_PRELOAD)
+# kills it just before its 1st, 2nd, ... file-system step (temp file
+# made, fsync, rename, unlink) until a run completes, so every gap of
+# the write protocol is hit whatever the machine's load. Timed kills:
+# at moments drawn uniformly over 1.3x the measured duration of an
+# uninterrupted run (for set and rotate every other one, rotate each,
+# from 0.8x the time a --dry-run takes, where the write is), which also
+# land inside a step (half-way through a database's pages).
+# The table lives on a tmpfs when run as root.
+# TP_CRASH_KILLS (default 60, 40 in the ASan build) timed kills per
+# command; TP_CRASH_SEED replays them.
+# Long mode, 1000 timed kills per command (about an hour per map type;
+# figures of a run in docs/reliability.md), in the plain build directory:
 #   TP_CRASH_KILLS=1000 ctest -V -R '^reliability/crash$' --timeout 14400
 # (-R '^reliability/crash' runs the lmdb: and cdb: variants too).
 # For rotate the old/new pair is a pin toggled between two certificates
@@ -32,13 +38,17 @@ T=$TLSPOLICY
 KILLAT=$TP_TOOLS_DIR/killat
 # The sanitizer build's every check runs slower: fewer kills keep it near a minute.
 if nm -D "$T" 2>/dev/null | grep -q __asan_init || ldd "$T" 2>/dev/null | grep -q asan; then
-    KILLS=${TP_CRASH_KILLS:-70}
+    KILLS=${TP_CRASH_KILLS:-40}
+    ASAN=1
 else
-    KILLS=${TP_CRASH_KILLS:-100}
+    KILLS=${TP_CRASH_KILLS:-60}
+    ASAN=0
 fi
 SEED=${TP_CRASH_SEED:-$$}
 RANDOM=$SEED
-tp_note "seed $SEED (TP_CRASH_SEED=$SEED replays the delays), $KILLS kills per command"
+tp_note "seed $SEED (TP_CRASH_SEED=$SEED replays the delays), $KILLS timed kills per command"
+CRASHPOINT=$TP_TOOLS_DIR/crashpoint.so
+[ -f "$CRASHPOINT" ] || fail "$CRASHPOINT not built"
 
 D=$TP_TMP/conf
 W=$TP_TMP/work
@@ -130,6 +140,33 @@ measure() {
     printf '%s\n' "${times[@]}" | sort -n | sed -n 2p
 }
 
+# at_step K CMD...: run CMD, killed just before its Kth file-system step;
+# prints "killed" or "exit N" as killat does, and leaves crashpoint's
+# "step K (CALL)" line in $W/step.err. ASan wants its runtime first in
+# the library list; the preload only wraps libc calls, so it may precede.
+at_step() {
+    local k=$1 rc=0 asan=${ASAN_OPTIONS:-}
+    shift
+    [ "$ASAN" = 0 ] || asan=${asan:+$asan:}verify_asan_link_order=0
+    ASAN_OPTIONS=$asan LD_PRELOAD=$CRASHPOINT TP_CRASH_STEP=$k "$@" >/dev/null 2>"$W/step.err" || rc=$?
+    if [ "$rc" = 137 ]; then echo killed; else echo "exit $rc"; fi
+}
+step_call() { sed -n 's/^crashpoint: step [0-9]* (\(.*\))$/\1/p' "$W/step.err"; }
+# landed WHAT: the step kills of WHAT hit every kind of moment: before
+# the renames, late enough for the new db, and inside a write (a temp).
+landed() {
+    tp_note "$1: outcomes $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
+    [ "${seen[killed-before]:-0}" -gt 0 ] && [ "${seen[new-db]:-0}" -gt 0 ] ||
+        fail "$1: no step kill landed both before the renames and late enough for the new db"
+    [ "${seen[temps]:-0}" -gt 0 ] || fail "$1: no step kill left a temp file"
+}
+# timed WHAT: the outcomes of the timed kills, for the log only: where
+# they land depends on the machine's load.
+timed() {
+    tp_note "$1: outcomes $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
+}
+MAXSTEPS=500
+
 # after_kill LABEL OUTCOME OLD NEW: the checks every kill must pass.
 declare -A seen
 after_kill() {
@@ -167,13 +204,26 @@ after_kill() {
 }
 
 t0=$(now_us)
-tp_note "set: $KILLS kills"
+cur=B
+tp_note "set: a kill before each file-system step"
+for ((k = 1; ; k++)); do
+    if [ $cur = A ]; then new=B level=may; else new=A level=encrypt; fi
+    outcome=$(at_step $k "$T" -c "$D" set crash.example --level $level)
+    after_kill "set killed before step $k ($(step_call))" "$outcome" $cur $new
+    cur=$(which_source "set step $k")
+    [ "$outcome" = killed ] || break
+    [ $k -lt $MAXSTEPS ] || fail "set: still killed at step $k: a loop?"
+done
+tp_note "set: $((k - 1)) steps"
+landed "set steps"
+
+unset seen; declare -A seen
+tp_note "set: $KILLS timed kills"
 dur=$(measure "$T" -c "$D" set crash.example --level encrypt)
 "$T" -c "$D" set crash.example --level may >/dev/null
 # The same run without its write (--dry-run): where the write starts.
 pre=$(measure "$T" -c "$D" set crash.example --level encrypt --dry-run)
 tp_note "an uninterrupted set takes $((dur / 1000)) ms, $((pre / 1000)) ms of it before the write"
-[ "$dur" -ge 5000 ] || fail "set takes only $dur µs: the table is too small for kills to land inside a write"
 # A fast writer (cdb) spends little of the run writing: every other kill
 # is drawn from 0.8x the time before the write on, the rest over the
 # whole run.
@@ -191,15 +241,24 @@ for ((i = 0; i < KILLS; i++)); do
     after_kill "set kill $i at ${delay}µs" "$outcome" $cur $new
     cur=$(which_source "set $i")
 done
-tp_note "set: outcomes $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
-# A test whose kills all land before or after the write proves nothing.
-[ "${seen[killed-before]:-0}" -gt 0 ] && [ "${seen[new-db]:-0}" -gt 0 ] ||
-    fail "set: kills never landed both before the renames and late enough for the new db"
-[ "${seen[temps]:-0}" -gt 0 ] || fail "set: no kill left a temp file: the kills never landed inside a write"
+timed "set timed"
 
 unset seen; declare -A seen
-tp_note "rebuild: $KILLS kills, each of a db one version behind its source"
+tp_note "rebuild: a kill before each file-system step, of a db one version behind its source"
 cp "$W/B" "$S"
+for ((k = 1; ; k++)); do
+    cp "$W/A$SFX" "$S$SFX"
+    outcome=$(at_step $k "$T" -c "$D" rebuild)
+    [ "$(which_source "rebuild step $k")" = B ] || fail "rebuild step $k changed the source"
+    after_kill "rebuild killed before step $k ($(step_call))" "$outcome" A B
+    [ "$outcome" = killed ] || break
+    [ $k -lt $MAXSTEPS ] || fail "rebuild: still killed at step $k: a loop?"
+done
+tp_note "rebuild: $((k - 1)) steps"
+landed "rebuild steps"
+
+unset seen; declare -A seen
+tp_note "rebuild: $KILLS timed kills, each of a db one version behind its source"
 dur=$(measure "$T" -c "$D" rebuild)
 tp_note "an uninterrupted rebuild takes $((dur / 1000)) ms"
 for ((i = 0; i < KILLS; i++)); do
@@ -209,10 +268,7 @@ for ((i = 0; i < KILLS; i++)); do
     [ "$(which_source "rebuild $i")" = B ] || fail "rebuild kill $i changed the source"
     after_kill "rebuild kill $i at ${delay}µs" "$outcome" A B
 done
-tp_note "rebuild: outcomes $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
-[ "${seen[killed-before]:-0}" -gt 0 ] && [ "${seen[new-db]:-0}" -gt 0 ] ||
-    fail "rebuild: kills never landed both before the rename and late enough for the new db"
-[ "${seen[temps]:-0}" -gt 0 ] || fail "rebuild: no kill left a temp file: the kills never landed inside a write"
+timed "rebuild timed"
 
 tp_note "a temp left by a killed writer is swept by the next set, not only by rebuild"
 mkdir "$D/tls_policy$SFX.tmp.Ab12Cd" && cp "$W/A$SFX" "$D/tls_policy$SFX.tmp.Ab12Cd/tls_policy$SFX"
@@ -220,7 +276,7 @@ cp "$W/A" "$D/tls_policy.tmp.Zz9Yy8"
 "$T" -c "$D" set crash.example --level encrypt >/dev/null || fail "set after the temps were planted failed"
 [ "$(temps)" = 0 ] || fail "set left the killed writer's temps: $(find "$D" -name '*.tmp.*')"
 unset seen; declare -A seen
-tp_note "rotate: $KILLS kills, each while re-pinning the test server's next hop to what it presents now"
+tp_note "rotate: kills while re-pinning the test server's next hop to what it presents now"
 tp_make_cert "$W/ca" rot.partner.test >/dev/null
 tp_make_cert "$W/cb" rot.partner.test >/dev/null
 cp "$W/ca.pem" "$W/live.pem"
@@ -241,6 +297,21 @@ cp "$S" "$W/A"
 cmp -s "$W/A" "$W/B" && fail "rotate wrote the same source for both certificates"
 RA=$(oracle "$W/A") RB=$(oracle "$W/B")
 [ "$RA" != "$RB" ] || fail "postmap gives the same records for both rotated versions"
+cur=$(which_source "rotate setup")
+for ((k = 1; ; k++)); do
+    if [ "$cur" = A ]; then new=B cert=cb; else new=A cert=ca; fi
+    tp_install_cert "$W/$cert.pem" "$W/live.pem"
+    outcome=$(at_step $k "$T" -c "$D" rotate --yes --trust tofu "$R")
+    after_kill "rotate killed before step $k ($(step_call))" "$outcome" "$cur" "$new"
+    cur=$(which_source "rotate step $k")
+    [ "$outcome" = killed ] || break
+    [ $k -lt $MAXSTEPS ] || fail "rotate: still killed at step $k: a loop?"
+done
+tp_note "rotate: $((k - 1)) steps"
+landed "rotate steps"
+
+unset seen; declare -A seen
+tp_note "rotate: $KILLS timed kills"
 # Measure rotations that write: toggle the certificate before each run.
 dur=0
 for cert in cb ca cb; do
@@ -269,13 +340,6 @@ for ((i = 0; i < KILLS; i++)); do
     after_kill "rotate kill $i at ${delay}µs" "$outcome" "$cur" "$new"
     cur=$(which_source "rotate $i")
 done
-tp_note "rotate: outcomes $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
-[ "${seen[killed-before]:-0}" -gt 0 ] && [ "${seen[new-db]:-0}" -gt 0 ] ||
-    fail "rotate: kills never landed both before the renames and late enough for the new db"
-# rotate writes through the same commit as set, whose kills above must
-# land inside the write; here the write is a few ms after a probe whose
-# length swings with the machine's load, so a run without a kill between
-# temp file and rename is possible and only said.
-[ "${seen[temps]:-0}" -gt 0 ] || tp_note "rotate: no kill landed between a temp file and its rename this time"
+timed "rotate timed"
 
 tp_note "done in $(( ($(now_us) - t0) / 1000000 )) s"
