@@ -11,7 +11,7 @@ now_ms() { date +%s%3N; }
 
 # ASan's shadow memory makes RSS meaningless; measure only plain builds.
 asan=0
-if ldd "$TLSPOLICY" 2>/dev/null | grep -q asan || nm -D "$TLSPOLICY" 2>/dev/null | grep -q __asan_init; then
+if tp_asan_build "$TLSPOLICY"; then
     asan=1
 fi
 have_time=0

@@ -31,18 +31,16 @@
 # crash_cdb.sh run the same kills against lmdb: and cdb: tables).
 MT=${TP_REL_MAP_TYPE:-hash}
 case $MT in hash | btree) SFX=.db ;; *) SFX=.$MT ;; esac
-postconf -m | grep -qx "$MT" || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
+postconf -m | grep -x "$MT" >/dev/null || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
 T=$TLSPOLICY
 KILLAT=$TP_TOOLS_DIR/killat
 # The sanitizer build's every check runs slower: fewer kills keep it near a minute.
-if nm -D "$T" 2>/dev/null | grep -q __asan_init || ldd "$T" 2>/dev/null | grep -q asan; then
+if tp_asan_build "$T"; then
     KILLS=${TP_CRASH_KILLS:-40}
-    ASAN=1
 else
     KILLS=${TP_CRASH_KILLS:-60}
-    ASAN=0
 fi
 SEED=${TP_CRASH_SEED:-$$}
 RANDOM=$SEED
@@ -141,15 +139,21 @@ measure() {
 }
 
 # at_step K CMD...: run CMD, killed just before its Kth file-system step;
-# prints "killed" or "exit N" as killat does, and leaves crashpoint's
-# "step K (CALL)" line in $W/step.err. ASan wants its runtime first in
-# the library list; the preload only wraps libc calls, so it may precede.
+# prints "killed" or "exit N" as killat does (with the first line of its
+# stderr when N is not 0), and leaves crashpoint's "step K (CALL)" line
+# in $W/step.err. ASan wants its runtime first in the library list; the
+# preload only wraps libc calls, so it may come first (the option is
+# ignored by a build without ASan).
 at_step() {
-    local k=$1 rc=0 asan=${ASAN_OPTIONS:-}
+    local k=$1 rc=0
     shift
-    [ "$ASAN" = 0 ] || asan=${asan:+$asan:}verify_asan_link_order=0
-    ASAN_OPTIONS=$asan LD_PRELOAD=$CRASHPOINT TP_CRASH_STEP=$k "$@" >/dev/null 2>"$W/step.err" || rc=$?
-    if [ "$rc" = 137 ]; then echo killed; else echo "exit $rc"; fi
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+        LD_PRELOAD=$CRASHPOINT TP_CRASH_STEP=$k "$@" >/dev/null 2>"$W/step.err" || rc=$?
+    case $rc in
+        137) echo killed ;;
+        0) echo "exit 0" ;;
+        *) echo "exit $rc: $(grep -v '^crashpoint: ' "$W/step.err" | head -n 1)" ;;
+    esac
 }
 step_call() { sed -n 's/^crashpoint: step [0-9]* (\(.*\))$/\1/p' "$W/step.err"; }
 # landed WHAT: the step kills of WHAT hit every kind of moment: before
