@@ -121,6 +121,7 @@ struct tp_resolver {
 	size_t count;
 	size_t alloc;
 	size_t pending;		/* outstanding c-ares requests */
+	size_t next_start;	/* lookups[next_start..] are not started yet */
 	int ran;
 	int oom;
 	int ares_inited;	/* ares_library_init() to undo */
@@ -896,11 +897,20 @@ tp_resolver_new(tp_resolver **out, const tp_resolver_opts *opts, tp_diag *diag)
 	return 0;
 }
 
+/*
+ * At most this many c-ares requests outstanding: a thousand queries sent
+ * in one burst overflow a resolver's socket buffer (the kernel drops
+ * UDP datagrams it has no room for), and every lost one costs a retry
+ * a quarter of the run's timeout later, or the lookup. Loopback answers
+ * come back in well under a millisecond, so the cap costs no time.
+ */
+#define MAX_IN_FLIGHT 64
+
 static void
 start_lookups(tp_resolver *r)
 {
-	for (size_t i = 0; i < r->count; i++) {
-		struct lookup *l = r->lookups[i];
+	while (r->next_start < r->count && r->pending < MAX_IN_FLIGHT) {
+		struct lookup *l = r->lookups[r->next_start++];
 
 		if (l->phase == LP_MX) {
 			send_query(l, l->name, TP_DNS_T_MX, mx_cb);
@@ -927,7 +937,7 @@ tp_resolver_run(tp_resolver *r, tp_diag *diag)
 	r->ran = 1;
 	deadline = now() + r->opts.timeout;
 	start_lookups(r);
-	while (r->pending > 0) {
+	while (r->pending > 0 || (!cancelled && r->next_start < r->count)) {
 		struct timeval tvmax, tvbuf, *tv;
 		double left = deadline - now(), wait;
 		unsigned int ubits;
@@ -969,6 +979,8 @@ tp_resolver_run(tp_resolver *r, tp_diag *diag)
 		}
 		if (n == 0) {
 			ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+			if (!cancelled)
+				start_lookups(r);
 			continue;
 		}
 		for (int i = 0; i < nfds; i++) {
@@ -981,8 +993,10 @@ tp_resolver_run(tp_resolver *r, tp_diag *diag)
 			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
 				ares_process_fd(r->channel, rfd, wfd);
 		}
+		if (!cancelled)
+			start_lookups(r);
 	}
-	/* Anything still unfinished (cannot happen) reads as timed out. */
+	/* Lookups the deadline left unstarted read as timed out. */
 	for (size_t i = 0; i < r->count; i++)
 		if (r->lookups[i]->phase != LP_DONE)
 			lookup_ares_fail(r->lookups[i], ARES_ETIMEOUT,
