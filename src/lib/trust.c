@@ -172,7 +172,21 @@ tp_trust_new(tp_trust **out, const tp_config *config, const tp_trust_opts *opts,
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
 	if (file == NULL && path == NULL) {
-		(void)X509_STORE_set_default_paths(t->store);
+		/*
+		 * The system's default file and directory, as Postfix's
+		 * SSL_CTX_set_default_verify_paths() finds them. Not
+		 * X509_STORE_set_default_paths(): OpenSSL 3 adds a "store"
+		 * lookup of the same directory to it, which reads the whole
+		 * directory for every certificate looked up (a check of 1000
+		 * entries read /etc/ssl/certs 2000 times) and finds no
+		 * anchor the hashed-directory lookup does not.
+		 */
+		X509_LOOKUP *lu;
+
+		if ((lu = X509_STORE_add_lookup(t->store, X509_LOOKUP_file())) != NULL)
+			(void)X509_LOOKUP_load_file(lu, NULL, X509_FILETYPE_DEFAULT);
+		if ((lu = X509_STORE_add_lookup(t->store, X509_LOOKUP_hash_dir())) != NULL)
+			(void)X509_LOOKUP_add_dir(lu, NULL, X509_FILETYPE_DEFAULT);
 	} else if (X509_STORE_load_locations(t->store, file, path) != 1) {
 		tp__diag_set(diag, TP_EIO, file ? file : path, 0,
 			     "cannot load the CA %s", file ? "file" : "directory");

@@ -195,6 +195,17 @@ grep -qF "CA-valid, but for other.example, not other.test" "$TP_TMP/err" || fail
 unchanged "a CA-valid certificate for another name"
 sed -i '/^smtp_tls_CAfile/d' "$D/main.cf"
 
+tp_note "without CA settings, the system's default CA file and directory count, as Postfix's defaults read them"
+# OpenSSL's defaults honour SSL_CERT_FILE and SSL_CERT_DIR: our CA as
+# the system store, once as the file, once as a hashed directory.
+tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
+grep -q "CA-valid for ca.test" "$TP_TMP/out" && fail "CA-valid without any store knowing the CA: $(cat "$TP_TMP/out")"
+SSL_CERT_FILE=$TP_TMP/ca.crt tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
+grep -q "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" || fail "default CA file: $(cat "$TP_TMP/out")"
+mkdir "$TP_TMP/certdir" && cp "$TP_TMP/ca.crt" "$TP_TMP/certdir/" && openssl rehash "$TP_TMP/certdir"
+SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=$TP_TMP/certdir tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
+grep -q "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" || fail "default CA directory: $(cat "$TP_TMP/out")"
+
 tp_note "a new key DNSSEC-validated TLSA records vouch for (DANE-EE 3 1 1): pinned unattended; check advises dane-only"
 tp_install_cert "$TP_TMP/danenew.pem" "$TP_TMP/dane.live"
 tp_expect_status 2 "$T" -c "$D" check "dane.test:$PDANE"
