@@ -44,22 +44,40 @@ cli_targets_free(struct cli_targets *t)
  * The value Postfix reads for the key: the database's (with the NUL
  * conventions and lock Postfix uses), which is the source's only when
  * the database is in step. No entry there: Postfix finds none (NULL).
+ * When the table is one of smtp_tls_policy_maps, through that map's
+ * reader, opened once for all entries (and the key folded as Postfix
+ * folds it); else one lookup in the database.
  */
 static int
-judged_value(struct cli_target *t, tp_table *table, int effective)
+judged_value(struct cli_target *t, tp_table *table, struct cli_maps *maps)
 {
 	tp_buf val = TP_BUF_INIT;
+	const char *found = NULL;
 	int rc;
 
 	t->judged_from = "source";
-	if (!effective)
+	if (maps == NULL)
 		return (t->judged = strdup(t->value)) ? 0 : -1;
-	rc = tp_map_lookup(tp_table_type(table), tp_table_db_path(table), t->key, &val, NULL);
+	if (maps->maps != NULL && maps->table != SIZE_MAX) {
+		tp_map_answer a;
+
+		rc = tp_maps_find_range(maps->maps, maps->table, maps->table + 1,
+					t->key, &a, NULL);
+		if (rc == 0 && a.status == TP_MAPS_NOTFOUND)
+			rc = TP_ENOTFOUND;
+		else if (rc == 0)	/* found, or a value Postfix fails on */
+			found = a.value ? a.value : "";
+	} else {
+		rc = tp_map_lookup(tp_table_type(table), tp_table_db_path(table),
+				   t->key, &val, NULL);
+		if (rc == 0)
+			found = val.ptr ? val.ptr : "";
+	}
 	if (rc == TP_ENOMEM)
 		return -1;
 	if (rc == 0) {
 		t->judged_from = "database";
-		t->judged = strdup(val.ptr ? val.ptr : "");
+		t->judged = strdup(found);
 		t->db_differs = strcmp(t->judged ? t->judged : "", t->value) != 0;
 		tp_buf_dispose(&val);
 		return t->judged ? 0 : -1;
@@ -227,7 +245,7 @@ add_target(struct cli_targets *out, tp_table *table, size_t idx, struct cli_maps
 				goto nomem;
 		}
 	tp_buf_dispose(&wrap);
-	if (judged_value(t, table, maps != NULL) != 0)
+	if (judged_value(t, table, maps) != 0)
 		return -1;
 	return maps != NULL ? judge_maps(t, maps) : 0;
 nomem:
