@@ -1153,7 +1153,8 @@ rnd_source(tp_buf *b)
 			break;
 		case 4:
 			tp__buf_printf(b, "# tlspolicy: keys=K%u%s", i, eol);
-			/* FALLTHROUGH */
+			/* an annotation, then the entry it belongs to */
+			__attribute__((fallthrough));
 		default: {
 			const char *v = values[rnd(sizeof(values) / sizeof(values[0]))];
 
