@@ -34,8 +34,6 @@ skip() {
     exit 77
 }
 
-# tp_note MESSAGE...
-#   Progress message on stderr (shown by ctest --output-on-failure).
 # tp_asan_build BINARY: true when BINARY is built with AddressSanitizer.
 # grep reads all of its input: with -q it may exit first, and under
 # pipefail the writer's SIGPIPE would make an ASan build look plain.
@@ -43,6 +41,8 @@ tp_asan_build() {
     ldd "$1" 2>/dev/null | grep asan >/dev/null || nm -D "$1" 2>/dev/null | grep __asan_init >/dev/null
 }
 
+# tp_note MESSAGE...
+#   Progress message on stderr (shown by ctest --output-on-failure).
 tp_note() {
     echo "--- $*" >&2
 }
