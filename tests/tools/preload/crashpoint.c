@@ -13,15 +13,13 @@
  *   protocol in turn. Kills at random moments (killat) land where the
  *   clock says, which on a loaded machine may be nowhere near the write;
  *   these land on each step whatever the load.
- *   The variable is removed from the environment at start, so programs
- *   the command runs are neither counted nor killed.
+ *   TP_CRASH_STEP and LD_PRELOAD leave the environment at start, so
+ *   programs the command runs are neither counted nor killed.
  */
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
