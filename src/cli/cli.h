@@ -253,11 +253,15 @@ void cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts);
 /*
  * A public key's id as keys= records it: the sha256 digest of the leaf's
  * SubjectPublicKeyInfo, whatever digest the pins use, so a change of
- * smtp_tls_fingerprint_digest keeps renewals recognisable. -1 when the
+ * smtp_tls_fingerprint_digest keeps renewals recognisable. probe_digest is
+ * the digest the leaf's fingerprints were made with: when it is sha256,
+ * the id is its pkey_fingerprint, and the certificate is not parsed
+ * again (parsing is most of a fingerprint's cost). -1 when the
  * certificate cannot be read.
  */
 #define TP_KEY_ID_BYTES 32
-int cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf);
+int cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf,
+	       const char *probe_digest);
 /* Append a copy of s (-1: out of memory); is s in a? */
 int cli_strarray_push(tp_strarray *a, const char *s);
 int cli_strarray_has(const tp_strarray *a, const char *s);

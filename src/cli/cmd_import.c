@@ -609,7 +609,7 @@ run_probes(struct cli *cli, struct imports *in, const tp_doc *doc, unsigned jobs
 				}
 				fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
 				cli_host_spec(spec, sizeof(spec), r->host, r->port);
-				if (cli_key_id(id, &r->chain[0]) != 0
+				if (cli_key_id(id, &r->chain[0], digest) != 0
 				    || (!cli_strarray_has(&l->probed, fp) && cli_strarray_push(&l->probed, fp) != 0)
 				    || (!cli_strarray_has(&l->keys, id) && cli_strarray_push(&l->keys, id) != 0)
 				    || (!cli_strarray_has(&l->specs, spec) && cli_strarray_push(&l->specs, spec) != 0)) {

@@ -250,7 +250,7 @@ new_key_set(struct change *c, const struct rotate_opts *o)
 
 		if (!c->keys_known || cli_server_fingerprint(s, TP_PIN_PKEY) == NULL)
 			continue;
-		if (cli_key_id(id, &s->probe->chain[0]) != 0)
+		if (cli_key_id(id, &s->probe->chain[0], o->digest) != 0)
 			return -1;
 		if (!cli_strarray_has(&c->keys, id) && cli_strarray_push(&c->keys, id) != 0)
 			return -1;

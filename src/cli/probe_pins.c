@@ -113,7 +113,7 @@ cli_probe_pins(struct cli *cli, const char *key, const char *value, int wrapperm
 		}
 		fp = pkey ? r->chain[0].pkey_fingerprint : r->chain[0].fingerprint;
 		cli_host_spec(spec, sizeof(spec), r->host, r->port);
-		if (cli_key_id(id, &r->chain[0]) != 0
+		if (cli_key_id(id, &r->chain[0], digest) != 0
 		    || (!cli_strarray_has(pins, fp) && cli_strarray_push(pins, fp) != 0)
 		    || (!cli_strarray_has(keys, id) && cli_strarray_push(keys, id) != 0)
 		    || (!cli_strarray_has(specs, spec) && cli_strarray_push(specs, spec) != 0)) {

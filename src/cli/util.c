@@ -458,8 +458,13 @@ cli_delivery_defaults(struct cli *cli, tp_delivery_opts *opts)
 }
 
 int
-cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf)
+cli_key_id(char out[TP_FINGERPRINT_MAX], const tp_probe_cert *leaf,
+	   const char *probe_digest)
 {
+	if (probe_digest != NULL && strcasecmp(probe_digest, "sha256") == 0) {
+		memcpy(out, leaf->pkey_fingerprint, sizeof(leaf->pkey_fingerprint));
+		return 0;
+	}
 	return tp_fingerprint_der(out, leaf->der, leaf->der_len, "sha256",
 				  TP_PIN_PKEY, NULL) == 0 ? 0 : -1;
 }

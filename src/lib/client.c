@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "config_internal.h"
 #include "diag.h"
+#include "ossl.h"
 #include "tlspolicy/client.h"
 #include "tlspolicy/fingerprint.h"
 
@@ -527,8 +528,10 @@ set_servername(tp_client_settings *s, const tp_config *config, const tp_policy *
 	return (in->servername = keep(s, sni)) == NULL ? TP_ENOMEM : TP_OK;
 }
 
+/* scratch: where to keep the OpenSSL context for the next call; NULL: none */
 static int
-fill(tp_client_settings *s, const tp_config *config, const char *key, const char *value)
+fill(tp_client_settings *s, const tp_config *config, const char *key, const char *value,
+     SSL_CTX **scratch)
 {
 	tp_client_info *in = &s->info;
 	tp_policy *policy = NULL;
@@ -575,7 +578,11 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 		goto out;
 	/* One scratch context for what only OpenSSL can tell (it is not cheap). */
 	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_client_method());
+	if (scratch != NULL && *scratch != NULL) {
+		ctx = *scratch;
+		*scratch = NULL;
+	} else
+		ctx = SSL_CTX_new(TLS_client_method());
 	if (set_ciphers(s, config, policy) != TP_OK || set_groups(s, config, ctx) != TP_OK)
 		goto out;
 	/* tls_client_start(): TLS_MUST_MATCH levels get security level 1. */
@@ -600,7 +607,10 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 	set_addressing(s, config);
 	rc = TP_OK;
 out:
-	SSL_CTX_free(ctx);
+	if (scratch != NULL && ctx != NULL)
+		*scratch = ctx;
+	else
+		SSL_CTX_free(ctx);
 	tp_policy_free(policy);
 	return rc;
 }
@@ -608,6 +618,14 @@ out:
 int
 tp_client_settings_new(tp_client_settings **out, const tp_config *config,
 		       const char *key, const char *value, tp_diag *diag)
+{
+	return tp__client_settings_new_reusing(out, config, key, value, NULL, diag);
+}
+
+int
+tp__client_settings_new_reusing(tp_client_settings **out, const tp_config *config,
+				const char *key, const char *value, SSL_CTX **scratch,
+				tp_diag *diag)
 {
 	tp_client_settings *s;
 	tp_config *own = NULL;
@@ -623,7 +641,7 @@ tp_client_settings_new(tp_client_settings **out, const tp_config *config,
 		tp_config_free(own);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	rc = fill(s, config, key, value);
+	rc = fill(s, config, key, value, scratch);
 	tp_config_free(own);
 	if (rc == TP_ESYNTAX) {
 		tp_nexthop nh;

@@ -43,6 +43,7 @@
 #include <openssl/x509.h>
 
 #include "diag.h"
+#include "ossl.h"
 #include "tlspolicy/fingerprint.h"
 
 #define PIN_MAX_BYTES EVP_MAX_MD_SIZE
@@ -121,61 +122,93 @@ encode_hex(char out[TP_FINGERPRINT_MAX], const unsigned char *bin, size_t len)
 	out[len ? len * 3 - 1 : 0] = '\0';
 }
 
+/* Digests cert's DER or its SubjectPublicKeyInfo's with md, into out. */
+static int
+fingerprint_x509(char out[TP_FINGERPRINT_MAX], X509 *cert, const EVP_MD *md,
+		 const char *digest, tp_pin_kind kind, tp_diag *diag)
+{
+	unsigned char *enc = NULL;
+	unsigned char md_buf[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	int enc_len, ok, status = TP_OK;
+
+	if (kind == TP_PIN_CERT)
+		enc_len = i2d_X509(cert, &enc);
+	else
+		enc_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &enc);
+	if (enc_len <= 0)
+		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
+				    "cannot encode the certificate's %s",
+				    kind == TP_PIN_CERT ? "DER" : "public key");
+	ok = EVP_Digest(enc, (size_t)enc_len, md_buf, &md_len, md, NULL);
+	if (!ok || md_len == 0 || md_len > EVP_MAX_MD_SIZE)
+		status = tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0,
+				      "error computing %s message digest", digest);
+	else
+		encode_hex(out, md_buf, md_len);
+	OPENSSL_free(enc);
+	return status;
+}
+
+/* Resolves digest into *md (free *fetched) and checks kind. */
+static int
+fingerprint_args(const char *digest, tp_pin_kind kind, const EVP_MD **md,
+		 EVP_MD **fetched, tp_diag *diag)
+{
+	if ((*md = digest_lookup(digest, fetched)) == NULL)
+		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0,
+				    "digest algorithm \"%s\" not found", digest ? digest : "");
+	if (kind != TP_PIN_CERT && kind != TP_PIN_PKEY) {
+		EVP_MD_free(*fetched);
+		*fetched = NULL;
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "unknown fingerprint kind %d", (int)kind);
+	}
+	return TP_OK;
+}
+
+int
+tp__fingerprint_x509(char out[TP_FINGERPRINT_MAX], X509 *cert, const char *digest,
+		     tp_pin_kind kind, tp_diag *diag)
+{
+	EVP_MD *fetched;
+	const EVP_MD *md;
+	int status;
+
+	out[0] = '\0';
+	if ((status = fingerprint_args(digest, kind, &md, &fetched, diag)) != TP_OK)
+		return status;
+	status = fingerprint_x509(out, cert, md, digest, kind, diag);
+	EVP_MD_free(fetched);
+	return status;
+}
+
 int
 tp_fingerprint_der(char out[TP_FINGERPRINT_MAX], const unsigned char *der,
 		   size_t len, const char *digest, tp_pin_kind kind,
 		   tp_diag *diag)
 {
 	const unsigned char *p = der;
-	unsigned char *enc = NULL;
-	unsigned char md_buf[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
 	EVP_MD *fetched;
 	const EVP_MD *md;
 	X509 *cert;
-	int enc_len, ok, status = TP_OK;
+	int status;
 
 	out[0] = '\0';
-	if ((md = digest_lookup(digest, &fetched)) == NULL)
-		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0,
-				    "digest algorithm \"%s\" not found",
-				    digest ? digest : "");
-	if (kind != TP_PIN_CERT && kind != TP_PIN_PKEY) {
-		EVP_MD_free(fetched);
-		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
-				    "unknown fingerprint kind %d", (int)kind);
-	}
+	if ((status = fingerprint_args(digest, kind, &md, &fetched, diag)) != TP_OK)
+		return status;
 	if (der == NULL || len == 0 || len > LONG_MAX
 	    || (cert = d2i_X509(NULL, &p, (long)len)) == NULL) {
 		EVP_MD_free(fetched);
 		return tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
 				    "malformed DER certificate");
 	}
-	if ((size_t)(p - der) != len) {
+	if ((size_t)(p - der) != len)
 		status = tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
 				      "malformed DER certificate: %zu trailing bytes",
 				      len - (size_t)(p - der));
-		goto out;
-	}
-	if (kind == TP_PIN_CERT)
-		enc_len = i2d_X509(cert, &enc);
 	else
-		enc_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &enc);
-	if (enc_len <= 0) {
-		status = tp__diag_set(diag, TP_ESYNTAX, NULL, 0,
-				      "cannot encode the certificate's %s",
-				      kind == TP_PIN_CERT ? "DER" : "public key");
-		goto out;
-	}
-	ok = EVP_Digest(enc, (size_t)enc_len, md_buf, &md_len, md, NULL);
-	if (!ok || md_len == 0 || md_len > EVP_MAX_MD_SIZE) {
-		status = tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0,
-				      "error computing %s message digest", digest);
-		goto out;
-	}
-	encode_hex(out, md_buf, md_len);
-out:
-	OPENSSL_free(enc);
+		status = fingerprint_x509(out, cert, md, digest, kind, diag);
 	X509_free(cert);
 	EVP_MD_free(fetched);
 	return status;

@@ -63,6 +63,7 @@
 #include "casefold.h"
 #include "diag.h"
 #include "hostport.h"
+#include "ossl.h"
 #include "smtp_reply.h"
 #include "tlspolicy/fingerprint.h"
 #include "tlspolicy/probe.h"
@@ -932,11 +933,11 @@ take_cert(tp_prober *p, tp_probe_cert *out, X509 *x, tp_diag *diag)
 	out->issuer = name_text(p, X509_get_issuer_name(x));
 	out->not_before = asn1_time(X509_get0_notBefore(x));
 	out->not_after = asn1_time(X509_get0_notAfter(x));
-	if ((rc = tp_fingerprint_der(out->fingerprint, copy, (size_t)len,
-				     p->opts.digest, TP_PIN_CERT, diag)) != 0)
+	if ((rc = tp__fingerprint_x509(out->fingerprint, x, p->opts.digest,
+				       TP_PIN_CERT, diag)) != 0)
 		return rc;
-	return tp_fingerprint_der(out->pkey_fingerprint, copy, (size_t)len,
-				  p->opts.digest, TP_PIN_PKEY, diag);
+	return tp__fingerprint_x509(out->pkey_fingerprint, x, p->opts.digest,
+				    TP_PIN_PKEY, diag);
 }
 
 static void
@@ -1094,7 +1095,7 @@ client_ctx(tp_prober *p, const tp_client_info *in, size_t *index, tp_diag *diag)
 		(void)SSL_CTX_load_verify_locations(ctx, p->opts.ca_file,
 						    p->opts.ca_path);
 	else
-		(void)SSL_CTX_set_default_verify_paths(ctx);
+		tp__ca_store_default(SSL_CTX_get_cert_store(ctx));
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* As tls_client_init(): DANE ready for the connections that use it. */

@@ -30,12 +30,39 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "ossl.h"
 #include "tlspolicy/trust.h"
+
+/*
+ * Leaves parsed lately, with their sha256 ids: entries behind one server
+ * (a hosting provider's many domains) are evaluated with the same leaf,
+ * and parsing it is most of an evaluation's cost (OpenSSL 3 decodes the
+ * public key through its provider decoders). Found by the DER bytes.
+ */
+#define LEAF_MEMO 16
+
+struct leaf_memo {
+	unsigned char *der;
+	size_t der_len;
+	X509 *x;
+	char id[TP_FINGERPRINT_MAX];	/* sha256 of the SubjectPublicKeyInfo */
+	char cert256[TP_FINGERPRINT_MAX];	/* sha256 of the certificate */
+};
 
 struct tp_trust {
 	tp_trust_opts opts;
 	X509_STORE *store;
+	struct leaf_memo leaves[LEAF_MEMO];
+	size_t next_leaf;
 };
+
+static void
+leaf_memo_clear(struct leaf_memo *m)
+{
+	free(m->der);
+	X509_free(m->x);
+	memset(m, 0, sizeof(*m));
+}
 
 struct result {
 	tp_trust_result pub;
@@ -140,6 +167,18 @@ tp_trust_policy_parse(tp_trust_policy *out, const char *list, tp_diag *diag)
 	return 0;
 }
 
+void
+tp__ca_store_default(X509_STORE *store)
+{
+	X509_LOOKUP *lu;
+
+	if ((lu = X509_STORE_add_lookup(store, X509_LOOKUP_file())) != NULL)
+		(void)X509_LOOKUP_load_file(lu, NULL, X509_FILETYPE_DEFAULT);
+	if ((lu = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir())) != NULL)
+		(void)X509_LOOKUP_add_dir(lu, NULL, X509_FILETYPE_DEFAULT);
+	ERR_clear_error();
+}
+
 int
 tp_trust_new(tp_trust **out, const tp_config *config, const tp_trust_opts *opts,
 	     tp_diag *diag)
@@ -171,23 +210,9 @@ tp_trust_new(tp_trust **out, const tp_config *config, const tp_trust_opts *opts,
 		free(t);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	if (file == NULL && path == NULL) {
-		/*
-		 * The system's default file and directory, as Postfix's
-		 * SSL_CTX_set_default_verify_paths() finds them. Not
-		 * X509_STORE_set_default_paths(): OpenSSL 3 adds a "store"
-		 * lookup of the same directory to it, which reads the whole
-		 * directory for every certificate looked up (a check of 1000
-		 * entries read /etc/ssl/certs 2000 times) and finds no
-		 * anchor the hashed-directory lookup does not.
-		 */
-		X509_LOOKUP *lu;
-
-		if ((lu = X509_STORE_add_lookup(t->store, X509_LOOKUP_file())) != NULL)
-			(void)X509_LOOKUP_load_file(lu, NULL, X509_FILETYPE_DEFAULT);
-		if ((lu = X509_STORE_add_lookup(t->store, X509_LOOKUP_hash_dir())) != NULL)
-			(void)X509_LOOKUP_add_dir(lu, NULL, X509_FILETYPE_DEFAULT);
-	} else if (X509_STORE_load_locations(t->store, file, path) != 1) {
+	if (file == NULL && path == NULL)
+		tp__ca_store_default(t->store);
+	else if (X509_STORE_load_locations(t->store, file, path) != 1) {
 		tp__diag_set(diag, TP_EIO, file ? file : path, 0,
 			     "cannot load the CA %s", file ? "file" : "directory");
 		tp_trust_free(t);
@@ -205,6 +230,8 @@ tp_trust_free(tp_trust *t)
 	if (t == NULL)
 		return;
 	X509_STORE_free(t->store);
+	for (size_t i = 0; i < LEAF_MEMO; i++)
+		leaf_memo_clear(&t->leaves[i]);
 	free(t);
 }
 
@@ -242,6 +269,33 @@ der_x509(const tp_probe_cert *c)
 	const unsigned char *p = c->der;
 
 	return d2i_X509(NULL, &p, (long)c->der_len);
+}
+
+/* The leaf parsed, with its ids; NULL when it cannot be read (or memory). */
+static const struct leaf_memo *
+leaf_of(tp_trust *t, const tp_probe_cert *leaf)
+{
+	struct leaf_memo *m;
+
+	for (size_t i = 0; i < LEAF_MEMO; i++) {
+		m = &t->leaves[i];
+		if (m->x != NULL && m->der_len == leaf->der_len &&
+		    memcmp(m->der, leaf->der, leaf->der_len) == 0)
+			return m;
+	}
+	m = &t->leaves[t->next_leaf];
+	t->next_leaf = (t->next_leaf + 1) % LEAF_MEMO;
+	leaf_memo_clear(m);
+	if ((m->x = der_x509(leaf)) == NULL ||
+	    tp__fingerprint_x509(m->id, m->x, "sha256", TP_PIN_PKEY, NULL) != 0 ||
+	    tp__fingerprint_x509(m->cert256, m->x, "sha256", TP_PIN_CERT, NULL) != 0 ||
+	    (m->der = malloc(leaf->der_len)) == NULL) {
+		leaf_memo_clear(m);
+		return NULL;
+	}
+	memcpy(m->der, leaf->der, leaf->der_len);
+	m->der_len = leaf->der_len;
+	return m;
 }
 
 /* The names the leaf is for (SANs, else the CN), for the message. */
@@ -285,13 +339,14 @@ check_pkix(tp_trust *t, struct result *r, const tp_delivery_key *k, const tp_ser
 	const tp_probe_result *pr = s->probe;
 	STACK_OF(X509) *chain = sk_X509_new_null();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	X509 *leaf = NULL;
+	const struct leaf_memo *m = leaf_of(t, &pr->chain[0]);
+	X509 *leaf = m != NULL && X509_up_ref(m->x) ? m->x : NULL;
 	char names[512], dot[TP_NEXTHOP_ASCII_MAX + 2];
 	const char *candidates[3];
 	size_t nc = 0;
 
 	ERR_clear_error();
-	if (chain == NULL || ctx == NULL || (leaf = der_x509(&pr->chain[0])) == NULL) {
+	if (chain == NULL || ctx == NULL || leaf == NULL) {
 		ev->pkix_why = "the certificate cannot be read";
 		goto out;
 	}
@@ -344,6 +399,29 @@ out:
 	sk_X509_pop_free(chain, X509_free);
 	X509_STORE_CTX_free(ctx);
 	ERR_clear_error();
+}
+
+/* What check_pkix() found for each server of a key, found once. */
+struct pkix_seen {
+	int done;
+	int pkix;
+	const char *why, *name;
+};
+
+static void
+pkix_of(tp_trust *t, struct result *r, const tp_delivery_key *k, size_t j,
+	struct pkix_seen *seen, tp_evidence *ev)
+{
+	if (!seen[j].done) {
+		tp_evidence e;
+
+		memset(&e, 0, sizeof(e));
+		check_pkix(t, r, k, &k->servers[j], &e);
+		seen[j] = (struct pkix_seen){ 1, e.pkix, e.pkix_why, e.pkix_name };
+	}
+	ev->pkix = seen[j].pkix;
+	ev->pkix_why = seen[j].why;
+	ev->pkix_name = seen[j].name;
 }
 
 static int
@@ -449,6 +527,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 	const tp_delivery_key *k = tp_delivery_key_at(d, i);
 	const tp_client_info *in;
 	struct result *r;
+	struct pkix_seen *seen = NULL;
 	size_t servers = 0;
 	time_t now;
 
@@ -462,6 +541,8 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 	now = t->opts.now ? t->opts.now : time(NULL);
 	t->opts.now = now;
 	in = tp_client_settings_info(k->settings);
+	if ((seen = calloc(k->server_count ? k->server_count : 1, sizeof(*seen))) == NULL)
+		goto nomem;
 	for (size_t j = 0; j < k->server_count; j++) {
 		const tp_server *s = &k->servers[j];
 
@@ -472,7 +553,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		const tp_server *s = &k->servers[j];
 		const tp_probe_cert *leaf;
 		tp_candidate *c = NULL, *v;
-		char id[TP_FINGERPRINT_MAX], cert256[TP_FINGERPRINT_MAX];
+		const struct leaf_memo *m;
 		const char *fp;
 
 		if (s->outcome != TP_OUTCOME_MISMATCH)
@@ -486,15 +567,14 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			c->ev.seen_at++;
 			/* One server's evidence is enough for PKIX and DANE. */
 			if (!c->ev.pkix)
-				check_pkix(t, r, k, s, &c->ev);
+				pkix_of(t, r, k, j, seen, &c->ev);
 			if (s->dane) {
 				c->ev.dane = 1;
 				c->ev.dane_why = NULL;
 			}
 			continue;
 		}
-		if (tp_fingerprint_der(id, leaf->der, leaf->der_len, "sha256", TP_PIN_PKEY, NULL) != 0 ||
-		    tp_fingerprint_der(cert256, leaf->der, leaf->der_len, "sha256", TP_PIN_CERT, NULL) != 0)
+		if ((m = leaf_of(t, leaf)) == NULL)
 			continue;
 		if ((v = realloc(r->v, (r->n + 1) * sizeof(*v))) == NULL)
 			goto nomem;
@@ -503,13 +583,13 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		memset(c, 0, sizeof(*c));
 		c->leaf = leaf;
 		c->fingerprint = fp;
-		if ((c->key_id = keepf(r, "%s", id)) == NULL)
+		if ((c->key_id = keepf(r, "%s", m->id)) == NULL)
 			goto nomem;
 		c->ev.seen_at = 1;
 		c->ev.servers = servers;
-		c->ev.same_key = same_key(hints, in, k, leaf, id);
-		c->ev.accepted = accepted(hints, leaf, id, cert256);
-		check_pkix(t, r, k, s, &c->ev);
+		c->ev.same_key = same_key(hints, in, k, leaf, m->id);
+		c->ev.accepted = accepted(hints, leaf, m->id, m->cert256);
+		pkix_of(t, r, k, j, seen, &c->ev);
 		c->ev.dane = s->dane;
 		if (!s->dane)
 			c->ev.dane_why = s->tlsa_error ? s->tlsa_error
@@ -527,7 +607,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			continue;
 		memset(&ev, 0, sizeof(ev));
 		if (r->pub.all_pkix) {
-			check_pkix(t, r, k, s, &ev);
+			pkix_of(t, r, k, j, seen, &ev);
 			r->pub.all_pkix = ev.pkix;
 			if (ev.pkix)
 				r->pub.pkix_name = ev.pkix_name;
@@ -547,11 +627,13 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		if (c->why == NULL)
 			goto nomem;
 	}
+	free(seen);
 	r->pub.candidates = r->v;
 	r->pub.count = r->n;
 	*out = &r->pub;
 	return 0;
 nomem:
+	free(seen);
 	tp_trust_result_free(&r->pub);
 	return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 }
