@@ -1354,9 +1354,12 @@ tp__doc_emit(const tp_doc *doc, tp__doc_sink sink, void *ctx)
 /*
  * The key index: folded key -> the first live slot with it (the record
  * postmap keeps), open addressing with linear probing. Made on demand:
- * a run that looks up a key or two scans instead, as cheap as making it.
+ * a run that looks up a few keys scans instead. A set or remove of one
+ * key looks it up four times (the entry, its old record, the duplicate
+ * check, its new record); four scans of a 300k-entry table cost less
+ * than hashing every key into a new index.
  */
-#define KIDX_AFTER 3		/* lookups before the index is made */
+#define KIDX_AFTER 4		/* lookups before the index is made */
 
 static size_t
 kidx_pos(const tp_doc *doc, const char *k, size_t len, size_t *slot)
