@@ -8,10 +8,10 @@
 #      with its value, a key being rewritten is always found with its old
 #      or new value, and no lookup ever fails or warns.
 . "$TP_SOURCE_DIR/tests/lib.sh"
-# TP_REL_MAP_TYPE: the table's type (hash by default; the _lmdb and _cdb
-# wrappers run the same test for those types).
+# TP_REL_MAP_TYPE: the table's type (hash by default; the _btree, _lmdb,
+# _cdb and _texthash wrappers run the same test for those types).
 MT=${TP_REL_MAP_TYPE:-hash}
-case $MT in hash | btree) SFX=.db ;; *) SFX=.$MT ;; esac
+case $MT in hash | btree) SFX=.db ;; texthash) SFX= ;; *) SFX=.$MT ;; esac
 postconf -m | grep -qx "$MT" || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
@@ -46,7 +46,11 @@ for ((i = 0; i < N; i++)); do
 done
 [ "$(grep -c '^par[0-9]*\.example' "$S")" = "$N" ] || fail "want $N par*.example entries, got $(grep -c '^par' "$S")"
 "$T" -c "$D" doctor >"$W/doctor" 2>&1 || true
-grep -q "^ok: $S$SFX holds what $S says" "$W/doctor" || fail "db not in step after parallel sets: $(grep "$S$SFX" "$W/doctor")"
+if [ "$MT" = texthash ]; then
+    grep -q "^ok: texthash:$S has no database" "$W/doctor" || fail "doctor on texthash:$S: $(cat "$W/doctor")"
+else
+    grep -q "^ok: $S$SFX holds what $S says" "$W/doctor" || fail "db not in step after parallel sets: $(grep "$S$SFX" "$W/doctor")"
+fi
 [ -z "$(find "$D" -name '*.tmp.*')" ] || fail "temp files left: $(find "$D" -name '*.tmp.*')"
 
 tp_note "Postfix readers during 300 rewrites"
@@ -103,6 +107,9 @@ for ((i = 0; i < REWRITES; i++)); do
         "$T" -c "$D" set toggle.example --level may >/dev/null 2>"$W/writer.err" ||
             { touch "$W/writer.done"; fail "set $i: $(cat "$W/writer.err")"; }
     fi
+    # Postfix reads a texthash: source whole, and waits for a file changed in
+    # the last second to cool down first: a lookup needs a pause.
+    [ "$MT" != texthash ] || sleep 1.5
 done
 touch "$W/writer.done"
 wait "$r1" "$r2"

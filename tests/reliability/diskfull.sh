@@ -9,10 +9,10 @@
 # (Before tp_table_commit wrote both temps ahead of both renames, a set
 # with room for the source but not the db replaced the source and failed.)
 . "$TP_SOURCE_DIR/tests/lib.sh"
-# TP_REL_MAP_TYPE: the table's type (hash by default; the _lmdb and _cdb
-# wrappers run the same test for those types).
+# TP_REL_MAP_TYPE: the table's type (hash by default; the _btree, _lmdb,
+# _cdb and _texthash wrappers run the same test for those types).
 MT=${TP_REL_MAP_TYPE:-hash}
-case $MT in hash | btree) SFX=.db ;; *) SFX=.$MT ;; esac
+case $MT in hash | btree) SFX=.db ;; texthash) SFX= ;; *) SFX=.$MT ;; esac
 postconf -m | grep -qx "$MT" || fail "postconf -m lists no $MT: install postfix-$MT (the oracle)"
 
 command -v postmap >/dev/null || fail "postmap not found: install postfix (the oracle)"
@@ -69,13 +69,29 @@ writers() {  # LABEL PATTERN [PREFIX...]: every writing command fails
     must_fail "$label: set of a new key" "$pat" "$@" "$T" -c "$D" set new.example --level may
     must_fail "$label: set of an existing key" "$pat" "$@" "$T" -c "$D" set known.example --level secure
     must_fail "$label: remove" "$pat" "$@" "$T" -c "$D" remove known.example
-    must_fail "$label: rebuild" "$pat" "$@" "$T" -c "$D" rebuild
+    if [ "$MT" = texthash ]; then
+        # No database: rebuild writes nothing. It succeeds where it can
+        # take the table's lock (a full disk), else fails as the others.
+        if "$@" "$T" -c "$D" rebuild >"$W/out" 2>"$W/err"; then
+            intact "$label: rebuild"
+        else
+            must_fail "$label: rebuild" "$pat" "$@" "$T" -c "$D" rebuild
+        fi
+    else
+        must_fail "$label: rebuild" "$pat" "$@" "$T" -c "$D" rebuild
+    fi
 }
 
 # Room for the new source but not the db, or for half the db: rebuild
-# needs the db's room, set and remove the source's and the db's.
-[ "$dbsize" -gt $((ssize + 16384)) ] || fail "the db should be larger than the source plus 16 KB"
-for free in 0 4096 $((dbsize / 2)) $((ssize + 8192)); do
+# needs the db's room, set and remove the source's and the db's. A
+# texthash: table is its source: room for half of it.
+if [ "$MT" = texthash ]; then
+    levels="0 4096 $((ssize / 2))"
+else
+    [ "$dbsize" -gt $((ssize + 16384)) ] || fail "the db should be larger than the source plus 16 KB"
+    levels="0 4096 $((dbsize / 2)) $((ssize + 8192))"
+fi
+for free in $levels; do
     tp_note "full disk: about $free bytes free"
     fill "$free"
     writers "$free bytes free" "No space left on device"
