@@ -161,25 +161,55 @@ cmp_index(const tp__records *recs, size_t a, size_t b)
 	return cmp_record(&ra, &rb);
 }
 
+/*
+ * Each index sorts with its key's first 8 bytes as a big-endian number
+ * (NUL-padded: a shorter key still sorts first), so most comparisons
+ * touch neither record: fetching two records' keys for each of a
+ * 300k-entry table's 5 million comparisons was a quarter of a btree
+ * rebuild (cache misses). Equal prefixes compare whole keys.
+ */
+struct sort_key {
+	uint64_t prefix;
+	size_t idx;
+};
+
+static uint64_t
+key_prefix(const char *key, size_t len)
+{
+	uint64_t p = 0;
+
+	for (size_t i = 0; i < 8; i++)
+		p = p << 8 | (i < len ? (unsigned char)key[i] : 0);
+	return p;
+}
+
+static int
+cmp_sort_key(const tp__records *recs, const struct sort_key *a, const struct sort_key *b)
+{
+	if (a->prefix != b->prefix)
+		return a->prefix < b->prefix ? -1 : 1;
+	return cmp_index(recs, a->idx, b->idx);
+}
+
 static void
-merge_sort(size_t *idx, size_t *tmp, size_t n, const tp__records *recs)
+merge_sort(struct sort_key *v, struct sort_key *tmp, size_t n, const tp__records *recs)
 {
 	size_t i, j, k, mid;
 
 	if (n < 2)
 		return;
 	mid = n / 2;
-	merge_sort(idx, tmp, mid, recs);
-	merge_sort(idx + mid, tmp, n - mid, recs);
-	if (cmp_index(recs, idx[mid - 1], idx[mid]) <= 0)
+	merge_sort(v, tmp, mid, recs);
+	merge_sort(v + mid, tmp, n - mid, recs);
+	if (cmp_sort_key(recs, &v[mid - 1], &v[mid]) <= 0)
 		return;
-	memcpy(tmp, idx, n * sizeof(*idx));
+	memcpy(tmp, v, n * sizeof(*v));
 	for (i = 0, j = mid, k = 0; i < mid && j < n;)
-		idx[k++] = cmp_index(recs, tmp[j], tmp[i]) < 0 ? tmp[j++] : tmp[i++];
+		v[k++] = cmp_sort_key(recs, &tmp[j], &tmp[i]) < 0 ? tmp[j++] : tmp[i++];
 	while (i < mid)
-		idx[k++] = tmp[i++];
+		v[k++] = tmp[i++];
 	while (j < n)
-		idx[k++] = tmp[j++];
+		v[k++] = tmp[j++];
 }
 
 static int
@@ -331,19 +361,28 @@ tp__map_prepare(tp__map_pending *p, tp_map_type type, const char *db_path,
 	 * those that cannot refuse one (cdb) when the records may have some.
 	 */
 	if ((b->sorted_input || (b->unique_puts && !recs->unique)) && n > 1) {
-		size_t *tmp;
+		struct sort_key *keys = malloc(n * sizeof(*keys));
+		struct sort_key *tmp = malloc(n * sizeof(*tmp));
 
-		order = malloc(n * sizeof(*order));
-		tmp = malloc(n * sizeof(*tmp));
-		if (order == NULL || tmp == NULL) {
+		if (keys == NULL || tmp == NULL ||
+		    (order = malloc(n * sizeof(*order))) == NULL) {
+			free(keys);
 			free(tmp);
 			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 			goto out;
 		}
-		for (size_t i = 0; i < n; i++)
-			order[i] = i;
-		merge_sort(order, tmp, n, recs);
+		for (size_t i = 0; i < n; i++) {
+			tp_record r;
+
+			recs->at(recs->ctx, i, &r);
+			keys[i].prefix = key_prefix(r.key, r.key_len);
+			keys[i].idx = i;
+		}
+		merge_sort(keys, tmp, n, recs);
 		free(tmp);
+		for (size_t i = 0; i < n; i++)
+			order[i] = keys[i].idx;
+		free(keys);
 	}
 
 	if ((rc = tp__temp_dir(&p->dir, db_path, diag)) < 0)
