@@ -113,6 +113,27 @@ for i in 1 2 3 4; do
 done
 fpa=$(openssl x509 -in "$work/a.crt" -noout -fingerprint -sha256 | sed 's/^.*=//')
 
+# rotate_runs LABEL REBUILD_LABEL DIR KEY...: RUNS times, DIR's table is
+# DIR/base plus the keys pinned to cert A, rebuilt (REBUILD_LABEL), and,
+# its servers presenting cert B, rotated (LABEL); every key must rotate.
+rotate_runs() {
+	local label=$1 rlabel=$2 dir=$3 k r
+	shift 3
+	for r in $(seq 1 "$runs"); do
+		cp "$work/a.pem" "$work/live.pem"
+		{
+			cat "$dir/base"
+			for k in "$@"; do printf '%s\tfingerprint match=%s\n' "$k" "$fpa"; done
+		} >"$dir/tls_policy"
+		measure "$rlabel" "$tp" -c "$dir" rebuild
+		cp "$work/b.pem" "$work/live.pem"
+		measure "$label" "$tp" -c "$dir" rotate --yes --trust tofu --jobs 32 --timeout 30 "$@"
+	done
+	[ "$(grep -c ": rotated" "$work/out" || true)" = $# ] ||
+		{ echo "FAIL: $label: rotated $(grep -c ": rotated" "$work/out") of $# entries" >&2; exit 1; }
+	same_as_postmap "$dir"
+}
+
 # 2a. rotate of 1000 of 100k entries against one rebuild. The 1000 next
 # hops are [127.3.S.A]:PORT (no DNS): 63 more testsmtpd, each listening on
 # 16 loopback addresses with one port, present cert A, then B; rotate is
@@ -133,24 +154,13 @@ for s in $(seq 0 62); do
 	for a in $(seq 1 16); do keys+=("[127.3.$s.$a]:$p"); done
 done
 keys=("${keys[@]:0:1000}")
-for r in $(seq 1 "$runs"); do
-	cp "$work/a.pem" "$work/live.pem"
-	{
-		cat "$d/base"
-		for k in "${keys[@]}"; do printf '%s\tfingerprint match=%s\n' "$k" "$fpa"; done
-	} >"$d/tls_policy"
-	measure rebuild "$tp" -c "$d" rebuild
-	cp "$work/b.pem" "$work/live.pem"
-	measure rotate "$tp" -c "$d" rotate --yes --trust tofu --jobs 32 --timeout 30 "${keys[@]}"
-done
-[ "$(grep -c ": rotated" "$work/out" || true)" = 1000 ] ||
-	{ echo "FAIL: rotate did not rotate the 1000 entries: $(grep -c ": rotated" "$work/out")" >&2; exit 1; }
-same_as_postmap "$d"
+rotate_runs rotate rebuild "$d" "${keys[@]}"
 
 # 2b. rotate of 1000 entries behind the 4 servers above, against one
 # rebuild: a hosting provider's new certificate, shared by many of its
-# customers' domains. The keys are hostedN.bench.test:PORT, their MX (testdns)
-# one name for 127.0.0.1; each server is probed once for all its entries.
+# customers' domains. The keys are hostedN.bench.test:PORT, their MX
+# (testdns) one name for 127.0.0.1; each server is probed once for all
+# its entries.
 {
 	echo 'mx.bench.test A 127.0.0.1'
 	for i in $(seq 1 1000); do echo "hosted$i.bench.test MX 10 mx.bench.test"; done
@@ -164,19 +174,7 @@ conf "$d"
 "$gen" bench 4 99000 "$d/base"
 hkeys=()
 for i in $(seq 1 1000); do hkeys+=("hosted$i.bench.test:${ports[$((i % 4))]}"); done
-for r in $(seq 1 "$runs"); do
-	cp "$work/a.pem" "$work/live.pem"
-	{
-		cat "$d/base"
-		for k in "${hkeys[@]}"; do printf '%s\tfingerprint match=%s\n' "$k" "$fpa"; done
-	} >"$d/tls_policy"
-	measure rebuild3 "$tp" -c "$d" rebuild
-	cp "$work/b.pem" "$work/live.pem"
-	measure hosted "$tp" -c "$d" rotate --yes --trust tofu --jobs 32 --timeout 30 "${hkeys[@]}"
-done
-[ "$(grep -c ": rotated" "$work/out" || true)" = 1000 ] ||
-	{ echo "FAIL: rotate did not rotate the 1000 hosted entries: $(grep -c ": rotated" "$work/out")" >&2; exit 1; }
-same_as_postmap "$d"
+rotate_runs hosted rebuild3 "$d" "${hkeys[@]}"
 
 # 3. import of 1000 keys into 100k entries against one rebuild
 d=$work/imp
