@@ -176,6 +176,21 @@ int cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
  * EX_FAIL, or EX_SUCCESS.
  */
 int cli_reload(struct cli *cli, const char *command);
+/*
+ * What a Postfix program we run gets: PATH of the system's directories
+ * and TZ (for its log lines), nothing else of ours. postfix(1) cleans its
+ * own environment, but postconf, postqueue (set-gid) and a
+ * --postfix-command need not, and root's (LD_PRELOAD, IFS, MAIL_CONFIG, a
+ * PATH with "." or a user's bin) is not for passing on. Fills envp
+ * (NULL-terminated); tz is the room for TZ.
+ */
+void cli_postfix_environ(char *envp[3], char *tz, size_t tzsize);
+/*
+ * The directory of Postfix's programs: main.cf's command_directory, else
+ * /usr/sbin (Postfix's default, as postconf -d says). NULL with a message
+ * in why when it is not an absolute path.
+ */
+const char *cli_command_directory(struct cli *cli, char *why, size_t whysize);
 
 /*
  * cli_check_entry() prints "SOURCE:LINE: KEY: Postfix would reject ..."

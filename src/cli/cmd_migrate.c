@@ -73,19 +73,25 @@ migrate_usage(FILE *fp)
 		"                       each message; never the whole queue)\n"
 		"  --remove-old         remove the old database once main.cf names the new one\n"
 		"  --postfix-command P  the postfix program for --reload\n"
-		"  --postconf-command P the postconf program (default: postconf in PATH)\n");
+		"  --postconf-command P the postconf program (default: /postconf\n"
+		"                       of main.cf)\n");
 }
 
 /*
- * Run argv (no shell); its standard output into out (may be NULL).
- * EX_SUCCESS when it exits 0; else the error is printed.
+ * Run argv (no shell) with Postfix's clean environment
+ * (cli_postfix_environ: a name without '/' is found in the system's
+ * directories, not the caller's PATH); its standard output into out (may
+ * be NULL). EX_SUCCESS when it exits 0; else the error is printed.
  */
 static int
 run(char *const argv[], tp_buf *out)
 {
+	char tzvar[256];
+	char *envp[3];
 	int fds[2], status;
 	pid_t pid;
 
+	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
 	fflush(stdout);
 	if (pipe(fds) < 0)
 		return cli_errorf("pipe: %s", strerror(errno));
@@ -98,6 +104,7 @@ run(char *const argv[], tp_buf *out)
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
+		environ = envp;
 		execvp(argv[0], argv);
 		fprintf(stderr, "tlspolicy: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -245,7 +252,7 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct migrate_opts o = { NULL, 0, 0, 0, NULL, "postconf", 0 };
+	struct migrate_opts o = { NULL, 0, 0, 0, NULL, NULL, 0 };
 	struct cli_maps cm = { NULL, SIZE_MAX };
 	tp_table_opts topts = TP_TABLE_OPTS_INIT;
 	tp_buf path = TP_BUF_INIT, raw = TP_BUF_INIT;
@@ -255,6 +262,7 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 	tp_config *config;
 	const char *dir;
 	char *new_value = NULL, *setting = NULL, *old_db = NULL;
+	char postconf[4096], why[512];
 	int ch, rc, has;
 
 	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
@@ -285,6 +293,16 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 	if ((config = cli_config(cli)) == NULL)
 		return cli_errorf("%s: migrate changes main.cf, and there is none", cli->config_diag.message);
 	dir = tp_config_dir(config);
+	if (o.postconf_command == NULL) {
+		/* Postfix's own, by absolute path, as for postfix reload. */
+		const char *cmddir = cli_command_directory(cli, why, sizeof(why));
+
+		if (cmddir == NULL)
+			return cli_errorf("%s/main.cf: %s; cannot run postconf", dir, why);
+		if ((size_t)snprintf(postconf, sizeof(postconf), "%s/postconf", cmddir) >= sizeof(postconf))
+			return cli_errorf("command_directory too long: %s", cmddir);
+		o.postconf_command = postconf;
+	}
 	if ((rc = cli_table_spec(cli, &from, &path)) != EX_SUCCESS)
 		return rc;
 	cli_maps_open(cli, tp_map_type_name(from), path.ptr, &cm);

@@ -18,13 +18,6 @@
 
 extern char **environ;
 
-/*
- * Postfix's programs get a PATH of the system's directories and the time
- * zone, nothing else of ours: postqueue is set-gid, and root's
- * environment (LD_PRELOAD, MAIL_CONFIG) is not for passing on.
- */
-#define CLEAN_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
-
 static double
 monotonic(void)
 {
@@ -65,23 +58,17 @@ static int
 run_postfix(struct cli *cli, const char *name, const char *const args[],
 	    double timeout, tp_queue *q, char *why, size_t whysize)
 {
-	tp_config *config = cli_config(cli);
-	const char *cmddir = config ? tp_config_get(config, "command_directory") : NULL;
-	const char *tz = getenv("TZ");
+	const char *cmddir;
 	char path[4096], tzvar[256], err[1024];
-	char *envp[3] = { (char *)CLEAN_PATH, NULL, NULL };
+	char *envp[3];
 	char *argv[8];
 	int out[2], errp[2], status, rc = 0, nomem = 0;
 	size_t errlen = 0, argc = 0;
 	double deadline = monotonic() + (timeout > 0 ? timeout : 30);
 	pid_t pid;
 
-	if (cmddir == NULL || *cmddir == '\0')
-		cmddir = "/usr/sbin";	/* Postfix's default */
-	if (cmddir[0] != '/') {
-		snprintf(why, whysize, "command_directory = %s is not an absolute path", cmddir);
+	if ((cmddir = cli_command_directory(cli, why, whysize)) == NULL)
 		return 1;
-	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", cmddir, name) >= sizeof(path)) {
 		snprintf(why, whysize, "command_directory is too long");
 		return 1;
@@ -90,8 +77,7 @@ run_postfix(struct cli *cli, const char *name, const char *const args[],
 	for (size_t i = 0; args[i] != NULL && argc + 1 < sizeof(argv) / sizeof(argv[0]); i++)
 		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
-	if (tz != NULL && (size_t)snprintf(tzvar, sizeof(tzvar), "TZ=%s", tz) < sizeof(tzvar))
-		envp[1] = tzvar;
+	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
 	if (pipe2(out, O_CLOEXEC) < 0) {
 		snprintf(why, whysize, "pipe: %s", strerror(errno));
 		return 1;

@@ -320,21 +320,39 @@ out:
 	return rc;
 }
 
-/*
- * What postfix gets: a PATH of the system's directories and the time zone
- * for its log lines, nothing else of ours. postfix(1) cleans its own
- * environment too, but a --postfix-command need not, and root's
- * environment (LD_PRELOAD, IFS, a PATH with "." or a user's bin) is not
- * for passing on.
- */
-#define RELOAD_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+void
+cli_postfix_environ(char *envp[3], char *tz, size_t tzsize)
+{
+	const char *zone = getenv("TZ");
+
+	envp[0] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	envp[1] = NULL;
+	envp[2] = NULL;
+	if (zone != NULL && (size_t)snprintf(tz, tzsize, "TZ=%s", zone) < tzsize)
+		envp[1] = tz;
+}
+
+const char *
+cli_command_directory(struct cli *cli, char *why, size_t whysize)
+{
+	tp_config *config = cli_config(cli);
+	const char *cmddir = config ? tp_config_get(config, "command_directory") : NULL;
+
+	if (cmddir == NULL || *cmddir == '\0')
+		cmddir = "/usr/sbin";
+	if (cmddir[0] != '/') {
+		snprintf(why, whysize, "command_directory = %s is not an absolute path", cmddir);
+		return NULL;
+	}
+	return cmddir;
+}
 
 int
 cli_reload(struct cli *cli, const char *command)
 {
-	const char *dir = cli->config_dir, *cmddir = NULL, *tz = getenv("TZ");
-	char path[4096], tzvar[256];
-	char *envp[3] = { (char *)RELOAD_PATH, NULL, NULL };
+	const char *dir = cli->config_dir, *cmddir;
+	char path[4096], tzvar[256], why[512];
+	char *envp[3];
 	tp_config *config = cli_config(cli);
 	pid_t pid;
 	int status;
@@ -343,19 +361,13 @@ cli_reload(struct cli *cli, const char *command)
 		dir = config ? tp_config_dir(config) : "/etc/postfix";
 	if (command == NULL) {
 		/* Postfix's own, by absolute path: not whatever PATH finds first. */
-		if (config != NULL)
-			cmddir = tp_config_get(config, "command_directory");
-		if (cmddir == NULL || *cmddir == '\0')
-			cmddir = "/usr/sbin";	/* Postfix's default, as postconf -d says */
-		if (cmddir[0] != '/')
-			return cli_errorf("%s/main.cf: command_directory = %s is not an absolute path; cannot run postfix reload",
-					  dir, cmddir);
+		if ((cmddir = cli_command_directory(cli, why, sizeof(why))) == NULL)
+			return cli_errorf("%s/main.cf: %s; cannot run postfix reload", dir, why);
 		if ((size_t)snprintf(path, sizeof(path), "%s/postfix", cmddir) >= sizeof(path))
 			return cli_errorf("command_directory too long: %s", cmddir);
 		command = path;
 	}
-	if (tz != NULL && (size_t)snprintf(tzvar, sizeof(tzvar), "TZ=%s", tz) < sizeof(tzvar))
-		envp[1] = tzvar;
+	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
 	/* Reloading Postfix is root's job, whoever's table was written. */
 	if (cli_regain_root(cli) != EX_SUCCESS)
 		return EX_FAIL;

@@ -5,7 +5,8 @@
 # passed on). It runs "postfix -c DIR reload" without a shell, DIR as it
 # is. --postfix-command still chooses another program,
 # by path, or by name in the system's PATH. A failing reload is one line
-# and exit 1, after the table was written.
+# and exit 1, after the table was written. migrate runs postconf the same
+# way: $command_directory/postconf, in that environment.
 . "$TP_SOURCE_DIR/tests/lib.sh"
 
 T=$TLSPOLICY
@@ -63,3 +64,20 @@ tp_note "a relative command_directory is refused, not searched"
 echo "command_directory = sbin" >>"$D/main.cf"
 tp_expect_status 1 "$T" -c "$D" set d.example --level may --reload
 grep -q "command_directory = sbin is not an absolute path" "$TP_TMP/err" || fail "got '$(cat "$TP_TMP/err")'"
+
+tp_note "migrate: \$command_directory/postconf, not the PATH's, in a minimal environment"
+sed -i '/^command_directory = sbin$/d' "$D/main.cf"
+grep -qx "command_directory = $TP_TMP/sbin" "$D/main.cf" || fail "main.cf lost its command_directory"
+fake good "$TP_TMP/sbin/postconf"
+fake evil "$TP_TMP/evil/postconf"
+rm -f "$TP_TMP/ran"
+# The fake answers nothing to "postconf -m": migrate stops there, exit 1.
+PATH="$TP_TMP/evil:$PATH" TP_SECRET=hunter2 TZ=UTC \
+    tp_expect_status 1 "$T" -c "$D" migrate --to lmdb
+[ "$(cat "$TP_TMP/ran")" = "good -c $D -m" ] ||
+    fail "migrate ran '$(cat "$TP_TMP/ran")', want 'good -c $D -m' (\$command_directory/postconf)"
+extra=$(grep -Ev '^(PATH|TZ|PWD|SHLVL|_)=' "$TP_TMP/env" || true)
+[ -z "$extra" ] || fail "postconf got more than PATH and TZ from us: $extra"
+grep -q "^PATH=.*$TP_TMP" "$TP_TMP/env" && fail "the caller's PATH reached postconf: $(grep ^PATH "$TP_TMP/env")"
+[ ! -e "$D/tls_policy.lmdb" ] || fail "migrate wrote tls_policy.lmdb though postconf -m listed nothing"
+true
