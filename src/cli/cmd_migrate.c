@@ -73,8 +73,8 @@ migrate_usage(FILE *fp)
 		"                       each message; never the whole queue)\n"
 		"  --remove-old         remove the old database once main.cf names the new one\n"
 		"  --postfix-command P  the postfix program for --reload\n"
-		"  --postconf-command P the postconf program (default: /postconf\n"
-		"                       of main.cf)\n");
+		"  --postconf-command P the postconf program (default:\n"
+		"                       $command_directory/postconf of main.cf)\n");
 }
 
 /*
