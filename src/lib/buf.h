@@ -7,6 +7,8 @@
  *	tp__buf_truncate() shortens it; tp__buf_detach() hands the storage
  *	to the caller (free() it) and leaves the buffer empty.
  *	tp__strarray_push() appends a copy of s; TP_ENOMEM on failure.
+ *	tp__huge_pages() asks for 2 MB pages for a large array about to be
+ *	written whole (a hint; arrays under 4 MB are left alone).
  */
 #ifndef TP_BUF_INTERNAL_H
 #define TP_BUF_INTERNAL_H
@@ -17,6 +19,7 @@
 #include "tlspolicy/common.h"
 
 int tp__buf_grow(tp_buf *buf, size_t extra);
+void tp__huge_pages(void *p, size_t n);
 int tp__buf_put(tp_buf *buf, const void *data, size_t len);
 int tp__buf_puts(tp_buf *buf, const char *s);
 int tp__buf_putc(tp_buf *buf, char c);

@@ -103,7 +103,18 @@ tp__allascii(const char *s, size_t len)
 
 	if (len == 0 || s[0] == '\0')
 		return 0;
-	for (i = 0; i < len && s[i] != '\0'; i++)
+	/* Eight bytes at a time while none is a NUL or above 0x7f. */
+	for (i = 0; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		/* (b & 0x7f) + 0x7f has its top bit set when b & 0x7f is not 0. */
+		if ((w & 0x8080808080808080u) != 0 ||
+		    (((w & 0x7f7f7f7f7f7f7f7fu) + 0x7f7f7f7f7f7f7f7fu) &
+		     0x8080808080808080u) != 0x8080808080808080u)
+			break;
+	}
+	for (; i < len && s[i] != '\0'; i++)
 		if ((unsigned char)s[i] > 0x7f)
 			return 0;
 	return 1;

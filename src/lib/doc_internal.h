@@ -29,6 +29,19 @@
  *	the whole document (written and parsed whole each time), as edits
  *	did before they worked on the entry's lines alone: the tests hold
  *	one way against the other.
+ *
+ *	tp__doc_scan() reads the file at path as tp_doc_load() does, with
+ *	the same errors, but keeps only postmap's records and warnings: a
+ *	rebuild of a large table needs nothing else, and the lines, entries
+ *	and annotations of a document are most of its time and memory. The
+ *	result is a tp_doc with no entries (tp_doc_entry_count() is 0),
+ *	the source's warnings (tp_doc_warning_count(), _at()), and
+ *	tp__doc_scan_count() records: tp__doc_scan_kv() gives record i's
+ *	folded key and value, NUL-terminated, in file order, first of
+ *	duplicates only. It is not for editing or serializing (its bytes
+ *	are no longer the file's); tp__doc_is_scan() tells it apart.
+ *	tp__doc_scan_mem() is the same for data[0..len-1], as tp_doc_parse()
+ *	(name: the file named in warnings).
  */
 #ifndef TP_DOC_INTERNAL_H
 #define TP_DOC_INTERNAL_H
@@ -50,5 +63,14 @@ void tp__doc_dirty_clear(tp_doc *doc);
 void tp__doc_whole_edits(tp_doc *doc, int on);
 int tp__doc_record(const tp_doc *doc, const char *key, size_t klen,
 		   const char **value, size_t *vlen);
+
+int tp__doc_scan(tp_doc **out, const char *path, const tp_doc_opts *opts,
+		 tp_diag *diag);
+int tp__doc_scan_mem(tp_doc **out, const char *data, size_t len,
+		     const char *name, const tp_doc_opts *opts);
+int tp__doc_is_scan(const tp_doc *doc);
+size_t tp__doc_scan_count(const tp_doc *doc);
+void tp__doc_scan_kv(const tp_doc *doc, size_t i, const char **key,
+		     size_t *klen, const char **value, size_t *vlen);
 
 #endif

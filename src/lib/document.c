@@ -49,6 +49,12 @@
  *	entry is its annotation even when it names no field we know; it is
  *	what tp_doc_set_annotation() replaces and tp_doc_remove() removes.
  *
+ *	A scan (tp__doc_scan(), for rebuild) runs the same per-record rules
+ *	and warnings over the input without the line table, entries or
+ *	annotations: continued records are joined in place, and each record
+ *	is 16 bytes of offsets. Its bytes are not the file's afterwards, so
+ *	a scanned document refuses to be serialized or edited.
+ *
  *	Warnings carry postmap's text after Postfix's printable() filter,
  *	which turns control bytes into '?' (and non-ASCII too, unless UTF-8
  *	is enabled).
@@ -121,6 +127,12 @@ struct annot {
 	size_t key_first;
 };
 
+/* A scanned record (tp__doc_scan()): offsets into data, or the arena. */
+struct scanned {
+	uint32_t key, key_len;	/* key_len & SCAN_KEY_ARENA: in the arena */
+	uint32_t val, val_len;
+};
+
 struct warn {
 	unsigned long line;
 	size_t msg;		/* offset in wtext */
@@ -145,7 +157,7 @@ struct tp_doc {
 	size_t nhosts, ahosts;
 	const char **hosts;
 	tp_buf arena;
-	uint32_t *hash;		/* parse only: entry index + 1, 0 = empty */
+	uint64_t *hash;		/* parse only: hash tag << 32 | entry index + 1; 0 empty */
 	size_t hash_size;
 	tp_buf scratch;		/* logical text of a continued record */
 	tp__folder folder;
@@ -171,6 +183,9 @@ struct tp_doc {
 	tp_buf dirty;		/* folded keys whose record may have changed */
 	size_t ndirty;
 	int whole;		/* tests: every edit on the whole document */
+	int is_scan;		/* tp__doc_scan(): records only, no lines or entries */
+	struct scanned *scanned;
+	size_t nscanned;
 };
 
 struct sub {
@@ -332,27 +347,20 @@ add_warning(tp_doc *doc, unsigned long line, const char *fmt, ...)
 	return TP_OK;
 }
 
-/*
- * huge_pages - fault a large array (the input, the line and entry tables,
- * the duplicate hash) in 2 MB pages rather than 4 KB ones: page faults
- * were a third of a large table's load, and the arrays are written whole.
- * Only a hint. Arrays under 4 MB are left alone: madvise would split the
- * heap's mapping for little.
- */
-static void
-huge_pages(char *p, size_t n)
-{
-#ifdef MADV_HUGEPAGE
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
-	uintptr_t end = ((uintptr_t)p + n) & ~(page - 1);
+/* line_kind - what the physical line p[0..len-1] is to readllines() */
 
-	if (n >= ((size_t)4 << 20) && end > start)
-		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-#else
-	(void)p;
-	(void)n;
-#endif
+static enum line_kind
+line_kind(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && is_space((unsigned char)p[i]); i++)
+		;
+	if (i == len)
+		return L_BLANK;
+	if (p[i] == '#')
+		return L_COMMENT;
+	return i > 0 ? L_CONT : L_START;
 }
 
 /* split_lines - the physical line table; *nstart: L_START lines */
@@ -362,7 +370,7 @@ split_lines(tp_doc *doc, size_t *nstart)
 	const char *base = doc->data.ptr, *p = base, *end = p + doc->data.size;
 	const char *nl;
 	struct line *ln;
-	size_t i, n = 0;
+	size_t n = 0;
 
 	/* Count first: the table is allocated once, at its exact size. */
 	for (p = base; p < end; n++) {
@@ -374,23 +382,14 @@ split_lines(tp_doc *doc, size_t *nstart)
 		return TP_OK;
 	if ((doc->lines = malloc(n * sizeof(*doc->lines))) == NULL)
 		return TP_ENOMEM;
-	huge_pages((char *)doc->lines, n * sizeof(*doc->lines));
+	tp__huge_pages((char *)doc->lines, n * sizeof(*doc->lines));
 	for (p = base; p < end;) {
 		ln = doc->lines + doc->nlines++;
 		nl = memchr(p, '\n', (size_t)(end - p));
 		ln->off = (uint32_t)(p - base);
 		ln->len = (uint32_t)((nl ? nl : end) - p);
 		ln->nl = nl != NULL;
-		for (i = 0; i < ln->len && is_space((unsigned char)p[i]); i++)
-			;
-		if (i == ln->len)
-			ln->kind = L_BLANK;
-		else if (p[i] == '#')
-			ln->kind = L_COMMENT;
-		else if (i > 0)
-			ln->kind = L_CONT;
-		else
-			ln->kind = L_START;
+		ln->kind = (unsigned char)line_kind(p, ln->len);
 		*nstart += ln->kind == L_START;
 		p = nl ? nl + 1 : end;
 	}
@@ -491,27 +490,55 @@ hash_bytes(const char *s, size_t len)
 }
 
 /*
- * hash_find_or_add - index of the first entry with this key, or NONE.
- * The table was sized for every possible entry (parse_all): it never
- * fills or grows.
+ * dup_find_or_add - the duplicate hash: the index of the first record
+ * with key k[0..klen-1] (hv: its hash_bytes()), or NONE after adding idx
+ * as that key's first. key_at gives an earlier record's key; a slot
+ * keeps the high half of its key's hash, so a probe reads other keys
+ * only when that matches. The table was sized for every possible
+ * record: it never fills or grows.
  */
-static void
-hash_find_or_add(tp_doc *doc, size_t idx, size_t *found)
-{
-	const struct ent *e = doc->ents + idx, *o;
-	const char *k = ent_key(doc, e);
-	size_t klen = ent_key_len(e), mask = doc->hash_size - 1, h;
+typedef const char *(*key_at_fn)(const tp_doc *doc, uint32_t idx, size_t *len);
 
-	for (h = hash_bytes(k, klen) & mask; doc->hash[h]; h = (h + 1) & mask) {
-		o = doc->ents + doc->hash[h] - 1;
-		if (ent_key_len(o) == klen &&
-		    memcmp(ent_key(doc, o), k, klen) == 0) {
-			*found = doc->hash[h] - 1;
-			return;
-		}
+static size_t
+dup_find_or_add(tp_doc *doc, size_t idx, const char *k, size_t klen, size_t hv,
+		key_at_fn key_at)
+{
+	size_t mask = doc->hash_size - 1, h, olen;
+	uint64_t tag = (uint64_t)hv >> 32 << 32, slot;
+	const char *o;
+
+	for (h = hv & mask; (slot = doc->hash[h]) != 0; h = (h + 1) & mask) {
+		if ((slot & ~(uint64_t)UINT32_MAX) != tag)
+			continue;
+		o = key_at(doc, (uint32_t)slot - 1, &olen);
+		if (olen == klen && memcmp(o, k, klen) == 0)
+			return (uint32_t)slot - 1;
 	}
-	doc->hash[h] = (uint32_t)idx + 1;
-	*found = NONE;
+	doc->hash[h] = tag | ((uint64_t)idx + 1);
+	return NONE;
+}
+
+static const char *
+ent_key_at(const tp_doc *doc, uint32_t idx, size_t *len)
+{
+	*len = ent_key_len(doc->ents + idx);
+	return ent_key(doc, doc->ents + idx);
+}
+
+/*
+ * dup_hash_make - a duplicate hash for up to n records, at most 4/5 full:
+ * the tags keep a probe past other keys to the slots themselves, so
+ * a fuller table costs little, and it is memory touched at random.
+ */
+static int
+dup_hash_make(tp_doc *doc, size_t n)
+{
+	for (doc->hash_size = 64; doc->hash_size < n + n / 4;)
+		doc->hash_size *= 2;
+	if ((doc->hash = calloc(doc->hash_size, sizeof(*doc->hash))) == NULL)
+		return TP_ENOMEM;
+	tp__huge_pages((char *)doc->hash, doc->hash_size * sizeof(*doc->hash));
+	return TP_OK;
 }
 
 /*
@@ -656,16 +683,19 @@ has_upper(const char *s, size_t len)
 }
 
 /*
- * fold_key - e's key from the raw key s[0..len-1]: shared with the raw
- * key when folding leaves it as it is, else a copy in the arena.
- * TP_EINVALID (not UTF-8) means postmap would not store the record.
+ * fold_key - the key of the raw key s[0..len-1]: *own 0 when folding
+ * leaves it as it is (the raw key's bytes serve), else 1 and a copy in
+ * the arena at *off, *flen bytes. TP_EINVALID (not UTF-8) means postmap
+ * would not store the record.
  */
 static int
-fold_key(tp_doc *doc, struct ent *e, const char *s, size_t len)
+fold_key(tp_doc *doc, const char *s, size_t len, int *own, uint32_t *off,
+	 uint32_t *flen)
 {
 	size_t start = doc->arena.size;
 	int status;
 
+	*own = 0;
 	if (!doc->opts.fold_case ||
 	    ((!doc->opts.utf8 || tp__allascii(s, len)) && !has_upper(s, len))) {
 		/* What tp__fold_key() would do, without the copy. */
@@ -687,10 +717,93 @@ fold_key(tp_doc *doc, struct ent *e, const char *s, size_t len)
 	}
 	if (tp__buf_putc(&doc->arena, '\0') != TP_OK)
 		return TP_ENOMEM;
-	e->flags |= E_KEY_OWN;
-	e->key = (uint32_t)start;
-	e->key_len = (uint32_t)(doc->arena.size - 1 - start);
+	*own = 1;
+	*off = (uint32_t)start;
+	*flen = (uint32_t)(doc->arena.size - 1 - start);
 	return arena_check(doc);
+}
+
+/* What postmap makes of a logical record's text. */
+enum rec_verdict {
+	REC_OK,
+	REC_INDENTED,		/* starts with whitespace */
+	REC_NOT_UTF8,
+	REC_UNBALANCED,		/* an unbalanced '"' */
+	REC_NO_VALUE		/* not "key whitespace value" */
+};
+
+/*
+ * record_fields - postmap's per-record rules over the logical text
+ * text[0..tlen-1] (a C string to postmap: it ends at a NUL): on REC_OK
+ * the key is text[0..*klen-1] and the value text[*vs..*ve-1].
+ */
+static enum rec_verdict
+record_fields(const tp_doc *doc, const char *text, size_t tlen, size_t *klen,
+	      size_t *vs, size_t *ve)
+{
+	if (tlen > 0 && is_space((unsigned char)text[0]))
+		return REC_INDENTED;
+	if (doc->opts.utf8 && !tp__allascii(text, tlen) &&
+	    !tp__utf8_valid(text, tlen))
+		return REC_NOT_UTF8;
+	if ((*klen = key_scan(text, tlen)) == NONE)
+		return REC_UNBALANCED;
+	value_range(text, tlen, *klen, vs, ve);
+	return *klen == 0 || *ve == *vs ? REC_NO_VALUE : REC_OK;
+}
+
+/*
+ * record_warning - postmap's warning for a record it skips, in its
+ * words; t is the record's logical text as a C string (tp_buf).
+ */
+static int
+record_warning(tp_doc *doc, enum rec_verdict v, unsigned long lineno,
+	       const tp_buf *t)
+{
+	const char *name = doc->name;
+
+	switch (v) {
+	case REC_INDENTED:
+		return add_warning(doc, lineno,
+				   "%s: logical line must not start with "
+				   "whitespace: \"%.*s%s\"",
+				   name, cstr_int(t->ptr, 30), t->ptr,
+				   t->size > 30 ? "..." : "");
+	case REC_NOT_UTF8:
+		return add_warning(doc, lineno,
+				   "%s, line %lu: non-UTF-8 input \"%s\" -- "
+				   "ignoring this line", name, lineno, t->ptr);
+	case REC_UNBALANCED:
+		return add_warning(doc, lineno,
+				   "%s, line %lu: unbalanced '\"' in '%s' -- "
+				   "ignoring this line", name, lineno, t->ptr);
+	case REC_NO_VALUE:
+		return add_warning(doc, lineno,
+				   "%s, line %lu: expected format: key "
+				   "whitespace value", name, lineno);
+	case REC_OK:
+		break;
+	}
+	return TP_OK;
+}
+
+/* alias_warning - postmap's hint for a key ending in ':' */
+
+static int
+alias_warning(tp_doc *doc, const char *key, size_t klen, unsigned long lineno)
+{
+	if (key[klen - 1] != ':')
+		return TP_OK;
+	return add_warning(doc, lineno,
+			   "%s, line %lu: record is in \"key: value\" format; "
+			   "is this an alias file?", doc->name, lineno);
+}
+
+static int
+dup_warning(tp_doc *doc, const char *key, unsigned long lineno)
+{
+	return add_warning(doc, lineno, "%s.db: duplicate entry: \"%s\"",
+			   doc->name, key);
 }
 
 /* do_record - postmap's treatment of the logical record first..last */
@@ -699,11 +812,12 @@ static int
 do_record(tp_doc *doc, size_t first, size_t last)
 {
 	tp_buf *t = &doc->scratch;
-	const char *name = doc->name, *text;
+	const char *text;
 	unsigned long lineno = (unsigned long)first + 1;
-	size_t klen, vs, ve, dup, tlen, off = doc->lines[first].off;
+	size_t klen = 0, vs = 0, ve = 0, tlen, off = doc->lines[first].off;
+	enum rec_verdict v;
 	struct ent *e;
-	int status;
+	int status, own;
 
 	/* A record on one line is parsed where it stands; else joined. */
 	if (first == last) {
@@ -715,40 +829,13 @@ do_record(tp_doc *doc, size_t first, size_t last)
 		text = t->ptr;
 		tlen = t->size;
 	}
-	/* Warnings quote the text as a C string: those need the copy. */
-	if (tlen > 0 && is_space((unsigned char)text[0])) {
-		if (record_text(doc, first, last, t) != TP_OK)
+	if ((v = record_fields(doc, text, tlen, &klen, &vs, &ve)) != REC_OK) {
+		/* Warnings quote the text as a C string: those need the copy. */
+		if (v != REC_NO_VALUE && record_text(doc, first, last, t) != TP_OK)
 			return TP_ENOMEM;
-		return add_warning(doc, lineno,
-				   "%s: logical line must not start with "
-				   "whitespace: \"%.*s%s\"",
-				   name, cstr_int(t->ptr, 30), t->ptr,
-				   t->size > 30 ? "..." : "");
+		return record_warning(doc, v, lineno, t);
 	}
-	if (doc->opts.utf8 && !tp__allascii(text, tlen) &&
-	    !tp__utf8_valid(text, tlen)) {
-		if (record_text(doc, first, last, t) != TP_OK)
-			return TP_ENOMEM;
-		return add_warning(doc, lineno,
-				   "%s, line %lu: non-UTF-8 input \"%s\" -- "
-				   "ignoring this line", name, lineno, t->ptr);
-	}
-	if ((klen = key_scan(text, tlen)) == NONE) {
-		if (record_text(doc, first, last, t) != TP_OK)
-			return TP_ENOMEM;
-		return add_warning(doc, lineno,
-				   "%s, line %lu: unbalanced '\"' in '%s' -- "
-				   "ignoring this line", name, lineno, t->ptr);
-	}
-	value_range(text, tlen, klen, &vs, &ve);
-	if (klen == 0 || ve == vs)
-		return add_warning(doc, lineno,
-				   "%s, line %lu: expected format: key "
-				   "whitespace value", name, lineno);
-	if (text[klen - 1] == ':' &&
-	    add_warning(doc, lineno,
-			"%s, line %lu: record is in \"key: value\" format; "
-			"is this an alias file?", name, lineno) != TP_OK)
+	if (alias_warning(doc, text, klen, lineno) != TP_OK)
 		return TP_ENOMEM;
 
 	/* parse_all() made room for an entry per L_START line. */
@@ -775,8 +862,11 @@ do_record(tp_doc *doc, size_t first, size_t last)
 	}
 	e->val_len = (uint32_t)(ve - vs);
 	/* The line passed the UTF-8 check, so only ENOMEM is left here. */
-	if ((status = fold_key(doc, e, text, klen)) != TP_OK)
+	if ((status = fold_key(doc, text, klen, &own, &e->key, &e->key_len)) !=
+	    TP_OK)
 		return status == TP_EINVALID ? TP_OK : status;
+	if (own)
+		e->flags |= E_KEY_OWN;
 	if (first > 0 && doc->lines[first - 1].kind == L_COMMENT &&
 	    parse_annotation(doc, first - 1, e, &status) && status != TP_OK)
 		return status;
@@ -789,13 +879,31 @@ do_record(tp_doc *doc, size_t first, size_t last)
 		e->val_end = (unsigned char)doc->data.ptr[e->val + e->val_len];
 		doc->data.ptr[e->val + e->val_len] = '\0';
 	}
-	hash_find_or_add(doc, doc->nents, &dup);
-	doc->nents++;
-	if (dup != NONE) {
+	if (dup_find_or_add(doc, doc->nents, ent_key(doc, e), ent_key_len(e),
+			    hash_bytes(ent_key(doc, e), ent_key_len(e)),
+			    ent_key_at) != NONE) {
 		e->flags |= E_DUP;
 		doc->ndup++;
-		return add_warning(doc, lineno, "%s.db: duplicate entry: \"%s\"",
-				   name, ent_key(doc, e));
+		doc->nents++;
+		return dup_warning(doc, ent_key(doc, e), lineno);
+	}
+	doc->nents++;
+	return TP_OK;
+}
+
+/* publish_warnings - the public view of the warnings, once parsed */
+
+static int
+publish_warnings(tp_doc *doc)
+{
+	if (doc->nwarns == 0)
+		return TP_OK;
+	doc->pub_warns = malloc(doc->nwarns * sizeof(*doc->pub_warns));
+	if (doc->pub_warns == NULL)
+		return TP_ENOMEM;
+	for (size_t i = 0; i < doc->nwarns; i++) {
+		doc->pub_warns[i].line = doc->warns[i].line;
+		doc->pub_warns[i].message = doc->wtext.ptr + doc->warns[i].msg;
 	}
 	return TP_OK;
 }
@@ -812,14 +920,10 @@ parse_all(tp_doc *doc)
 		return TP_ENOMEM;
 	/* Every entry starts on an L_START line: room for all, once. */
 	if (nstart > 0) {
-		for (doc->hash_size = 64; doc->hash_size < nstart * 2;)
-			doc->hash_size *= 2;
-		doc->ents = malloc(nstart * sizeof(*doc->ents));
-		doc->hash = calloc(doc->hash_size, sizeof(*doc->hash));
-		if (doc->ents == NULL || doc->hash == NULL)
+		if ((doc->ents = malloc(nstart * sizeof(*doc->ents))) == NULL ||
+		    dup_hash_make(doc, nstart) != TP_OK)
 			return TP_ENOMEM;
-		huge_pages((char *)doc->ents, nstart * sizeof(*doc->ents));
-		huge_pages((char *)doc->hash, doc->hash_size * sizeof(*doc->hash));
+		tp__huge_pages((char *)doc->ents, nstart * sizeof(*doc->ents));
 		doc->aents = nstart;
 	}
 	doc->patched = 1;
@@ -856,18 +960,203 @@ parse_all(tp_doc *doc)
 		for (i = 0; i < doc->nhosts; i++)
 			doc->hosts[i] = doc->arena.ptr + doc->host_offs[i];
 	}
-	if (doc->nwarns) {
-		doc->pub_warns = malloc(doc->nwarns * sizeof(*doc->pub_warns));
-		if (doc->pub_warns == NULL)
+	tp_buf_dispose(&doc->scratch);
+	return publish_warnings(doc);
+}
+
+/*
+ * Scanning: postmap's records without the document, for a rebuild of a
+ * large table (see tp__doc_scan() in doc_internal.h). The same rules,
+ * the same warnings, in one pass over the input: a continued record is
+ * joined in place (the joined text is never longer than the lines it
+ * came from, and nothing reads those lines again), keys and values are
+ * ended with NULs in place, and each record costs 16 bytes.
+ */
+
+/* A scanned record's key is in the arena (folded) when its length has: */
+#define SCAN_KEY_ARENA 0x80000000u
+
+static const char *
+scan_key_of(const tp_doc *doc, const struct scanned *r, size_t *len)
+{
+	*len = r->key_len & ~SCAN_KEY_ARENA;
+	return (r->key_len & SCAN_KEY_ARENA ? doc->arena.ptr : doc->data.ptr) +
+	       r->key;
+}
+
+static const char *
+scan_key_at(const tp_doc *doc, uint32_t idx, size_t *len)
+{
+	return scan_key_of(doc, doc->scanned + idx, len);
+}
+
+/*
+ * The duplicate check of a scanned record waits until the next record
+ * is parsed, its hash slot fetched meanwhile (__builtin_prefetch): the
+ * slot's cache miss was a quarter of a large rebuild. Records are still
+ * checked in file order, and any warning settles the check first, so
+ * warnings stay in line order.
+ */
+struct scan_pending {
+	int live;
+	size_t hv;
+	unsigned long line;
+};
+
+/* scan_settle - the pending record's duplicate check */
+
+static int
+scan_settle(tp_doc *doc, struct scan_pending *pend)
+{
+	size_t idx = doc->nscanned - 1, len;
+	const char *key;
+
+	if (!pend->live)
+		return TP_OK;
+	pend->live = 0;
+	key = scan_key_at(doc, (uint32_t)idx, &len);
+	if (dup_find_or_add(doc, idx, key, len, pend->hv, scan_key_at) == NONE)
+		return TP_OK;
+	doc->nscanned--;
+	return dup_warning(doc, key, pend->line);
+}
+
+/* scan_record - do_record() for the logical text at text[0..tlen-1] */
+
+static int
+scan_record(tp_doc *doc, struct scan_pending *pend, char *text, size_t tlen,
+	    unsigned long lineno)
+{
+	struct scanned *r;
+	size_t klen = 0, vs = 0, ve = 0, len, hv;
+	enum rec_verdict v;
+	const char *key;
+	uint32_t off = 0, flen = 0;
+	int status, own;
+
+	if ((v = record_fields(doc, text, tlen, &klen, &vs, &ve)) != REC_OK) {
+		if ((status = scan_settle(doc, pend)) != TP_OK)
+			return status;
+		tp__buf_truncate(&doc->scratch, 0);
+		if (v != REC_NO_VALUE &&
+		    (tp__buf_put(&doc->scratch, text, tlen) != TP_OK ||
+		     tp__buf_put(&doc->scratch, "", 0) != TP_OK))
 			return TP_ENOMEM;
-		for (i = 0; i < doc->nwarns; i++) {
-			doc->pub_warns[i].line = doc->warns[i].line;
-			doc->pub_warns[i].message =
-			    doc->wtext.ptr + doc->warns[i].msg;
+		return record_warning(doc, v, lineno, &doc->scratch);
+	}
+	if (text[klen - 1] == ':' &&
+	    ((status = scan_settle(doc, pend)) != TP_OK ||
+	     (status = alias_warning(doc, text, klen, lineno)) != TP_OK))
+		return status;
+	if ((status = fold_key(doc, text, klen, &own, &off, &flen)) != TP_OK)
+		return status == TP_EINVALID ? TP_OK : status;
+	/* A value follows the key and a separator: these NULs clobber neither. */
+	text[klen] = '\0';
+	text[ve] = '\0';
+	/* Past the pending record; it moves down if it was a duplicate. */
+	r = doc->scanned + doc->nscanned;
+	r->key = own ? off : (uint32_t)(text - doc->data.ptr);
+	r->key_len = own ? flen | SCAN_KEY_ARENA : (uint32_t)klen;
+	r->val = (uint32_t)(text + vs - doc->data.ptr);
+	r->val_len = (uint32_t)(ve - vs);
+	key = scan_key_of(doc, r, &len);
+	hv = hash_bytes(key, len);
+	__builtin_prefetch(doc->hash + (hv & (doc->hash_size - 1)));
+	if ((status = scan_settle(doc, pend)) != TP_OK)
+		return status;
+	if (r != doc->scanned + doc->nscanned)	/* the pending one was a duplicate */
+		doc->scanned[doc->nscanned] = *r;
+	doc->nscanned++;
+	pend->live = 1;
+	pend->hv = hv;
+	pend->line = lineno;
+	return TP_OK;
+}
+
+static int
+scan_all(tp_doc *doc)
+{
+	char *base = doc->data.ptr, *end = base + doc->data.size, *p, *nl;
+	char *rec = NULL, *rec_end = NULL;	/* the logical record so far */
+	struct scan_pending pend = { 0, 0, 0 };
+	unsigned long lineno = 0, rec_line = 0;
+	size_t n = 0, len;
+	int status;
+
+	if (doc->data.size > DOC_MAX_BYTES)
+		return TP_ELIMIT;
+	/* A record per line at most: the arrays are sized once. */
+	for (p = base; p < end; n++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	if (n > 0 &&
+	    ((doc->scanned = malloc(n * sizeof(*doc->scanned))) == NULL ||
+	     dup_hash_make(doc, n) != TP_OK))
+		return TP_ENOMEM;
+	if (n > 0)
+		tp__huge_pages((char *)doc->scanned, n * sizeof(*doc->scanned));
+	for (p = base; p < end; p = nl ? nl + 1 : end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		len = (size_t)((nl ? nl : end) - p);
+		lineno++;
+		switch (line_kind(p, len)) {
+		case L_START:
+			if (rec != NULL && (status = scan_record(doc, &pend, rec,
+			    (size_t)(rec_end - rec), rec_line)) != TP_OK)
+				return status;
+			rec = p;
+			rec_end = p + len;
+			rec_line = lineno;
+			break;
+		case L_CONT:
+			if (rec == NULL) {	/* postmap warns: see do_record() */
+				rec = p;
+				rec_end = p + len;
+				rec_line = lineno;
+			} else {
+				memmove(rec_end, p, len);
+				rec_end += len;
+			}
+			break;
+		default:
+			break;
 		}
 	}
+	if (rec != NULL && (status = scan_record(doc, &pend, rec,
+	    (size_t)(rec_end - rec), rec_line)) != TP_OK)
+		return status;
+	if ((status = scan_settle(doc, &pend)) != TP_OK)
+		return status;
+	free(doc->hash);
+	doc->hash = NULL;
+	doc->hash_size = 0;
+	doc->is_scan = 1;
 	tp_buf_dispose(&doc->scratch);
-	return TP_OK;
+	return publish_warnings(doc);
+}
+
+size_t
+tp__doc_scan_count(const tp_doc *doc)
+{
+	return doc->nscanned;
+}
+
+void
+tp__doc_scan_kv(const tp_doc *doc, size_t i, const char **key, size_t *klen,
+		const char **value, size_t *vlen)
+{
+	const struct scanned *r = doc->scanned + i;
+
+	*key = scan_key_at(doc, (uint32_t)i, klen);
+	*value = doc->data.ptr + r->val;
+	*vlen = r->val_len;
+}
+
+int
+tp__doc_is_scan(const tp_doc *doc)
+{
+	return doc->is_scan;
 }
 
 void
@@ -899,13 +1188,15 @@ tp_doc_free(tp_doc *doc)
 	free(doc->kidx);
 	tp_doc_free(doc->wdoc);
 	tp_buf_dispose(&doc->dirty);
+	free(doc->scanned);
 	free(doc);
 }
 
 /* doc_new - parse data (taking the buffer) into a new document */
 
 static int
-doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts)
+doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts,
+	int (*parse)(tp_doc *))
 {
 	static const tp_doc_opts defaults = TP_DOC_OPTS_INIT;
 	tp_doc *doc;
@@ -919,7 +1210,7 @@ doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts)
 	*data = (tp_buf)TP_BUF_INIT;
 	if (tp__buf_put(&doc->data, "", 0) != TP_OK ||
 	    (doc->name = strdup(name ? name : "-")) == NULL ||
-	    (status = parse_all(doc)) != TP_OK) {
+	    (status = parse(doc)) != TP_OK) {
 		tp_doc_free(doc);
 		return status;
 	}
@@ -927,9 +1218,11 @@ doc_new(tp_doc **out, tp_buf *data, const char *name, const tp_doc_opts *opts)
 	return TP_OK;
 }
 
-int
-tp_doc_parse(tp_doc **out, const char *data, size_t len, const char *name,
-	     const tp_doc_opts *opts)
+/* parse_copy - a document of a copy of data[0..len-1], made by parse */
+
+static int
+parse_copy(tp_doc **out, const char *data, size_t len, const char *name,
+	   const tp_doc_opts *opts, int (*parse)(tp_doc *))
 {
 	tp_buf copy = TP_BUF_INIT;
 
@@ -948,22 +1241,33 @@ tp_doc_parse(tp_doc **out, const char *data, size_t len, const char *name,
 		memcpy(copy.ptr, data, len);
 	copy.size = len;
 	copy.ptr[len] = '\0';
-	return doc_new(out, &copy, name, opts);
+	return doc_new(out, &copy, name, opts, parse);
 }
 
 int
-tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
-	    tp_diag *diag)
+tp_doc_parse(tp_doc **out, const char *data, size_t len, const char *name,
+	     const tp_doc_opts *opts)
+{
+	return parse_copy(out, data, len, name, opts, parse_all);
+}
+
+int
+tp__doc_scan_mem(tp_doc **out, const char *data, size_t len, const char *name,
+		 const tp_doc_opts *opts)
+{
+	return parse_copy(out, data, len, name, opts, scan_all);
+}
+
+/* read_source - the whole file at path, into *out */
+
+static int
+read_source(const char *path, tp_buf *out, tp_diag *diag)
 {
 	tp_buf data = TP_BUF_INIT;
 	struct stat st;
 	ssize_t n;
-	int fd, status, err;
+	int fd, err;
 
-	if (out == NULL || path == NULL)
-		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
-				    "tp_doc_load: no path");
-	*out = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		err = errno;
 		return tp__diag_errno(diag, err == ENOENT ? TP_ENOTFOUND :
@@ -988,7 +1292,7 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		}
 		data.asize = (size_t)st.st_size + 1;
 		data.ptr[0] = '\0';
-		huge_pages(data.ptr, data.asize);
+		tp__huge_pages(data.ptr, data.asize);
 	}
 	for (;;) {
 		char more[4096];
@@ -1028,7 +1332,26 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		}
 	}
 	close(fd);
-	if ((status = doc_new(out, &data, path, opts)) != TP_OK) {
+	*out = data;
+	return TP_OK;
+}
+
+/* load_with - a document of the file at path, made by parse */
+
+static int
+load_with(tp_doc **out, const char *path, const tp_doc_opts *opts,
+	  int (*parse)(tp_doc *), tp_diag *diag)
+{
+	tp_buf data = TP_BUF_INIT;
+	int status;
+
+	if (out == NULL || path == NULL)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "tp_doc_load: no path");
+	*out = NULL;
+	if ((status = read_source(path, &data, diag)) != TP_OK)
+		return status;
+	if ((status = doc_new(out, &data, path, opts, parse)) != TP_OK) {
 		tp_buf_dispose(&data);
 		if (status == TP_ELIMIT)
 			return tp__diag_set(diag, status, path, 0,
@@ -1036,6 +1359,20 @@ tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
 		return tp__diag_set(diag, status, path, 0, "out of memory");
 	}
 	return TP_OK;
+}
+
+int
+tp_doc_load(tp_doc **out, const char *path, const tp_doc_opts *opts,
+	    tp_diag *diag)
+{
+	return load_with(out, path, opts, parse_all, diag);
+}
+
+int
+tp__doc_scan(tp_doc **out, const char *path, const tp_doc_opts *opts,
+	     tp_diag *diag)
+{
+	return load_with(out, path, opts, scan_all, diag);
 }
 
 /*
@@ -1764,7 +2101,8 @@ tp_doc_serialize(const tp_doc *doc, tp_buf *out)
 {
 	int status;
 
-	if (doc == NULL || out == NULL)
+	/* A scan's bytes are not the file's any more (tp__doc_scan()). */
+	if (doc == NULL || out == NULL || doc->is_scan)
 		return TP_EUSAGE;
 	tp__buf_truncate(out, 0);
 	if ((status = tp__doc_emit(doc, buf_sink, out)) != TP_OK)
@@ -1785,7 +2123,7 @@ warn_doc(const tp_doc *doc)
 	if (!doc_edited(doc))
 		return doc;
 	if (d->wdoc == NULL && tp__doc_emit(doc, buf_sink, &bytes) == TP_OK)
-		(void)doc_new(&d->wdoc, &bytes, doc->name, &doc->opts);
+		(void)doc_new(&d->wdoc, &bytes, doc->name, &doc->opts, parse_all);
 	tp_buf_dispose(&bytes);
 	return d->wdoc;
 }
@@ -2031,7 +2369,7 @@ edit_commit(tp_doc *doc, struct edit *ed, size_t i, edit_check check,
 		tp_buf_dispose(&bytes);
 		return status;
 	}
-	status = doc_new(&fresh, &bytes, doc->name, &doc->opts);
+	status = doc_new(&fresh, &bytes, doc->name, &doc->opts, parse_all);
 	tp_buf_dispose(&bytes);
 	if (status != TP_OK)
 		return status;
@@ -2919,7 +3257,7 @@ doc_flatten(tp_doc *doc)
 		tp_buf_dispose(&bytes);
 		return TP_ENOMEM;
 	}
-	status = doc_new(&fresh, &bytes, doc->name, &doc->opts);
+	status = doc_new(&fresh, &bytes, doc->name, &doc->opts, parse_all);
 	tp_buf_dispose(&bytes);
 	if (status != TP_OK)
 		return status;
@@ -2944,7 +3282,7 @@ region_ok(const tp_doc *sub, int nl)
 static int
 sub_new(tp_doc *doc, tp_buf *bytes, const char *eol_above, tp_doc **out)
 {
-	int status = doc_new(out, bytes, doc->name, &doc->opts);
+	int status = doc_new(out, bytes, doc->name, &doc->opts, parse_all);
 
 	tp_buf_dispose(bytes);
 	if (status == TP_OK)
@@ -3297,7 +3635,7 @@ tp_doc_append(tp_doc *doc, const char *key, const char *value,
 	int status;
 
 	if (doc == NULL || key == NULL || value == NULL ||
-	    strchr(value, '\n') != NULL)
+	    strchr(value, '\n') != NULL || doc->is_scan)
 		return TP_EUSAGE;
 	if (doc->whole || above_is_annotation(doc, doc->nents))
 		goto flat;
