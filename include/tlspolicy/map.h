@@ -60,6 +60,12 @@
  *	for a concurrent tlspolicy) and treats a missing source as empty;
  *	without it a missing source is TP_ENOTFOUND. tp_table_doc() is the
  *	parsed source, owned by the table, to read or edit.
+ *	TP_TABLE_REBUILD (with TP_TABLE_WRITE) opens a table for
+ *	tp_table_rebuild() and tp_table_db_state() alone: the source is
+ *	read for its records only, in a fraction of the time and memory of
+ *	a document; tp_table_doc() is then an empty document holding the
+ *	source's warnings (tp_doc_append() and tp_doc_serialize() on it fail
+ *	with TP_EUSAGE), and tp_table_commit() fails with TP_EUSAGE.
  *	tp_table_commit() writes the source if its bytes changed (temp,
  *	fsync, rename; permission bits and owner kept; a symlinked source
  *	stays a link and the file it points to is replaced, beside itself),
@@ -139,6 +145,7 @@ typedef enum tp_db_state {
 } tp_db_state;
 
 #define TP_TABLE_WRITE 0x1
+#define TP_TABLE_REBUILD 0x2
 
 typedef struct tp_table_opts {
 	unsigned int version;

@@ -62,7 +62,7 @@ cmd_rebuild(struct cli *cli, int argc, char **argv)
 	}
 	tp_buf_dispose(&path);
 	/* The lock keeps a concurrent set/remove from slipping in between. */
-	if ((rc = cli_table_open(cli, TP_TABLE_WRITE, &table)) != EX_SUCCESS)
+	if ((rc = cli_table_open(cli, TP_TABLE_WRITE | TP_TABLE_REBUILD, &table)) != EX_SUCCESS)
 		return rc;
 	cli_print_warnings(cli, table);
 	if (tp_table_rebuild(table, &d) != 0) {

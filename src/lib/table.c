@@ -76,6 +76,7 @@ struct tp_table {
 	double lock_timeout;	/* seconds, for every lock the table takes */
 	tp_doc *doc;
 	tp_doc_opts doc_opts;
+	unsigned int flags;		/* tp_table_open()'s */
 	int db_write;			/* how the last commit wrote the db */
 	size_t db_changes;
 };
@@ -131,17 +132,20 @@ check_unchanged(const tp_table *t, tp_diag *diag)
  * we read again.
  */
 static int
-load_source(tp_table *t, int writing, tp_diag *diag)
+load_source(tp_table *t, tp_diag *diag)
 {
 	struct file_id after;
-	int rc = TP_OK;
+	int rc = TP_OK, writing = (t->flags & TP_TABLE_WRITE) != 0;
 
 	for (int attempt = 0; attempt < 5; attempt++) {
 		if (file_id_of(&t->loaded, t->source) < 0)
 			return tp__diag_errno(diag, TP_EIO, errno, "stat %s", t->source);
 		tp_doc_free(t->doc);
 		t->doc = NULL;
-		rc = tp_doc_load(&t->doc, t->source, &t->doc_opts, diag);
+		if (t->flags & TP_TABLE_REBUILD)
+			rc = tp__doc_scan(&t->doc, t->source, &t->doc_opts, diag);
+		else
+			rc = tp_doc_load(&t->doc, t->source, &t->doc_opts, diag);
 		if (rc == TP_ENOTFOUND && writing) {
 			/* A table being created: empty until the first commit. */
 			if ((rc = tp_doc_parse(&t->doc, "", 0, t->source, &t->doc_opts)) < 0)
@@ -222,6 +226,7 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 	t->lock_fd = -1;
 	t->lock_timeout = opts->lock_timeout;
 	t->doc_opts = opts->doc;
+	t->flags = opts->flags;
 	t->source = strdup(source);
 	t->db_path = concat(source, tp_map_type_suffix(type));
 	if (t->source == NULL || t->db_path == NULL) {
@@ -238,7 +243,7 @@ tp_table_open(tp_table **out, tp_map_type type, const char *source,
 			goto fail;
 		sweep_temps(t);
 	}
-	if ((rc = load_source(t, (opts->flags & TP_TABLE_WRITE) != 0, diag)) < 0)
+	if ((rc = load_source(t, diag)) < 0)
 		goto fail;
 	free(lock_path);
 	*out = t;
@@ -292,14 +297,20 @@ tp_table_free(tp_table *table)
 static int
 table_records(tp_table *t, tp_record **out, size_t *n, tp_diag *diag)
 {
-	size_t count = tp_doc_entry_count(t->doc), k = 0;
+	int scan = tp__doc_is_scan(t->doc);
+	size_t count = scan ? tp__doc_scan_count(t->doc) : tp_doc_entry_count(t->doc), k = 0;
 	tp_record *recs;
 
 	*out = NULL;
 	*n = 0;
 	if ((recs = calloc(count ? count : 1, sizeof(*recs))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 0; i < count && scan; i++) {
+		tp_record *r = recs + k++;
+
+		tp__doc_scan_kv(t->doc, i, &r->key, &r->key_len, &r->value, &r->value_len);
+	}
+	for (size_t i = 0; i < count && !scan; i++) {
 		tp_entry e;
 
 		if (tp_doc_entry_at(t->doc, i, &e) < 0 || e.duplicate)
@@ -335,12 +346,27 @@ doc_record_at(const void *ctx, size_t i, tp_record *out)
 		   &out->value_len, &dup);
 }
 
+static void
+scan_record_at(const void *ctx, size_t i, tp_record *out)
+{
+	tp__doc_scan_kv(ctx, i, &out->key, &out->key_len, &out->value, &out->value_len);
+}
+
 static int
 doc_records(tp_table *t, struct doc_records *d, tp__records *recs, tp_diag *diag)
 {
 	size_t count = tp_doc_entry_count(t->doc), k = 0;
 
 	d->doc = t->doc;
+	d->index = NULL;
+	recs->unique = 1;
+	recs->cstrings = 1;	/* tp_doc ends every key and value with a NUL */
+	if (tp__doc_is_scan(t->doc)) {
+		recs->n = tp__doc_scan_count(t->doc);
+		recs->at = scan_record_at;
+		recs->ctx = t->doc;
+		return TP_OK;
+	}
 	/* Documents hold fewer than 2^32 entries (tp_doc_parse's limit). */
 	if ((d->index = malloc((count ? count : 1) * sizeof(*d->index))) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
@@ -356,8 +382,6 @@ doc_records(tp_table *t, struct doc_records *d, tp__records *recs, tp_diag *diag
 	recs->n = k;
 	recs->at = doc_record_at;
 	recs->ctx = d;
-	recs->unique = 1;
-	recs->cstrings = 1;	/* tp_doc ends every key and value with a NUL */
 	return TP_OK;
 }
 
@@ -643,6 +667,9 @@ tp_table_commit(tp_table *table, tp_diag *diag)
 	size_t n;
 	int rc = TP_OK, same;
 
+	if (table->flags & TP_TABLE_REBUILD)
+		return tp__diag_set(diag, TP_EUSAGE, NULL, 0,
+				    "%s was opened to rebuild its database only", table->source);
 	if ((rc = check_unchanged(table, diag)) < 0)
 		return rc;
 	same = doc_equals_file(table->doc, table->source);

@@ -1123,6 +1123,72 @@ test_map__a_hand_edit_after_open_is_not_overwritten(void **state)
 	assert_lookup(TP_MAP_HASH, db, "newer.example", "may");
 }
 
+/*
+ * A table opened to rebuild only (what `tlspolicy rebuild` does) reads
+ * the source's records and warnings without a document: the database it
+ * writes holds what a full open would write, for every type, and it
+ * refuses to write the source.
+ */
+static void
+test_map__a_table_opened_to_rebuild_writes_the_same_records(void **state)
+{
+	static const tp_map_type types[] = { TP_MAP_HASH, TP_MAP_BTREE, TP_MAP_LMDB, TP_MAP_CDB };
+	static const char source[] =
+		"# partners\n"
+		"Example.COM fingerprint\n"
+		"    match=AA:BB\n"
+		"example.com may\n"
+		"alias: v\n"
+		" indented first\n"
+		"[mx.example.net]:25 secure   \n"
+		"k\n";
+	char src[512], db[600];
+	tp_table_opts opts = TP_TABLE_OPTS_INIT;
+	tp_diag d = TP_DIAG_INIT;
+	tp_db_state st;
+	tp_table *t;
+	size_t idx;
+
+	(void)state;
+	path_in(src, sizeof(src), "policy");
+	make_file(src, source, 0644);
+	opts.flags = TP_TABLE_WRITE | TP_TABLE_REBUILD;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		snprintf(db, sizeof(db), "%s%s", src, tp_map_type_suffix(types[i]));
+		unlink(db);
+		assert_int_equal(tp_table_open(&t, types[i], src, &opts, &d), 0);
+		/* The warnings a document would have, in postmap's words. */
+		assert_int_equal(tp_doc_entry_count(tp_table_doc(t)), 0);
+		assert_int_equal(tp_doc_warning_count(tp_table_doc(t)), 3);
+		assert_non_null(strstr(tp_doc_warning_at(tp_table_doc(t), 0)->message,
+				       "duplicate entry: \"example.com\""));
+		assert_int_equal(tp_doc_warning_at(tp_table_doc(t), 0)->line, 4);
+		assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+		assert_int_equal(st, TP_DB_MISSING);
+		if (tp_table_rebuild(t, &d) != 0)
+			fail_msg("rebuild %s: %s", tp_map_type_name(types[i]), d.message);
+		assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+		assert_int_equal(st, TP_DB_IN_STEP);
+		/* Not a document: nothing to edit or write back. */
+		assert_int_not_equal(tp_doc_append(tp_table_doc(t), "new.example", "may", &idx), 0);
+		assert_int_equal(tp_table_commit(t, &d), TP_EUSAGE);
+		assert_non_null(strstr(d.message, "rebuild"));
+		tp_table_free(t);
+		assert_true(file_is(src, source));
+		assert_lookup(types[i], db, "example.com", "fingerprint    match=AA:BB");
+		assert_lookup(types[i], db, "alias:", "v indented first");
+		assert_lookup(types[i], db, "[mx.example.net]:25", "secure");
+		assert_lookup(types[i], db, "k", NULL);
+		/* A full open agrees that this database is the source's. */
+		opts.flags = TP_TABLE_WRITE;
+		assert_int_equal(tp_table_open(&t, types[i], src, &opts, &d), 0);
+		assert_int_equal(tp_table_db_state(t, &st, NULL), 0);
+		assert_int_equal(st, TP_DB_IN_STEP);
+		tp_table_free(t);
+		opts.flags = TP_TABLE_WRITE | TP_TABLE_REBUILD;
+	}
+}
+
 static void
 test_map__file_replace_keeps_mode_and_replaces_whole(void **state)
 {
@@ -1550,6 +1616,7 @@ main(void)
 		T(test_map__a_symlinked_db_is_not_locked_through_the_link),
 		T(test_map__an_lmdb_lock_held_too_long_is_a_timeout_and_cdb_never_waits),
 		T(test_map__a_hand_edit_after_open_is_not_overwritten),
+		T(test_map__a_table_opened_to_rebuild_writes_the_same_records),
 		T(test_map__file_replace_keeps_mode_and_replaces_whole),
 		T(test_map__spec_parse),
 		T(test_map__table_commit_writes_source_then_db_in_step),
