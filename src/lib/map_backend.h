@@ -47,6 +47,10 @@
  *	database; get() works on it too. TP_EDB or TP_EIO from
  *	open_update(): the file is not a database of this type. cdb (a
  *	constant database), lmdb (not written yet) and texthash have none.
+ *	assume_unique(), when not NULL, tells a new writer that its puts
+ *	will all have distinct keys (map.c knows when): put() may then skip
+ *	looking for an existing record (libdb's DB_NOOVERWRITE is a second
+ *	search per put).
  *	reader_fd() is the descriptor of the file open_read() locked: a
  *	reader kept open across lookups (tp_maps) unlocks it after
  *	open_read() and takes LOCK_SH on it around each lookup, as Postfix
@@ -91,6 +95,7 @@ typedef struct tp__map_backend {
 	int (*replace)(void *w, const void *key, size_t klen,
 		       const void *value, size_t vlen, tp_diag *diag);
 	int (*del)(void *w, const void *key, size_t klen, tp_diag *diag);
+	void (*assume_unique)(void *w);
 } tp__map_backend;
 
 extern const tp__map_backend tp__map_backend_hash;

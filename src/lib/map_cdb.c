@@ -217,4 +217,5 @@ const tp__map_backend tp__map_backend_cdb = {
 	tcdb_open_read, tcdb_get, tcdb_next, tcdb_close_read, NULL,
 	tcdb_reader_fd, 1, TP__LOCK_NONE, 0,
 	NULL, NULL, NULL,	/* a constant database: always built whole */
+	NULL,
 };

@@ -318,5 +318,5 @@ const tp__map_backend tp__map_backend_lmdb = {
 	lmdb_create, lmdb_put, lmdb_finish, lmdb_abort,
 	lmdb_open_read, lmdb_get, lmdb_next, lmdb_close_read, NULL,
 	lmdb_reader_fd, 0, TP__LOCK_FCNTL, 0,
-	NULL, NULL, NULL,
+	NULL, NULL, NULL, NULL,
 };

@@ -107,5 +107,5 @@ const tp__map_backend tp__map_backend_texthash = {
 	NULL, NULL, NULL, NULL,
 	thash_open_read, thash_get, thash_next, thash_close_read, NULL,
 	thash_reader_fd, 0, TP__LOCK_NONE, 1,
-	NULL, NULL, NULL,
+	NULL, NULL, NULL, NULL,
 };
