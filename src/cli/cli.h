@@ -186,11 +186,13 @@ int cli_reload(struct cli *cli, const char *command);
  */
 void cli_postfix_environ(char *envp[3], char *tz, size_t tzsize);
 /*
- * The directory of Postfix's programs: main.cf's command_directory, else
- * /usr/sbin (Postfix's default, as postconf -d says). NULL with a message
- * in why when it is not an absolute path.
+ * The path of Postfix's program name (postfix, postconf, postqueue...):
+ * in main.cf's command_directory, else /usr/sbin (Postfix's default, as
+ * postconf -d says). -1 with a message in why when command_directory is
+ * not an absolute path or the path does not fit in path.
  */
-const char *cli_command_directory(struct cli *cli, char *why, size_t whysize);
+int cli_postfix_program(struct cli *cli, const char *name, char *path,
+			size_t pathsize, char *why, size_t whysize);
 
 /*
  * cli_check_entry() prints "SOURCE:LINE: KEY: Postfix would reject ..."

@@ -295,12 +295,8 @@ cmd_migrate(struct cli *cli, int argc, char **argv)
 	dir = tp_config_dir(config);
 	if (o.postconf_command == NULL) {
 		/* Postfix's own, by absolute path, as for postfix reload. */
-		const char *cmddir = cli_command_directory(cli, why, sizeof(why));
-
-		if (cmddir == NULL)
+		if (cli_postfix_program(cli, "postconf", postconf, sizeof(postconf), why, sizeof(why)) < 0)
 			return cli_errorf("%s/main.cf: %s; cannot run postconf", dir, why);
-		if ((size_t)snprintf(postconf, sizeof(postconf), "%s/postconf", cmddir) >= sizeof(postconf))
-			return cli_errorf("command_directory too long: %s", cmddir);
 		o.postconf_command = postconf;
 	}
 	if ((rc = cli_table_spec(cli, &from, &path)) != EX_SUCCESS)

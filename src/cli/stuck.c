@@ -58,7 +58,6 @@ static int
 run_postfix(struct cli *cli, const char *name, const char *const args[],
 	    double timeout, tp_queue *q, char *why, size_t whysize)
 {
-	const char *cmddir;
 	char path[4096], tzvar[256], err[1024];
 	char *envp[3];
 	char *argv[8];
@@ -67,12 +66,8 @@ run_postfix(struct cli *cli, const char *name, const char *const args[],
 	double deadline = monotonic() + (timeout > 0 ? timeout : 30);
 	pid_t pid;
 
-	if ((cmddir = cli_command_directory(cli, why, whysize)) == NULL)
+	if (cli_postfix_program(cli, name, path, sizeof(path), why, whysize) < 0)
 		return 1;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", cmddir, name) >= sizeof(path)) {
-		snprintf(why, whysize, "command_directory is too long");
-		return 1;
-	}
 	argv[argc++] = path;
 	for (size_t i = 0; args[i] != NULL && argc + 1 < sizeof(argv) / sizeof(argv[0]); i++)
 		argv[argc++] = (char *)args[i];

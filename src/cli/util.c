@@ -332,8 +332,9 @@ cli_postfix_environ(char *envp[3], char *tz, size_t tzsize)
 		envp[1] = tz;
 }
 
-const char *
-cli_command_directory(struct cli *cli, char *why, size_t whysize)
+int
+cli_postfix_program(struct cli *cli, const char *name, char *path,
+		    size_t pathsize, char *why, size_t whysize)
 {
 	tp_config *config = cli_config(cli);
 	const char *cmddir = config ? tp_config_get(config, "command_directory") : NULL;
@@ -342,15 +343,19 @@ cli_command_directory(struct cli *cli, char *why, size_t whysize)
 		cmddir = "/usr/sbin";
 	if (cmddir[0] != '/') {
 		snprintf(why, whysize, "command_directory = %s is not an absolute path", cmddir);
-		return NULL;
+		return -1;
 	}
-	return cmddir;
+	if ((size_t)snprintf(path, pathsize, "%s/%s", cmddir, name) >= pathsize) {
+		snprintf(why, whysize, "command_directory = %.200s... is too long", cmddir);
+		return -1;
+	}
+	return 0;
 }
 
 int
 cli_reload(struct cli *cli, const char *command)
 {
-	const char *dir = cli->config_dir, *cmddir;
+	const char *dir = cli->config_dir;
 	char path[4096], tzvar[256], why[512];
 	char *envp[3];
 	tp_config *config = cli_config(cli);
@@ -361,10 +366,8 @@ cli_reload(struct cli *cli, const char *command)
 		dir = config ? tp_config_dir(config) : "/etc/postfix";
 	if (command == NULL) {
 		/* Postfix's own, by absolute path: not whatever PATH finds first. */
-		if ((cmddir = cli_command_directory(cli, why, sizeof(why))) == NULL)
+		if (cli_postfix_program(cli, "postfix", path, sizeof(path), why, sizeof(why)) < 0)
 			return cli_errorf("%s/main.cf: %s; cannot run postfix reload", dir, why);
-		if ((size_t)snprintf(path, sizeof(path), "%s/postfix", cmddir) >= sizeof(path))
-			return cli_errorf("command_directory too long: %s", cmddir);
 		command = path;
 	}
 	cli_postfix_environ(envp, tzvar, sizeof(tzvar));

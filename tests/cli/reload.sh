@@ -65,6 +65,19 @@ echo "command_directory = sbin" >>"$D/main.cf"
 tp_expect_status 1 "$T" -c "$D" set d.example --level may --reload
 grep -q "command_directory = sbin is not an absolute path" "$TP_TMP/err" || fail "got '$(cat "$TP_TMP/err")'"
 
+tp_note "a command_directory too long for a path: one line, for reload and for migrate"
+sed -i '/^command_directory = sbin$/d' "$D/main.cf"
+long=/$(printf 'd%.0s' $(seq 1 4100))
+echo "command_directory = $long" >>"$D/main.cf"
+tp_expect_status 1 "$T" -c "$D" set d.example --level may --reload
+[ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "want one line on stderr, got: $(cat "$TP_TMP/err")"
+grep -q "command_directory = /ddd*\.\.\. is too long; cannot run postfix reload" "$TP_TMP/err" ||
+    fail "got '$(cat "$TP_TMP/err")'"
+tp_expect_status 1 "$T" -c "$D" migrate --to lmdb --dry-run
+grep -q "is too long; cannot run postconf" "$TP_TMP/err" || fail "migrate: got '$(cat "$TP_TMP/err")'"
+sed -i "\|^command_directory = $long\$|d" "$D/main.cf"
+echo "command_directory = sbin" >>"$D/main.cf"
+
 tp_note "migrate: \$command_directory/postconf, not the PATH's, in a minimal environment"
 sed -i '/^command_directory = sbin$/d' "$D/main.cf"
 grep -qx "command_directory = $TP_TMP/sbin" "$D/main.cf" || fail "main.cf lost its command_directory"
