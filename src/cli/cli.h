@@ -186,6 +186,37 @@ int cli_reload(struct cli *cli, const char *command);
  */
 void cli_postfix_environ(char *envp[3], char *tz, size_t tzsize);
 /*
+ * cli_run() runs argv (argv[0] a path; with path_search a name is looked
+ * up in the PATH of Postfix's clean environment, cli_postfix_environ) in
+ * that environment, without a shell. With out, the child's standard
+ * output goes to it (a non-zero return stops the feeding; the run then
+ * fails with out_failed), else to ours; with capture_err its standard
+ * error is kept in err (the start of it), else it goes to ours;
+ * stdin_null gives it /dev/null. timeout > 0 (seconds; only with out or
+ * capture_err): killed when its output is not closed by then
+ * (timed_out). 0 when it ran and exited 0; -1 otherwise: ran == 0 with
+ * the reason in err when it could not be started; else exited and
+ * code (exit status, or signal number when !exited) say how it ended.
+ */
+struct cli_run_opts {
+	int path_search;
+	int stdin_null;
+	int capture_err;
+	double timeout;
+	int (*out)(void *ctx, const char *p, size_t n);
+	void *ctx;
+};
+
+struct cli_run_result {
+	int ran, exited, code, timed_out, out_failed;
+	char err[1024];
+	size_t errlen;
+};
+
+int cli_run(const char *const argv[], const struct cli_run_opts *o,
+	    struct cli_run_result *r);
+
+/*
  * The path of Postfix's program name (postfix, postconf, postqueue...):
  * in main.cf's command_directory, else /usr/sbin (Postfix's default, as
  * postconf -d says). -1 with a message in why when command_directory is

@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -77,68 +76,44 @@ migrate_usage(FILE *fp)
 		"                       $command_directory/postconf of main.cf)\n");
 }
 
+/* collect - a child's standard output, appended to a tp_buf */
+static int
+collect(void *ctx, const char *p, size_t n)
+{
+	tp_buf *out = ctx;
+	char *grown = realloc(out->ptr, out->size + n + 1);
+
+	if (grown == NULL)
+		return -1;
+	memcpy(grown + out->size, p, n);
+	out->ptr = grown;
+	out->size += n;
+	out->ptr[out->size] = 0;
+	out->asize = out->size + 1;
+	return 0;
+}
+
 /*
- * Run argv (no shell) with Postfix's clean environment
- * (cli_postfix_environ: a name without '/' is found in the system's
- * directories, not the caller's PATH); its standard output into out (may
- * be NULL). EX_SUCCESS when it exits 0; else the error is printed.
+ * run - argv (no shell) with Postfix's clean environment (a name without
+ * '/' is found in the system's directories, not the caller's PATH); its
+ * standard output into out (may be NULL). EX_SUCCESS when it exits 0;
+ * else the error is printed.
  */
 static int
 run(char *const argv[], tp_buf *out)
 {
-	char tzvar[256];
-	char *envp[3];
-	int fds[2], status;
-	pid_t pid;
+	/* A --postconf-command without a slash is looked up in Postfix's PATH. */
+	struct cli_run_opts o = { 1, 0, 0, 0, out ? collect : NULL, out };
+	struct cli_run_result r;
 
-	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
-	fflush(stdout);
-	if (pipe(fds) < 0)
-		return cli_errorf("pipe: %s", strerror(errno));
-	if ((pid = fork()) < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return cli_errorf("cannot run %s: %s", argv[0], strerror(errno));
-	}
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		environ = envp;
-		execvp(argv[0], argv);
-		fprintf(stderr, "tlspolicy: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fds[1]);
-	for (;;) {
-		char chunk[4096];
-		ssize_t n = read(fds[0], chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (out != NULL) {
-			char *p = realloc(out->ptr, out->size + (size_t)n + 1);
-
-			if (p == NULL)
-				break;
-			memcpy(p + out->size, chunk, (size_t)n);
-			out->ptr = p;
-			out->size += (size_t)n;
-			out->ptr[out->size] = 0;
-			out->asize = out->size + 1;
-		}
-	}
-	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return cli_errorf("waiting for %s: %s", argv[0], strerror(errno));
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (cli_run((const char *const *)argv, &o, &r) == 0)
 		return EX_SUCCESS;
+	if (!r.ran)
+		return cli_errorf("%s", r.err);
+	if (r.out_failed)
+		return cli_errorf("%s %s: out of memory for its output", argv[0], argv[1] ? argv[1] : "");
 	return cli_errorf("%s %s failed (%s %d)", argv[0], argv[1] ? argv[1] : "",
-			  WIFEXITED(status) ? "exit status" : "signal",
-			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			  r.exited ? "exit status" : "signal", r.code);
 }
 
 /* Does "postconf -m" list type? */

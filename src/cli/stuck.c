@@ -4,28 +4,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "stuck.h"
-
-extern char **environ;
-
-static double
-monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /*
  * The last line of what a program wrote on stderr, for a message:
@@ -49,128 +36,52 @@ last_line(char *dst, size_t size, const char *text, size_t len)
 	dst[n] = '\0';
 }
 
+/* The queue reader takes postqueue's output; only memory stops it. */
+static int
+feed_queue(void *ctx, const char *p, size_t n)
+{
+	tp_diag d = TP_DIAG_INIT;
+
+	return tp_queue_feed(ctx, p, n, &d) == TP_ENOMEM ? -1 : 0;
+}
+
 /*
  * Run command_directory/NAME with args (no shell), its standard output
- * fed to q when q is not NULL. 0 when it exits 0; else 1 with why, or
- * TP_ENOMEM.
+ * fed to q when q is not NULL, killed after timeout seconds (30 when
+ * 0). 0 when it exits 0; else 1 with why (the last line of its standard
+ * error, or how it ended), or TP_ENOMEM.
  */
 static int
 run_postfix(struct cli *cli, const char *name, const char *const args[],
 	    double timeout, tp_queue *q, char *why, size_t whysize)
 {
-	char path[4096], tzvar[256], err[1024];
-	char *envp[3];
-	char *argv[8];
-	int out[2], errp[2], status, rc = 0, nomem = 0;
-	size_t errlen = 0, argc = 0;
-	double deadline = monotonic() + (timeout > 0 ? timeout : 30);
-	pid_t pid;
+	char path[4096], err[1100];
+	const char *argv[8];
+	struct cli_run_opts o = { 0, 1, 1, timeout > 0 ? timeout : 30,
+				  q ? feed_queue : NULL, q };
+	struct cli_run_result r;
+	size_t argc = 0;
 
 	if (cli_postfix_program(cli, name, path, sizeof(path), why, whysize) < 0)
 		return 1;
 	argv[argc++] = path;
 	for (size_t i = 0; args[i] != NULL && argc + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-		argv[argc++] = (char *)args[i];
+		argv[argc++] = args[i];
 	argv[argc] = NULL;
-	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
-	if (pipe2(out, O_CLOEXEC) < 0) {
-		snprintf(why, whysize, "pipe: %s", strerror(errno));
-		return 1;
-	}
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		snprintf(why, whysize, "pipe: %s", strerror(errno));
-		close(out[0]);
-		close(out[1]);
-		return 1;
-	}
-	fflush(stdout);
-	if ((pid = fork()) < 0) {
-		snprintf(why, whysize, "cannot run %.300s: %s", path, strerror(errno));
-		close(out[0]);
-		close(out[1]);
-		close(errp[0]);
-		close(errp[1]);
-		return 1;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(out[1], 1);
-		dup2(errp[1], 2);
-		environ = envp;
-		execv(path, argv);
-		dprintf(2, "cannot run %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	close(out[1]);
-	close(errp[1]);
-	{
-		struct pollfd pfd[2] = { { out[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
-		int open_fds = 2;
-
-		while (open_fds > 0) {
-			double left = deadline - monotonic();
-			int n;
-
-			if (left <= 0) {
-				kill(pid, SIGKILL);
-				snprintf(err, sizeof(err), "%.300s did not finish within %.0f s", path,
-					 timeout > 0 ? timeout : 30);
-				errlen = strlen(err);
-				rc = 1;
-				break;
-			}
-			n = poll(pfd, 2, (int)(left * 1000) + 1);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				break;
-			for (int i = 0; i < 2; i++) {
-				char chunk[16384];
-				ssize_t got;
-
-				if (pfd[i].fd < 0 || pfd[i].revents == 0)
-					continue;
-				got = read(pfd[i].fd, chunk, sizeof(chunk));
-				if (got < 0 && errno == EINTR)
-					continue;
-				if (got <= 0) {
-					close(pfd[i].fd);
-					pfd[i].fd = -1;
-					open_fds--;
-					continue;
-				}
-				if (i == 0 && q != NULL && !nomem) {
-					tp_diag d = TP_DIAG_INIT;
-
-					if (tp_queue_feed(q, chunk, (size_t)got, &d) == TP_ENOMEM)
-						nomem = 1;
-				} else if (i == 1 && rc == 0) {
-					size_t room = sizeof(err) - 1 - errlen;
-					size_t take = (size_t)got < room ? (size_t)got : room;
-
-					memcpy(err + errlen, chunk, take);
-					errlen += take;
-				}
-			}
-		}
-	}
-	if (out[0] >= 0)
-		close(out[0]);
-	close(errp[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			break;
-	if (nomem)
-		return TP_ENOMEM;
-	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (cli_run(argv, &o, &r) == 0)
 		return 0;
-	if (rc == 0 && errlen == 0)
-		errlen = (size_t)snprintf(err, sizeof(err), "%.300s exited with status %d", path,
-					  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	last_line(why, whysize, err, errlen);
+	if (r.out_failed)
+		return TP_ENOMEM;
+	if (!r.ran)
+		snprintf(err, sizeof(err), "%s", r.err);
+	else if (r.timed_out)
+		snprintf(err, sizeof(err), "%.300s did not finish within %.0f s", path, o.timeout);
+	else if (r.errlen > 0)
+		snprintf(err, sizeof(err), "%s", r.err);
+	else
+		snprintf(err, sizeof(err), "%.300s exited with status %d", path,
+			 r.exited ? r.code : 128 + r.code);
+	last_line(why, whysize, err, strlen(err));
 	return 1;
 }
 

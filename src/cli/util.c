@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,11 +355,11 @@ int
 cli_reload(struct cli *cli, const char *command)
 {
 	const char *dir = cli->config_dir;
-	char path[4096], tzvar[256], why[512];
-	char *envp[3];
+	char path[4096], why[512];
 	tp_config *config = cli_config(cli);
-	pid_t pid;
-	int status;
+	/* A --postfix-command without a slash is looked up in Postfix's PATH. */
+	struct cli_run_opts o = { 1, 0, 0, 0, NULL, NULL };
+	struct cli_run_result r;
 
 	if (dir == NULL)
 		dir = config ? tp_config_dir(config) : "/etc/postfix";
@@ -370,38 +369,21 @@ cli_reload(struct cli *cli, const char *command)
 			return cli_errorf("%s/main.cf: %s; cannot run postfix reload", dir, why);
 		command = path;
 	}
-	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
 	/* Reloading Postfix is root's job, whoever's table was written. */
 	if (cli_regain_root(cli) != EX_SUCCESS)
 		return EX_FAIL;
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return cli_errorf("cannot run %s: %s", command, strerror(errno));
-	if (pid == 0) {
-		char *const argv[] = { (char *)command, (char *)"-c", (char *)dir,
-				       (char *)"reload", NULL };
+	{
+		const char *argv[] = { command, "-c", dir, "reload", NULL };
 
-		/*
-		 * No shell: the arguments reach postfix as they are. A
-		 * --postfix-command without a slash is looked up in that
-		 * PATH, not the caller's.
-		 */
-		environ = envp;
-		execvp(command, argv);
-		cli_errorf("cannot run %s: %s", command, strerror(errno));
-		_exit(127);
+		if (cli_run(argv, &o, &r) == 0)
+			return EX_SUCCESS;
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return cli_errorf("waiting for %s: %s", command, strerror(errno));
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return EX_SUCCESS;
-	if (WIFEXITED(status))
+	if (!r.ran)
+		return cli_errorf("%s", r.err);
+	if (r.exited)
 		return cli_errorf("%s -c %s reload failed (exit status %d)", command,
-				  dir, WEXITSTATUS(status));
-	return cli_errorf("%s -c %s reload killed by signal %d", command, dir,
-			  WTERMSIG(status));
+				  dir, r.code);
+	return cli_errorf("%s -c %s reload killed by signal %d", command, dir, r.code);
 }
 
 const char *

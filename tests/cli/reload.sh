@@ -93,4 +93,36 @@ extra=$(grep -Ev '^(PATH|TZ|PWD|SHLVL|_)=' "$TP_TMP/env" || true)
 [ -z "$extra" ] || fail "postconf got more than PATH and TZ from us: $extra"
 grep -q "^PATH=.*$TP_TMP" "$TP_TMP/env" && fail "the caller's PATH reached postconf: $(grep ^PATH "$TP_TMP/env")"
 [ ! -e "$D/tls_policy.lmdb" ] || fail "migrate wrote tls_policy.lmdb though postconf -m listed nothing"
+
+# The queue's postqueue runs the same way; how it fails is what list and
+# check report as queue_error: postqueue's last stderr line, else how it
+# ended, and a hung one is killed at the deadline.
+tp_note "postqueue: its failure is one reason in queue_error; a hung one is killed"
+mkdir -p "$TP_TMP/q/pid"
+echo "queue_directory = $TP_TMP/q" >>"$D/main.cf"
+sleep 1000 &
+live=$!
+printf '%10d\n' "$live" >"$TP_TMP/q/pid/master.pid"
+queue_error() {
+    tp_expect_status 0 "$T" -c "$D" list --json
+    jq -c .queue_error "$TP_TMP/out"
+}
+printf '#!/bin/sh\necho "postqueue: warning: first" >&2\necho "postqueue: fatal: the last line" >&2\nexit 1\n' \
+    >"$TP_TMP/sbin/postqueue"
+chmod 755 "$TP_TMP/sbin/postqueue"
+got=$(queue_error)
+[ "$got" = '"postqueue: fatal: the last line"' ] || fail "queue_error: got $got"
+printf '#!/bin/sh\nexit 3\n' >"$TP_TMP/sbin/postqueue"
+got=$(queue_error)
+[ "$got" = "\"$TP_TMP/sbin/postqueue exited with status 3\"" ] || fail "queue_error: got $got"
+printf '#!/bin/sh\nexec sleep 30\n' >"$TP_TMP/sbin/postqueue"
+start=$(date +%s)
+"$T" -c "$D" check --timeout 2 --json >"$TP_TMP/out" 2>"$TP_TMP/err" || true
+[ $(($(date +%s) - start)) -lt 20 ] || fail "a hung postqueue was not killed at the deadline"
+jq -r .queue_error "$TP_TMP/out" | grep -qx "$TP_TMP/sbin/postqueue did not finish within 2 s" ||
+    fail "check: queue_error $(jq -c .queue_error "$TP_TMP/out") $(cat "$TP_TMP/err")"
+printf '#!/bin/sh\nexit 0\n' >"$TP_TMP/sbin/postqueue"
+got=$(queue_error)
+[ "$got" = null ] || fail "a postqueue that succeeds: queue_error $got"
+kill "$live"
 true
