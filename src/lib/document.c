@@ -806,15 +806,58 @@ dup_warning(tp_doc *doc, const char *key, unsigned long lineno)
 			   doc->name, key);
 }
 
+/*
+ * The duplicate check of a record waits until the next record is
+ * parsed, its hash slot fetched meanwhile (__builtin_prefetch): the
+ * slot's cache miss was a quarter of a large rebuild. Records are still
+ * checked in file order, and any warning settles the check first, so
+ * warnings stay in line order.
+ */
+struct dup_pending {
+	int live;
+	size_t idx;		/* the entry (document); the last record (scan) */
+	size_t hv;
+	unsigned long line;
+};
+
+static void
+dup_pend(tp_doc *doc, struct dup_pending *pend, size_t idx, size_t hv,
+	 unsigned long line)
+{
+	__builtin_prefetch(doc->hash + (hv & (doc->hash_size - 1)));
+	pend->live = 1;
+	pend->idx = idx;
+	pend->hv = hv;
+	pend->line = line;
+}
+
+/* doc_settle - the pending entry's duplicate check */
+
+static int
+doc_settle(tp_doc *doc, struct dup_pending *pend)
+{
+	struct ent *e = doc->ents + pend->idx;
+
+	if (!pend->live)
+		return TP_OK;
+	pend->live = 0;
+	if (dup_find_or_add(doc, pend->idx, ent_key(doc, e), ent_key_len(e),
+			    pend->hv, ent_key_at) == NONE)
+		return TP_OK;
+	e->flags |= E_DUP;
+	doc->ndup++;
+	return dup_warning(doc, ent_key(doc, e), pend->line);
+}
+
 /* do_record - postmap's treatment of the logical record first..last */
 
 static int
-do_record(tp_doc *doc, size_t first, size_t last)
+do_record(tp_doc *doc, struct dup_pending *pend, size_t first, size_t last)
 {
 	tp_buf *t = &doc->scratch;
 	const char *text;
 	unsigned long lineno = (unsigned long)first + 1;
-	size_t klen = 0, vs = 0, ve = 0, tlen, off = doc->lines[first].off;
+	size_t klen = 0, vs = 0, ve = 0, tlen, hv, off = doc->lines[first].off;
 	enum rec_verdict v;
 	struct ent *e;
 	int status, own;
@@ -830,13 +873,17 @@ do_record(tp_doc *doc, size_t first, size_t last)
 		tlen = t->size;
 	}
 	if ((v = record_fields(doc, text, tlen, &klen, &vs, &ve)) != REC_OK) {
+		if ((status = doc_settle(doc, pend)) != TP_OK)
+			return status;
 		/* Warnings quote the text as a C string: those need the copy. */
 		if (v != REC_NO_VALUE && record_text(doc, first, last, t) != TP_OK)
 			return TP_ENOMEM;
 		return record_warning(doc, v, lineno, t);
 	}
-	if (alias_warning(doc, text, klen, lineno) != TP_OK)
-		return TP_ENOMEM;
+	if (text[klen - 1] == ':' &&
+	    ((status = doc_settle(doc, pend)) != TP_OK ||
+	     (status = alias_warning(doc, text, klen, lineno)) != TP_OK))
+		return status;
 
 	/* parse_all() made room for an entry per L_START line. */
 	e = doc->ents + doc->nents;
@@ -879,15 +926,10 @@ do_record(tp_doc *doc, size_t first, size_t last)
 		e->val_end = (unsigned char)doc->data.ptr[e->val + e->val_len];
 		doc->data.ptr[e->val + e->val_len] = '\0';
 	}
-	if (dup_find_or_add(doc, doc->nents, ent_key(doc, e), ent_key_len(e),
-			    hash_bytes(ent_key(doc, e), ent_key_len(e)),
-			    ent_key_at) != NONE) {
-		e->flags |= E_DUP;
-		doc->ndup++;
-		doc->nents++;
-		return dup_warning(doc, ent_key(doc, e), lineno);
-	}
-	doc->nents++;
+	hv = hash_bytes(ent_key(doc, e), ent_key_len(e));
+	if ((status = doc_settle(doc, pend)) != TP_OK)
+		return status;
+	dup_pend(doc, pend, doc->nents++, hv, lineno);
 	return TP_OK;
 }
 
@@ -912,6 +954,7 @@ static int
 parse_all(tp_doc *doc)
 {
 	size_t i, first = NONE, last = 0, nstart;
+	struct dup_pending pend = { 0, 0, 0, 0 };
 	int status;
 
 	if (doc->data.size > DOC_MAX_BYTES)
@@ -931,7 +974,7 @@ parse_all(tp_doc *doc)
 		switch (doc->lines[i].kind) {
 		case L_START:
 			if (first != NONE &&
-			    (status = do_record(doc, first, last)) != TP_OK)
+			    (status = do_record(doc, &pend, first, last)) != TP_OK)
 				return status;
 			first = last = i;
 			break;
@@ -945,7 +988,9 @@ parse_all(tp_doc *doc)
 			break;
 		}
 	}
-	if (first != NONE && (status = do_record(doc, first, last)) != TP_OK)
+	if (first != NONE && (status = do_record(doc, &pend, first, last)) != TP_OK)
+		return status;
+	if ((status = doc_settle(doc, &pend)) != TP_OK)
 		return status;
 	free(doc->hash);
 	doc->hash = NULL;
@@ -990,32 +1035,20 @@ scan_key_at(const tp_doc *doc, uint32_t idx, size_t *len)
 	return scan_key_of(doc, doc->scanned + idx, len);
 }
 
-/*
- * The duplicate check of a scanned record waits until the next record
- * is parsed, its hash slot fetched meanwhile (__builtin_prefetch): the
- * slot's cache miss was a quarter of a large rebuild. Records are still
- * checked in file order, and any warning settles the check first, so
- * warnings stay in line order.
- */
-struct scan_pending {
-	int live;
-	size_t hv;
-	unsigned long line;
-};
-
 /* scan_settle - the pending record's duplicate check */
 
 static int
-scan_settle(tp_doc *doc, struct scan_pending *pend)
+scan_settle(tp_doc *doc, struct dup_pending *pend)
 {
-	size_t idx = doc->nscanned - 1, len;
+	size_t len;
 	const char *key;
 
 	if (!pend->live)
 		return TP_OK;
 	pend->live = 0;
-	key = scan_key_at(doc, (uint32_t)idx, &len);
-	if (dup_find_or_add(doc, idx, key, len, pend->hv, scan_key_at) == NONE)
+	/* The pending record is the last one: a duplicate is dropped. */
+	key = scan_key_at(doc, (uint32_t)pend->idx, &len);
+	if (dup_find_or_add(doc, pend->idx, key, len, pend->hv, scan_key_at) == NONE)
 		return TP_OK;
 	doc->nscanned--;
 	return dup_warning(doc, key, pend->line);
@@ -1024,7 +1057,7 @@ scan_settle(tp_doc *doc, struct scan_pending *pend)
 /* scan_record - do_record() for the logical text at text[0..tlen-1] */
 
 static int
-scan_record(tp_doc *doc, struct scan_pending *pend, char *text, size_t tlen,
+scan_record(tp_doc *doc, struct dup_pending *pend, char *text, size_t tlen,
 	    unsigned long lineno)
 {
 	struct scanned *r;
@@ -1061,15 +1094,11 @@ scan_record(tp_doc *doc, struct scan_pending *pend, char *text, size_t tlen,
 	r->val_len = (uint32_t)(ve - vs);
 	key = scan_key_of(doc, r, &len);
 	hv = hash_bytes(key, len);
-	__builtin_prefetch(doc->hash + (hv & (doc->hash_size - 1)));
 	if ((status = scan_settle(doc, pend)) != TP_OK)
 		return status;
 	if (r != doc->scanned + doc->nscanned)	/* the pending one was a duplicate */
 		doc->scanned[doc->nscanned] = *r;
-	doc->nscanned++;
-	pend->live = 1;
-	pend->hv = hv;
-	pend->line = lineno;
+	dup_pend(doc, pend, doc->nscanned++, hv, lineno);
 	return TP_OK;
 }
 
@@ -1078,7 +1107,7 @@ scan_all(tp_doc *doc)
 {
 	char *base = doc->data.ptr, *end = base + doc->data.size, *p, *nl;
 	char *rec = NULL, *rec_end = NULL;	/* the logical record so far */
-	struct scan_pending pend = { 0, 0, 0 };
+	struct dup_pending pend = { 0, 0, 0, 0 };
 	unsigned long lineno = 0, rec_line = 0;
 	size_t n = 0, len;
 	int status;
