@@ -836,11 +836,13 @@ dup_pend(tp_doc *doc, struct dup_pending *pend, size_t idx, size_t hv,
 static int
 doc_settle(tp_doc *doc, struct dup_pending *pend)
 {
-	struct ent *e = doc->ents + pend->idx;
+	struct ent *e;
 
+	/* Nothing pending; and ents may not exist (no record yet). */
 	if (!pend->live)
 		return TP_OK;
 	pend->live = 0;
+	e = doc->ents + pend->idx;
 	if (dup_find_or_add(doc, pend->idx, ent_key(doc, e), ent_key_len(e),
 			    pend->hv, ent_key_at) == NONE)
 		return TP_OK;
