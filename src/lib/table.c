@@ -291,42 +291,6 @@ tp_table_free(tp_table *table)
 }
 
 /*
- * The records postmap would store: every entry but later duplicates,
- * in file order. The array points into the document.
- */
-static int
-table_records(tp_table *t, tp_record **out, size_t *n, tp_diag *diag)
-{
-	int scan = tp__doc_is_scan(t->doc);
-	size_t count = scan ? tp__doc_scan_count(t->doc) : tp_doc_entry_count(t->doc), k = 0;
-	tp_record *recs;
-
-	*out = NULL;
-	*n = 0;
-	if ((recs = calloc(count ? count : 1, sizeof(*recs))) == NULL)
-		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	for (size_t i = 0; i < count && scan; i++) {
-		tp_record *r = recs + k++;
-
-		tp__doc_scan_kv(t->doc, i, &r->key, &r->key_len, &r->value, &r->value_len);
-	}
-	for (size_t i = 0; i < count && !scan; i++) {
-		tp_entry e;
-
-		if (tp_doc_entry_at(t->doc, i, &e) < 0 || e.duplicate)
-			continue;
-		recs[k].key = e.key;
-		recs[k].key_len = e.key_len;
-		recs[k].value = e.value;
-		recs[k].value_len = e.value_len;
-		k++;
-	}
-	*out = recs;
-	*n = k;
-	return TP_OK;
-}
-
-/*
  * The records to write, read from the document in place: an array of
  * 32-bit entry indexes (the non-duplicates) instead of a copy of every
  * record's pointers, a quarter of the memory on a large table.
@@ -382,6 +346,34 @@ doc_records(tp_table *t, struct doc_records *d, tp__records *recs, tp_diag *diag
 	recs->n = k;
 	recs->at = doc_record_at;
 	recs->ctx = d;
+	return TP_OK;
+}
+
+/*
+ * The records postmap would store, as an array: every entry but later
+ * duplicates, in file order. The array points into the document.
+ */
+static int
+table_records(tp_table *t, tp_record **out, size_t *n, tp_diag *diag)
+{
+	struct doc_records d;
+	tp__records recs;
+	tp_record *r;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = doc_records(t, &d, &recs, diag)) < 0)
+		return rc;
+	if ((r = calloc(recs.n ? recs.n : 1, sizeof(*r))) == NULL) {
+		free(d.index);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
+	for (size_t i = 0; i < recs.n; i++)
+		recs.at(recs.ctx, i, r + i);
+	free(d.index);
+	*out = r;
+	*n = recs.n;
 	return TP_OK;
 }
 
