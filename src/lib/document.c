@@ -363,6 +363,21 @@ line_kind(const char *p, size_t len)
 	return i > 0 ? L_CONT : L_START;
 }
 
+/* count_lines - the physical lines of p[0..end-p-1], a last one unterminated */
+
+static size_t
+count_lines(const char *p, const char *end)
+{
+	const char *nl;
+	size_t n = 0;
+
+	for (; p < end; n++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	return n;
+}
+
 /* split_lines - the physical line table; *nstart: L_START lines */
 static int
 split_lines(tp_doc *doc, size_t *nstart)
@@ -370,13 +385,10 @@ split_lines(tp_doc *doc, size_t *nstart)
 	const char *base = doc->data.ptr, *p = base, *end = p + doc->data.size;
 	const char *nl;
 	struct line *ln;
-	size_t n = 0;
+	size_t n;
 
 	/* Count first: the table is allocated once, at its exact size. */
-	for (p = base; p < end; n++) {
-		nl = memchr(p, '\n', (size_t)(end - p));
-		p = nl ? nl + 1 : end;
-	}
+	n = count_lines(base, end);
 	*nstart = 0;
 	if (n == 0)
 		return TP_OK;
@@ -539,6 +551,16 @@ dup_hash_make(tp_doc *doc, size_t n)
 		return TP_ENOMEM;
 	tp__huge_pages((char *)doc->hash, doc->hash_size * sizeof(*doc->hash));
 	return TP_OK;
+}
+
+/* dup_hash_drop - the duplicate hash is for the parse only */
+
+static void
+dup_hash_drop(tp_doc *doc)
+{
+	free(doc->hash);
+	doc->hash = NULL;
+	doc->hash_size = 0;
 }
 
 /*
@@ -994,9 +1016,7 @@ parse_all(tp_doc *doc)
 		return status;
 	if ((status = doc_settle(doc, &pend)) != TP_OK)
 		return status;
-	free(doc->hash);
-	doc->hash = NULL;
-	doc->hash_size = 0;
+	dup_hash_drop(doc);
 	doc->nbase = doc->nents;
 
 	/* The arena is final: resolve the pointers handed out. */
@@ -1111,16 +1131,13 @@ scan_all(tp_doc *doc)
 	char *rec = NULL, *rec_end = NULL;	/* the logical record so far */
 	struct dup_pending pend = { 0, 0, 0, 0 };
 	unsigned long lineno = 0, rec_line = 0;
-	size_t n = 0, len;
+	size_t n, len;
 	int status;
 
 	if (doc->data.size > DOC_MAX_BYTES)
 		return TP_ELIMIT;
 	/* A record per line at most: the arrays are sized once. */
-	for (p = base; p < end; n++) {
-		nl = memchr(p, '\n', (size_t)(end - p));
-		p = nl ? nl + 1 : end;
-	}
+	n = count_lines(base, end);
 	if (n > 0 &&
 	    ((doc->scanned = malloc(n * sizeof(*doc->scanned))) == NULL ||
 	     dup_hash_make(doc, n) != TP_OK))
@@ -1159,9 +1176,7 @@ scan_all(tp_doc *doc)
 		return status;
 	if ((status = scan_settle(doc, &pend)) != TP_OK)
 		return status;
-	free(doc->hash);
-	doc->hash = NULL;
-	doc->hash_size = 0;
+	dup_hash_drop(doc);
 	doc->is_scan = 1;
 	tp_buf_dispose(&doc->scratch);
 	return publish_warnings(doc);
