@@ -177,18 +177,10 @@ int cli_print_diff(FILE *fp, const char *label, const char *a, size_t alen,
  */
 int cli_reload(struct cli *cli, const char *command);
 /*
- * What a Postfix program we run gets: PATH of the system's directories
- * and TZ (for its log lines), nothing else of ours. postfix(1) cleans its
- * own environment, but postconf, postqueue (set-gid) and a
- * --postfix-command need not, and root's (LD_PRELOAD, IFS, MAIL_CONFIG, a
- * PATH with "." or a user's bin) is not for passing on. Fills envp
- * (NULL-terminated); tz is the room for TZ.
- */
-void cli_postfix_environ(char *envp[3], char *tz, size_t tzsize);
-/*
  * cli_run() runs argv (argv[0] a path; with path_search a name is looked
- * up in the PATH of Postfix's clean environment, cli_postfix_environ) in
- * that environment, without a shell. With out, the child's standard
+ * up in the PATH of the system's directories) without a shell, in a
+ * clean environment: that PATH and TZ, nothing else of ours (see
+ * run.c). With out, the child's standard
  * output goes to it (a non-zero return stops the feeding; the run then
  * fails with out_failed), else to ours; with capture_err its standard
  * error is kept in err (the start of it), else it goes to ours;

@@ -2,8 +2,8 @@
  * NAME
  *	run - run a Postfix program (postfix, postconf, postqueue)
  * SUMMARY
- *	The one place tlspolicy forks: no shell, Postfix's clean environment
- *	(cli_postfix_environ), the child's standard output to a callback or
+ *	The one place tlspolicy forks: no shell, a clean environment
+ *	(postfix_environ), the child's standard output to a callback or
  *	to ours, its standard error kept for the message or passed through,
  *	and an optional deadline after which it is killed.
  */
@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +29,26 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * What a Postfix program we run gets: PATH of the system's directories
+ * and TZ (for its log lines), nothing else of ours. postfix(1) cleans its
+ * own environment, but postconf, postqueue (set-gid) and a
+ * --postfix-command need not, and root's (LD_PRELOAD, IFS, MAIL_CONFIG, a
+ * PATH with "." or a user's bin) is not for passing on. Fills envp
+ * (NULL-terminated); tz is the room for TZ.
+ */
+static void
+postfix_environ(char *envp[3], char *tz, size_t tzsize)
+{
+	const char *zone = getenv("TZ");
+
+	envp[0] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	envp[1] = NULL;
+	envp[2] = NULL;
+	if (zone != NULL && (size_t)snprintf(tz, tzsize, "TZ=%s", zone) < tzsize)
+		envp[1] = tz;
 }
 
 static void
@@ -137,7 +158,7 @@ cli_run(const char *const argv[], const struct cli_run_opts *o,
 	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
-	cli_postfix_environ(envp, tzvar, sizeof(tzvar));
+	postfix_environ(envp, tzvar, sizeof(tzvar));
 	if ((o->out != NULL && pipe2(out, O_CLOEXEC) < 0) ||
 	    (o->capture_err && pipe2(err, O_CLOEXEC) < 0)) {
 		snprintf(r->err, sizeof(r->err), "pipe: %s", strerror(errno));

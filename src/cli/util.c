@@ -319,18 +319,6 @@ out:
 	return rc;
 }
 
-void
-cli_postfix_environ(char *envp[3], char *tz, size_t tzsize)
-{
-	const char *zone = getenv("TZ");
-
-	envp[0] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-	envp[1] = NULL;
-	envp[2] = NULL;
-	if (zone != NULL && (size_t)snprintf(tz, tzsize, "TZ=%s", zone) < tzsize)
-		envp[1] = tz;
-}
-
 int
 cli_postfix_program(struct cli *cli, const char *name, char *path,
 		    size_t pathsize, char *why, size_t whysize)
