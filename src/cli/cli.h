@@ -7,7 +7,11 @@
  *	Global options (-c, -m, -d, -v, -q) are parsed before it runs.
  *
  *	cli_config() loads main.cf on first use (NULL when there is none;
- *	the reason is kept for cli_table_spec's error). cli_digest() is -d,
+ *	the reason is kept for cli_table_spec's error). cli_config_unusable()
+ *	is true, with the reason in why, when main.cf exists but cannot be
+ *	used: unreadable, or a macro loop that stops Postfix itself; main.c
+ *	then refuses to run a command (check reports CRITICAL), since
+ *	nothing read from it would be what Postfix does. cli_digest() is -d,
  *	else main.cf's effective digest, else sha256 (Postfix's default
  *	since compatibility level 3.6) when there is no main.cf.
  *
@@ -65,6 +69,7 @@ struct cli {
 };
 
 tp_config *cli_config(struct cli *cli);
+int cli_config_unusable(struct cli *cli, char *why, size_t size);
 /*
  * cli_table_open() opens the policy table named by -m, else the first
  * file-backed map of main.cf's smtp_tls_policy_maps, with the key folding

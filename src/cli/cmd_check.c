@@ -55,7 +55,9 @@ check_usage(FILE *fp)
 		"  CRITICAL  no server Postfix tries presents a pinned certificate (mail\n"
 		"            is deferred), no pin has the configured digest, Postfix\n"
 		"            would reject the entry, or a pinned certificate expires\n"
-		"            within --critical-days\n"
+		"            within --critical-days; for the whole check, a main.cf\n"
+		"            that cannot be used (unreadable, or a macro loop Postfix\n"
+		"            stops on)\n"
 		"  WARNING   some servers match and some do not (deliveries are slowed),\n"
 		"            a pinned certificate expires within --warn-days, or the\n"
 		"            .db is out of step with the source\n"
@@ -444,6 +446,13 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	if (tp_trust_policy_parse(&topts.policy, trust_list, &diag) != 0)
 		return cli_usage("check", "--trust %s: %s", trust_list, diag.message);
+	{
+		char why[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
+
+		/* Postfix stops on a main.cf it cannot use: no mail goes out. */
+		if (cli_config_unusable(cli, why, sizeof(why)))
+			return early(json, TP_STATE_CRITICAL, why);
+	}
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		return unknown(json, "no usable fingerprint digest");
 	cli_delivery_defaults(cli, &dopts);

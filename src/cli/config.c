@@ -19,6 +19,15 @@ cli_config(struct cli *cli)
 	return cli->config;
 }
 
+int
+cli_config_unusable(struct cli *cli, char *why, size_t size)
+{
+	if (cli_config(cli) != NULL || cli->config_diag.status == TP_ENOTFOUND)
+		return 0;
+	tp_diag_format(&cli->config_diag, why, size);
+	return 1;
+}
+
 const char *
 cli_digest(struct cli *cli)
 {

@@ -18,20 +18,31 @@ static const struct command {
 	const char *name;
 	int (*run)(struct cli *cli, int argc, char **argv);
 	const char *summary;
+	int own_config_check;	/* reports an unusable main.cf itself */
 } commands[] = {
-	{ "list", cmd_list, "show every entry, its pins and whether the db is in step" },
-	{ "get", cmd_get, "print the value Postfix finds for KEY (like postmap -q)" },
-	{ "set", cmd_set, "create or update one entry in place" },
-	{ "remove", cmd_remove, "remove one entry" },
-	{ "import", cmd_import, "add or update many entries at once, from a file (one write)" },
-	{ "export", cmd_export, "write the table's full state (--json), for backups and tools" },
-	{ "rebuild", cmd_rebuild, "write the db from the source (what postmap does)" },
-	{ "doctor", cmd_doctor, "check the table and its configuration, offline" },
-	{ "migrate", cmd_migrate, "move the table to lmdb: or cdb: (writes the db, postconf -e, reload)" },
-	{ "rotate", cmd_rotate, "re-pin entries whose servers present a new certificate" },
-	{ "check", cmd_check, "monitor the pins (Nagios exit codes 0-3)" },
-	{ "probe", cmd_probe, "show the certificates an SMTP server presents" },
+	{ "list", cmd_list, "show every entry, its pins and whether the db is in step", 0 },
+	{ "get", cmd_get, "print the value Postfix finds for KEY (like postmap -q)", 0 },
+	{ "set", cmd_set, "create or update one entry in place", 0 },
+	{ "remove", cmd_remove, "remove one entry", 0 },
+	{ "import", cmd_import, "add or update many entries at once, from a file (one write)", 0 },
+	{ "export", cmd_export, "write the table's full state (--json), for backups and tools", 0 },
+	{ "rebuild", cmd_rebuild, "write the db from the source (what postmap does)", 0 },
+	{ "doctor", cmd_doctor, "check the table and its configuration, offline", 0 },
+	{ "migrate", cmd_migrate, "move the table to lmdb: or cdb: (writes the db, postconf -e, reload)", 0 },
+	{ "rotate", cmd_rotate, "re-pin entries whose servers present a new certificate", 0 },
+	{ "check", cmd_check, "monitor the pins (Nagios exit codes 0-3)", 1 },
+	{ "probe", cmd_probe, "show the certificates an SMTP server presents", 0 },
 };
+
+/* --help works whatever main.cf says. */
+static int
+asks_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 1;
+	return 0;
+}
 
 static void
 usage(FILE *fp)
@@ -195,6 +206,14 @@ main(int argc, char **argv)
 			int cargc = argc - optind;
 			int rc;
 
+			char why[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
+
+			if (!commands[i].own_config_check && !asks_help(cargc, cargv)
+			    && cli_config_unusable(&cli, why, sizeof(why))) {
+				rc = cli_errorf("%s", why);
+				cli_cleanup(&cli);
+				return rc;
+			}
 			/* 0, not 1: glibc then forgets the "+" (no permuting)
 			 * of the global parse, so options may follow KEY. */
 			optind = 0;

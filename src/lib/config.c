@@ -16,8 +16,9 @@
  *	${name:value}, ${name?{a}:{b}} and the relational form Postfix uses
  *	for its compatibility defaults, ${{x} <level {3.6} ? {a} : {b}} (and
  *	==, !=, <, <=, >, >= with or without "level"). Unknown parameters
- *	expand to the empty string, as in Postfix. Expansion depth is capped
- *	so a self-referencing value cannot loop.
+ *	expand to the empty string, as in Postfix. A value that nests macros
+ *	deeper than Postfix allows (a loop: a = $b, b = $a) makes the load
+ *	fail with TP_ECONFIG, as it stops Postfix.
  *
  *	Built-in defaults matter for the parameters main.cf usually leaves
  *	out: compatibility_level (0), smtputf8_enable and
@@ -28,8 +29,8 @@
  *	as Debian builds them (a build without Berkeley DB has lmdb or cdb;
  *	main.cf then says so or the admin runs postconf -e).
  * DIAGNOSTICS
- *	TP_ENOTFOUND: no main.cf. TP_EIO: it cannot be read. TP_ECONFIG: no
- *	file-backed map in smtp_tls_policy_maps.
+ *	TP_ENOTFOUND: no main.cf. TP_EIO: it cannot be read. TP_ECONFIG: a
+ *	macro loop; no file-backed map in smtp_tls_policy_maps.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -45,7 +46,9 @@
 #include "tlspolicy/maps.h"
 
 #define CONFIG_DEFAULT_DIR "/etc/postfix"
-#define CONFIG_EXPAND_DEPTH 32
+/* Postfix's own limit (mac_expand.c): past it, every Postfix program
+ * that reads main.cf stops with "macro processing error". */
+#define CONFIG_EXPAND_DEPTH 100
 /*
  * Depth alone does not bound the work: "a = $b$b", "b = $c$c", ... doubles
  * at each level (2^32 lookups, found by fuzzing), and "b = $a$a...$a"
@@ -57,6 +60,9 @@
  * TP__CONFIG_EXPAND_OUTPUT bytes, and so is the copying that made it.
  */
 #define CONFIG_EXPAND_LOOKUPS 10000
+/* The load-time search for macro loops (check_nesting()): one budget
+ * for all the parameters it expands. */
+#define CONFIG_NESTING_LOOKUPS 100000
 
 struct param {
 	char *name;
@@ -79,6 +85,10 @@ struct expansion {
 	const tp_config *config;
 	size_t lookups_left;
 	size_t bytes_left;
+	size_t lookups_done;
+	int nested;		/* CONFIG_EXPAND_DEPTH was passed */
+	const char *name;	/* the last name looked up, name_len bytes */
+	size_t name_len;
 };
 
 /* Postfix 3.6+ defaults, as "postconf -d" prints them. */
@@ -350,6 +360,9 @@ expand_named(struct expansion *x, const char *body, size_t len,
 	if (x->lookups_left == 0)
 		return 0;
 	x->lookups_left--;
+	x->lookups_done++;
+	x->name = body;
+	x->name_len = n;
 	value = raw_value(x->config, body, n);
 	if (value && (rc = expand(x, value, strlen(value), &v, depth + 1)) != 0) {
 		tp_buf_dispose(&v);
@@ -396,7 +409,11 @@ expand(struct expansion *x, const char *s, size_t len, tp_buf *out,
 
 	if (tp__buf_grow(out, 0) != 0)
 		return TP_ENOMEM;
-	if (depth > CONFIG_EXPAND_DEPTH || x->lookups_left == 0)
+	if (depth > CONFIG_EXPAND_DEPTH) {
+		x->nested = 1;
+		x->lookups_left = 0;
+	}
+	if (x->lookups_left == 0)
 		return 0;
 	while (i < len) {
 		size_t start = i;
@@ -530,6 +547,69 @@ read_file(const char *path, tp_buf *out, tp_diag *diag)
 	return 0;
 }
 
+/* Read by the library without a built-in default (route.c, maps.c,
+ * queue and migration code); with builtin_defaults, every parameter
+ * tlspolicy reads. */
+static const char *const read_without_default[] = {
+	"command_directory", "default_cache_db_type", "default_database_type",
+	"default_transport", "mydomain", "myhostname", "non_bdb_migration_level",
+	"owner_request_special", "parent_domain_matches_subdomains",
+	"recipient_delimiter", "relay_domains", "relay_transport", "relayhost",
+	"smtp_randomize_addresses", "transport_maps",
+};
+
+/* nested - 1 when the value of name nests macros past Postfix's limit */
+
+static int
+nested(const tp_config *config, const char *name, size_t *budget,
+       struct expansion *x, tp_diag *diag)
+{
+	const char *raw = raw_value(config, name, strlen(name));
+	tp_buf v = TP_BUF_INIT;
+	int rc;
+
+	if (raw == NULL)
+		return 0;
+	*x = (struct expansion){ config, *budget, TP__CONFIG_EXPAND_OUTPUT, 0, 0, NULL, 0 };
+	rc = expand(x, raw, strlen(raw), &v, 0);
+	tp_buf_dispose(&v);
+	if (rc != 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	/* Not x->lookups_left: a value past the output limit zeroes it. */
+	*budget -= x->lookups_done < *budget ? x->lookups_done : *budget;
+	if (!x->nested)
+		return 0;
+	return tp__diag_set(diag, TP_ECONFIG, config->path, 0,
+			    "unreasonable macro call nesting: \"%.*s\" in the value of %s (Postfix stops on this main.cf: macro processing error)",
+			    (int)(x->name_len > 200 ? 200 : x->name_len),
+			    x->name ? x->name : "", name);
+}
+
+/*
+ * A parameter whose value nests macros past Postfix's limit (a loop:
+ * a = $b, b = $a) stops postconf and every Postfix program that reads
+ * it, so it stops us too, rather than our reading it as empty. Checked:
+ * the parameters tlspolicy reads, as Postfix stops only for the
+ * parameters it knows (a loop among parameters nothing uses is left
+ * alone by Postfix too). One budget for all, so a large main.cf cannot
+ * make this slow. TP_ECONFIG, or TP_ENOMEM.
+ */
+static int
+check_nesting(const tp_config *config, tp_diag *diag)
+{
+	size_t budget = CONFIG_NESTING_LOOKUPS;
+	struct expansion x;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(builtin_defaults) / sizeof(builtin_defaults[0]); i++)
+		if ((rc = nested(config, builtin_defaults[i].name, &budget, &x, diag)) != 0)
+			return rc;
+	for (size_t i = 0; i < sizeof(read_without_default) / sizeof(read_without_default[0]); i++)
+		if ((rc = nested(config, read_without_default[i], &budget, &x, diag)) != 0)
+			return rc;
+	return TP_OK;
+}
+
 int
 tp__config_parse(tp_config **out, const char *dir, const char *text,
 		 size_t len, tp_diag *diag)
@@ -550,6 +630,10 @@ tp__config_parse(tp_config **out, const char *dir, const char *text,
 	if ((rc = parse_main_cf(config, text, len)) != 0) {
 		tp_config_free(config);
 		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
+	}
+	if ((rc = check_nesting(config, diag)) != TP_OK) {
+		tp_config_free(config);
+		return rc;
 	}
 	*out = config;
 	return 0;
@@ -609,7 +693,7 @@ tp_config_get(const tp_config *config, const char *name)
 	/* Expanded values are cached in the config so the pointer stays valid
 	 * until tp_config_free; the cache is logically const. */
 	tp_config *self = (tp_config *)(uintptr_t)config;
-	struct expansion x = { config, CONFIG_EXPAND_LOOKUPS, TP__CONFIG_EXPAND_OUTPUT };
+	struct expansion x = { config, CONFIG_EXPAND_LOOKUPS, TP__CONFIG_EXPAND_OUTPUT, 0, 0, NULL, 0 };
 	const char *raw;
 	tp_buf v = TP_BUF_INIT;
 	struct param *expanded;
