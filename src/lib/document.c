@@ -564,6 +564,49 @@ dup_hash_drop(tp_doc *doc)
 }
 
 /*
+ * dup_hash_keep - the duplicate hash, once the parse is done, becomes the
+ * key index: both map a folded key to the first entry with it, hashed by
+ * hash_bytes() into a power-of-two table with linear probing, so the low
+ * halves of its slots, in place, are the index kidx_make() would build by
+ * hashing every key again (that and the scans before it was made were a
+ * tenth of the CPU of a set on a 300k-entry table). Past the index's 3/4
+ * load (the hash goes to 4/5), kidx_room() makes a bigger one at the
+ * first put.
+ */
+static void
+dup_hash_keep(tp_doc *doc)
+{
+	unsigned char *mem = (unsigned char *)doc->hash;
+	size_t used = 0;
+	uint32_t *kidx;
+
+	/* No hash (no records): no index until one is needed. */
+	if (mem == NULL || doc->hash_size == 0) {
+		dup_hash_drop(doc);
+		return;
+	}
+	/* In place, front to back: slot i's 4 bytes land where slot i / 2's 8
+	 * were, already read. memcpy() keeps the compiler from assuming the
+	 * two widths cannot overlap. */
+	for (size_t i = 0; i < doc->hash_size; i++) {
+		uint64_t wide;
+		uint32_t narrow;
+
+		memcpy(&wide, mem + i * sizeof(wide), sizeof(wide));
+		narrow = (uint32_t)wide;
+		memcpy(mem + i * sizeof(narrow), &narrow, sizeof(narrow));
+		used += narrow != 0;
+	}
+	kidx = realloc(mem, doc->hash_size * sizeof(*kidx));
+	free(doc->kidx);
+	doc->kidx = kidx != NULL ? kidx : (uint32_t *)(void *)mem;
+	doc->kidx_size = doc->hash_size;
+	doc->kidx_used = used;
+	doc->hash = NULL;
+	doc->hash_size = 0;
+}
+
+/*
  * put_list - the comma-separated words of [c, end) into host_offs, as
  * arena strings; *count counts them. Empty words are skipped.
  */
@@ -1016,7 +1059,7 @@ parse_all(tp_doc *doc)
 		return status;
 	if ((status = doc_settle(doc, &pend)) != TP_OK)
 		return status;
-	dup_hash_drop(doc);
+	dup_hash_keep(doc);
 	doc->nbase = doc->nents;
 
 	/* The arena is final: resolve the pointers handed out. */
@@ -1739,11 +1782,10 @@ tp__doc_emit(const tp_doc *doc, tp__doc_sink sink, void *ctx)
 
 /*
  * The key index: folded key -> the first live slot with it (the record
- * postmap keeps), open addressing with linear probing. Made on demand:
- * a run that looks up a few keys scans instead. A set or remove of one
- * key looks it up four times (the entry, its old record, the duplicate
- * check, its new record); four scans of a 300k-entry table cost less
- * than hashing every key into a new index.
+ * postmap keeps), open addressing with linear probing. A parsed document
+ * has one from its parse (dup_hash_keep()); otherwise (out of memory when
+ * it was made or had to grow) it is made on demand, and a run that looks
+ * up a few keys scans instead.
  */
 #define KIDX_AFTER 4		/* lookups before the index is made */
 
