@@ -74,6 +74,10 @@ struct tp_config {
 	char *path;		/* DIR/main.cf, for messages */
 	struct param *params;
 	size_t nparams;
+	/* name -> index + 1 of its setting in effect (the last): a lookup in
+	 * an expansion is one probe, not a walk of every setting. */
+	uint32_t *index;
+	size_t index_size;	/* a power of two, or 0: no index */
 	/* Expanded values handed out by tp_config_get, owned here. */
 	struct param *expanded;
 	size_t nexpanded;
@@ -160,14 +164,67 @@ is_name_char(int c)
 	    || (c >= '0' && c <= '9') || c == '_';
 }
 
+static size_t
+name_hash(const char *name, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325u;	/* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 0x100000001b3u;
+	return (size_t)h;
+}
+
+/* index_find - the slot for name: its setting's, or the empty one */
+static size_t
+index_find(const tp_config *config, const char *name, size_t len)
+{
+	size_t mask = config->index_size - 1, h;
+
+	for (h = name_hash(name, len) & mask; config->index[h]; h = (h + 1) & mask) {
+		const char *n = config->params[config->index[h] - 1].name;
+
+		if (strlen(n) == len && memcmp(n, name, len) == 0)
+			return h;
+	}
+	return h;
+}
+
+/* build_index - every name once, at its last setting (later ones win) */
+static int
+build_index(tp_config *config)
+{
+	size_t size = 16;
+
+	if (config->nparams >= UINT32_MAX / 2)
+		return TP_ENOMEM;
+	while (size < 2 * config->nparams)
+		size *= 2;
+	if ((config->index = calloc(size, sizeof(*config->index))) == NULL)
+		return TP_ENOMEM;
+	config->index_size = size;
+	for (size_t i = 0; i < config->nparams; i++) {
+		const char *name = config->params[i].name;
+
+		config->index[index_find(config, name, strlen(name))] = (uint32_t)i + 1;
+	}
+	return TP_OK;
+}
+
 static const char *
 raw_value(const tp_config *config, const char *name, size_t len)
 {
-	/* Later settings win: search from the end. */
-	for (size_t i = config->nparams; i-- > 0;)
-		if (strlen(config->params[i].name) == len
-		    && memcmp(config->params[i].name, name, len) == 0)
-			return config->params[i].value;
+	if (config->index_size > 0) {
+		uint32_t i = config->index[index_find(config, name, len)];
+
+		if (i != 0)
+			return config->params[i - 1].value;
+	} else {
+		/* Later settings win: search from the end. */
+		for (size_t i = config->nparams; i-- > 0;)
+			if (strlen(config->params[i].name) == len
+			    && memcmp(config->params[i].name, name, len) == 0)
+				return config->params[i].value;
+	}
 	if (len == strlen("config_directory")
 	    && memcmp(name, "config_directory", len) == 0)
 		return config->dir;
@@ -631,6 +688,10 @@ tp__config_parse(tp_config **out, const char *dir, const char *text,
 		tp_config_free(config);
 		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
 	}
+	if (build_index(config) != TP_OK) {
+		tp_config_free(config);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	}
 	if ((rc = check_nesting(config, diag)) != TP_OK) {
 		tp_config_free(config);
 		return rc;
@@ -674,6 +735,7 @@ tp_config_free(tp_config *config)
 		free(config->expanded[i].value);
 	}
 	free(config->params);
+	free(config->index);
 	free(config->expanded);
 	free(config->policy_map_path);
 	free(config->dir);
