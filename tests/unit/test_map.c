@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <cdb.h>
+
 #include "buf.h"
 #include "map_backend.h"
 #include "safewrite.h"
@@ -248,6 +250,100 @@ test_map__large_lmdb_and_cdb_tables_keep_every_first_record(void **state)
 	}
 	free(recs);
 	free(keys);
+}
+
+/* The whole of a file, into out. */
+static void
+slurp(const char *path, tp_buf *out)
+{
+	char chunk[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		assert_int_equal(tp__buf_put(out, chunk, (size_t)n), 0);
+	assert_int_equal(n, 0);
+	close(fd);
+}
+
+/* Key order as tp_map_write() sorts (bytes, then length). */
+static int
+by_key(const void *a_in, const void *b_in)
+{
+	const tp_record *a = a_in, *b = b_in;
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+	int c = memcmp(a->key, b->key, n);
+
+	return c != 0 ? c : (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+/*
+ * Our cdb writer lays the file out itself (in 1 MB writes) where tinycdb's
+ * cdb_make_*() write 4 KB at a time: the same records, put in the same
+ * order, must make the same bytes, whatever crosses a 1 MB boundary. The
+ * oracle is tinycdb itself, the library Postfix's cdb: tables read and
+ * postmap writes with: records of every size (empty, binary, one of 3 MB,
+ * larger than the writer's buffer), 40000 of them spread over the 256
+ * hash tables, and an empty table. The keys are distinct and given in
+ * the order tp_map_write() sorts them into, so tinycdb gets that order.
+ */
+static void
+test_map__cdb_file_is_tinycdbs_byte_for_byte(void **state)
+{
+	enum { N = 40000, HUGE = 3 << 20 };
+	tp_record *recs = calloc(N, sizeof(*recs));
+	char (*keys)[32] = calloc(N, sizeof(*keys));
+	char *huge = malloc(HUGE), db[512], ref[512];
+	static const char binary[] = { 'b', '\0', '\377', '\n', 'x' };
+
+	(void)state;
+	assert_non_null(recs);
+	assert_non_null(keys);
+	assert_non_null(huge);
+	memset(huge, 'v', HUGE);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "key%zu.example", i * 2654435761u % 1000003);
+		recs[i].key = keys[i];
+		recs[i].key_len = strlen(keys[i]);
+		/* Values from 0 to 3000 bytes, so records straddle the buffer's
+		 * 1 MB boundaries at every offset. */
+		recs[i].value = huge;
+		recs[i].value_len = (i * 37) % 3001;
+	}
+	recs[7].value = binary;
+	recs[7].value_len = sizeof(binary);
+	recs[N / 2].value_len = HUGE;
+	qsort(recs, N, sizeof(*recs), by_key);
+	for (size_t n = 0; n <= N; n += N) {
+		tp_buf ours = TP_BUF_INIT, theirs = TP_BUF_INIT;
+		struct cdb_make cm;
+		tp_diag d = TP_DIAG_INIT;
+		int fd;
+
+		path_in(db, sizeof(db), n ? "ours.cdb" : "empty.cdb");
+		path_in(ref, sizeof(ref), n ? "tinycdb.cdb" : "tinycdb-empty.cdb");
+		if (tp_map_write(TP_MAP_CDB, db, recs, n, NULL, &d) != 0)
+			fail_msg("write %s: %s", db, d.message);
+		fd = open(ref, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(cdb_make_start(&cm, fd), 0);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(cdb_make_add(&cm, recs[i].key, (unsigned)recs[i].key_len,
+						      recs[i].value, (unsigned)recs[i].value_len), 0);
+		assert_int_equal(cdb_make_finish(&cm), 0);
+		close(fd);
+		slurp(db, &ours);
+		slurp(ref, &theirs);
+		if (ours.size != theirs.size || memcmp(ours.ptr, theirs.ptr, ours.size) != 0)
+			fail_msg("%zu records: our cdb (%zu bytes) is not tinycdb's (%zu bytes)",
+				 n, ours.size, theirs.size);
+		tp_buf_dispose(&ours);
+		tp_buf_dispose(&theirs);
+	}
+	free(recs);
+	free(keys);
+	free(huge);
 }
 
 /* db5.3_dump -p: the raw records, NULs printed as \00. */
@@ -1591,7 +1687,8 @@ main(void)
 		T(test_map__lmdb_round_trip), \
 		T(test_map__cdb_round_trip), \
 		T(test_map__lmdb_has_trailing_nul_and_cdb_none_like_postmap), \
-		T(test_map__large_lmdb_and_cdb_tables_keep_every_first_record),
+		T(test_map__large_lmdb_and_cdb_tables_keep_every_first_record), \
+		T(test_map__cdb_file_is_tinycdbs_byte_for_byte),
 		T(test_map__hash_round_trip),
 		T(test_map__btree_round_trip),
 		T_NEW_TYPES
