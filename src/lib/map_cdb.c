@@ -217,8 +217,8 @@ write_tables(struct cdb_handle *h, tp_diag *diag)
 	ssize_t n;
 	int rc = TP_ENOMEM;
 
-	/* tinycdb's own bound: the tables' 8n bytes must fit below 4 GB. */
-	if (((UINT32_MAX - o->pos) >> 3) < o->nrecs)
+	/* The tables (two 8-byte slots a record) must end below 4 GB too. */
+	if ((UINT32_MAX - o->pos) / 16 < o->nrecs)
 		return tp__diag_set(diag, TP_ELIMIT, NULL, 0,
 				    "error writing %s: a cdb file cannot hold 4 GB", h->path);
 	for (int t = 0; t < 256; t++) {
