@@ -384,6 +384,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	tp_trust_result **trs = NULL;
 	struct cli_maps maps = { NULL, 0 };
 	struct cli_stuck stuck;
+	char unusable[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
 	tp_table *table = NULL;
 	tp_db_state db_state = TP_DB_IN_STEP;
 	tp_diag diag = TP_DIAG_INIT;
@@ -446,13 +447,9 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	if (tp_trust_policy_parse(&topts.policy, trust_list, &diag) != 0)
 		return cli_usage("check", "--trust %s: %s", trust_list, diag.message);
-	{
-		char why[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
-
-		/* Postfix stops on a main.cf it cannot use: no mail goes out. */
-		if (cli_config_unusable(cli, why, sizeof(why)))
-			return early(json, TP_STATE_CRITICAL, why);
-	}
+	/* Postfix stops on a main.cf it cannot use: no mail goes out. */
+	if (cli_config_unusable(cli, unusable, sizeof(unusable)))
+		return early(json, TP_STATE_CRITICAL, unusable);
 	if ((digest = cli_checked_digest(cli)) == NULL)
 		return unknown(json, "no usable fingerprint digest");
 	cli_delivery_defaults(cli, &dopts);

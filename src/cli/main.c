@@ -204,9 +204,8 @@ main(int argc, char **argv)
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			char **cargv = argv + optind;
 			int cargc = argc - optind;
-			int rc;
-
 			char why[TP_DIAG_FILE_MAX + TP_DIAG_MESSAGE_MAX + 32];
+			int rc;
 
 			if (!commands[i].own_config_check && !asks_help(cargc, cargv)
 			    && cli_config_unusable(&cli, why, sizeof(why))) {

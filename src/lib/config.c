@@ -77,7 +77,7 @@ struct tp_config {
 	/* name -> index + 1 of its setting in effect (the last): a lookup in
 	 * an expansion is one probe, not a walk of every setting. */
 	uint32_t *index;
-	size_t index_size;	/* a power of two, or 0: no index */
+	size_t index_size;	/* a power of two */
 	/* Expanded values handed out by tp_config_get, owned here. */
 	struct param *expanded;
 	size_t nexpanded;
@@ -213,18 +213,11 @@ build_index(tp_config *config)
 static const char *
 raw_value(const tp_config *config, const char *name, size_t len)
 {
-	if (config->index_size > 0) {
-		uint32_t i = config->index[index_find(config, name, len)];
+	/* tp__config_parse() built the index: a config has one. */
+	uint32_t set = config->index[index_find(config, name, len)];
 
-		if (i != 0)
-			return config->params[i - 1].value;
-	} else {
-		/* Later settings win: search from the end. */
-		for (size_t i = config->nparams; i-- > 0;)
-			if (strlen(config->params[i].name) == len
-			    && memcmp(config->params[i].name, name, len) == 0)
-				return config->params[i].value;
-	}
+	if (set != 0)
+		return config->params[set - 1].value;
 	if (len == strlen("config_directory")
 	    && memcmp(name, "config_directory", len) == 0)
 		return config->dir;
@@ -615,31 +608,32 @@ static const char *const read_without_default[] = {
 	"smtp_randomize_addresses", "transport_maps",
 };
 
-/* nested - 1 when the value of name nests macros past Postfix's limit */
-
+/*
+ * nested - TP_ECONFIG when the value of name nests macros past Postfix's
+ * limit, spending at most *budget lookups; TP_ENOMEM; else TP_OK.
+ */
 static int
-nested(const tp_config *config, const char *name, size_t *budget,
-       struct expansion *x, tp_diag *diag)
+nested(const tp_config *config, const char *name, size_t *budget, tp_diag *diag)
 {
 	const char *raw = raw_value(config, name, strlen(name));
+	struct expansion x = { config, *budget, TP__CONFIG_EXPAND_OUTPUT, 0, 0, NULL, 0 };
 	tp_buf v = TP_BUF_INIT;
 	int rc;
 
 	if (raw == NULL)
-		return 0;
-	*x = (struct expansion){ config, *budget, TP__CONFIG_EXPAND_OUTPUT, 0, 0, NULL, 0 };
-	rc = expand(x, raw, strlen(raw), &v, 0);
+		return TP_OK;
+	rc = expand(&x, raw, strlen(raw), &v, 0);
 	tp_buf_dispose(&v);
 	if (rc != 0)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	/* Not x->lookups_left: a value past the output limit zeroes it. */
-	*budget -= x->lookups_done < *budget ? x->lookups_done : *budget;
-	if (!x->nested)
-		return 0;
+	/* Not x.lookups_left: a value past the output limit zeroes it. */
+	*budget -= x.lookups_done < *budget ? x.lookups_done : *budget;
+	if (!x.nested)
+		return TP_OK;
 	return tp__diag_set(diag, TP_ECONFIG, config->path, 0,
 			    "unreasonable macro call nesting: \"%.*s\" in the value of %s (Postfix stops on this main.cf: macro processing error)",
-			    (int)(x->name_len > 200 ? 200 : x->name_len),
-			    x->name ? x->name : "", name);
+			    (int)(x.name_len > 200 ? 200 : x.name_len),
+			    x.name ? x.name : "", name);
 }
 
 /*
@@ -655,14 +649,13 @@ static int
 check_nesting(const tp_config *config, tp_diag *diag)
 {
 	size_t budget = CONFIG_NESTING_LOOKUPS;
-	struct expansion x;
 	int rc;
 
 	for (size_t i = 0; i < sizeof(builtin_defaults) / sizeof(builtin_defaults[0]); i++)
-		if ((rc = nested(config, builtin_defaults[i].name, &budget, &x, diag)) != 0)
+		if ((rc = nested(config, builtin_defaults[i].name, &budget, diag)) != 0)
 			return rc;
 	for (size_t i = 0; i < sizeof(read_without_default) / sizeof(read_without_default[0]); i++)
-		if ((rc = nested(config, read_without_default[i], &budget, &x, diag)) != 0)
+		if ((rc = nested(config, read_without_default[i], &budget, diag)) != 0)
 			return rc;
 	return TP_OK;
 }
