@@ -12,16 +12,12 @@ command -v postconf >/dev/null || fail "postconf not found: install postfix (the
 T=$TLSPOLICY
 D=$TP_TMP/conf
 mkdir -p "$D"
-: >"$D/tls_policy"
 printf 'x.example encrypt\n' >"$D/tls_policy"
 
 # main_cf LINE...: main.cf with these lines and the policy table.
 main_cf() {
 	{
-		# A myhostname of its own: postconf would otherwise look this
-		# host's name up in DNS (seconds without a network). A case's
-		# own myhostname comes later and wins.
-		printf 'compatibility_level = 3.6\nmyhostname = host.example\n'
+		printf 'compatibility_level = 3.6\n'
 		printf '%s\n' "$@"
 		grep -q '^smtp_tls_policy_maps' <(printf '%s\n' "$@") ||
 			printf 'smtp_tls_policy_maps = hash:%s/tls_policy\n' "$D"
