@@ -99,6 +99,16 @@ tp_sandbox_config() {
         # No Postfix runs here: check and list must not read the machine's queue.
         echo 'queue_directory = ${config_directory}/queue'
     } >"$1/main.cf"
+    tp_cool_down "$1/main.cf"
+}
+
+# tp_cool_down FILE...
+#   Dates FILE a minute back. Postfix (postconf, postmap, postfix) reads
+#   a main.cf changed in the last second or two again every 0.3 s until
+#   it is older ("pausing to let main.cf cool down"): 1.5-2 s per command
+#   on a fresh file. Its age is nothing a test checks.
+tp_cool_down() {
+    touch -d '-1 minute' "$@"
 }
 
 # tp_dead_port

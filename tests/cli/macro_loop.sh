@@ -22,6 +22,7 @@ main_cf() {
 		grep -q '^smtp_tls_policy_maps' <(printf '%s\n' "$@") ||
 			printf 'smtp_tls_policy_maps = hash:%s/tls_policy\n' "$D"
 	} >"$D/main.cf"
+	tp_cool_down "$D/main.cf"
 }
 
 stops_postfix() {
