@@ -598,14 +598,14 @@ read_file(const char *path, tp_buf *out, tp_diag *diag)
 }
 
 /* Read by the library without a built-in default (route.c, maps.c,
- * queue and migration code); with builtin_defaults, every parameter
- * tlspolicy reads. */
+ * queue and migration code), and myhostname, which the defaults of
+ * others name; with builtin_defaults, every parameter tlspolicy reads,
+ * each once. */
 static const char *const read_without_default[] = {
-	"command_directory", "default_cache_db_type", "default_database_type",
-	"default_transport", "mydomain", "myhostname", "non_bdb_migration_level",
+	"command_directory", "default_transport", "mydomain", "myhostname",
 	"owner_request_special", "parent_domain_matches_subdomains",
 	"recipient_delimiter", "relay_domains", "relay_transport", "relayhost",
-	"smtp_randomize_addresses", "transport_maps",
+	"transport_maps",
 };
 
 /*
