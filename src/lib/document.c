@@ -1783,9 +1783,9 @@ tp__doc_emit(const tp_doc *doc, tp__doc_sink sink, void *ctx)
 /*
  * The key index: folded key -> the first live slot with it (the record
  * postmap keeps), open addressing with linear probing. A parsed document
- * has one from its parse (dup_hash_keep()); otherwise (out of memory when
- * it was made or had to grow) it is made on demand, and a run that looks
- * up a few keys scans instead.
+ * has one from its parse (dup_hash_keep()); otherwise (no records when
+ * parsed, or out of memory when it had to grow) it is made on demand, and
+ * a run that looks up a few keys scans instead.
  */
 #define KIDX_AFTER 4		/* lookups before the index is made */
 
