@@ -26,7 +26,9 @@
  *	info->valid is 0 and info->problem says why (Postfix defers the
  *	mail: "client TLS configuration problem"); so are settings that
  *	make every TLS session fail (a bad protocol list or cipher grade,
- *	an unusable client certificate): info->tls_error says which.
+ *	an unusable client certificate, a smtp_tls_CAfile or
+ *	smtp_tls_CApath OpenSSL cannot load, with which Postfix's SMTP
+ *	client runs without TLS): info->tls_error says which.
  *	Free with tp_client_settings_free() (NULL is fine).
  *
  *	tp_client_settings_info() gives the settings. Strings and arrays

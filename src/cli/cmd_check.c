@@ -78,7 +78,8 @@ check_usage(FILE *fp)
 		"                     is said to be one rotate would pin, or refuses, and why\n"
 		"  --ca-file FILE     CAs for rotate's pkix evidence, as for rotate (default:\n"
 		"  --ca-path DIR      main.cf's smtp_tls_CAfile, smtp_tls_CApath, else the\n"
-		"                     system's)\n"
+		"                     system's; main.cf's that do not load leave Postfix\n"
+		"                     without TLS: CRITICAL for every entry that needs it)\n"
 		"  --prometheus FILE  also write the results as a node_exporter textfile\n"
 		"                     (FILE ending in .prom, replaced atomically): per\n"
 		"                     entry status, days until the pinned certificate\n"
@@ -277,6 +278,8 @@ trust_reasons(tp_verdict *v, tp_trust *trust, const struct cli_targets *targets,
 	h.key_count = t->keys.count;
 	h.held = t->next;
 	h.held_since = t->since;
+	if (trust == NULL)	/* main.cf's CAs do not load: no evidence to weigh */
+		return 0;
 	if (tp_trust_evaluate(&tr, trust, targets->delivery, t->dindex, &h, NULL) != 0)
 		return -1;
 	for (size_t j = 0; rc == 0 && j < tr->count; j++) {
@@ -485,7 +488,13 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	now = cli_now();
 	vopts.now = topts.now = now;
-	if (targets.n > 0 && tp_trust_new(&trust, cli_config(cli), &topts, &diag) != 0) {
+	/*
+	 * CAs of --ca-file or --ca-path that do not load are the caller's to
+	 * fix. main.cf's leave Postfix's SMTP client without TLS: that is the
+	 * verdict of every entry that needs TLS, and check goes on to give it.
+	 */
+	if (targets.n > 0 && tp_trust_new(&trust, cli_config(cli), &topts, &diag) != 0 &&
+	    (diag.status != TP_EIO || topts.ca_file != NULL || topts.ca_path != NULL)) {
 		cli_error(&diag);
 		rc = unknown(json, "cannot load the CA store");
 		goto out;

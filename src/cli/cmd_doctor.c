@@ -8,7 +8,8 @@
  *	listed in smtp_tls_policy_maps, entries Postfix would reject,
  *	duplicate keys, lines postmap skips, unsafe permissions, a db older
  *	than its source by mtime (Postfix warns at every open), what killed
- *	runs left, a db Postfix cannot read, a table this user cannot write.
+ *	runs left, a db Postfix cannot read, a table this user cannot write,
+ *	CA files or a client certificate that leave Postfix without TLS.
  *	One line per finding; exit 1 when there is any warning or error.
  */
 #include <dirent.h>
@@ -218,6 +219,29 @@ check_writable(struct findings *f, const char *source)
 	if (geteuid() != 0 && !cli_table_writable(source))
 		finding(f, "warning", "%s is not writable by uid %lu: set, remove, rebuild and rotate need root or the table's owner",
 			source, (unsigned long)geteuid());
+}
+
+/*
+ * What Postfix's SMTP client sets up once for every TLS delivery (CA
+ * files, client certificates): when it fails, Postfix runs without TLS,
+ * and every delivery whose level needs TLS is deferred.
+ */
+static void
+check_client_tls(struct findings *f, const tp_config *config)
+{
+	tp_client_settings *settings = NULL;
+	tp_diag diag = TP_DIAG_INIT;
+	const char *why;
+
+	if (tp_client_settings_new(&settings, config, NULL, "fingerprint", &diag) != 0) {
+		finding(f, "error", "%s", diag.message);
+		return;
+	}
+	why = tp_client_settings_info(settings)->tls_error;
+	if (why != NULL)
+		finding(f, "error", "Postfix's SMTP client cannot set up TLS (%s): every delivery that needs TLS is deferred (\"TLS is required, but our TLS engine is unavailable\")",
+			why);
+	tp_client_settings_free(settings);
 }
 
 /*
@@ -482,6 +506,8 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 	}
 	finding(f, "ok", "fingerprint digest %s (%s)", digest,
 		cli->digest_opt ? "-d" : config ? "smtp_tls_fingerprint_digest" : "Postfix default, no main.cf");
+	if (config)
+		check_client_tls(f, config);
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return EX_FAIL;
 	type_name = tp_map_type_name(tp_table_type(table));

@@ -14,12 +14,14 @@
  *	Every string the info points to is copied into the settings'
  *	own list, so the config and value given may be freed afterwards.
  *
- *	Settings that make Postfix's TLS session setup fail (a protocol
- *	list it cannot parse, an unknown cipher grade, an exclusion with a
- *	'!', '+', '-' or '@' in front, a cipher list OpenSSL refuses, a
- *	client certificate it cannot load) are reported in tls_error, with
- *	Postfix's wording where it has one: at a mandatory TLS level every
- *	delivery to the next hop is then deferred.
+ *	Settings that make Postfix's TLS setup fail (a CA file or directory
+ *	it cannot load, a protocol list it cannot parse, an unknown cipher
+ *	grade, an exclusion with a '!', '+', '-' or '@' in front, a cipher
+ *	list OpenSSL refuses, a client certificate it cannot load) are
+ *	reported in tls_error, with Postfix's wording where it has one: at a
+ *	mandatory TLS level every delivery to the next hop is then deferred.
+ *	Files are read as tlspolicy's user: run as another user than root,
+ *	a file only root can read is reported too.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include "buf.h"
 #include "config_internal.h"
@@ -229,15 +232,85 @@ add_exclude(tp_buf *b, const char *word)
 }
 
 /*
- * Does OpenSSL take this cipher string and client certificate? What it
- * refuses goes to tls_error. TP_ENOMEM only.
+ * ca_error - tls_set_ca_certificate_info(): Postfix's SMTP client loads
+ * smtp_tls_CAfile and smtp_tls_CApath when it starts, before anything
+ * else of TLS, and runs without TLS when they do not load, whatever the
+ * level needs them for. The same OpenSSL calls tell here. *why: NULL
+ * when they load (or neither is set), else the reason, remembered in
+ * reuse for the same names. TP_ENOMEM only.
  */
 static int
-openssl_check(tp_client_settings *s, SSL_CTX *ctx)
+ca_error(const tp_client_info *in, tp__client_reuse *reuse, const char **why)
+{
+	const char *file = in->ca_file, *path = in->ca_path;
+	X509_STORE *store;
+	tp_buf b = TP_BUF_INIT;
+	int loads;
+
+	*why = NULL;
+	if (*file == '\0' && *path == '\0')
+		return TP_OK;
+	if (reuse->ca_file != NULL && strcmp(reuse->ca_file, file) == 0 &&
+	    strcmp(reuse->ca_path, path) == 0) {
+		*why = reuse->ca_error;
+		return TP_OK;
+	}
+	ERR_clear_error();
+	if ((store = X509_STORE_new()) == NULL)
+		return TP_ENOMEM;
+	loads = (*file == '\0' || X509_STORE_load_file(store, file) == 1) &&
+		(*path == '\0' || X509_STORE_load_path(store, path) == 1);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	free(reuse->ca_file);
+	free(reuse->ca_path);
+	free(reuse->ca_error);
+	reuse->ca_path = reuse->ca_error = NULL;
+	if ((reuse->ca_file = strdup(file)) == NULL ||
+	    (reuse->ca_path = strdup(path)) == NULL)
+		goto nomem;
+	if (loads)
+		return TP_OK;
+	/* Postfix's log line, and what follows from it. */
+	if (tp__buf_puts(&b, "cannot load Certification Authority data") != TP_OK ||
+	    (*file && tp__buf_printf(&b, ", CAfile=\"%s\"", file) != TP_OK) ||
+	    (*path && tp__buf_printf(&b, ", CApath=\"%s\"", path) != TP_OK) ||
+	    tp__buf_puts(&b, ": Postfix disables TLS support") != TP_OK)
+		goto nomem;
+	*why = reuse->ca_error = b.ptr;
+	return TP_OK;
+nomem:
+	tp_buf_dispose(&b);
+	free(reuse->ca_file);
+	reuse->ca_file = NULL;	/* nothing remembered */
+	return TP_ENOMEM;
+}
+
+void
+tp__client_reuse_dispose(tp__client_reuse *reuse)
+{
+	SSL_CTX_free(reuse->ctx);
+	free(reuse->ca_file);
+	free(reuse->ca_path);
+	free(reuse->ca_error);
+	memset(reuse, 0, sizeof(*reuse));
+}
+
+/*
+ * Does Postfix's SMTP client get TLS with these CA files, cipher string
+ * and client certificate? What OpenSSL refuses goes to tls_error.
+ * TP_ENOMEM only.
+ */
+static int
+openssl_check(tp_client_settings *s, SSL_CTX *ctx, tp__client_reuse *reuse)
 {
 	tp_client_info *in = &s->info;
 	const char *why = NULL;
 
+	if (ca_error(in, reuse, &why) != TP_OK)
+		return TP_ENOMEM;
+	if (why != NULL)
+		return (in->tls_error = keep(s, why)) ? TP_OK : TP_ENOMEM;
 	ERR_clear_error();
 	if (ctx == NULL)
 		return (in->tls_error = keep(s, "cannot make a TLS context")) ? TP_OK : TP_ENOMEM;
@@ -528,10 +601,10 @@ set_servername(tp_client_settings *s, const tp_config *config, const tp_policy *
 	return (in->servername = keep(s, sni)) == NULL ? TP_ENOMEM : TP_OK;
 }
 
-/* scratch: where to keep the OpenSSL context for the next call; NULL: none */
+/* reuse: what the calls of one delivery share (see ossl.h) */
 static int
 fill(tp_client_settings *s, const tp_config *config, const char *key, const char *value,
-     SSL_CTX **scratch)
+     tp__client_reuse *reuse)
 {
 	tp_client_info *in = &s->info;
 	tp_policy *policy = NULL;
@@ -578,9 +651,9 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 		goto out;
 	/* One scratch context for what only OpenSSL can tell (it is not cheap). */
 	ERR_clear_error();
-	if (scratch != NULL && *scratch != NULL) {
-		ctx = *scratch;
-		*scratch = NULL;
+	if (reuse->ctx != NULL) {
+		ctx = reuse->ctx;
+		reuse->ctx = NULL;
 	} else
 		ctx = SSL_CTX_new(TLS_client_method());
 	if (set_ciphers(s, config, policy) != TP_OK || set_groups(s, config, ctx) != TP_OK)
@@ -598,7 +671,7 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 		goto out;
 	if (*in->helo_name == '\0' && (in->helo_name = default_myhostname(s, config)) == NULL)
 		goto out;
-	if (in->tls_error == NULL && in->level > TP_LEVEL_NONE && openssl_check(s, ctx) != TP_OK)
+	if (in->tls_error == NULL && in->level > TP_LEVEL_NONE && openssl_check(s, ctx, reuse) != TP_OK)
 		goto out;
 	in->wrappermode = param_bool(config, "smtp_tls_wrappermode");
 	rpk = tp_policy_attr(policy, "enable_rpk");
@@ -607,8 +680,8 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 	set_addressing(s, config);
 	rc = TP_OK;
 out:
-	if (scratch != NULL && ctx != NULL)
-		*scratch = ctx;
+	if (reuse->ctx == NULL)
+		reuse->ctx = ctx;
 	else
 		SSL_CTX_free(ctx);
 	tp_policy_free(policy);
@@ -619,12 +692,16 @@ int
 tp_client_settings_new(tp_client_settings **out, const tp_config *config,
 		       const char *key, const char *value, tp_diag *diag)
 {
-	return tp__client_settings_new_reusing(out, config, key, value, NULL, diag);
+	tp__client_reuse reuse = { NULL, NULL, NULL, NULL };
+	int rc = tp__client_settings_new_reusing(out, config, key, value, &reuse, diag);
+
+	tp__client_reuse_dispose(&reuse);
+	return rc;
 }
 
 int
 tp__client_settings_new_reusing(tp_client_settings **out, const tp_config *config,
-				const char *key, const char *value, SSL_CTX **scratch,
+				const char *key, const char *value, tp__client_reuse *reuse,
 				tp_diag *diag)
 {
 	tp_client_settings *s;
@@ -641,7 +718,7 @@ tp__client_settings_new_reusing(tp_client_settings **out, const tp_config *confi
 		tp_config_free(own);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	rc = fill(s, config, key, value, scratch);
+	rc = fill(s, config, key, value, reuse);
 	tp_config_free(own);
 	if (rc == TP_ESYNTAX) {
 		tp_nexthop nh;

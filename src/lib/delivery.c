@@ -89,7 +89,7 @@ struct tp_delivery {
 	tp_resolver *mx, *addr;
 	tp_prober *prober;
 	const char *digest;
-	SSL_CTX *settings_ctx;	/* shared by the keys' client settings */
+	tp__client_reuse settings_reuse;	/* shared by the keys' client settings */
 	int ran;
 };
 
@@ -183,7 +183,7 @@ tp_delivery_add(size_t *out_index, tp_delivery *d, const char *key,
 	/* A key that is no next hop is never looked up: said per key. */
 	bad = tp_nexthop_parse(&k->pub.nexthop, key, &kd) != 0;
 	if ((rc = tp__client_settings_new_reusing(&k->settings, d->config, bad ? NULL : key,
-						  value, &d->settings_ctx, diag)) != 0)
+						  value, &d->settings_reuse, diag)) != 0)
 		return rc;
 	d->nkeys++;		/* from here on, tp_delivery_free() frees k */
 	if ((k->pub.key = keep(d, key)) == NULL ||
@@ -949,7 +949,7 @@ tp_delivery_free(tp_delivery *d)
 	tp_resolver_free(d->mx);
 	tp_resolver_free(d->addr);
 	tp_prober_free(d->prober);
-	SSL_CTX_free(d->settings_ctx);
+	tp__client_reuse_dispose(&d->settings_reuse);
 	tp_strarray_dispose(&d->owned);
 	free(d);
 }

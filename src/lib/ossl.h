@@ -2,10 +2,10 @@
  * NAME
  *	ossl - OpenSSL helpers shared inside the library (internal)
  * DESCRIPTION
- *	tp__ca_store_default() adds to store the lookups Postfix's
- *	SSL_CTX_set_default_verify_paths() gives a context without CA
- *	settings: OpenSSL's default CA file and hashed directory (both
- *	honour SSL_CERT_FILE and SSL_CERT_DIR). Not
+ *	tp__ca_store_default() adds to store the system's CAs, as
+ *	SSL_CTX_set_default_verify_paths() does (Postfix calls it for
+ *	tls_append_default_CA = yes): OpenSSL's default CA file and hashed
+ *	directory (both honour SSL_CERT_FILE and SSL_CERT_DIR). Not
  *	X509_STORE_set_default_paths() nor SSL_CTX_set_default_verify_paths():
  *	OpenSSL 3 adds to them a "store" lookup of the same directory, which
  *	reads the whole directory for every certificate looked up (a check
@@ -19,13 +19,15 @@
  *	a trust evaluation that holds the X509 digests that, not its DER.
  *
  *	tp__client_settings_new_reusing() is tp_client_settings_new()
- *	(tlspolicy/client.h) with an OpenSSL context to reuse: NULL, or
- *	*scratch NULL at first; the context used is left in *scratch for the
- *	next call, and the caller frees it (SSL_CTX_free). Making a context
- *	is most of the settings' cost (OpenSSL 3 fetches every algorithm
- *	for it); the next hops of one delivery share one. Each call sets
- *	what it asks OpenSSL about (cipher list, groups, client certificate)
- *	before asking, so nothing of an earlier call decides a later one.
+ *	(tlspolicy/client.h) with what the settings of one delivery share:
+ *	reuse NULL, or zeroed at first and given to tp__client_reuse_dispose()
+ *	after the last call. Its OpenSSL context is made once and left for
+ *	the next call: making one is most of the settings' cost (OpenSSL 3
+ *	fetches every algorithm for it). Each call sets what it asks OpenSSL
+ *	about (cipher list, groups, client certificate) before asking, so
+ *	nothing of an earlier call decides a later one. Whether main.cf's CA
+ *	file and directory load is remembered for the same names: loading
+ *	a system bundle decodes a hundred certificates or more.
  */
 #ifndef TP_OSSL_INTERNAL_H
 #define TP_OSSL_INTERNAL_H
@@ -40,8 +42,15 @@
 void tp__ca_store_default(X509_STORE *store);
 int tp__fingerprint_x509(char out[TP_FINGERPRINT_MAX], X509 *cert, const char *digest,
 			 tp_pin_kind kind, tp_diag *diag);
+typedef struct tp__client_reuse {
+	SSL_CTX *ctx;		/* NULL until the first call makes it */
+	char *ca_file, *ca_path;	/* what ca_error is about; NULL: nothing yet */
+	char *ca_error;		/* why they do not load; NULL: they do */
+} tp__client_reuse;
+
 int tp__client_settings_new_reusing(tp_client_settings **out, const tp_config *config,
 				    const char *key, const char *value,
-				    SSL_CTX **scratch, tp_diag *diag);
+				    tp__client_reuse *reuse, tp_diag *diag);
+void tp__client_reuse_dispose(tp__client_reuse *reuse);
 
 #endif

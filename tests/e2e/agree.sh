@@ -375,6 +375,27 @@ judge S14b '[127.0.0.23]:25' rcpt@s12.test sent
 postconf -c "$pc" -e 'smtp_tls_policy_maps = hash:$config_directory/tls_policy'
 postfix -c "$pc" reload >/dev/null 2>&1
 
+tp_note "S16: a CA file Postfix cannot load: its SMTP client runs without TLS and defers pinned mail; check CRITICAL"
+postconf -c "$pc" -e "smtp_tls_CAfile = $TP_TMP/no-such-ca.pem"
+postfix -c "$pc" reload >/dev/null 2>&1   # the SMTP client loads its CAs when it starts
+judge S16 '[127.0.0.2]:25' rcpt@s1.test deferred
+grep -q 'TLS is required, but our TLS engine is unavailable' "$TP_TMP/why" ||
+    fail "S16: Postfix deferred for another reason: $(cat "$TP_TMP/why")"
+jq -e '.entries[0].reasons[]|select(.text|test("cannot load Certification Authority data"))' "$TP_TMP/check.json" >/dev/null ||
+    fail "S16: check does not name the CA file: $(cat "$TP_TMP/check.json")"
+"$T" -c "$pc" doctor >"$TP_TMP/doctor.out" 2>&1 && fail "S16: doctor found nothing: $(cat "$TP_TMP/doctor.out")"
+grep -q "^error: Postfix's SMTP client cannot set up TLS (cannot load Certification Authority data" "$TP_TMP/doctor.out" ||
+    fail "S16: doctor: $(cat "$TP_TMP/doctor.out")"
+
+tp_note "S16b: a CA directory that does not exist: OpenSSL only notes it, Postfix delivers; check agrees"
+postconf -c "$pc" -X smtp_tls_CAfile
+postconf -c "$pc" -e "smtp_tls_CApath = $TP_TMP/no-such-ca-dir"
+postfix -c "$pc" reload >/dev/null 2>&1
+judge S16b '[127.0.0.2]:25' rcpt@s1.test sent
+verified 127.0.0.2 25
+postconf -c "$pc" -X smtp_tls_CApath
+postfix -c "$pc" reload >/dev/null 2>&1
+
 tp_note "S15: a bare path in smtp_tls_policy_maps: Postfix's SMTP client stops (fatal), the mail stays queued; check CRITICAL"
 # Postfix never gets as far as a status= line (master throttles the dying
 # smtp service): its fatal error and the message still queued are the verdict.

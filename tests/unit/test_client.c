@@ -5,19 +5,25 @@
  * real Postfix 3.7 logs as "TLS cipher list" at smtp_tls_loglevel 2, which
  * tests/e2e/agree.sh also compares), OpenSSL security level, addressing,
  * lookups, pins from smtp_tls_fingerprint_cert_match, and settings Postfix
- * cannot use.
+ * cannot use, CA files it cannot load among them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "config_internal.h"
+#include "ossl.h"
 #include "tlspolicy.h"
 
 #define FP16 "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99"
@@ -332,6 +338,114 @@ test_client__a_key_that_is_no_next_hop_is_an_error(void **state)
 	tp_client_settings_free(NULL);
 }
 
+/* write_self_signed - a CA file of one certificate at path */
+static void
+write_self_signed(const char *path)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *cert = X509_new();
+	X509_NAME *name;
+	FILE *fp;
+
+	assert_non_null(key);
+	assert_non_null(cert);
+	assert_int_equal(X509_set_version(cert, 2), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+	name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"Test CA", -1, -1, 0);
+	X509_set_issuer_name(cert, name);
+	X509_set_pubkey(cert, key);
+	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(PEM_write_X509(fp, cert), 1);
+	assert_int_equal(fclose(fp), 0);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* The tls_error for this main.cf (NULL: none), through reuse. */
+#define CF(...) (snprintf(cf, sizeof(cf), __VA_ARGS__), cf)
+static const char *
+ca_verdict(char *buf, size_t size, tp__client_reuse *reuse, const char *value,
+	   const char *main_cf)
+{
+	tp_config *config = NULL;
+	tp_client_settings *s = NULL;
+	tp_diag diag = TP_DIAG_INIT;
+	const char *why;
+
+	assert_int_equal(tp__config_parse(&config, "/etc/postfix", main_cf, strlen(main_cf), &diag), 0);
+	assert_int_equal(tp__client_settings_new_reusing(&s, config, "example.com", value, reuse, &diag), 0);
+	why = tp_client_settings_info(s)->tls_error;
+	if (why != NULL)
+		snprintf(buf, size, "%s", why);
+	tp_client_settings_free(s);
+	tp_config_free(config);
+	return why ? buf : NULL;
+}
+
+static void
+test_client__ca_files_postfix_cannot_load_leave_it_without_tls(void **state)
+{
+	char dir[] = "/tmp/tp-client-ca.XXXXXX", path[256], want[512], buf[512], cf[1024];
+	tp__client_reuse reuse = { NULL, NULL, NULL, NULL };
+	const char *fp = "fingerprint match=" FP32;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	write_self_signed(path);
+	snprintf(path, sizeof(path), "%s/garbage.pem", dir);
+	write_text(path, "not a certificate\n");
+	snprintf(path, sizeof(path), "%s/empty.pem", dir);
+	write_text(path, "");
+
+	/* Loads, or none set: no error. */
+	assert_null(ca_verdict(buf, sizeof(buf), &reuse, fp, "compatibility_level = 3.6\n"));
+	assert_null(ca_verdict(buf, sizeof(buf), &reuse, fp, CF("smtp_tls_CAfile = %s/ca.pem\n", dir)));
+	/* OpenSSL only notes a directory; certificates are looked up in it
+	 * when a chain is verified (tests/e2e/agree.sh: Postfix delivers). */
+	assert_null(ca_verdict(buf, sizeof(buf), &reuse, fp,
+			       CF("smtp_tls_CApath = %s/no-such-dir\n", dir)));
+	/* Missing, not PEM, or no certificate in it: Postfix's words. */
+	snprintf(want, sizeof(want),
+		 "cannot load Certification Authority data, CAfile=\"%s/missing.pem\": Postfix disables TLS support", dir);
+	assert_string_equal(ca_verdict(buf, sizeof(buf), &reuse, fp,
+				       CF("smtp_tls_CAfile = %s/missing.pem\n", dir)), want);
+	snprintf(want, sizeof(want),
+		 "cannot load Certification Authority data, CAfile=\"%s/garbage.pem\", CApath=\"%s\": Postfix disables TLS support",
+		 dir, dir);
+	assert_string_equal(ca_verdict(buf, sizeof(buf), &reuse, fp,
+				       CF("smtp_tls_CAfile = %s/garbage.pem\nsmtp_tls_CApath = %s\n", dir, dir)), want);
+	assert_non_null(ca_verdict(buf, sizeof(buf), &reuse, fp, CF("smtp_tls_CAfile = %s/empty.pem\n", dir)));
+	/* The same reuse gives each name its own verdict, in any order. */
+	assert_null(ca_verdict(buf, sizeof(buf), &reuse, fp, CF("smtp_tls_CAfile = %s/ca.pem\n", dir)));
+	assert_non_null(ca_verdict(buf, sizeof(buf), &reuse, "encrypt", CF("smtp_tls_CAfile = %s/empty.pem\n", dir)));
+	/* At level none Postfix sets up no TLS for the next hop. */
+	assert_null(ca_verdict(buf, sizeof(buf), &reuse, "none", CF("smtp_tls_CAfile = %s/missing.pem\n", dir)));
+	tp__client_reuse_dispose(&reuse);
+
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/garbage.pem", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/empty.pem", dir);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -345,6 +459,7 @@ main(void)
 		cmocka_unit_test(test_client__settings_postfix_cannot_use_are_named),
 		cmocka_unit_test(test_client__helo_name_is_smtp_helo_name_else_myhostname),
 		cmocka_unit_test(test_client__a_key_that_is_no_next_hop_is_an_error),
+		cmocka_unit_test(test_client__ca_files_postfix_cannot_load_leave_it_without_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
