@@ -40,7 +40,9 @@
  *	(smtp_randomize_addresses) and the limit cuts such a group, its
  *	members are "maybe" tried. With opts.dane (options version 2), it
  *	also looks up the TLSA records of every server tried by name
- *	("_25._tcp.HOST"); mx_secure and tlsa_secure say whether the MX and
+ *	("_25._tcp.HOST") that DNSSEC names (as Postfix, RFC 7672 section
+ *	2.2.1: not the hosts of an MX answer without the AD bit, nor a
+ *	domain without MX records whose answers lack it); mx_secure and tlsa_secure say whether the MX and
  *	TLSA answers were DNSSEC-validated (the resolver's AD bit, trusted
  *	as Postfix trusts it at smtp_dns_support_level = dnssec). Then it
  *	probes every server that is or may be tried, each distinct

@@ -21,7 +21,9 @@
  *		      name below it), or for the MX host when its MX lookup
  *		      was DNSSEC-validated (verify level with trusted DNS);
  *	  dane	      a DNSSEC-validated TLSA record of the server matched in
- *		      the handshake (OpenSSL's DANE, as Postfix matches);
+ *		      the handshake (OpenSSL's DANE, as Postfix matches),
+ *		      never for the hosts of an MX answer that was not
+ *		      DNSSEC-validated (RFC 7672 section 2.2.1);
  *	  consistent  every server Postfix tries presents it (a candidate
  *		      seen at one of two addresses may be a partial attack);
  *	  held	      it has been presented on every run since the

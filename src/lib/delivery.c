@@ -387,6 +387,22 @@ plan_hosts(tp_delivery *d, tp_diag *diag)
 	return TP_OK;
 }
 
+/*
+ * Whether DNSSEC vouches for the key's host names, so their TLSA records
+ * may count (RFC 7672 section 2.2.1; Postfix's dane_init() and
+ * tls_dane_resolve() with smtp_tls_force_insecure_host_tlsa_lookup =
+ * no): a forged, unsigned MX answer could otherwise send us to a host in
+ * a zone the forger signs, TLSA records and all. Names the next hop
+ * gives are the administrator's. For a domain without MX records
+ * mx_secure also covers its address answers, the only host addresses
+ * whose AD bit the resolver sees.
+ */
+static int
+hosts_vouched(const struct dkey *k)
+{
+	return k->mx_lookup == SIZE_MAX || k->pub.mx_secure;
+}
+
 /* Phase 2: addresses of every host, each name looked up once. */
 static int
 lookup_addresses(tp_delivery *d, tp_diag *diag)
@@ -409,7 +425,7 @@ lookup_addresses(tp_delivery *d, tp_diag *diag)
 			if (name_index(d, k->hosts[h].name, &k->hosts[h].lookup) != TP_OK)
 				return TP_ENOMEM;
 			/* DANE: TLSA records name servers, never addresses. */
-			if (d->opts.dane &&
+			if (d->opts.dane && hosts_vouched(k) &&
 			    tp_client_settings_info(k->settings)->level == TP_LEVEL_FINGERPRINT &&
 			    tlsa_index(d, k->hosts[h].name, k->hosts[h].port, &k->hosts[h].tlsa) != TP_OK)
 				return TP_ENOMEM;

@@ -106,7 +106,7 @@ head -1 "$TP_TMP/out" | grep -q "^TLSPOLICY CRITICAL - 2 critical, 1 warning, 1 
 line_for "a.test:$PA" | grep -q "^CRITICAL a.test:$PA: mx.a.test\[127.0.0.1\]:$PA presents md5 cert $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5) (CN=mx-a.partner.test.*not pinned" \
     || fail "a.test: $(line_for "a.test:$PA")"
 # In rotate's words: a new self-signed key is refused, and what to do is said.
-line_for "a.test:$PA" | grep -qF "; rotate refuses $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5): no evidence to trust it unattended (a new public key; not CA-valid (self-signed certificate); no TLSA records; seen at 1 of 1 server): confirm the fingerprint with the partner, then tlspolicy rotate a.test:$PA --accept $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5)" \
+line_for "a.test:$PA" | grep -qF "; rotate refuses $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5): no evidence to trust it unattended (a new public key; not CA-valid (self-signed certificate); the MX answer is not DNSSEC-validated: no TLSA lookup; seen at 1 of 1 server): confirm the fingerprint with the partner, then tlspolicy rotate a.test:$PA --accept $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5)" \
     || fail "a.test: rotate's refusal not said: $(line_for "a.test:$PA")"
 tp_expect_status 2 "$T" -c "$D" check --trust tofu "a.test:$PA"
 line_for "a.test:$PA" | grep -qF "OK: rotate would pin $(tp_cert_fingerprint "$TP_TMP/a2.crt" md5): trusted on first use" \

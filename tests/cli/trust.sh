@@ -3,7 +3,8 @@
 # key a trusted CA issued for the next hop (or a name below it), and one
 # DNSSEC-validated TLSA records vouch for (DANE-EE, DANE-TA), and refuses,
 # writing nothing, a new self-signed key (what an attacker on the path
-# would show), a TLSA match without the AD bit, a CA-valid certificate for
+# would show), a TLSA match without the AD bit or on a host an insecure MX
+# answer names (RFC 7672 2.2.1), a CA-valid certificate for
 # another name, and a candidate only one of two servers shows; --trust tofu and --accept FP pin
 # them; hold= pins a candidate every server has shown on every run for the
 # period (the clock set with the TLSPOLICY_NOW test hook); --keep-old=D
@@ -82,7 +83,9 @@ hold.test MX 10 mx.trust.test
 keep.test MX 10 mx.trust.test
 dane.test MX 10 mx.trust.test
 insec.test MX 10 mx.trust.test
+insec.test SECURE
 danet.test MX 10 mx.trust.test
+danet.test SECURE
 camx.test MX 10 mx.hosting.example
 mx.hosting.example A 127.0.0.1
 _$PDANE._tcp.mx.trust.test TLSA 3 1 1 $(spki256 "$TP_TMP/danenew.crt")
@@ -123,7 +126,7 @@ tp_note "a new self-signed key (an attacker's): refused, nothing written, what t
 tp_install_cert "$TP_TMP/attacker.pem" "$TP_TMP/self.live"
 snapshot
 tp_expect_status 1 "$T" -c "$D" rotate --yes "self.test:$PSELF"
-grep -qF "self.test:$PSELF: not rotated: $(fp attacker) presented: no evidence to trust it unattended (a new public key; not CA-valid (self-signed certificate); no TLSA records; seen at 1 of 1 server): confirm the fingerprint with the partner, then tlspolicy rotate self.test:$PSELF --accept $(fp attacker)" "$TP_TMP/err" ||
+grep -qF "self.test:$PSELF: not rotated: $(fp attacker) presented: no evidence to trust it unattended (a new public key; not CA-valid (self-signed certificate); the MX answer is not DNSSEC-validated: no TLSA lookup; seen at 1 of 1 server): confirm the fingerprint with the partner, then tlspolicy rotate self.test:$PSELF --accept $(fp attacker)" "$TP_TMP/err" ||
     fail "self-signed new key: $(cat "$TP_TMP/err")"
 unchanged "a self-signed new key"
 grep -q "^self.test:$PSELF .*: NOT ROTATED$" "$TP_TMP/out" && grep -q "REFUSED: no evidence" "$TP_TMP/out" ||
@@ -206,8 +209,19 @@ mkdir "$TP_TMP/certdir" && cp "$TP_TMP/ca.crt" "$TP_TMP/certdir/" && openssl reh
 SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=$TP_TMP/certdir tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
 grep -q "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" || fail "default CA directory: $(cat "$TP_TMP/out")"
 
-tp_note "a new key DNSSEC-validated TLSA records vouch for (DANE-EE 3 1 1): pinned unattended; check advises dane-only"
+tp_note "validated TLSA records of a host an insecure MX answer names: refused (a forged MX could name any signed zone); no dane-only advice"
 tp_install_cert "$TP_TMP/danenew.pem" "$TP_TMP/dane.live"
+snapshot
+tp_expect_status 1 "$T" -c "$D" rotate --yes "dane.test:$PDANE"
+grep -qF "no evidence to trust it unattended (a new public key; not CA-valid (self-signed certificate); the MX answer is not DNSSEC-validated: no TLSA lookup;" "$TP_TMP/err" ||
+    fail "DANE behind an insecure MX: $(cat "$TP_TMP/out" "$TP_TMP/err")"
+unchanged "validated TLSA records behind an insecure MX answer"
+tp_expect_status 2 "$T" -c "$D" check "dane.test:$PDANE"
+grep -q "dane-only" "$TP_TMP/out" && fail "dane-only advised behind an insecure MX: $(cat "$TP_TMP/out")"
+
+tp_note "a new key DNSSEC-validated TLSA records vouch for (DANE-EE 3 1 1), MX validated: pinned unattended; check advises dane-only"
+echo "dane.test SECURE" >>"$TP_TMP/zone"
+tp_reload_dns dns
 tp_expect_status 2 "$T" -c "$D" check "dane.test:$PDANE"
 grep -qF "rotate would pin $(fp danenew): matches the server's DNSSEC-validated TLSA records" "$TP_TMP/out" || fail "check with DANE: $(cat "$TP_TMP/out")"
 grep -q "level dane-only would need no pins" "$TP_TMP/out" || fail "no dane-only advice: $(cat "$TP_TMP/out")"
