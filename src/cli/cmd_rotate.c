@@ -228,28 +228,41 @@ expired(const struct cli_target *t, const char *pin, time_t now)
 }
 
 /*
- * keys= after rotation: every public key presented now, after the old
- * recorded ones when old pins are kept; unknown (keys= removed) when an
- * old pin is kept whose key was not recorded, and for pkey pins.
+ * keys= after rotation: only keys known to belong to pins that stay, or
+ * a key whose pin was dropped (expired, another digest) would pass later
+ * as "the same public key". A staying pin a server presents brings its
+ * leaf's key; the recorded keys only when every old pin stays, since
+ * they do not say which pin each is for. Unknown (keys= removed) when a
+ * staying pin no server presents has no such key, and for pkey pins.
  */
 static int
 new_key_set(struct change *c, const struct rotate_opts *o)
 {
 	const struct cli_target *t = c->t;
 	const tp_client_info *in = tp_client_settings_info(c->k->settings);
+	int all_stay = 1, unseen = 0;
 
 	c->keys_known = t->kind == TP_PIN_CERT;
-	if (c->keys_known && o->keep_old && in->pin_count > 0) {
-		c->keys_known = have_keys(t, o->digest);
+	if (!c->keys_known)
+		return 0;
+	for (size_t i = 0; i < in->pin_count; i++) {
+		if (!cli_strarray_has(&c->pins, in->pins[i]))
+			all_stay = 0;
+		else if (!presented(c->k, in->pins[i]))
+			unseen = 1;
+	}
+	if (unseen) {
+		c->keys_known = all_stay && have_keys(t, o->digest);
 		for (size_t i = 0; c->keys_known && i < t->keys.count; i++)
 			if (!cli_strarray_has(&c->keys, t->keys.strings[i])
 			    && cli_strarray_push(&c->keys, t->keys.strings[i]) != 0)
 				return -1;
 	}
 	EACH_TRIED(c->k, s) {
+		const char *fp = cli_server_fingerprint(s, t->kind);
 		char id[TP_FINGERPRINT_MAX];
 
-		if (!c->keys_known || cli_server_fingerprint(s, TP_PIN_PKEY) == NULL)
+		if (!c->keys_known || fp == NULL || !cli_strarray_has(&c->pins, fp))
 			continue;
 		if (cli_key_id(id, &s->probe->chain[0], o->digest) != 0)
 			return -1;

@@ -294,6 +294,21 @@ grep -q "keep.test:$PKEEP: old pins removed, 1 pin" "$TP_TMP/out" || fail "old p
 [ "$(pq "keep.test:$PKEEP")" = "fingerprint match=$(fp renewed)" ] || fail "after old-until: $(pq "keep.test:$PKEEP")"
 grep -B1 "^keep.test" "$D/tls_policy" | grep -q 'old' && fail "old= left: $(grep -B1 "^keep.test" "$D/tls_policy")"
 
+tp_note "... to a new key with --keep-old=1d: once the old pin expires, its key leaves keys= and no longer passes as a renewal"
+later=$((now + 10 * 86400))
+tp_install_cert "$TP_TMP/attacker.pem" "$TP_TMP/keep.live"
+TLSPOLICY_NOW=$later tp_expect_status 0 "$T" -c "$D" rotate --yes --keep-old=1d --accept "$(fp attacker)" "keep.test:$PKEEP"
+[ "$(pq "keep.test:$PKEEP")" = "fingerprint match=$(fp renewed)|$(fp attacker)" ] || fail "--keep-old=1d: $(pq "keep.test:$PKEEP")"
+TLSPOLICY_NOW=$((later + 2 * 86400)) tp_expect_status 0 "$T" -c "$D" rotate --yes "keep.test:$PKEEP"
+[ "$(pq "keep.test:$PKEEP")" = "fingerprint match=$(fp attacker)" ] || fail "old pin not removed: $(pq "keep.test:$PKEEP")"
+grep -B1 "^keep.test" "$D/tls_policy" | grep -q " keys=$(tp_pkey_fingerprint "$TP_TMP/attacker.crt")\( \|\$\)" ||
+    fail "keys= after the old pin expired: $(grep -B1 "^keep.test" "$D/tls_policy")"
+tp_install_cert "$TP_TMP/self1.pem" "$TP_TMP/keep.live"
+snapshot
+TLSPOLICY_NOW=$((later + 3 * 86400)) tp_expect_status 1 "$T" -c "$D" rotate --yes "keep.test:$PKEEP"
+grep -qF "no evidence to trust it unattended (a new public key;" "$TP_TMP/err" || fail "the retired key passed: $(cat "$TP_TMP/out" "$TP_TMP/err")"
+unchanged "the key of an expired pin"
+
 tp_note "usage"
 tp_expect_status 64 "$T" -c "$D" rotate --trust sometimes
 tp_expect_status 64 "$T" -c "$D" rotate --trust hold=soon
