@@ -1021,7 +1021,9 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 		rc = cli_errorf("out of memory");
 		goto out;
 	}
-	for (size_t i = 0, shown = 0; !json && !cli->quiet && i < plan.n; i++) {
+	/* A yes counts only after reading the plan: -q does not hide it then. */
+	for (size_t i = 0, shown = 0; !json && (!cli->quiet || (o.interactive && plan.writes > 0)) &&
+	     i < plan.n; i++) {
 		if (plan.v[i].kind == CH_UNHOLD || plan.v[i].kind == CH_FAILED)
 			continue;
 		if (shown++ > 0)

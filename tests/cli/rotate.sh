@@ -91,6 +91,15 @@ printf 'no\n' | script -qec "$T -c $D rotate" /dev/null >"$TP_TMP/tty.out" 2>&1 
 grep -q "Type 'yes' to confirm" "$TP_TMP/tty.out" || fail "no question asked at a terminal: $(cat "$TP_TMP/tty.out")"
 unchanged "rotate answered no"
 rc=0
+printf 'no\n' | script -qec "$T -c $D -q rotate" /dev/null >"$TP_TMP/tty.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "-q rotate answered 'no' at a terminal: exit $rc, want 1: $(cat "$TP_TMP/tty.out")"
+grep -q "Type 'yes' to confirm" "$TP_TMP/tty.out" || fail "-q: no question asked at a terminal: $(cat "$TP_TMP/tty.out")"
+# -q asks all the same, so it must show what the yes is for.
+for want in "[127.0.0.1]:$PA" "$A2" "subject: CN=mx-a.partner.test" "NO EVIDENCE for some candidate"; do
+    grep -qF -- "$want" "$TP_TMP/tty.out" || fail "-q at a terminal: the question without the plan ('$want'): $(cat "$TP_TMP/tty.out")"
+done
+unchanged "-q rotate answered no"
+rc=0
 printf 'yes\n' | script -qec "$T -c $D rotate" /dev/null >"$TP_TMP/tty.out" 2>&1 || rc=$?
 # A new self-signed key has no evidence: pinned only on the answer, and said so.
 grep -q "NO EVIDENCE for some candidate: pinned only if you confirm" "$TP_TMP/tty.out" ||
