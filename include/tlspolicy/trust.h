@@ -48,8 +48,9 @@
  *	why says, in one line, what made a candidate trusted, or why not and
  *	what to do ("confirm the fingerprint with the partner, then tlspolicy
  *	rotate KEY --accept FP"). all_pkix and all_dane advise: when every
- *	server probed is CA-valid for the next hop, level secure would need
- *	no pins; when every one matches validated TLSA records, dane-only
+ *	server probed is CA-valid for the next hop (the domain or a name
+ *	below it, as smtp_tls_secure_cert_match; never the MX host's name),
+ *	level secure would need no pins; when every one matches validated TLSA records, dane-only
  *	would not either. Results belong to *out; free with
  *	tp_trust_result_free(). tp_trust_free() accepts NULL.
  */

@@ -334,7 +334,7 @@ leaf_names(X509 *leaf, char *buf, size_t size)
  */
 static void
 check_pkix(tp_trust *t, struct result *r, const tp_delivery_key *k, const tp_server *s,
-	   tp_evidence *ev)
+	   tp_evidence *ev, int *for_nexthop)
 {
 	const tp_probe_result *pr = s->probe;
 	STACK_OF(X509) *chain = sk_X509_new_null();
@@ -343,8 +343,9 @@ check_pkix(tp_trust *t, struct result *r, const tp_delivery_key *k, const tp_ser
 	X509 *leaf = m != NULL && X509_up_ref(m->x) ? m->x : NULL;
 	char names[512], dot[TP_NEXTHOP_ASCII_MAX + 2];
 	const char *candidates[3];
-	size_t nc = 0;
+	size_t nc = 0, nexthop_names;
 
+	*for_nexthop = 0;
 	ERR_clear_error();
 	if (chain == NULL || ctx == NULL || leaf == NULL) {
 		ev->pkix_why = "the certificate cannot be read";
@@ -382,9 +383,11 @@ check_pkix(tp_trust *t, struct result *r, const tp_delivery_key *k, const tp_ser
 	case TP_NEXTHOP_PATTERN:
 		break;
 	}
+	nexthop_names = k->nexthop.kind == TP_NEXTHOP_DOMAIN ? 2 : nc;
 	for (size_t i = 0; i < nc; i++)
 		if (X509_check_host(leaf, candidates[i], 0, 0, NULL) == 1) {
 			ev->pkix = 1;
+			*for_nexthop = i < nexthop_names;
 			ev->pkix_name = keepf(r, "%s", candidates[i][0] == '.'
 					      ? candidates[i] + 1 : candidates[i]);
 			goto out;
@@ -405,6 +408,7 @@ out:
 struct pkix_seen {
 	int done;
 	int pkix;
+	int for_nexthop;	/* the name matched is the next hop's, not the MX host's */
 	const char *why, *name;
 };
 
@@ -414,10 +418,11 @@ pkix_of(tp_trust *t, struct result *r, const tp_delivery_key *k, size_t j,
 {
 	if (!seen[j].done) {
 		tp_evidence e;
+		int for_nexthop;
 
 		memset(&e, 0, sizeof(e));
-		check_pkix(t, r, k, &k->servers[j], &e);
-		seen[j] = (struct pkix_seen){ 1, e.pkix, e.pkix_why, e.pkix_name };
+		check_pkix(t, r, k, &k->servers[j], &e, &for_nexthop);
+		seen[j] = (struct pkix_seen){ 1, e.pkix, for_nexthop, e.pkix_why, e.pkix_name };
 	}
 	ev->pkix = seen[j].pkix;
 	ev->pkix_why = seen[j].why;
@@ -629,7 +634,11 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		memset(&ev, 0, sizeof(ev));
 		if (r->pub.all_pkix) {
 			pkix_of(t, r, k, j, seen, &ev);
-			r->pub.all_pkix = ev.pkix;
+			/*
+			 * Level secure matches only the next hop and names below
+			 * it (smtp_tls_secure_cert_match), never the MX host.
+			 */
+			r->pub.all_pkix = ev.pkix && seen[j].for_nexthop;
 			if (ev.pkix)
 				r->pub.pkix_name = ev.pkix_name;
 		}

@@ -189,6 +189,9 @@ tp_reload_dns dns
 tp_expect_status 0 "$T" -c "$D" rotate --yes --ca-file "$TP_TMP/ca.crt" "camx.test:$PCAMX"
 grep -q "trusted: valid for mx.hosting.example from a trusted CA" "$TP_TMP/out" || fail "MX name with DNSSEC: $(cat "$TP_TMP/out")"
 [ "$(pq "camx.test:$PCAMX")" = "fingerprint match=$(fp camxleaf)" ] || fail "not pinned: $(pq "camx.test:$PCAMX")"
+# Level secure matches the next hop and names below it, never the MX name.
+tp_expect_status 0 "$T" -c "$D" check --ca-file "$TP_TMP/ca.crt" "camx.test:$PCAMX"
+grep -q "level secure" "$TP_TMP/out" && fail "secure advised for a certificate valid only for the MX name: $(cat "$TP_TMP/out")"
 
 tp_note "a CA-valid certificate for another name: refused"
 tp_install_cert "$TP_TMP/caother.pem" "$TP_TMP/other.live"
