@@ -438,20 +438,33 @@ in_list(const char *const *list, size_t n, const char *s)
 	return 0;
 }
 
-/* Was fp named by the administrator, in any form tp_pin_normalize takes? */
+/*
+ * Was the leaf named by the administrator: its certificate or public
+ * key, in the digest the accepted fingerprint's length implies, so any
+ * digest --accept documents works, not only the configured one.
+ */
 static int
-accepted(const tp_trust_hints *h, const tp_probe_cert *leaf, const char *key_id,
-	 const char *cert_sha256)
+accepted(const tp_trust_hints *h, const tp_probe_cert *leaf, const struct leaf_memo *m)
 {
 	for (size_t i = 0; i < h->accepted_count; i++) {
-		char norm[TP_FINGERPRINT_MAX];
+		char norm[TP_FINGERPRINT_MAX], fp[TP_FINGERPRINT_MAX];
+		const char *digest;
 
 		if (tp_pin_normalize(norm, h->accepted[i], NULL) != 0)
 			continue;
 		if (strcmp(norm, leaf->fingerprint) == 0 || strcmp(norm, leaf->pkey_fingerprint) == 0 ||
-		    strcmp(norm, key_id) == 0 || strcmp(norm, cert_sha256) == 0)
+		    strcmp(norm, m->id) == 0 || strcmp(norm, m->cert256) == 0)
+			return 1;
+		if ((digest = tp_pin_digest(norm)) == NULL)
+			continue;
+		/* A digest OpenSSL refuses (md5 in FIPS mode) matches nothing. */
+		if ((tp__fingerprint_x509(fp, m->x, digest, TP_PIN_CERT, NULL) == 0 &&
+		     strcmp(norm, fp) == 0) ||
+		    (tp__fingerprint_x509(fp, m->x, digest, TP_PIN_PKEY, NULL) == 0 &&
+		     strcmp(norm, fp) == 0))
 			return 1;
 	}
+	ERR_clear_error();
 	return 0;
 }
 
@@ -614,7 +627,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		c->ev.seen_at = 1;
 		c->ev.servers = servers;
 		c->ev.same_key = same_key(hints, in, k, leaf, m->id);
-		c->ev.accepted = accepted(hints, leaf, m->id, m->cert256);
+		c->ev.accepted = accepted(hints, leaf, m);
 		pkix_of(t, r, k, j, seen, &c->ev);
 		c->ev.dane = s->dane && unvouched == NULL;
 		if (!c->ev.dane)

@@ -152,6 +152,15 @@ tp_expect_status 2 "$T" -c "$D" check --json "self.test:$PSELF"
 tp_note "... --accept with the fingerprint confirmed out of band pins it (any digest, or the key)"
 tp_expect_status 1 "$T" -c "$D" rotate --yes --accept "$(tp_cert_fingerprint "$TP_TMP/self1.crt" md5)" "self.test:$PSELF"
 unchanged "--accept of another fingerprint"
+# Whatever the configured digest (sha256 here), as the partner may read it out.
+for acc in "$(fp attacker)" "$(tp_cert_fingerprint "$TP_TMP/attacker.crt" sha1)" \
+           "$(tp_cert_fingerprint "$TP_TMP/attacker.crt" md5 | tr -d : | tr A-F a-f)" \
+           "$(tp_cert_fingerprint "$TP_TMP/attacker.crt" sha512)" \
+           "$(tp_pkey_fingerprint "$TP_TMP/attacker.crt" sha1)" "$(tp_pkey_fingerprint "$TP_TMP/attacker.crt" sha384)"; do
+    tp_expect_status 1 "$T" -c "$D" rotate --dry-run --accept "$acc" "self.test:$PSELF"
+    grep -q "trusted: accepted by the administrator (--accept)" "$TP_TMP/out" || fail "--accept $acc: $(cat "$TP_TMP/out" "$TP_TMP/err")"
+done
+unchanged "rotate --dry-run --accept in other digests"
 tp_expect_status 0 "$T" -c "$D" rotate --yes --accept "$(tp_pkey_fingerprint "$TP_TMP/attacker.crt" | tr -d : | tr A-F a-f)" "self.test:$PSELF"
 grep -q "trusted: accepted by the administrator" "$TP_TMP/out" || fail "--accept: $(cat "$TP_TMP/out")"
 [ "$(pq "self.test:$PSELF")" = "fingerprint match=$(fp attacker)" ] || fail "--accept not pinned: $(pq "self.test:$PSELF")"
