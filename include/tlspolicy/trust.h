@@ -125,7 +125,8 @@ typedef struct tp_evidence {
 
 typedef struct tp_candidate {
 	const char *fingerprint; /* of the pin kind, in the configured digest */
-	const char *key_id;	/* sha256 of the SubjectPublicKeyInfo */
+	const char *key_id;	/* sha256 of the SubjectPublicKeyInfo; NULL:
+				 * unreadable here, so refused */
 	const tp_probe_cert *leaf; /* as one server presented it */
 	tp_evidence ev;
 	int trusted;

@@ -607,14 +607,13 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			/* One server's evidence is enough for PKIX and DANE. */
 			if (!c->ev.pkix)
 				pkix_of(t, r, k, j, seen, &c->ev);
-			if (s->dane && unvouched == NULL) {
+			if (s->dane && unvouched == NULL && c->key_id != NULL) {
 				c->ev.dane = 1;
 				c->ev.dane_why = NULL;
 			}
 			continue;
 		}
-		if ((m = leaf_of(t, leaf)) == NULL)
-			continue;
+		m = leaf_of(t, leaf);
 		if ((v = realloc(r->v, (r->n + 1) * sizeof(*v))) == NULL)
 			goto nomem;
 		r->v = v;
@@ -622,10 +621,19 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		memset(c, 0, sizeof(*c));
 		c->leaf = leaf;
 		c->fingerprint = fp;
-		if ((c->key_id = keepf(r, "%s", m->id)) == NULL)
-			goto nomem;
 		c->ev.seen_at = 1;
 		c->ev.servers = servers;
+		/*
+		 * No evidence can be weighed (memory, most likely), yet the
+		 * server presents it: a candidate all the same, refused below,
+		 * never one silently passed over.
+		 */
+		if (m == NULL) {
+			c->ev.pkix_why = c->ev.dane_why = "the certificate cannot be read";
+			continue;
+		}
+		if ((c->key_id = keepf(r, "%s", m->id)) == NULL)
+			goto nomem;
 		c->ev.same_key = same_key(hints, in, k, leaf, m->id);
 		c->ev.accepted = accepted(hints, leaf, m);
 		pkix_of(t, r, k, j, seen, &c->ev);
@@ -666,7 +674,11 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			c->ev.seen_since = hints->held_since;
 			c->ev.held = difftime(now, hints->held_since) >= t->opts.policy.hold_seconds;
 		}
-		decide(t, r, k, c);
+		if (c->key_id == NULL) {
+			c->trusted = 0;
+			c->why = keepf(r, "the certificate cannot be read here (out of memory?), so nothing can vouch for it: run again");
+		} else
+			decide(t, r, k, c);
 		if (c->why == NULL)
 			goto nomem;
 	}
