@@ -1036,7 +1036,7 @@ cmd_rotate(struct cli *cli, int argc, char **argv)
 		rc = failed ? EX_FAIL : EX_SUCCESS;
 	} else if (dry_run) {
 		rc = json ? EX_FAIL : show_diff(table, plan.v, plan.n);
-	} else if (!yes && !confirm()) {
+	} else if (!yes && (json || !confirm())) {	/* --json never asks */
 		cli_errorf("%zu entr%s to change; nothing written (confirm with --yes, or answer 'yes' at a terminal)",
 			   plan.writes, plan.writes == 1 ? "y" : "ies");
 		rc = EX_FAIL;

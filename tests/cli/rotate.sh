@@ -99,6 +99,16 @@ for want in "[127.0.0.1]:$PA" "$A2" "subject: CN=mx-a.partner.test" "NO EVIDENCE
     grep -qF -- "$want" "$TP_TMP/tty.out" || fail "-q at a terminal: the question without the plan ('$want'): $(cat "$TP_TMP/tty.out")"
 done
 unchanged "-q rotate answered no"
+# --json never asks, even at a terminal and with changes it may write:
+# stdout is the JSON alone, and a "yes" typed there writes nothing.
+rc=0
+printf 'yes\n' | script -qec "$T -c $D rotate --json --trust tofu 2>$TP_TMP/json.err" /dev/null >"$TP_TMP/tty.out" || rc=$?
+[ "$rc" = 1 ] || fail "rotate --json at a terminal: exit $rc, want 1: $(cat "$TP_TMP/tty.out")"
+grep -q "Type 'yes'" "$TP_TMP/tty.out" && fail "rotate --json asked at a terminal: $(cat "$TP_TMP/tty.out")"
+# (the terminal echoes the typed line before the JSON)
+tr -d '\r' <"$TP_TMP/tty.out" | sed -n '/^{/,$p' | jq -e '.written == false' >/dev/null ||
+    fail "rotate --json at a terminal: not JSON saying nothing written: $(cat "$TP_TMP/tty.out" "$TP_TMP/json.err")"
+unchanged "rotate --json at a terminal"
 rc=0
 printf 'yes\n' | script -qec "$T -c $D rotate" /dev/null >"$TP_TMP/tty.out" 2>&1 || rc=$?
 # A new self-signed key has no evidence: pinned only on the answer, and said so.
