@@ -323,6 +323,7 @@ static int
 relay_match_one(tp_route *r, size_t i, const char *name, tp_diag *diag)
 {
 	const char *pat = r->relay_pat[i];
+	size_t nl, pl;
 
 	if (pat == NULL) {
 		const struct map_ref *m = &r->relay_map[i];
@@ -347,15 +348,15 @@ relay_match_one(tp_route *r, size_t i, const char *name, tp_diag *diag)
 	if (pat[0] == '/')
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0,
 				    "relay_domains: file %s is not read here", pat);
+	nl = strlen(name);
+	pl = strlen(pat);
 	if (strcmp(name, pat) == 0)
 		return FOUND;
-	if (r->relay_parent_style || pat[0] == '.') {
-		size_t nl = strlen(name), pl = strlen(pat);
-
-		if (nl > pl && strcmp(name + nl - pl, pat) == 0
-		    && (pat[0] == '.' || name[nl - pl - 1] == '.'))
-			return FOUND;
-	}
+	/* Parent style replaces ".domain" rather than adding to it: there
+	 * ".example.com" matches only a name ending in "..example.com". */
+	if (nl > pl && strcmp(name + nl - pl, pat) == 0
+	    && (r->relay_parent_style ? name[nl - pl - 1] == '.' : pat[0] == '.'))
+		return FOUND;
 	return NOTFOUND;
 }
 

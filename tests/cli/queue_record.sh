@@ -127,7 +127,7 @@ tp_postfix_setup "$pf" \
     'smtp_tls_security_level = fingerprint' \
     'relayhost = [127.0.0.1]:10025' \
     'recipient_delimiter = +' \
-    'relay_domains = relayed.test' \
+    'relay_domains = relayed.test, .reldot.test' \
     'relay_transport = relay:[127.0.0.1]:10026' \
     'transport_maps = hash:$config_directory/transport, regexp:$config_directory/transport.re' \
     'minimal_backoff_time = 3600s' \
@@ -189,7 +189,7 @@ route_round() {
 tp_postfix_start "$pf"
 route_round r1 full@c.test ext+x@c.test other@c.test u@a.b.parent.test u@parent.test \
     u@plain.test u@keep.test u@noop.test u@list.test re@regex.test u@domain-only.test \
-    u@other.test u@relayed.test u@sub.relayed.test
+    u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test
 
 # Round 2: "parent" matches its subdomains (and relay_domains loses
 # that), and a "*" wildcard with no next hop sends the rest to their own
@@ -200,4 +200,12 @@ postconf -c "$pf" -e 'parent_domain_matches_subdomains = transport_maps' \
 postfix -c "$pf" reload >/dev/null 2>&1 || fail "postfix reload failed"
 route_round r2 u@x.parent2.test v@a.b.parent.test v@other.test v@sub.relayed.test \
     v@relayed.test full@c.test
+
+# Round 3: relay_domains out of parent style, without the "*" that hides
+# it: "relayed.test" no longer matches its subdomains, and ".reldot.test"
+# now does (in parent style it matched neither the domain nor these).
+postconf -c "$pf" -e 'transport_maps = hash:$config_directory/transport' \
+    || fail "postconf -e failed"
+postfix -c "$pf" reload >/dev/null 2>&1 || fail "postfix reload failed"
+route_round r3 w@relayed.test w@sub.relayed.test w@reldot.test w@sub.reldot.test
 echo "queue_record: all passed"

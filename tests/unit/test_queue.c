@@ -882,7 +882,7 @@ test_route__regexp_sees_full_address_only(void **state)
 }
 
 /* default_transport and relay_transport with a next hop of their own;
- * relay_domains with exclusions, parent matching and a table. */
+ * relay_domains with exclusions, parent matching (on and off) and a table. */
 static void
 test_route__main_cf_transports(void **state)
 {
@@ -896,9 +896,17 @@ test_route__main_cf_transports(void **state)
 		{ "u@no.relay.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@table.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
 		{ "u@x.table.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		/* In parent style, match_hostname() never tries ".domain"
+		 * as a suffix of its own. */
+		{ "u@dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+		{ "u@x.dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+		{ "u@other.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+	};
+	static const struct route_case relay_exact[] = {
+		{ "u@relay.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		{ "u@sub.relay.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@x.dot.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
-		{ "u@other.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 	};
 	static const struct route_case plain_relay[] = {
 		{ "u@relay.example", "relay", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
@@ -913,6 +921,9 @@ test_route__main_cf_transports(void **state)
 	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
 		     "relay_domains = !no.relay.example, relay.example,"
 		     " hash:$config_directory/relay_domains .dot.example\n", relay);
+	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
+		     "parent_domain_matches_subdomains = transport_maps\n"
+		     "relay_domains = relay.example, .dot.example\n", relay_exact);
 	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_domains = relay.example\n", plain_relay);
 }
 
