@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "maps_internal.h"
 #include "tlspolicy/maps.h"
 #include "tlspolicy/queue.h"
 
@@ -94,9 +95,9 @@ is_table(const char *s)
 
 static int
 open_one(struct map_ref *ref, const char *spec, const tp_config *config,
-	 tp_diag *diag)
+	 unsigned flags, tp_diag *diag)
 {
-	int rc = tp_maps_open_spec(&ref->maps, spec, config, diag);
+	int rc = tp__maps_open_spec(&ref->maps, spec, config, flags, diag);
 
 	if (rc < 0)
 		return rc;
@@ -125,7 +126,8 @@ open_transport_maps(tp_route *r, const tp_config *config, tp_diag *diag)
 		}
 		r->transport = m;
 		memset(&m[r->ntransport], 0, sizeof(*m));
-		rc = open_one(&m[r->ntransport], item, config, diag);
+		/* transport_pre_init() opens them with DICT_FLAG_NO_REGSUB. */
+		rc = open_one(&m[r->ntransport], item, config, TP__MAPS_NO_REGSUB, diag);
 		r->ntransport++;
 	}
 	free(copy);
@@ -174,7 +176,8 @@ open_relay_domains(tp_route *r, const tp_config *config, tp_diag *diag)
 			item++;
 		}
 		if (is_table(item)) {
-			rc = open_one(&r->relay_map[i], item, config, diag);
+			/* match_list opens tables without DICT_FLAG_NO_REGSUB. */
+			rc = open_one(&r->relay_map[i], item, config, 0, diag);
 		} else {
 			/* Names are compared folded, as match_list folds them. */
 			if ((r->relay_pat[i] = strdup(item)) == NULL)

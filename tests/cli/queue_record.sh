@@ -13,7 +13,8 @@
 #    client TLS configuration problem" for every destination it looks up
 #    in the policy table, before connecting anywhere. For recipients
 #    routed by transport_maps (hash, regexp, inline, full address,
-#    extension, ".parent", "*", parent_domain_matches_subdomains),
+#    extension, ".parent", "*", parent_domain_matches_subdomains, a
+#    regexp rule with $1, which trivial-rewrite skips),
 #    relayhost, relay_domains and relay_transport, the destinations
 #    tp_route_find gives must be the ones Postfix looked up, in order.
 #
@@ -146,6 +147,8 @@ EOF
 cat >"$pf/transport.re" <<'EOF'
 /^re@regex\.test$/	smtp:[127.0.0.1]:10008
 /^domain-only\.test$/	smtp:[127.0.0.1]:10009
+/^(.*)@regsub\.test$/	smtp:[$1.example]
+/@regsub\.test$/	smtp:[127.0.0.1]:10011
 EOF
 postmap "hash:$pf/transport"
 
@@ -189,7 +192,10 @@ route_round() {
 tp_postfix_start "$pf"
 route_round r1 full@c.test ext+x@c.test other@c.test u@a.b.parent.test u@parent.test \
     u@plain.test u@keep.test u@noop.test u@list.test re@regex.test u@domain-only.test \
-    u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test
+    u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test \
+    u@regsub.test
+grep -q 'transport\.re, line 3: regular expression substitution is not allowed: skipping this rule' \
+    "$pf/maillog" || fail "r1: Postfix did not skip the \$1 rule of transport.re"
 
 # Round 2: "parent" matches its subdomains (and relay_domains loses
 # that), and a "*" wildcard with no next hop sends the rest to their own

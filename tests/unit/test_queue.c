@@ -860,7 +860,8 @@ test_route__hash_maps_and_extensions(void **state)
 }
 
 /* Pattern tables see the full address and "*" only, as Postfix asks them
- * (a partial key is for fixed-string tables). */
+ * (a partial key is for fixed-string tables). A rule with $number is
+ * skipped: transport_maps are opened with DICT_FLAG_NO_REGSUB. */
 static void
 test_route__regexp_sees_full_address_only(void **state)
 {
@@ -870,15 +871,25 @@ test_route__regexp_sees_full_address_only(void **state)
 		/* The domain rule is never asked: "*" answers. */
 		{ "w@only-domain.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS, "*" },
 		{ "w@star.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS, "*" },
+		{ "x@sub.example", "smtp", "[127.0.0.1]:4", TP_ROUTE_VIA_TRANSPORT_MAPS, "x@sub.example" },
 	};
+	static const char *const kinds[] = { "regexp", "pcre" };
 
 	(void)state;
 	write_file("transport.re",
 		   "/^u@re\\.example$/\tsmtp:[127.0.0.1]:1\n"
 		   "/^only-domain\\.example$/\tsmtp:[127.0.0.1]:2\n"
+		   "/^(.*)@sub\\.example$/\tsmtp:[$1.relay.example]\n"
+		   "/@sub\\.example$/\tsmtp:[127.0.0.1]:4\n"
 		   "/^\\*$/\tsmtp:[127.0.0.1]:3\n");
-	CHECK_ROUTES("transport_maps = regexp:$config_directory/transport.re,"
-		     " inline:{ re.example=smtp:[127.0.0.1]:9 }\n", cases);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		char main_cf[256];
+
+		snprintf(main_cf, sizeof(main_cf),
+			 "transport_maps = %s:$config_directory/transport.re,"
+			 " inline:{ re.example=smtp:[127.0.0.1]:9 }\n", kinds[i]);
+		CHECK_ROUTES(main_cf, cases);
+	}
 }
 
 /* default_transport and relay_transport with a next hop of their own;
