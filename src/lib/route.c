@@ -483,62 +483,137 @@ split_nexthop(tp_route *r)
 
 /*
  * The unquoted form of a quoted local part ("john doe"@example.com, as
- * postqueue lists it), which Postfix asks after the quoted one; NULL when
- * the address has no such form (or the copy fails: a missed extra lookup
- * then, never a wrong answer).
+ * postqueue lists it) in *out; NULL when the address has no such form.
+ * TP_ENOMEM.
  */
-static char *
-unquoted(const char *addr, const char *at)
+static int
+unquoted(const char *addr, const char *at, char **out)
 {
-	char *out, *o;
+	char *o;
 
+	*out = NULL;
 	if (addr[0] != '"' || at - addr < 2 || at[-1] != '"')
-		return NULL;
-	if ((out = malloc(strlen(addr) + 1)) == NULL)
-		return NULL;
-	o = out;
+		return TP_OK;
+	if ((*out = malloc(strlen(addr) + 1)) == NULL)
+		return TP_ENOMEM;
+	o = *out;
 	for (const char *c = addr + 1; c < at - 1; c++) {
 		if (*c == '\\' && c + 1 < at - 1)
 			c++;
 		*o++ = *c;
 	}
 	strcpy(o, at);
-	return out;
+	return TP_OK;
+}
+
+/* quote_822_local()'s dot-string test, 8-bit clean: may the local part
+ * [start, end) go unquoted? */
+static int
+is_dot_string(const char *start, const char *end)
+{
+	const char *cp;
+
+	if (start == end || *start == '.')
+		return 0;
+	for (cp = start; cp < end; cp++) {
+		unsigned char ch = (unsigned char)*cp;
+
+		if ((ch == '.' && cp + 1 < end && cp[1] == '.') || ch == ' '
+		    || ch < 32 || ch == 127 || strchr("()<>@,;:\\\"[]", ch) != NULL)
+			return 0;
+	}
+	return cp[-1] != '.';
+}
+
+/*
+ * Postfix's quote_822_local(): the external form of an internal address,
+ * as showq prints it and as mail_addr_find() asks it first. Into
+ * r->scratch; TP_ENOMEM.
+ */
+static int
+quote_local(tp_route *r, const char *addr)
+{
+	const char *start = addr, *end, *colon;
+
+	tp__buf_truncate(&r->scratch, 0);
+	if (addr[0] == '@' && (colon = strchr(addr, ':')) != NULL)
+		start = colon + 1;
+	if ((end = strrchr(start, '@')) == NULL)
+		end = start + strlen(start);
+	if (is_dot_string(start, end))
+		return tp__buf_puts(&r->scratch, addr);
+	if (tp__buf_put(&r->scratch, addr, (size_t)(start - addr)) < 0
+	    || tp__buf_putc(&r->scratch, '"') < 0)
+		return TP_ENOMEM;
+	for (const char *cp = start; cp < end; cp++)
+		if (((*cp == '"' || *cp == '\\' || *cp == '\r')
+		     && tp__buf_putc(&r->scratch, '\\') < 0)
+		    || tp__buf_putc(&r->scratch, *cp) < 0)
+			return TP_ENOMEM;
+	if (tp__buf_putc(&r->scratch, '"') < 0 || tp__buf_puts(&r->scratch, end) < 0)
+		return TP_ENOMEM;
+	return TP_OK;
+}
+
+/*
+ * mail_addr_find()'s find_addr() in external-first form: the quoted form
+ * of the internal address addr, then addr itself when that differs.
+ * *keyp is the key that answered (r->scratch or addr).
+ */
+static int
+find_addr(tp_route *r, const char *addr, int partial, const char **value,
+	  const char **keyp, tp_diag *diag)
+{
+	int rc;
+
+	if (quote_local(r, addr) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	*keyp = r->scratch.ptr;
+	rc = find(r->transport, r->ntransport, *keyp, partial, "transport_maps", value, diag);
+	if (rc == NOTFOUND && strcmp(addr, r->scratch.ptr) != 0) {
+		*keyp = addr;
+		rc = find(r->transport, r->ntransport, addr, partial, "transport_maps", value, diag);
+	}
+	return rc;
 }
 
 /*
  * Postfix's transport_lookup() with mail_addr_find_strategy(): the full
- * address (quoted, then unquoted), the address without its extension, the
- * domain, its parents, then the "*" wildcard. FOUND when an entry
- * applied; the next hop and transport are then updated.
+ * address, then the address without its extension (each quoted, then
+ * unquoted: the extension is cut from the unquoted form), the domain,
+ * its parents, then the "*" wildcard. FOUND when an entry applied; the
+ * next hop and transport are then updated.
  */
 static int
 transport_lookup(tp_route *r, const char *addr, const char *domain,
 		 tp_diag *diag)
 {
 	const char *v = NULL, *keyp = addr, *at = strrchr(addr, '@');
-	char *internal = NULL;
+	char *internal = NULL, *bare = NULL;
 	int rc;
 
 	if (r->ntransport == 0)
 		return NOTFOUND;
-	rc = find(r->transport, r->ntransport, addr, 0, "transport_maps", &v, diag);
-	if (rc == NOTFOUND && (internal = unquoted(addr, at)) != NULL) {
-		rc = find(r->transport, r->ntransport, internal, 0, "transport_maps", &v, diag);
-		keyp = internal;
+	/* resolve_addr() hands over the internal form; postqueue lists the
+	 * external one. */
+	if (unquoted(addr, at, &internal) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	if (internal != NULL) {
+		addr = internal;
+		at = strrchr(addr, '@');
 	}
-	if (rc == NOTFOUND && *r->delim && internal == NULL) {
+	rc = find_addr(r, addr, 0, &v, &keyp, diag);
+	if (rc == NOTFOUND && *r->delim) {
 		size_t cut = split_at(r, addr, (size_t)(at - addr));
 
 		if (cut > 0) {
-			tp__buf_truncate(&r->scratch, 0);
-			if (tp__buf_put(&r->scratch, addr, cut) < 0
-			    || tp__buf_puts(&r->scratch, at) < 0) {
-				free(internal);
-				return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			if ((bare = malloc(cut + strlen(at) + 1)) == NULL) {
+				rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+				goto done;
 			}
-			keyp = r->scratch.ptr;
-			rc = find(r->transport, r->ntransport, keyp, 1, "transport_maps", &v, diag);
+			memcpy(bare, addr, cut);
+			strcpy(bare + cut, at);
+			rc = find_addr(r, bare, 1, &v, &keyp, diag);
 		}
 	}
 	for (const char *name = domain, *next; rc == NOTFOUND && *name; name = next) {
@@ -556,7 +631,9 @@ transport_lookup(tp_route *r, const char *addr, const char *domain,
 	if (rc == FOUND && (set_str(&r->key, keyp, strlen(keyp)) < 0
 			    || update_entry(r, v, domain) < 0))
 		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+done:
 	free(internal);
+	free(bare);
 	return rc;
 }
 

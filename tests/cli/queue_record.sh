@@ -13,8 +13,9 @@
 #    client TLS configuration problem" for every destination it looks up
 #    in the policy table, before connecting anywhere. For recipients
 #    routed by transport_maps (hash, regexp, inline, full address,
-#    extension, ".parent", "*", parent_domain_matches_subdomains, a
-#    regexp rule with $1, which trivial-rewrite skips),
+#    extension, quoted local part with an extension, ".parent", "*",
+#    parent_domain_matches_subdomains, a regexp rule with $1, which
+#    trivial-rewrite skips),
 #    relayhost, relay_domains and relay_transport, the destinations
 #    tp_route_find gives must be the ones Postfix looked up, in order.
 #
@@ -143,6 +144,8 @@ plain.test	smtp
 keep.test	:[127.0.0.1]:10005
 noop.test	:
 list.test	smtp:[127.0.0.1]:10006,[127.0.0.1]:10007
+"john..doe"@quoted.test	smtp:[127.0.0.1]:10012
+jim..bo@quoted.test	smtp:[127.0.0.1]:10013
 EOF
 cat >"$pf/transport.re" <<'EOF'
 /^re@regex\.test$/	smtp:[127.0.0.1]:10008
@@ -193,7 +196,7 @@ tp_postfix_start "$pf"
 route_round r1 full@c.test ext+x@c.test other@c.test u@a.b.parent.test u@parent.test \
     u@plain.test u@keep.test u@noop.test u@list.test re@regex.test u@domain-only.test \
     u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test \
-    u@regsub.test
+    u@regsub.test '"john..doe+ext"@quoted.test' '"jim..bo+ext"@quoted.test'
 grep -q 'transport\.re, line 3: regular expression substitution is not allowed: skipping this rule' \
     "$pf/maillog" || fail "r1: Postfix did not skip the \$1 rule of transport.re"
 

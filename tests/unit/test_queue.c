@@ -826,6 +826,18 @@ test_route__hash_maps_and_extensions(void **state)
 		{ "u@list.example", "smtp", "[127.0.0.1]:6,[127.0.0.1]:7", TP_ROUTE_VIA_TRANSPORT_MAPS,
 		  "list.example" },
 		{ "u@none.example", "smtp", "none.example", TP_ROUTE_VIA_DOMAIN, NULL },
+		/* Quoted local parts: the extension is cut from the unquoted
+		 * form, then the bare address is asked quoted, then not. */
+		{ "\"john..doe\"@c.example", "smtp", "[127.0.0.1]:9", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "\"john..doe\"@c.example" },
+		{ "\"john..doe+x\"@c.example", "smtp", "[127.0.0.1]:9", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "\"john..doe\"@c.example" },
+		{ "john..doe-x@c.example", "smtp", "[127.0.0.1]:9", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "\"john..doe\"@c.example" },
+		{ "\"jim..bo+x\"@c.example", "smtp", "[127.0.0.1]:10", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "jim..bo@c.example" },
+		{ "\"ann\"@c.example", "smtp", "[127.0.0.1]:11", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "ann@c.example" },
 	};
 	tp_config *config;
 	tp_route *route = NULL;
@@ -838,7 +850,11 @@ test_route__hash_maps_and_extensions(void **state)
 		   "owner@c.example\tsmtp:[127.0.0.1]:8\n"
 		   "c.example\tsmtp:[127.0.0.1]:3\n"
 		   ".d.example\tsmtp:[127.0.0.1]:4\n"
-		   "list.example\tsmtp:[127.0.0.1]:6,[127.0.0.1]:7\n");
+		   "list.example\tsmtp:[127.0.0.1]:6,[127.0.0.1]:7\n"
+		   "\"john..doe\"@c.example\tsmtp:[127.0.0.1]:9\n"
+		   "jim..bo@c.example\tsmtp:[127.0.0.1]:10\n"
+		   "\"ann\"@c.example\tsmtp:[127.0.0.1]:12\n"
+		   "ann@c.example\tsmtp:[127.0.0.1]:11\n");
 	write_file("transport2", "a.d.example smtp:[127.0.0.1]:5\n");
 	postmap("transport");
 	postmap("transport2");
