@@ -230,39 +230,35 @@ set_single_host(struct lookup *l, const char *name, unsigned int preference)
 }
 
 /*
- * Keep the MX hosts of a reply: sorted by preference (stable), the
- * root name "." skipped (null MX), duplicates dropped, at most
- * max_hosts. Returns TP_ENOMEM or 0; sets the error for a null MX.
+ * Keep the MX hosts of a reply as dns_get_answer() does: any null MX
+ * (root target) makes it a null MX, whatever else the reply holds. Then
+ * sorted by preference (stable), duplicates dropped, at most max_hosts.
+ * Returns TP_ENOMEM or 0.
  */
 static int
 take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
 {
 	size_t n = 0, i, kept = 0, max = l->resolver->opts.max_hosts;
 	struct mx_entry *v;
-	int null_mx = 0;
 
-	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next)
+	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next) {
+		if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
+			lookup_fail(l, TP_EDNS, "%s: null MX: the domain accepts no mail", l->name);
+			return 0;
+		}
 		n++;
+	}
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (v == NULL)
 		return TP_ENOMEM;
 	n = 0;
 	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next) {
-		if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
-			null_mx = 1;
-			continue;
-		}
 		v[n].name = lower_dup(m->host);
 		if (v[n].name == NULL)
 			goto nomem;
 		v[n].preference = m->priority;
 		v[n].seq = n;
 		n++;
-	}
-	if (n == 0 && null_mx) {
-		free(v);
-		lookup_fail(l, TP_EDNS, "%s: null MX: the domain accepts no mail", l->name);
-		return 0;
 	}
 	qsort(v, n, sizeof(*v), mx_entry_cmp);
 	l->hosts = calloc(n ? n : 1, sizeof(*l->hosts));

@@ -53,6 +53,8 @@ static const char zone_text[] =
 	"null.test MX 0 .\n"
 	"nullplus.test MX 0 .\n"
 	"nullplus.test MX 10 mx-a.mx.test\n"
+	"nulllast.test MX 10 mx-a.mx.test\n"
+	"nulllast.test MX 20 .\n"
 	"nx.test NXDOMAIN\n"
 	"sf.test SERVFAIL\n"
 	"drop.test DROP\n"
@@ -291,8 +293,10 @@ test_resolver__null_mx_says_the_domain_accepts_no_mail(void **state)
 {
 	(void)state;
 	expect_error("null.test", TP_EDNS, "null.test: null MX: the domain accepts no mail");
-	/* A "." among real MX hosts is not a null MX: it is skipped. */
-	expect_hosts("nullplus.test", "mx-a.mx.test/10", 0);
+	/* dns_get_answer(): a null MX among real MX hosts still makes the
+	 * answer DNS_NULLMX, wherever it comes in the reply. */
+	expect_error("nullplus.test", TP_EDNS, "nullplus.test: null MX: the domain accepts no mail");
+	expect_error("nulllast.test", TP_EDNS, "nulllast.test: null MX: the domain accepts no mail");
 }
 
 static void
