@@ -55,6 +55,16 @@ static const char zone_text[] =
 	"nullplus.test MX 10 mx-a.mx.test\n"
 	"nulllast.test MX 10 mx-a.mx.test\n"
 	"nulllast.test MX 20 .\n"
+	"# dns_get_rr() drops an MX record whose target valid_rr_name()\n"
+	"# refuses; an IP address passes, digits that are none do not\n"
+	"inv.test MX 10 bad-.inv.test\n"
+	"inv.test MX 20 mx-a.mx.test\n"
+	"inv.test MX 30 -bad.inv.test\n"
+	"inv.test MX 40 1.2.3\n"
+	"inv.test MX 50 127.0.0.1\n"
+	"inv.test MX 60 mx_u.inv.test\n"
+	"inv.test MX 70 a(b.inv.test\n"
+	"allinv.test MX 10 bad-.inv.test\n"
 	"nx.test NXDOMAIN\n"
 	"sf.test SERVFAIL\n"
 	"drop.test DROP\n"
@@ -297,6 +307,15 @@ test_resolver__null_mx_says_the_domain_accepts_no_mail(void **state)
 	 * answer DNS_NULLMX, wherever it comes in the reply. */
 	expect_error("nullplus.test", TP_EDNS, "nullplus.test: null MX: the domain accepts no mail");
 	expect_error("nulllast.test", TP_EDNS, "nulllast.test: null MX: the domain accepts no mail");
+}
+
+static void
+test_resolver__mx_targets_postfix_refuses_are_dropped(void **state)
+{
+	(void)state;
+	expect_hosts("inv.test", "mx-a.mx.test/20 127.0.0.1/50 mx_u.inv.test/60", 0);
+	expect_error("allinv.test", TP_EDNS,
+		     "allinv.test: MX lookup failed: malformed domain name in MX record: bad-.inv.test");
 }
 
 static void
@@ -986,6 +1005,7 @@ main(void)
 		cmocka_unit_test(test_resolver__no_mx_falls_back_to_the_domain_with_an_address),
 		cmocka_unit_test(test_resolver__no_mx_and_no_address_is_an_error),
 		cmocka_unit_test(test_resolver__null_mx_says_the_domain_accepts_no_mail),
+		cmocka_unit_test(test_resolver__mx_targets_postfix_refuses_are_dropped),
 		cmocka_unit_test(test_resolver__nxdomain_and_servfail_name_the_domain),
 		cmocka_unit_test(test_resolver__silent_server_times_out_within_the_deadline),
 		cmocka_unit_test(test_resolver__many_domains_finish_in_about_one_timeout),
