@@ -52,9 +52,10 @@
  *	called twice).
  *
  *	For an MX lookup, the hosts are the MX targets sorted by
- *	preference, ties in the order the server gave them, duplicates
- *	dropped, at most max_hosts of the most preferred (omitted says how
- *	many more there were). When the domain has no MX records but has
+ *	preference, ties in the order the server gave them, a name in two
+ *	records kept twice (smtp(8) looks it up for each, and its addresses
+ *	count twice against smtp_mx_address_limit), at most max_hosts of
+ *	the most preferred (omitted says how many more there were). When the domain has no MX records but has
  *	A or AAAA records, the one host is the domain itself with
  *	preference 0 and implicit set (RFC 5321 section 5.1). Errors, each
  *	a one-line message naming the domain, status TP_EDNS unless said:

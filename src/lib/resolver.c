@@ -351,7 +351,9 @@ valid_rr_name(const char *name)
  * (root target) makes it a null MX, whatever else the reply holds; a
  * record whose target valid_rr_name() refuses is dropped, and with
  * nothing left the lookup fails. Then sorted by preference (stable),
- * duplicates dropped, at most max_hosts. Returns TP_ENOMEM or 0.
+ * at most max_hosts. A name listed twice stays twice: smtp(8) looks it
+ * up for each record, and its addresses count twice against
+ * smtp_mx_address_limit. Returns TP_ENOMEM or 0.
  */
 static int
 take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
@@ -396,14 +398,7 @@ take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
 	if (l->hosts == NULL || l->host_names == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
-		size_t j;
-
-		for (j = 0; j < kept; j++)
-			if (strcmp(l->host_names[j], v[i].name) == 0)
-				break;
-		if (j < kept) {
-			free(v[i].name);
-		} else if (kept == max) {
+		if (kept == max) {
 			l->res.omitted++;
 			free(v[i].name);
 		} else {
