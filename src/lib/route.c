@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "casefold.h"
 #include "diag.h"
 #include "maps_internal.h"
 #include "tlspolicy/maps.h"
@@ -39,6 +40,10 @@ struct tp_route {
 	int parent_style;	/* transport_maps in parent_domain_matches_subdomains */
 	char *delim;		/* recipient_delimiter ("" when none) */
 	int ownreq_special;	/* owner_request_special */
+	char *double_bounce;	/* double_bounce_sender, folded */
+	int utf8;		/* smtputf8_enable: casefold() folds UTF-8 */
+	tp__folder folder;
+	tp_buf folded;
 	char *relayhost;
 	char *default_transport;
 	char *relay_transport;
@@ -191,6 +196,24 @@ open_relay_domains(tp_route *r, const tp_config *config, tp_diag *diag)
 	return rc;
 }
 
+/*
+ * Postfix's casefold() of s[0..len) into out (replaced). Where ICU would
+ * see malformed UTF-8, which casefold() copies as is around what it
+ * folds, only ASCII is folded here. TP_ENOMEM, TP_ELIMIT.
+ */
+static int
+fold(tp_route *r, tp_buf *out, const char *s, size_t len)
+{
+	int rc;
+
+	tp__buf_truncate(out, 0);
+	if ((rc = tp__fold_key(&r->folder, out, s, len, r->utf8, 1)) == TP_EINVALID) {
+		tp__buf_truncate(out, 0);
+		rc = tp__fold_key(&r->folder, out, s, len, 0, 1);
+	}
+	return rc;
+}
+
 void
 tp_route_free(tp_route *r)
 {
@@ -207,6 +230,9 @@ tp_route_free(tp_route *r)
 	free(r->relay_map);
 	free(r->relay_neg);
 	free(r->delim);
+	free(r->double_bounce);
+	tp__folder_close(&r->folder);
+	tp_buf_dispose(&r->folded);
 	free(r->relayhost);
 	free(r->default_transport);
 	free(r->relay_transport);
@@ -223,7 +249,7 @@ int
 tp_route_new(tp_route **out, const tp_config *config, tp_diag *diag)
 {
 	tp_route *r;
-	const char *pdms, *ownreq;
+	const char *pdms, *ownreq, *dbs;
 	int rc;
 
 	if (out == NULL || config == NULL)
@@ -242,12 +268,18 @@ tp_route_new(tp_route **out, const tp_config *config, tp_diag *diag)
 	r->relay_parent_style = list_has(pdms, "relay_domains");
 	ownreq = tp_config_get(config, "owner_request_special");
 	r->ownreq_special = ownreq == NULL || strcasecmp(ownreq, "no") != 0;
+	r->utf8 = tp_config_smtputf8(config);
 	r->delim = dup_default(config, "recipient_delimiter", "");
+	dbs = tp_config_get(config, "double_bounce_sender");
+	if (dbs == NULL)
+		dbs = "double-bounce";
+	if (fold(r, &r->folded, dbs, strlen(dbs)) == TP_OK)
+		r->double_bounce = strdup(r->folded.ptr);
 	r->relayhost = dup_default(config, "relayhost", "");
 	r->default_transport = dup_default(config, "default_transport", "smtp");
 	r->relay_transport = dup_default(config, "relay_transport", "relay");
 	if (r->delim == NULL || r->relayhost == NULL || r->default_transport == NULL
-	    || r->relay_transport == NULL) {
+	    || r->relay_transport == NULL || r->double_bounce == NULL) {
 		tp_route_free(r);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
@@ -426,25 +458,32 @@ update_entry(tp_route *r, const char *value, const char *rcpt_domain)
 }
 
 /* Postfix's split_addr(): where the extension starts in a local part, or
- * 0 when it must not be split. */
-static size_t
-split_at(const tp_route *r, const char *local, size_t len)
+ * 0 when it must not be split; TP_ENOMEM. double_bounce_sender is
+ * compared with strcasecmp_utf8(), the others ASCII-only. */
+static int
+split_at(tp_route *r, const char *local, size_t len, size_t *at)
 {
 	size_t n;
+	int rc;
 
+	*at = 0;
 	if ((len == 10 && strncasecmp(local, "postmaster", 10) == 0)
-	    || (len == 13 && strncasecmp(local, "MAILER-DAEMON", 13) == 0)
-	    || (len == 13 && strncasecmp(local, "double-bounce", 13) == 0))
-		return 0;
+	    || (len == 13 && strncasecmp(local, "MAILER-DAEMON", 13) == 0))
+		return TP_OK;
+	if ((rc = fold(r, &r->folded, local, len)) < 0)
+		return rc;
+	if (strcmp(r->folded.ptr, r->double_bounce) == 0)
+		return TP_OK;
 	if (strchr(r->delim, '-') != NULL && r->ownreq_special) {
 		if (len >= 6 && strncasecmp(local, "owner-", 6) == 0)
-			return 0;
+			return TP_OK;
 		if (len > 8 && strncasecmp(local + len - 8, "-request", 8) == 0)
-			return 0;
+			return TP_OK;
 	}
 	for (n = 0; n < len && strchr(r->delim, local[n]) == NULL; n++)
 		;
-	return n == 0 || n == len ? 0 : n;
+	*at = n == 0 || n == len ? 0 : n;
+	return TP_OK;
 }
 
 /* smtp(8) splits its next hop with argv_split(): no grouping, unlike map
@@ -604,8 +643,12 @@ transport_lookup(tp_route *r, const char *addr, const char *domain,
 	}
 	rc = find_addr(r, addr, 0, &v, &keyp, diag);
 	if (rc == NOTFOUND && *r->delim) {
-		size_t cut = split_at(r, addr, (size_t)(at - addr));
+		size_t cut;
 
+		if (split_at(r, addr, (size_t)(at - addr), &cut) < 0) {
+			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			goto done;
+		}
 		if (cut > 0) {
 			if ((bare = malloc(cut + strlen(at) + 1)) == NULL) {
 				rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");

@@ -13,7 +13,8 @@
 #    client TLS configuration problem" for every destination it looks up
 #    in the policy table, before connecting anywhere. For recipients
 #    routed by transport_maps (hash, regexp, inline, full address,
-#    extension, quoted local part with an extension, ".parent", "*",
+#    extension, quoted local part with an extension, double_bounce_sender
+#    (never split), ".parent", "*",
 #    parent_domain_matches_subdomains, a regexp rule with $1, which
 #    trivial-rewrite skips),
 #    relayhost, relay_domains and relay_transport, the destinations
@@ -128,7 +129,8 @@ mkdir -p "$pf"
 tp_postfix_setup "$pf" \
     'smtp_tls_security_level = fingerprint' \
     'relayhost = [127.0.0.1]:10025' \
-    'recipient_delimiter = +' \
+    'recipient_delimiter = +-' \
+    'double_bounce_sender = no-bounce' \
     'relay_domains = relayed.test, .reldot.test' \
     'relay_transport = relay:[127.0.0.1]:10026' \
     'transport_maps = hash:$config_directory/transport, regexp:$config_directory/transport.re' \
@@ -146,6 +148,8 @@ noop.test	:
 list.test	smtp:[127.0.0.1]:10006,[127.0.0.1]:10007
 "john..doe"@quoted.test	smtp:[127.0.0.1]:10012
 jim..bo@quoted.test	smtp:[127.0.0.1]:10013
+no@c.test	smtp:[127.0.0.1]:10014
+double@c.test	smtp:[127.0.0.1]:10015
 EOF
 cat >"$pf/transport.re" <<'EOF'
 /^re@regex\.test$/	smtp:[127.0.0.1]:10008
@@ -196,7 +200,8 @@ tp_postfix_start "$pf"
 route_round r1 full@c.test ext+x@c.test other@c.test u@a.b.parent.test u@parent.test \
     u@plain.test u@keep.test u@noop.test u@list.test re@regex.test u@domain-only.test \
     u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test \
-    u@regsub.test '"john..doe+ext"@quoted.test' '"jim..bo+ext"@quoted.test'
+    u@regsub.test '"john..doe+ext"@quoted.test' '"jim..bo+ext"@quoted.test' \
+    no-bounce@c.test double-bounce@c.test
 grep -q 'transport\.re, line 3: regular expression substitution is not allowed: skipping this rule' \
     "$pf/maillog" || fail "r1: Postfix did not skip the \$1 rule of transport.re"
 

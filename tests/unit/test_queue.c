@@ -838,6 +838,19 @@ test_route__hash_maps_and_extensions(void **state)
 		  "jim..bo@c.example" },
 		{ "\"ann\"@c.example", "smtp", "[127.0.0.1]:11", TP_ROUTE_VIA_TRANSPORT_MAPS,
 		  "ann@c.example" },
+		/* split_addr() never splits the double_bounce_sender. */
+		{ "double-bounce@c.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "c.example" },
+	};
+	/* ... whatever it is named (compared case-insensitively), and only
+	 * that name. */
+	static const struct route_case dbs[] = {
+		{ "no-bounce@c.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "c.example" },
+		{ "NO-Bounce@c.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "c.example" },
+		{ "double-bounce@c.example", "smtp", "[127.0.0.1]:14", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "double@c.example" },
 	};
 	tp_config *config;
 	tp_route *route = NULL;
@@ -854,13 +867,17 @@ test_route__hash_maps_and_extensions(void **state)
 		   "\"john..doe\"@c.example\tsmtp:[127.0.0.1]:9\n"
 		   "jim..bo@c.example\tsmtp:[127.0.0.1]:10\n"
 		   "\"ann\"@c.example\tsmtp:[127.0.0.1]:12\n"
-		   "ann@c.example\tsmtp:[127.0.0.1]:11\n");
+		   "ann@c.example\tsmtp:[127.0.0.1]:11\n"
+		   "no@c.example\tsmtp:[127.0.0.1]:13\n"
+		   "double@c.example\tsmtp:[127.0.0.1]:14\n");
 	write_file("transport2", "a.d.example smtp:[127.0.0.1]:5\n");
 	postmap("transport");
 	postmap("transport2");
 	CHECK_ROUTES("recipient_delimiter = +-\n"
 		     "transport_maps = hash:$config_directory/transport,"
 		     " hash:${config_directory}/transport2\n", cases);
+	CHECK_ROUTES("recipient_delimiter = -\ndouble_bounce_sender = No-Bounce\n"
+		     "transport_maps = hash:$config_directory/transport\n", dbs);
 
 	config = config_with("transport_maps = hash:$config_directory/transport\n");
 	assert_int_equal(tp_route_new(&route, config, NULL), 0);
