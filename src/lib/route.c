@@ -139,6 +139,24 @@ open_transport_maps(tp_route *r, const tp_config *config, tp_diag *diag)
 	return rc;
 }
 
+/*
+ * Postfix's casefold() of s[0..len) into out (replaced). Where ICU would
+ * see malformed UTF-8, which casefold() copies as is around what it
+ * folds, only ASCII is folded here. TP_ENOMEM, TP_ELIMIT.
+ */
+static int
+fold(tp_route *r, tp_buf *out, const char *s, size_t len)
+{
+	int rc;
+
+	tp__buf_truncate(out, 0);
+	if ((rc = tp__fold_key(&r->folder, out, s, len, r->utf8, 1)) == TP_EINVALID) {
+		tp__buf_truncate(out, 0);
+		rc = tp__fold_key(&r->folder, out, s, len, 0, 1);
+	}
+	return rc;
+}
+
 static int
 open_relay_domains(tp_route *r, const tp_config *config, tp_diag *diag)
 {
@@ -185,32 +203,12 @@ open_relay_domains(tp_route *r, const tp_config *config, tp_diag *diag)
 			rc = open_one(&r->relay_map[i], item, config, 0, diag);
 		} else {
 			/* Names are compared folded, as match_list folds them. */
-			if ((r->relay_pat[i] = strdup(item)) == NULL)
+			if (fold(r, &r->folded, item, strlen(item)) < 0
+			    || (r->relay_pat[i] = strdup(r->folded.ptr)) == NULL)
 				rc = TP_ENOMEM;
-			for (char *c = r->relay_pat[i]; c && *c; c++)
-				if (*c >= 'A' && *c <= 'Z')
-					*c = (char)(*c - 'A' + 'a');
 		}
 	}
 	free(copy);
-	return rc;
-}
-
-/*
- * Postfix's casefold() of s[0..len) into out (replaced). Where ICU would
- * see malformed UTF-8, which casefold() copies as is around what it
- * folds, only ASCII is folded here. TP_ENOMEM, TP_ELIMIT.
- */
-static int
-fold(tp_route *r, tp_buf *out, const char *s, size_t len)
-{
-	int rc;
-
-	tp__buf_truncate(out, 0);
-	if ((rc = tp__fold_key(&r->folder, out, s, len, r->utf8, 1)) == TP_EINVALID) {
-		tp__buf_truncate(out, 0);
-		rc = tp__fold_key(&r->folder, out, s, len, 0, 1);
-	}
 	return rc;
 }
 
@@ -395,18 +393,17 @@ relay_match_one(tp_route *r, size_t i, const char *name, tp_diag *diag)
 	return NOTFOUND;
 }
 
-/* Postfix's domain_list_match(): the first entry that matches decides. */
+/* Postfix's domain_list_match(): the first entry that matches decides;
+ * the domain is casefold()ed as match_list_match() folds it. */
 static int
 relay_match(tp_route *r, const char *domain, tp_diag *diag)
 {
-	char *name = strdup(domain);
+	char *name = NULL;
 	int rc = NOTFOUND;
 
-	if (name == NULL)
+	if (fold(r, &r->folded, domain, strlen(domain)) < 0
+	    || (name = strdup(r->folded.ptr)) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	for (char *c = name; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c - 'A' + 'a');
 	for (size_t i = 0; i < r->nrelay; i++) {
 		if ((rc = relay_match_one(r, i, name, diag)) < 0)
 			break;

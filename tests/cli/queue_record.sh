@@ -14,10 +14,10 @@
 #    in the policy table, before connecting anywhere. For recipients
 #    routed by transport_maps (hash, regexp, inline, full address,
 #    extension, quoted local part with an extension, double_bounce_sender
-#    (never split), ".parent", "*",
-#    parent_domain_matches_subdomains, a regexp rule with $1, which
-#    trivial-rewrite skips),
-#    relayhost, relay_domains and relay_transport, the destinations
+#    (never split), ".parent", "*", parent_domain_matches_subdomains, a
+#    regexp rule with $1, which trivial-rewrite skips), relayhost,
+#    relay_domains (".domain" in and out of parent style, a UTF-8 name
+#    matched after casefold()) and relay_transport, the destinations
 #    tp_route_find gives must be the ones Postfix looked up, in order.
 #
 # Domain next hops are looked up in /etc/hosts (no DNS in tests), so the
@@ -131,7 +131,7 @@ tp_postfix_setup "$pf" \
     'relayhost = [127.0.0.1]:10025' \
     'recipient_delimiter = +-' \
     'double_bounce_sender = no-bounce' \
-    'relay_domains = relayed.test, .reldot.test' \
+    $'relay_domains = relayed.test, .reldot.test, b\xc3\xbccher.test' \
     'relay_transport = relay:[127.0.0.1]:10026' \
     'transport_maps = hash:$config_directory/transport, regexp:$config_directory/transport.re' \
     'minimal_backoff_time = 3600s' \
@@ -201,7 +201,7 @@ route_round r1 full@c.test ext+x@c.test other@c.test u@a.b.parent.test u@parent.
     u@plain.test u@keep.test u@noop.test u@list.test re@regex.test u@domain-only.test \
     u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test \
     u@regsub.test '"john..doe+ext"@quoted.test' '"jim..bo+ext"@quoted.test' \
-    no-bounce@c.test double-bounce@c.test
+    no-bounce@c.test double-bounce@c.test $'u@B\xc3\x9cCHER.test'
 grep -q 'transport\.re, line 3: regular expression substitution is not allowed: skipping this rule' \
     "$pf/maillog" || fail "r1: Postfix did not skip the \$1 rule of transport.re"
 

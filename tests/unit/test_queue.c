@@ -952,6 +952,17 @@ test_route__main_cf_transports(void **state)
 		{ "u@dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@x.dot.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
 	};
+	/* match_list casefold()s patterns and the domain: full Unicode
+	 * folding with smtputf8_enable, ASCII only without. */
+	static const struct route_case relay_utf8[] = {
+		{ "u@B\xc3\x9c" "CHER.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		{ "u@\xc3\xb6l.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+	};
+	static const struct route_case relay_ascii[] = {
+		{ "u@B\xc3\x9c" "CHER.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+		{ "u@B\xc3\xbc" "CHER.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		{ "u@\xc3\xb6l.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+	};
 	static const struct route_case plain_relay[] = {
 		{ "u@relay.example", "relay", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@other.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
@@ -968,6 +979,11 @@ test_route__main_cf_transports(void **state)
 	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
 		     "parent_domain_matches_subdomains = transport_maps\n"
 		     "relay_domains = relay.example, .dot.example\n", relay_exact);
+	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
+		     "relay_domains = b\xc3\xbc" "cher.example, \xc3\x96L.example\n", relay_utf8);
+	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
+		     "smtputf8_enable = no\n"
+		     "relay_domains = b\xc3\xbc" "cher.example, \xc3\x96L.example\n", relay_ascii);
 	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_domains = relay.example\n", plain_relay);
 }
 
