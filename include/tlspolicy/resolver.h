@@ -52,15 +52,19 @@
  *	called twice).
  *
  *	For an MX lookup, the hosts are the MX targets sorted by
- *	preference, ties in the order the server gave them, duplicates
- *	dropped, at most max_hosts of the most preferred (omitted says how
- *	many more there were). When the domain has no MX records but has
+ *	preference, ties in the order the server gave them, a name in two
+ *	records kept twice (smtp(8) looks it up for each, and its addresses
+ *	count twice against smtp_mx_address_limit), at most max_hosts of
+ *	the most preferred (omitted says how many more there were). When the domain has no MX records but has
  *	A or AAAA records, the one host is the domain itself with
  *	preference 0 and implicit set (RFC 5321 section 5.1). Errors, each
  *	a one-line message naming the domain, status TP_EDNS unless said:
- *	  "example.com: null MX: the domain accepts no mail" (RFC 7505: a
- *	    single MX "." preference 0; a "." among other MX hosts is
- *	    skipped)
+ *	  "example.com: null MX: the domain accepts no mail" (any MX "."
+ *	    in the answer, with other MX records or not, as Postfix's
+ *	    dns_get_answer() has it)
+ *	  "example.com: MX lookup failed: malformed domain name in MX
+ *	    record: NAME" (every target is one Postfix's valid_rr_name()
+ *	    refuses; such targets among good ones are dropped)
  *	  "example.com: no MX, A or AAAA records"
  *	  "example.com: no such domain (NXDOMAIN)"
  *	  "example.com: MX lookup failed: DNS server failure (SERVFAIL)"

@@ -57,6 +57,7 @@
 #include "casefold.h"
 #include "diag.h"
 #include "map_backend.h"
+#include "maps_internal.h"
 #include "pattern.h"
 #include "safewrite.h"
 #include "tlspolicy/document.h"
@@ -123,6 +124,7 @@ struct tp_maps {
 	struct map *maps;
 	size_t n, cap;		/* maps in use, allocated */
 	int utf8;
+	unsigned flags;		/* TP__MAPS_* */
 	tp_doc_opts doc_opts;
 	tp_buf folded;
 	tp_buf value;
@@ -614,6 +616,13 @@ int
 tp_maps_open_spec(tp_maps **out, const char *spec, const tp_config *config,
 		  tp_diag *diag)
 {
+	return tp__maps_open_spec(out, spec, config, 0, diag);
+}
+
+int
+tp__maps_open_spec(tp_maps **out, const char *spec, const tp_config *config,
+		   unsigned flags, tp_diag *diag)
+{
 	tp_maps *maps;
 	int rc;
 
@@ -622,6 +631,7 @@ tp_maps_open_spec(tp_maps **out, const char *spec, const tp_config *config,
 		return tp__diag_set(diag, TP_EUSAGE, NULL, 0, "no map named");
 	if (maps_new(&maps, config) < 0)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	maps->flags = flags;
 	if ((rc = maps_add(maps, spec, strlen(spec), default_type(config), config)) < 0) {
 		tp_maps_free(maps);
 		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
@@ -816,7 +826,7 @@ texthash_load(tp_maps *maps, struct map *m, tp_diag *diag)
 }
 
 static int
-pattern_load(struct map *m, tp_diag *diag)
+pattern_load(const tp_maps *maps, struct map *m, tp_diag *diag)
 {
 	tp_buf text = TP_BUF_INIT;
 	tp_diag d = TP_DIAG_INIT;
@@ -828,8 +838,9 @@ pattern_load(struct map *m, tp_diag *diag)
 			return tp__diag_set(diag, rc, NULL, 0, "out of memory");
 		return load_fail(m, rc, "%s", d.message);
 	}
-	rc = tp__pattern_parse(&m->pattern, m->pattern_kind, m->info.path,
-			       text.ptr, text.size);
+	rc = tp__pattern_parse(&m->pattern, m->pattern_kind,
+			       maps->flags & TP__MAPS_NO_REGSUB ? TP__PATTERN_NO_REGSUB : 0,
+			       m->info.path, text.ptr, text.size);
 	tp_buf_dispose(&text);
 	if (rc < 0)
 		return tp__diag_set(diag, rc, NULL, 0, "out of memory");
@@ -848,7 +859,7 @@ map_lookup(tp_maps *maps, struct map *m, const char *key, const char *folded,
 		if (m->kind == K_TEXTHASH)
 			rc = texthash_load(maps, m, diag);
 		else if (m->kind == K_PATTERN)
-			rc = pattern_load(m, diag);
+			rc = pattern_load(maps, m, diag);
 		else if (m->kind == K_CIDR && access(m->info.path, R_OK) < 0)
 			rc = load_fail(m, TP_EIO, "open %s: %s", m->info.path, strerror(errno));
 		else

@@ -70,6 +70,7 @@ struct rule {
 
 struct tp__pattern_table {
 	tp__pattern_kind kind;
+	unsigned flags;
 	char *name;
 	struct rule *rules;
 	size_t nrules, arules;
@@ -438,6 +439,10 @@ parse_match(tp__pattern_table *t, unsigned long line, char *p)
 		warn(t, line, "$number found in negative match replacement text: skipping this rule");
 		goto skip;
 	}
+	if (ps.max_sub > 0 && (t->flags & TP__PATTERN_NO_REGSUB)) {
+		warn(t, line, "regular expression substitution is not allowed: skipping this rule");
+		goto skip;
+	}
 	if (!compile(t, line, &first, &tmp.first, &nsub))
 		goto skip;
 	if (ps.max_sub > nsub) {
@@ -579,7 +584,7 @@ next_logical(const char *text, size_t len, size_t *pos, unsigned long *lineno,
 
 int
 tp__pattern_parse(tp__pattern_table **out, tp__pattern_kind kind,
-		  const char *name, const char *text, size_t len)
+		  unsigned flags, const char *name, const char *text, size_t len)
 {
 	tp__pattern_table *t = calloc(1, sizeof(*t));
 	tp_buf line = TP_BUF_INIT;
@@ -591,6 +596,7 @@ tp__pattern_parse(tp__pattern_table **out, tp__pattern_kind kind,
 	if (t == NULL)
 		return TP_ENOMEM;
 	t->kind = kind;
+	t->flags = flags;
 	if ((t->name = strdup(name)) == NULL) {
 		free(t);
 		return TP_ENOMEM;

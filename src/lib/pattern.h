@@ -19,6 +19,9 @@
  *	PCRE2_CASELESS | PCRE2_DOTALL toggled by i, s and m x A E U (X is
  *	ignored), as Debian's postfix-pcre (PCRE2) builds them.
  *
+ *	flags: TP__PATTERN_NO_REGSUB is Postfix's DICT_FLAG_NO_REGSUB, which
+ *	skips (with a warning) every rule whose result has a $number.
+ *
  *	tp__pattern_match() runs key through the rules as the lookup does:
  *	1 and the result (with $1... substituted) in value, and the rule's
  *	line in *line, when a rule answers; 0 when none does (including an
@@ -38,10 +41,13 @@ typedef enum tp__pattern_kind {
 	TP__PATTERN_PCRE
 } tp__pattern_kind;
 
+#define TP__PATTERN_NO_REGSUB 1u
+
 typedef struct tp__pattern_table tp__pattern_table;
 
 int tp__pattern_parse(tp__pattern_table **out, tp__pattern_kind kind,
-		      const char *name, const char *text, size_t len);
+		      unsigned flags, const char *name, const char *text,
+		      size_t len);
 int tp__pattern_match(tp__pattern_table *table, const char *key,
 		      tp_buf *value, unsigned long *line);
 size_t tp__pattern_warning_count(const tp__pattern_table *table);

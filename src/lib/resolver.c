@@ -51,6 +51,7 @@
  *	Per-lookup errors are in the results, "name: what".
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -229,27 +230,153 @@ set_single_host(struct lookup *l, const char *name, unsigned int preference)
 	return 0;
 }
 
+/* Postfix's valid_ipv4_hostaddr(): leading zeros pass, "0.x.y.z" does
+ * not unless all zero. */
+static int
+valid_ipv4_hostaddr(const char *addr)
+{
+	int in_byte = 0, byte_count = 0, byte_val = 0;
+
+	for (const char *cp = addr; *cp; cp++) {
+		if (*cp >= '0' && *cp <= '9') {
+			if (!in_byte) {
+				in_byte = 1;
+				byte_val = 0;
+				byte_count++;
+			}
+			if ((byte_val = byte_val * 10 + (*cp - '0')) > 255)
+				return 0;
+		} else if (*cp == '.') {
+			if (!in_byte || cp[1] == 0)
+				return 0;
+			if (byte_count == 1 && byte_val == 0 && addr[strspn(addr, "0.")])
+				return 0;
+			in_byte = 0;
+		} else {
+			return 0;
+		}
+	}
+	return byte_count == 4;
+}
+
+/* Postfix's valid_ipv6_hostaddr(), which is not inet_pton(). */
+static int
+valid_ipv6_hostaddr(const char *addr)
+{
+	const char *cp = addr;
+	int null_field = 0, field = 0;
+	size_t len = 0;
+
+	for (;;) {
+		switch (*cp) {
+		case 0:
+			return field >= 2 && !(len == 0 && null_field != field - 1);
+		case '.':
+			return field >= 2 && field <= 6 && valid_ipv4_hostaddr(cp - len);
+		case ':':
+			if (field == 0 && len == 0 && isalnum((unsigned char)cp[1]))
+				return 0;
+			if (++field > 7)
+				return 0;
+			len = 0;
+			if (*++cp == ':') {
+				if (null_field > 0)
+					return 0;
+				null_field = field;
+			}
+			break;
+		default:
+			len = strspn(cp, "0123456789abcdefABCDEF");
+			if (len == 0 || len > 4)
+				return 0;
+			cp += len;
+			break;
+		}
+	}
+}
+
+/* Postfix's valid_hostname(name, DO_WILDCARD). */
+static int
+valid_hostname(const char *name)
+{
+	size_t label = 0, count = 0, total;
+	int non_numeric = 0;
+	const char *cp;
+
+	for (cp = name; *cp; cp++) {
+		unsigned char ch = (unsigned char)*cp;
+
+		if (isalnum(ch) || ch == '_') {
+			if (label++ == 0)
+				count++;
+			if (label > 63)
+				return 0;
+			if (!isdigit(ch))
+				non_numeric = 1;
+		} else if (ch == '*') {
+			if (label || count || (cp[1] && cp[1] != '.'))
+				return 0;
+			count++;
+			label++;
+			non_numeric = 1;
+		} else if (ch == '.') {
+			if (label == 0 || cp[1] == 0)
+				return 0;
+			label = 0;
+		} else if (ch == '-') {
+			non_numeric = 1;
+			if (++label == 1 || cp[1] == 0 || cp[1] == '.')
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	total = (size_t)(cp - name);
+	return total > 0 && non_numeric && total <= 255;
+}
+
+/* Postfix's valid_rr_name(): an address passes where a name belongs, as
+ * mailers tolerate it; a malformed name is dropped (DNS_INVAL). */
+static int
+valid_rr_name(const char *name)
+{
+	if (*name && (strchr(name, ':') ? valid_ipv6_hostaddr(name)
+				       : valid_ipv4_hostaddr(name)))
+		return 1;
+	return valid_hostname(name);
+}
+
 /*
- * Keep the MX hosts of a reply: sorted by preference (stable), the
- * root name "." skipped (null MX), duplicates dropped, at most
- * max_hosts. Returns TP_ENOMEM or 0; sets the error for a null MX.
+ * Keep the MX hosts of a reply as dns_get_answer() does: any null MX
+ * (root target) makes it a null MX, whatever else the reply holds; a
+ * record whose target valid_rr_name() refuses is dropped, and with
+ * nothing left the lookup fails. Then sorted by preference (stable),
+ * at most max_hosts. A name listed twice stays twice: smtp(8) looks it
+ * up for each record, and its addresses count twice against
+ * smtp_mx_address_limit. Returns TP_ENOMEM or 0.
  */
 static int
 take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
 {
 	size_t n = 0, i, kept = 0, max = l->resolver->opts.max_hosts;
 	struct mx_entry *v;
-	int null_mx = 0;
+	const char *invalid = NULL;
 
-	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next)
+	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next) {
+		if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
+			lookup_fail(l, TP_EDNS, "%s: null MX: the domain accepts no mail", l->name);
+			return 0;
+		}
 		n++;
+	}
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (v == NULL)
 		return TP_ENOMEM;
 	n = 0;
 	for (const struct ares_mx_reply *m = mx; m != NULL; m = m->next) {
-		if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
-			null_mx = 1;
+		if (!valid_rr_name(m->host)) {
+			if (invalid == NULL)
+				invalid = m->host;
 			continue;
 		}
 		v[n].name = lower_dup(m->host);
@@ -259,9 +386,10 @@ take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
 		v[n].seq = n;
 		n++;
 	}
-	if (n == 0 && null_mx) {
+	if (n == 0 && invalid != NULL) {
 		free(v);
-		lookup_fail(l, TP_EDNS, "%s: null MX: the domain accepts no mail", l->name);
+		lookup_fail(l, TP_EDNS, "%s: MX lookup failed: malformed domain name in MX record: %.100s",
+			    l->name, invalid);
 		return 0;
 	}
 	qsort(v, n, sizeof(*v), mx_entry_cmp);
@@ -270,14 +398,7 @@ take_mx_hosts(struct lookup *l, const struct ares_mx_reply *mx)
 	if (l->hosts == NULL || l->host_names == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
-		size_t j;
-
-		for (j = 0; j < kept; j++)
-			if (strcmp(l->host_names[j], v[i].name) == 0)
-				break;
-		if (j < kept) {
-			free(v[i].name);
-		} else if (kept == max) {
+		if (kept == max) {
 			l->res.omitted++;
 			free(v[i].name);
 		} else {

@@ -20,7 +20,9 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "casefold.h"
 #include "diag.h"
+#include "maps_internal.h"
 #include "tlspolicy/maps.h"
 #include "tlspolicy/queue.h"
 
@@ -38,6 +40,10 @@ struct tp_route {
 	int parent_style;	/* transport_maps in parent_domain_matches_subdomains */
 	char *delim;		/* recipient_delimiter ("" when none) */
 	int ownreq_special;	/* owner_request_special */
+	char *double_bounce;	/* double_bounce_sender, folded */
+	int utf8;		/* smtputf8_enable: casefold() folds UTF-8 */
+	tp__folder folder;
+	tp_buf folded;
 	char *relayhost;
 	char *default_transport;
 	char *relay_transport;
@@ -94,9 +100,9 @@ is_table(const char *s)
 
 static int
 open_one(struct map_ref *ref, const char *spec, const tp_config *config,
-	 tp_diag *diag)
+	 unsigned flags, tp_diag *diag)
 {
-	int rc = tp_maps_open_spec(&ref->maps, spec, config, diag);
+	int rc = tp__maps_open_spec(&ref->maps, spec, config, flags, diag);
 
 	if (rc < 0)
 		return rc;
@@ -125,10 +131,29 @@ open_transport_maps(tp_route *r, const tp_config *config, tp_diag *diag)
 		}
 		r->transport = m;
 		memset(&m[r->ntransport], 0, sizeof(*m));
-		rc = open_one(&m[r->ntransport], item, config, diag);
+		/* transport_pre_init() opens them with DICT_FLAG_NO_REGSUB. */
+		rc = open_one(&m[r->ntransport], item, config, TP__MAPS_NO_REGSUB, diag);
 		r->ntransport++;
 	}
 	free(copy);
+	return rc;
+}
+
+/*
+ * Postfix's casefold() of s[0..len) into out (replaced). Where ICU would
+ * see malformed UTF-8, which casefold() copies as is around what it
+ * folds, only ASCII is folded here. TP_ENOMEM, TP_ELIMIT.
+ */
+static int
+fold(tp_route *r, tp_buf *out, const char *s, size_t len)
+{
+	int rc;
+
+	tp__buf_truncate(out, 0);
+	if ((rc = tp__fold_key(&r->folder, out, s, len, r->utf8, 1)) == TP_EINVALID) {
+		tp__buf_truncate(out, 0);
+		rc = tp__fold_key(&r->folder, out, s, len, 0, 1);
+	}
 	return rc;
 }
 
@@ -174,14 +199,13 @@ open_relay_domains(tp_route *r, const tp_config *config, tp_diag *diag)
 			item++;
 		}
 		if (is_table(item)) {
-			rc = open_one(&r->relay_map[i], item, config, diag);
+			/* match_list opens tables without DICT_FLAG_NO_REGSUB. */
+			rc = open_one(&r->relay_map[i], item, config, 0, diag);
 		} else {
 			/* Names are compared folded, as match_list folds them. */
-			if ((r->relay_pat[i] = strdup(item)) == NULL)
+			if (fold(r, &r->folded, item, strlen(item)) < 0
+			    || (r->relay_pat[i] = strdup(r->folded.ptr)) == NULL)
 				rc = TP_ENOMEM;
-			for (char *c = r->relay_pat[i]; c && *c; c++)
-				if (*c >= 'A' && *c <= 'Z')
-					*c = (char)(*c - 'A' + 'a');
 		}
 	}
 	free(copy);
@@ -204,6 +228,9 @@ tp_route_free(tp_route *r)
 	free(r->relay_map);
 	free(r->relay_neg);
 	free(r->delim);
+	free(r->double_bounce);
+	tp__folder_close(&r->folder);
+	tp_buf_dispose(&r->folded);
 	free(r->relayhost);
 	free(r->default_transport);
 	free(r->relay_transport);
@@ -220,7 +247,7 @@ int
 tp_route_new(tp_route **out, const tp_config *config, tp_diag *diag)
 {
 	tp_route *r;
-	const char *pdms, *ownreq;
+	const char *pdms, *ownreq, *dbs;
 	int rc;
 
 	if (out == NULL || config == NULL)
@@ -239,12 +266,18 @@ tp_route_new(tp_route **out, const tp_config *config, tp_diag *diag)
 	r->relay_parent_style = list_has(pdms, "relay_domains");
 	ownreq = tp_config_get(config, "owner_request_special");
 	r->ownreq_special = ownreq == NULL || strcasecmp(ownreq, "no") != 0;
+	r->utf8 = tp_config_smtputf8(config);
 	r->delim = dup_default(config, "recipient_delimiter", "");
+	dbs = tp_config_get(config, "double_bounce_sender");
+	if (dbs == NULL)
+		dbs = "double-bounce";
+	if (fold(r, &r->folded, dbs, strlen(dbs)) == TP_OK)
+		r->double_bounce = strdup(r->folded.ptr);
 	r->relayhost = dup_default(config, "relayhost", "");
 	r->default_transport = dup_default(config, "default_transport", "smtp");
 	r->relay_transport = dup_default(config, "relay_transport", "relay");
 	if (r->delim == NULL || r->relayhost == NULL || r->default_transport == NULL
-	    || r->relay_transport == NULL) {
+	    || r->relay_transport == NULL || r->double_bounce == NULL) {
 		tp_route_free(r);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
@@ -323,6 +356,7 @@ static int
 relay_match_one(tp_route *r, size_t i, const char *name, tp_diag *diag)
 {
 	const char *pat = r->relay_pat[i];
+	size_t nl, pl;
 
 	if (pat == NULL) {
 		const struct map_ref *m = &r->relay_map[i];
@@ -347,30 +381,29 @@ relay_match_one(tp_route *r, size_t i, const char *name, tp_diag *diag)
 	if (pat[0] == '/')
 		return tp__diag_set(diag, TP_EUNSUPPORTED, NULL, 0,
 				    "relay_domains: file %s is not read here", pat);
+	nl = strlen(name);
+	pl = strlen(pat);
 	if (strcmp(name, pat) == 0)
 		return FOUND;
-	if (r->relay_parent_style || pat[0] == '.') {
-		size_t nl = strlen(name), pl = strlen(pat);
-
-		if (nl > pl && strcmp(name + nl - pl, pat) == 0
-		    && (pat[0] == '.' || name[nl - pl - 1] == '.'))
-			return FOUND;
-	}
+	/* Parent style replaces ".domain" rather than adding to it: there
+	 * ".example.com" matches only a name ending in "..example.com". */
+	if (nl > pl && strcmp(name + nl - pl, pat) == 0
+	    && (r->relay_parent_style ? name[nl - pl - 1] == '.' : pat[0] == '.'))
+		return FOUND;
 	return NOTFOUND;
 }
 
-/* Postfix's domain_list_match(): the first entry that matches decides. */
+/* Postfix's domain_list_match(): the first entry that matches decides;
+ * the domain is casefold()ed as match_list_match() folds it. */
 static int
 relay_match(tp_route *r, const char *domain, tp_diag *diag)
 {
-	char *name = strdup(domain);
+	char *name = NULL;
 	int rc = NOTFOUND;
 
-	if (name == NULL)
+	if (fold(r, &r->folded, domain, strlen(domain)) < 0
+	    || (name = strdup(r->folded.ptr)) == NULL)
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
-	for (char *c = name; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c - 'A' + 'a');
 	for (size_t i = 0; i < r->nrelay; i++) {
 		if ((rc = relay_match_one(r, i, name, diag)) < 0)
 			break;
@@ -422,25 +455,32 @@ update_entry(tp_route *r, const char *value, const char *rcpt_domain)
 }
 
 /* Postfix's split_addr(): where the extension starts in a local part, or
- * 0 when it must not be split. */
-static size_t
-split_at(const tp_route *r, const char *local, size_t len)
+ * 0 when it must not be split; TP_ENOMEM. double_bounce_sender is
+ * compared with strcasecmp_utf8(), the others ASCII-only. */
+static int
+split_at(tp_route *r, const char *local, size_t len, size_t *at)
 {
 	size_t n;
+	int rc;
 
+	*at = 0;
 	if ((len == 10 && strncasecmp(local, "postmaster", 10) == 0)
-	    || (len == 13 && strncasecmp(local, "MAILER-DAEMON", 13) == 0)
-	    || (len == 13 && strncasecmp(local, "double-bounce", 13) == 0))
-		return 0;
+	    || (len == 13 && strncasecmp(local, "MAILER-DAEMON", 13) == 0))
+		return TP_OK;
+	if ((rc = fold(r, &r->folded, local, len)) < 0)
+		return rc;
+	if (strcmp(r->folded.ptr, r->double_bounce) == 0)
+		return TP_OK;
 	if (strchr(r->delim, '-') != NULL && r->ownreq_special) {
 		if (len >= 6 && strncasecmp(local, "owner-", 6) == 0)
-			return 0;
+			return TP_OK;
 		if (len > 8 && strncasecmp(local + len - 8, "-request", 8) == 0)
-			return 0;
+			return TP_OK;
 	}
 	for (n = 0; n < len && strchr(r->delim, local[n]) == NULL; n++)
 		;
-	return n == 0 || n == len ? 0 : n;
+	*at = n == 0 || n == len ? 0 : n;
+	return TP_OK;
 }
 
 /* smtp(8) splits its next hop with argv_split(): no grouping, unlike map
@@ -479,62 +519,141 @@ split_nexthop(tp_route *r)
 
 /*
  * The unquoted form of a quoted local part ("john doe"@example.com, as
- * postqueue lists it), which Postfix asks after the quoted one; NULL when
- * the address has no such form (or the copy fails: a missed extra lookup
- * then, never a wrong answer).
+ * postqueue lists it) in *out; NULL when the address has no such form.
+ * TP_ENOMEM.
  */
-static char *
-unquoted(const char *addr, const char *at)
+static int
+unquoted(const char *addr, const char *at, char **out)
 {
-	char *out, *o;
+	char *o;
 
+	*out = NULL;
 	if (addr[0] != '"' || at - addr < 2 || at[-1] != '"')
-		return NULL;
-	if ((out = malloc(strlen(addr) + 1)) == NULL)
-		return NULL;
-	o = out;
+		return TP_OK;
+	if ((*out = malloc(strlen(addr) + 1)) == NULL)
+		return TP_ENOMEM;
+	o = *out;
 	for (const char *c = addr + 1; c < at - 1; c++) {
 		if (*c == '\\' && c + 1 < at - 1)
 			c++;
 		*o++ = *c;
 	}
 	strcpy(o, at);
-	return out;
+	return TP_OK;
+}
+
+/* quote_822_local()'s dot-string test, 8-bit clean: may the local part
+ * [start, end) go unquoted? */
+static int
+is_dot_string(const char *start, const char *end)
+{
+	const char *cp;
+
+	if (start == end || *start == '.')
+		return 0;
+	for (cp = start; cp < end; cp++) {
+		unsigned char ch = (unsigned char)*cp;
+
+		if ((ch == '.' && cp + 1 < end && cp[1] == '.') || ch == ' '
+		    || ch < 32 || ch == 127 || strchr("()<>@,;:\\\"[]", ch) != NULL)
+			return 0;
+	}
+	return cp[-1] != '.';
+}
+
+/*
+ * Postfix's quote_822_local(): the external form of an internal address,
+ * as showq prints it and as mail_addr_find() asks it first. Into
+ * r->scratch; TP_ENOMEM.
+ */
+static int
+quote_local(tp_route *r, const char *addr)
+{
+	const char *start = addr, *end, *colon;
+
+	tp__buf_truncate(&r->scratch, 0);
+	if (addr[0] == '@' && (colon = strchr(addr, ':')) != NULL)
+		start = colon + 1;
+	if ((end = strrchr(start, '@')) == NULL)
+		end = start + strlen(start);
+	if (is_dot_string(start, end))
+		return tp__buf_puts(&r->scratch, addr);
+	if (tp__buf_put(&r->scratch, addr, (size_t)(start - addr)) < 0
+	    || tp__buf_putc(&r->scratch, '"') < 0)
+		return TP_ENOMEM;
+	for (const char *cp = start; cp < end; cp++)
+		if (((*cp == '"' || *cp == '\\' || *cp == '\r')
+		     && tp__buf_putc(&r->scratch, '\\') < 0)
+		    || tp__buf_putc(&r->scratch, *cp) < 0)
+			return TP_ENOMEM;
+	if (tp__buf_putc(&r->scratch, '"') < 0 || tp__buf_puts(&r->scratch, end) < 0)
+		return TP_ENOMEM;
+	return TP_OK;
+}
+
+/*
+ * mail_addr_find()'s find_addr() in external-first form: the quoted form
+ * of the internal address addr, then addr itself when that differs.
+ * *keyp is the key that answered (r->scratch or addr).
+ */
+static int
+find_addr(tp_route *r, const char *addr, int partial, const char **value,
+	  const char **keyp, tp_diag *diag)
+{
+	int rc;
+
+	if (quote_local(r, addr) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	*keyp = r->scratch.ptr;
+	rc = find(r->transport, r->ntransport, *keyp, partial, "transport_maps", value, diag);
+	if (rc == NOTFOUND && strcmp(addr, r->scratch.ptr) != 0) {
+		*keyp = addr;
+		rc = find(r->transport, r->ntransport, addr, partial, "transport_maps", value, diag);
+	}
+	return rc;
 }
 
 /*
  * Postfix's transport_lookup() with mail_addr_find_strategy(): the full
- * address (quoted, then unquoted), the address without its extension, the
- * domain, its parents, then the "*" wildcard. FOUND when an entry
- * applied; the next hop and transport are then updated.
+ * address, then the address without its extension (each quoted, then
+ * unquoted: the extension is cut from the unquoted form), the domain,
+ * its parents, then the "*" wildcard. FOUND when an entry applied; the
+ * next hop and transport are then updated.
  */
 static int
 transport_lookup(tp_route *r, const char *addr, const char *domain,
 		 tp_diag *diag)
 {
 	const char *v = NULL, *keyp = addr, *at = strrchr(addr, '@');
-	char *internal = NULL;
+	char *internal = NULL, *bare = NULL;
 	int rc;
 
 	if (r->ntransport == 0)
 		return NOTFOUND;
-	rc = find(r->transport, r->ntransport, addr, 0, "transport_maps", &v, diag);
-	if (rc == NOTFOUND && (internal = unquoted(addr, at)) != NULL) {
-		rc = find(r->transport, r->ntransport, internal, 0, "transport_maps", &v, diag);
-		keyp = internal;
+	/* resolve_addr() hands over the internal form; postqueue lists the
+	 * external one. */
+	if (unquoted(addr, at, &internal) < 0)
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+	if (internal != NULL) {
+		addr = internal;
+		at = strrchr(addr, '@');
 	}
-	if (rc == NOTFOUND && *r->delim && internal == NULL) {
-		size_t cut = split_at(r, addr, (size_t)(at - addr));
+	rc = find_addr(r, addr, 0, &v, &keyp, diag);
+	if (rc == NOTFOUND && *r->delim) {
+		size_t cut;
 
+		if (split_at(r, addr, (size_t)(at - addr), &cut) < 0) {
+			rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			goto done;
+		}
 		if (cut > 0) {
-			tp__buf_truncate(&r->scratch, 0);
-			if (tp__buf_put(&r->scratch, addr, cut) < 0
-			    || tp__buf_puts(&r->scratch, at) < 0) {
-				free(internal);
-				return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+			if ((bare = malloc(cut + strlen(at) + 1)) == NULL) {
+				rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+				goto done;
 			}
-			keyp = r->scratch.ptr;
-			rc = find(r->transport, r->ntransport, keyp, 1, "transport_maps", &v, diag);
+			memcpy(bare, addr, cut);
+			strcpy(bare + cut, at);
+			rc = find_addr(r, bare, 1, &v, &keyp, diag);
 		}
 	}
 	for (const char *name = domain, *next; rc == NOTFOUND && *name; name = next) {
@@ -552,7 +671,9 @@ transport_lookup(tp_route *r, const char *addr, const char *domain,
 	if (rc == FOUND && (set_str(&r->key, keyp, strlen(keyp)) < 0
 			    || update_entry(r, v, domain) < 0))
 		rc = tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+done:
 	free(internal);
+	free(bare);
 	return rc;
 }
 

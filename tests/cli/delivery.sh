@@ -33,6 +33,16 @@ mx2.three.test A 127.0.0.2
 mx3.three.test A 127.0.0.1
 bare.test A 127.0.0.3
 null.test MX 0 .
+mixnull.test MX 10 mx1.three.test
+mixnull.test MX 20 .
+inv.test MX 10 bad-.inv.test
+inv.test MX 20 mx2.three.test
+bad-.inv.test A 127.0.0.1
+dup.test MX 10 mx.dup.test
+dup.test MX 20 MX.dup.test
+dup.test MX 30 mx1.three.test
+mx.dup.test A 127.0.0.1
+mx.dup.test A 127.0.0.2
 tie.test MX 10 t1.tie.test
 tie.test MX 10 t2.tie.test
 tie.test MX 10 t3.tie.test
@@ -117,6 +127,21 @@ grep -qx "key bare.test:$P: servers from host (no MX records)" "$TP_TMP/out" || 
 expect_servers "bare.test[127.0.0.3]:$P 0 yes match"
 run "null.test:$P" "fingerprint match=$FA" 3
 grep -q "^error: null.test: null MX" "$TP_TMP/out" || fail "null MX: $(cat "$TP_TMP/out")"
+tp_note "... also beside other MX records (dns_get_answer: DNS_NULLMX)"
+run "mixnull.test:$P" "fingerprint match=$FA" 3
+grep -q "^error: mixnull.test: null MX" "$TP_TMP/out" || fail "null MX among others: $(cat "$TP_TMP/out")"
+
+tp_note "an MX target valid_rr_name() refuses is dropped, the others stay"
+run "inv.test:$P" "fingerprint match=$FA" 0
+expect_servers "mx2.three.test[127.0.0.2]:$P 20 yes match"
+
+tp_note "a host named by two MX records is tried for each: its addresses count twice against smtp_mx_address_limit"
+printf 'smtp_mx_address_limit = 4\nsmtp_randomize_addresses = no\n' >>"$D/main.cf"
+run "dup.test:$P" "fingerprint match=$FA" 0
+expect_servers "mx.dup.test[127.0.0.1]:$P 10 yes match" "mx.dup.test[127.0.0.2]:$P 10 yes match" \
+    "mx.dup.test[127.0.0.1]:$P 20 yes match" "mx.dup.test[127.0.0.2]:$P 20 yes match" \
+    "mx1.three.test[127.0.0.4]:$P 30 no not probed"
+sed -i '/^smtp_mx_address_limit/d; /^smtp_randomize_addresses/d' "$D/main.cf"
 
 tp_note "[host]: the host's own address, never its MX"
 run "[host.test]:$P" "fingerprint match=$(tp_cert_fingerprint "$TP_TMP/b.crt")" 0

@@ -13,8 +13,11 @@
 #    client TLS configuration problem" for every destination it looks up
 #    in the policy table, before connecting anywhere. For recipients
 #    routed by transport_maps (hash, regexp, inline, full address,
-#    extension, ".parent", "*", parent_domain_matches_subdomains),
-#    relayhost, relay_domains and relay_transport, the destinations
+#    extension, quoted local part with an extension, double_bounce_sender
+#    (never split), ".parent", "*", parent_domain_matches_subdomains, a
+#    regexp rule with $1, which trivial-rewrite skips), relayhost,
+#    relay_domains (".domain" in and out of parent style, a UTF-8 name
+#    matched after casefold()) and relay_transport, the destinations
 #    tp_route_find gives must be the ones Postfix looked up, in order.
 #
 # Domain next hops are looked up in /etc/hosts (no DNS in tests), so the
@@ -126,8 +129,9 @@ mkdir -p "$pf"
 tp_postfix_setup "$pf" \
     'smtp_tls_security_level = fingerprint' \
     'relayhost = [127.0.0.1]:10025' \
-    'recipient_delimiter = +' \
-    'relay_domains = relayed.test' \
+    'recipient_delimiter = +-' \
+    'double_bounce_sender = no-bounce' \
+    $'relay_domains = relayed.test, .reldot.test, b\xc3\xbccher.test' \
     'relay_transport = relay:[127.0.0.1]:10026' \
     'transport_maps = hash:$config_directory/transport, regexp:$config_directory/transport.re' \
     'minimal_backoff_time = 3600s' \
@@ -142,10 +146,16 @@ plain.test	smtp
 keep.test	:[127.0.0.1]:10005
 noop.test	:
 list.test	smtp:[127.0.0.1]:10006,[127.0.0.1]:10007
+"john..doe"@quoted.test	smtp:[127.0.0.1]:10012
+jim..bo@quoted.test	smtp:[127.0.0.1]:10013
+no@c.test	smtp:[127.0.0.1]:10014
+double@c.test	smtp:[127.0.0.1]:10015
 EOF
 cat >"$pf/transport.re" <<'EOF'
 /^re@regex\.test$/	smtp:[127.0.0.1]:10008
 /^domain-only\.test$/	smtp:[127.0.0.1]:10009
+/^(.*)@regsub\.test$/	smtp:[$1.example]
+/@regsub\.test$/	smtp:[127.0.0.1]:10011
 EOF
 postmap "hash:$pf/transport"
 
@@ -189,7 +199,11 @@ route_round() {
 tp_postfix_start "$pf"
 route_round r1 full@c.test ext+x@c.test other@c.test u@a.b.parent.test u@parent.test \
     u@plain.test u@keep.test u@noop.test u@list.test re@regex.test u@domain-only.test \
-    u@other.test u@relayed.test u@sub.relayed.test
+    u@other.test u@relayed.test u@sub.relayed.test u@reldot.test u@sub.reldot.test \
+    u@regsub.test '"john..doe+ext"@quoted.test' '"jim..bo+ext"@quoted.test' \
+    no-bounce@c.test double-bounce@c.test $'u@B\xc3\x9cCHER.test'
+grep -q 'transport\.re, line 3: regular expression substitution is not allowed: skipping this rule' \
+    "$pf/maillog" || fail "r1: Postfix did not skip the \$1 rule of transport.re"
 
 # Round 2: "parent" matches its subdomains (and relay_domains loses
 # that), and a "*" wildcard with no next hop sends the rest to their own
@@ -200,4 +214,12 @@ postconf -c "$pf" -e 'parent_domain_matches_subdomains = transport_maps' \
 postfix -c "$pf" reload >/dev/null 2>&1 || fail "postfix reload failed"
 route_round r2 u@x.parent2.test v@a.b.parent.test v@other.test v@sub.relayed.test \
     v@relayed.test full@c.test
+
+# Round 3: relay_domains out of parent style, without the "*" that hides
+# it: "relayed.test" no longer matches its subdomains, and ".reldot.test"
+# now does (in parent style it matched neither the domain nor these).
+postconf -c "$pf" -e 'transport_maps = hash:$config_directory/transport' \
+    || fail "postconf -e failed"
+postfix -c "$pf" reload >/dev/null 2>&1 || fail "postfix reload failed"
+route_round r3 w@relayed.test w@sub.relayed.test w@reldot.test w@sub.reldot.test
 echo "queue_record: all passed"

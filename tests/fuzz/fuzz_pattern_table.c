@@ -1,6 +1,7 @@
 /*
  * Fuzz target for regexp: and pcre: tables (the parser of pattern.c): the
- * first byte picks the kind, the rest is the table. Any bytes compile
+ * first byte picks the kind (bit 0) and Postfix's no-substitution mode
+ * (bit 1), the rest is the table. Any bytes compile
  * (bad rules are skipped with a warning, as Postfix skips them), and
  * matching keys, fixed ones and the words of the input itself, ends with
  * an answer that is a C string and a line inside the input.
@@ -57,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < size; i++)
 		lines += text[i] == '\n';
 	if (tp__pattern_parse(&t, data[0] & 1 ? TP__PATTERN_PCRE : TP__PATTERN_REGEXP,
-			      "fuzz", text, size) != 0)
+			      data[0] & 2 ? TP__PATTERN_NO_REGSUB : 0, "fuzz", text, size) != 0)
 		return 0;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		ask(t, keys[i], lines);

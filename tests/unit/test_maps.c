@@ -652,7 +652,7 @@ test_maps__pattern_parser_reports_what_postfix_skips(void **state)
 	int found = 0;
 
 	(void)state;
-	assert_int_equal(tp__pattern_parse(&t, TP__PATTERN_REGEXP, "pre", text, sizeof(text) - 1), 0);
+	assert_int_equal(tp__pattern_parse(&t, TP__PATTERN_REGEXP, 0, "pre", text, sizeof(text) - 1), 0);
 	for (size_t i = 0; i < tp__pattern_warning_count(t); i++) {
 		const char *w = tp__pattern_warning_at(t, i);
 
@@ -664,6 +664,44 @@ test_maps__pattern_parser_reports_what_postfix_skips(void **state)
 	}
 	assert_int_equal(found, 5);
 	tp__pattern_free(t);
+}
+
+/* DICT_FLAG_NO_REGSUB (transport_maps): a rule with $number is skipped
+ * with dict_regexp.c's and dict_pcre.c's warning, and the next answers;
+ * "$$" is no substitution. */
+static void
+test_maps__pattern_no_regsub(void **state)
+{
+	static const char text[] = "/^(a)$/ x$1\n/^a$/ y$$\n";
+	static const struct {
+		tp__pattern_kind kind;
+		unsigned flags;
+		const char *value, *warning;
+	} cases[] = {
+		{ TP__PATTERN_REGEXP, 0, "xa", NULL },
+		{ TP__PATTERN_REGEXP, TP__PATTERN_NO_REGSUB, "y$",
+		  "regexp map nr, line 1: regular expression substitution is not allowed: skipping this rule" },
+		{ TP__PATTERN_PCRE, TP__PATTERN_NO_REGSUB, "y$",
+		  "pcre map nr, line 1: regular expression substitution is not allowed: skipping this rule" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tp__pattern_table *t;
+		tp_buf value = TP_BUF_INIT;
+		unsigned long line = 0;
+
+		assert_int_equal(tp__pattern_parse(&t, cases[i].kind, cases[i].flags, "nr", text,
+						   sizeof(text) - 1), 0);
+		assert_int_equal(tp__pattern_match(t, "a", &value, &line), 1);
+		assert_string_equal(value.ptr, cases[i].value);
+		assert_int_equal(line, cases[i].warning ? 2 : 1);
+		assert_int_equal(tp__pattern_warning_count(t), cases[i].warning ? 1 : 0);
+		if (cases[i].warning)
+			assert_string_equal(tp__pattern_warning_at(t, 0), cases[i].warning);
+		tp_buf_dispose(&value);
+		tp__pattern_free(t);
+	}
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -685,6 +723,7 @@ main(void)
 		T(test_maps__config_policy_map_is_the_first_writable_map),
 		T(test_maps__open_needs_a_config_and_a_list),
 		T(test_maps__pattern_parser_reports_what_postfix_skips),
+		T(test_maps__pattern_no_regsub),
 		T(test_maps__lmdb_and_cdb_answer_as_postmap_q),
 		T(test_maps__non_bdb_redirect_reads_what_postfix_reads),
 	};

@@ -826,6 +826,31 @@ test_route__hash_maps_and_extensions(void **state)
 		{ "u@list.example", "smtp", "[127.0.0.1]:6,[127.0.0.1]:7", TP_ROUTE_VIA_TRANSPORT_MAPS,
 		  "list.example" },
 		{ "u@none.example", "smtp", "none.example", TP_ROUTE_VIA_DOMAIN, NULL },
+		/* Quoted local parts: the extension is cut from the unquoted
+		 * form, then the bare address is asked quoted, then not. */
+		{ "\"john..doe\"@c.example", "smtp", "[127.0.0.1]:9", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "\"john..doe\"@c.example" },
+		{ "\"john..doe+x\"@c.example", "smtp", "[127.0.0.1]:9", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "\"john..doe\"@c.example" },
+		{ "john..doe-x@c.example", "smtp", "[127.0.0.1]:9", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "\"john..doe\"@c.example" },
+		{ "\"jim..bo+x\"@c.example", "smtp", "[127.0.0.1]:10", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "jim..bo@c.example" },
+		{ "\"ann\"@c.example", "smtp", "[127.0.0.1]:11", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "ann@c.example" },
+		/* split_addr() never splits the double_bounce_sender. */
+		{ "double-bounce@c.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "c.example" },
+	};
+	/* ... whatever it is named (compared case-insensitively), and only
+	 * that name. */
+	static const struct route_case dbs[] = {
+		{ "no-bounce@c.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "c.example" },
+		{ "NO-Bounce@c.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "c.example" },
+		{ "double-bounce@c.example", "smtp", "[127.0.0.1]:14", TP_ROUTE_VIA_TRANSPORT_MAPS,
+		  "double@c.example" },
 	};
 	tp_config *config;
 	tp_route *route = NULL;
@@ -838,13 +863,21 @@ test_route__hash_maps_and_extensions(void **state)
 		   "owner@c.example\tsmtp:[127.0.0.1]:8\n"
 		   "c.example\tsmtp:[127.0.0.1]:3\n"
 		   ".d.example\tsmtp:[127.0.0.1]:4\n"
-		   "list.example\tsmtp:[127.0.0.1]:6,[127.0.0.1]:7\n");
+		   "list.example\tsmtp:[127.0.0.1]:6,[127.0.0.1]:7\n"
+		   "\"john..doe\"@c.example\tsmtp:[127.0.0.1]:9\n"
+		   "jim..bo@c.example\tsmtp:[127.0.0.1]:10\n"
+		   "\"ann\"@c.example\tsmtp:[127.0.0.1]:12\n"
+		   "ann@c.example\tsmtp:[127.0.0.1]:11\n"
+		   "no@c.example\tsmtp:[127.0.0.1]:13\n"
+		   "double@c.example\tsmtp:[127.0.0.1]:14\n");
 	write_file("transport2", "a.d.example smtp:[127.0.0.1]:5\n");
 	postmap("transport");
 	postmap("transport2");
 	CHECK_ROUTES("recipient_delimiter = +-\n"
 		     "transport_maps = hash:$config_directory/transport,"
 		     " hash:${config_directory}/transport2\n", cases);
+	CHECK_ROUTES("recipient_delimiter = -\ndouble_bounce_sender = No-Bounce\n"
+		     "transport_maps = hash:$config_directory/transport\n", dbs);
 
 	config = config_with("transport_maps = hash:$config_directory/transport\n");
 	assert_int_equal(tp_route_new(&route, config, NULL), 0);
@@ -860,7 +893,8 @@ test_route__hash_maps_and_extensions(void **state)
 }
 
 /* Pattern tables see the full address and "*" only, as Postfix asks them
- * (a partial key is for fixed-string tables). */
+ * (a partial key is for fixed-string tables). A rule with $number is
+ * skipped: transport_maps are opened with DICT_FLAG_NO_REGSUB. */
 static void
 test_route__regexp_sees_full_address_only(void **state)
 {
@@ -870,19 +904,29 @@ test_route__regexp_sees_full_address_only(void **state)
 		/* The domain rule is never asked: "*" answers. */
 		{ "w@only-domain.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS, "*" },
 		{ "w@star.example", "smtp", "[127.0.0.1]:3", TP_ROUTE_VIA_TRANSPORT_MAPS, "*" },
+		{ "x@sub.example", "smtp", "[127.0.0.1]:4", TP_ROUTE_VIA_TRANSPORT_MAPS, "x@sub.example" },
 	};
+	static const char *const kinds[] = { "regexp", "pcre" };
 
 	(void)state;
 	write_file("transport.re",
 		   "/^u@re\\.example$/\tsmtp:[127.0.0.1]:1\n"
 		   "/^only-domain\\.example$/\tsmtp:[127.0.0.1]:2\n"
+		   "/^(.*)@sub\\.example$/\tsmtp:[$1.relay.example]\n"
+		   "/@sub\\.example$/\tsmtp:[127.0.0.1]:4\n"
 		   "/^\\*$/\tsmtp:[127.0.0.1]:3\n");
-	CHECK_ROUTES("transport_maps = regexp:$config_directory/transport.re,"
-		     " inline:{ re.example=smtp:[127.0.0.1]:9 }\n", cases);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		char main_cf[256];
+
+		snprintf(main_cf, sizeof(main_cf),
+			 "transport_maps = %s:$config_directory/transport.re,"
+			 " inline:{ re.example=smtp:[127.0.0.1]:9 }\n", kinds[i]);
+		CHECK_ROUTES(main_cf, cases);
+	}
 }
 
 /* default_transport and relay_transport with a next hop of their own;
- * relay_domains with exclusions, parent matching and a table. */
+ * relay_domains with exclusions, parent matching (on and off) and a table. */
 static void
 test_route__main_cf_transports(void **state)
 {
@@ -896,9 +940,28 @@ test_route__main_cf_transports(void **state)
 		{ "u@no.relay.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@table.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
 		{ "u@x.table.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		/* In parent style, match_hostname() never tries ".domain"
+		 * as a suffix of its own. */
+		{ "u@dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+		{ "u@x.dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+		{ "u@other.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+	};
+	static const struct route_case relay_exact[] = {
+		{ "u@relay.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		{ "u@sub.relay.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@dot.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 		{ "u@x.dot.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
-		{ "u@other.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+	};
+	/* match_list casefold()s patterns and the domain: full Unicode
+	 * folding with smtputf8_enable, ASCII only without. */
+	static const struct route_case relay_utf8[] = {
+		{ "u@B\xc3\x9c" "CHER.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		{ "u@\xc3\xb6l.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+	};
+	static const struct route_case relay_ascii[] = {
+		{ "u@B\xc3\x9c" "CHER.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
+		{ "u@B\xc3\xbc" "CHER.example", "relay", "[127.0.0.1]:2", TP_ROUTE_VIA_TRANSPORT, NULL },
+		{ "u@\xc3\xb6l.example", "smtp", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
 	};
 	static const struct route_case plain_relay[] = {
 		{ "u@relay.example", "relay", "[127.0.0.9]", TP_ROUTE_VIA_RELAYHOST, NULL },
@@ -913,6 +976,14 @@ test_route__main_cf_transports(void **state)
 	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
 		     "relay_domains = !no.relay.example, relay.example,"
 		     " hash:$config_directory/relay_domains .dot.example\n", relay);
+	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
+		     "parent_domain_matches_subdomains = transport_maps\n"
+		     "relay_domains = relay.example, .dot.example\n", relay_exact);
+	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
+		     "relay_domains = b\xc3\xbc" "cher.example, \xc3\x96L.example\n", relay_utf8);
+	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_transport = relay:[127.0.0.1]:2\n"
+		     "smtputf8_enable = no\n"
+		     "relay_domains = b\xc3\xbc" "cher.example, \xc3\x96L.example\n", relay_ascii);
 	CHECK_ROUTES("relayhost = [127.0.0.9]\nrelay_domains = relay.example\n", plain_relay);
 }
 

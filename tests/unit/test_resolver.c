@@ -53,6 +53,18 @@ static const char zone_text[] =
 	"null.test MX 0 .\n"
 	"nullplus.test MX 0 .\n"
 	"nullplus.test MX 10 mx-a.mx.test\n"
+	"nulllast.test MX 10 mx-a.mx.test\n"
+	"nulllast.test MX 20 .\n"
+	"# dns_get_rr() drops an MX record whose target valid_rr_name()\n"
+	"# refuses; an IP address passes, digits that are none do not\n"
+	"inv.test MX 10 bad-.inv.test\n"
+	"inv.test MX 20 mx-a.mx.test\n"
+	"inv.test MX 30 -bad.inv.test\n"
+	"inv.test MX 40 1.2.3\n"
+	"inv.test MX 50 127.0.0.1\n"
+	"inv.test MX 60 mx_u.inv.test\n"
+	"inv.test MX 70 a(b.inv.test\n"
+	"allinv.test MX 10 bad-.inv.test\n"
 	"nx.test NXDOMAIN\n"
 	"sf.test SERVFAIL\n"
 	"drop.test DROP\n"
@@ -266,9 +278,10 @@ static void
 test_resolver__mx_hosts_sorted_by_preference_ties_in_order_received(void **state)
 {
 	(void)state;
-	/* mx-a also appears at 30 in upper case: a duplicate, dropped. */
-	expect_hosts("mx.test", "mx-a.mx.test/10 mx-c.mx.test/20 mx-b.mx.test/20", 0);
-	expect_hosts("MX.Test.", "mx-a.mx.test/10 mx-c.mx.test/20 mx-b.mx.test/20", 0);
+	/* mx-a also appears at 30 in upper case: kept, as smtp(8) keeps
+	 * it (dns_get_answer() and smtp_addr_list() drop no duplicate). */
+	expect_hosts("mx.test", "mx-a.mx.test/10 mx-c.mx.test/20 mx-b.mx.test/20 mx-a.mx.test/30", 0);
+	expect_hosts("MX.Test.", "mx-a.mx.test/10 mx-c.mx.test/20 mx-b.mx.test/20 mx-a.mx.test/30", 0);
 }
 
 static void
@@ -291,8 +304,19 @@ test_resolver__null_mx_says_the_domain_accepts_no_mail(void **state)
 {
 	(void)state;
 	expect_error("null.test", TP_EDNS, "null.test: null MX: the domain accepts no mail");
-	/* A "." among real MX hosts is not a null MX: it is skipped. */
-	expect_hosts("nullplus.test", "mx-a.mx.test/10", 0);
+	/* dns_get_answer(): a null MX among real MX hosts still makes the
+	 * answer DNS_NULLMX, wherever it comes in the reply. */
+	expect_error("nullplus.test", TP_EDNS, "nullplus.test: null MX: the domain accepts no mail");
+	expect_error("nulllast.test", TP_EDNS, "nulllast.test: null MX: the domain accepts no mail");
+}
+
+static void
+test_resolver__mx_targets_postfix_refuses_are_dropped(void **state)
+{
+	(void)state;
+	expect_hosts("inv.test", "mx-a.mx.test/20 127.0.0.1/50 mx_u.inv.test/60", 0);
+	expect_error("allinv.test", TP_EDNS,
+		     "allinv.test: MX lookup failed: malformed domain name in MX record: bad-.inv.test");
 }
 
 static void
@@ -359,7 +383,7 @@ test_resolver__many_domains_finish_in_about_one_timeout(void **state)
 		assert_int_equal(res->status, TP_ETIMEOUT);
 	}
 	assert_int_equal(tp_resolver_result(r, idx_mx)->status, TP_OK);
-	assert_int_equal(tp_resolver_result(r, idx_mx)->host_count, 3);
+	assert_int_equal(tp_resolver_result(r, idx_mx)->host_count, 4);
 	assert_int_equal(tp_resolver_result(r, idx_nx)->status, TP_EDNS);
 	assert_int_equal(tp_resolver_result(r, idx_host)->status, TP_OK);
 	assert_string_equal(tp_resolver_result(r, idx_host)->addresses[0], "127.0.0.2");
@@ -388,7 +412,7 @@ test_resolver__cname_mx_target_and_cname_domain(void **state)
 	tp_resolver_free(r);
 	/* A domain that is an alias has its target's MX hosts. */
 	expect_hosts("cname-domain.test",
-		     "mx-a.mx.test/10 mx-c.mx.test/20 mx-b.mx.test/20", 0);
+		     "mx-a.mx.test/10 mx-c.mx.test/20 mx-b.mx.test/20 mx-a.mx.test/30", 0);
 }
 
 static void
@@ -813,7 +837,7 @@ test_resolver__tlsa_arguments_are_checked_when_added(void **state)
 	assert_int_equal(tp_resolver_run(r, &d), 0);
 	assert_int_equal(tp_resolver_add_tlsa(NULL, r, "mx.secure.test", 25, &d), TP_EUSAGE);
 	assert_int_equal(tp_resolver_result(r, 0)->tlsa_count, 2);
-	assert_int_equal(tp_resolver_result(r, 1)->host_count, 3);
+	assert_int_equal(tp_resolver_result(r, 1)->host_count, 4);
 	tp_resolver_free(r);
 }
 
@@ -982,6 +1006,7 @@ main(void)
 		cmocka_unit_test(test_resolver__no_mx_falls_back_to_the_domain_with_an_address),
 		cmocka_unit_test(test_resolver__no_mx_and_no_address_is_an_error),
 		cmocka_unit_test(test_resolver__null_mx_says_the_domain_accepts_no_mail),
+		cmocka_unit_test(test_resolver__mx_targets_postfix_refuses_are_dropped),
 		cmocka_unit_test(test_resolver__nxdomain_and_servfail_name_the_domain),
 		cmocka_unit_test(test_resolver__silent_server_times_out_within_the_deadline),
 		cmocka_unit_test(test_resolver__many_domains_finish_in_about_one_timeout),
