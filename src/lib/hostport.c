@@ -69,6 +69,45 @@ tp__hostname_problem(const char *name, int *all_numeric)
 	return NULL;
 }
 
+int
+tp__valid_hostname(const char *name, int wildcard)
+{
+	size_t label = 0, count = 0;
+	int non_numeric = 0;
+	const char *cp;
+
+	for (cp = name; *cp; cp++) {
+		unsigned char ch = (unsigned char)*cp;
+		int digit = ch >= '0' && ch <= '9';
+
+		if (digit || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_') {
+			if (label++ == 0)
+				count++;
+			if (label > 63)
+				return 0;
+			if (!digit)
+				non_numeric = 1;
+		} else if (wildcard && ch == '*') {
+			if (label || count || (cp[1] && cp[1] != '.'))
+				return 0;
+			count++;
+			label++;
+			non_numeric = 1;
+		} else if (ch == '.') {
+			if (label == 0 || cp[1] == 0)
+				return 0;
+			label = 0;
+		} else if (ch == '-') {
+			non_numeric = 1;
+			if (++label == 1 || cp[1] == 0 || cp[1] == '.')
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return cp > name && non_numeric && (size_t)(cp - name) <= 255;
+}
+
 /* Classify host (already copied into out->host); a reason on failure. */
 static const char *
 classify(tp__hostport *out, int bracketed)

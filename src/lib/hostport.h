@@ -41,5 +41,13 @@ int tp__port_digits(unsigned int *out, const char *p, size_t len);
  * name Postfix refuses).
  */
 const char *tp__hostname_problem(const char *name, int *all_numeric);
+/*
+ * Postfix's valid_hostname(): labels of ASCII letters, digits, '_' and
+ * inner '-', 63 bytes each, 255 in all, not all digits; with wildcard
+ * (its DO_WILDCARD) the first label may be "*". Map keys, policy
+ * attributes and MX targets are judged by it, so it is Postfix's to the
+ * byte, not tp__hostname_problem()'s stricter rule for what we connect to.
+ */
+int tp__valid_hostname(const char *name, int wildcard);
 
 #endif

@@ -56,6 +56,7 @@
 #include "buf.h"
 #include "casefold.h"
 #include "diag.h"
+#include "hostport.h"
 #include "map_backend.h"
 #include "maps_internal.h"
 #include "pattern.h"
@@ -988,40 +989,6 @@ tp_maps_find(tp_maps *maps, const char *key, tp_map_answer *out, tp_diag *diag)
 	return tp_maps_find_range(maps, 0, SIZE_MAX, key, out, diag);
 }
 
-/* Postfix's valid_hostname(name, DONT_GRIPE) (no wildcard). */
-static int
-valid_hostname(const char *name)
-{
-	size_t label = 0, total = 0;
-	int non_numeric = 0;
-
-	if (*name == 0)
-		return 0;
-	for (const char *cp = name; *cp; cp++, total++) {
-		unsigned char ch = (unsigned char)*cp;
-
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-		    || (ch >= '0' && ch <= '9') || ch == '_') {
-			if (++label > 63)
-				return 0;
-			if (!(ch >= '0' && ch <= '9'))
-				non_numeric = 1;
-		} else if (ch == '.') {
-			if (label == 0 || cp[1] == 0)
-				return 0;
-			label = 0;
-		} else if (ch == '-') {
-			non_numeric = 1;
-			label++;
-			if (label == 1 || cp[1] == 0 || cp[1] == '.')
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return non_numeric && total <= 255;
-}
-
 /* valid_utf8_hostname(): non-ASCII names via UTS #46 to A-labels. */
 static int
 valid_utf8_hostname(int utf8, const char *name)
@@ -1048,9 +1015,9 @@ valid_utf8_hostname(int utf8, const char *name)
 		if (U_FAILURE(err) || info.errors != 0 || n < 0)
 			return 0;
 		buf[n] = 0;
-		return valid_hostname(buf);
+		return tp__valid_hostname(buf, 0);
 	}
-	return valid_hostname(name);
+	return tp__valid_hostname(name, 0);
 }
 
 int

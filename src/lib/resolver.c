@@ -70,6 +70,7 @@
 
 #include "diag.h"
 #include "dnsmsg.h"
+#include "hostport.h"
 #include "tlspolicy/resolver.h"
 
 #define NAME_MAX_LEN 253
@@ -295,46 +296,6 @@ valid_ipv6_hostaddr(const char *addr)
 	}
 }
 
-/* Postfix's valid_hostname(name, DO_WILDCARD). */
-static int
-valid_hostname(const char *name)
-{
-	size_t label = 0, count = 0, total;
-	int non_numeric = 0;
-	const char *cp;
-
-	for (cp = name; *cp; cp++) {
-		unsigned char ch = (unsigned char)*cp;
-
-		if (isalnum(ch) || ch == '_') {
-			if (label++ == 0)
-				count++;
-			if (label > 63)
-				return 0;
-			if (!isdigit(ch))
-				non_numeric = 1;
-		} else if (ch == '*') {
-			if (label || count || (cp[1] && cp[1] != '.'))
-				return 0;
-			count++;
-			label++;
-			non_numeric = 1;
-		} else if (ch == '.') {
-			if (label == 0 || cp[1] == 0)
-				return 0;
-			label = 0;
-		} else if (ch == '-') {
-			non_numeric = 1;
-			if (++label == 1 || cp[1] == 0 || cp[1] == '.')
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	total = (size_t)(cp - name);
-	return total > 0 && non_numeric && total <= 255;
-}
-
 /* Postfix's valid_rr_name(): an address passes where a name belongs, as
  * mailers tolerate it; a malformed name is dropped (DNS_INVAL). */
 static int
@@ -343,7 +304,7 @@ valid_rr_name(const char *name)
 	if (*name && (strchr(name, ':') ? valid_ipv6_hostaddr(name)
 				       : valid_ipv4_hostaddr(name)))
 		return 1;
-	return valid_hostname(name);
+	return tp__valid_hostname(name, 1);
 }
 
 /*

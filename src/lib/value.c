@@ -57,6 +57,7 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "hostport.h"
 #include "tlspolicy/fingerprint.h"
 #include "tlspolicy/value.h"
 
@@ -127,38 +128,6 @@ parse_version(const char *s)
 	if (n < 2)
 		return -1;
 	return part[0] * 1000000L + part[1] * 1000L + part[2];
-}
-
-/* valid_hostname(name, DONT_GRIPE) of Postfix: no wildcard, no IP. */
-static int
-valid_hostname(const char *name)
-{
-	size_t label = 0, total = 0;
-	int non_numeric = 0;
-
-	if (*name == '\0')
-		return 0;
-	for (const char *cp = name; *cp; cp++, total++) {
-		unsigned char ch = (unsigned char)*cp;
-
-		if (isalnum(ch) || ch == '_') {
-			if (++label > 63)
-				return 0;
-			if (!isdigit(ch))
-				non_numeric = 1;
-		} else if (ch == '.') {
-			if (label == 0 || cp[1] == '\0')
-				return 0;
-			label = 0;
-		} else if (ch == '-') {
-			non_numeric = 1;
-			if (++label == 1 || cp[1] == '\0' || cp[1] == '.')
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return non_numeric && total <= 255;
 }
 
 /*
@@ -439,7 +408,7 @@ parse_attr(struct parse *p, char *name, char *val)
 		return invalid(p, "attribute \"%s\" is specified multiple times", name);
 	p->seen[r]++;
 
-	if (strcmp(rule->name, "servername") == 0 && !valid_hostname(val))
+	if (strcmp(rule->name, "servername") == 0 && !tp__valid_hostname(val, 0))
 		return invalid(p, "\"%s=%s\" specifies an invalid hostname", name, val);
 	if (strcmp(rule->name, "match") == 0) {
 		if (*val == '\0')
@@ -483,7 +452,7 @@ parse_attr(struct parse *p, char *name, char *val)
 	    && strcasecmp(val, "sts") != 0 && strcasecmp(val, "no-policy-found") != 0)
 		return invalid(p, "attribute \"%s\" has an unexpected value: \"%s\"",
 			       name, val);
-	if (strcmp(rule->name, "policy_domain") == 0 && !valid_hostname(val))
+	if (strcmp(rule->name, "policy_domain") == 0 && !tp__valid_hostname(val, 0))
 		return invalid(p, "attribute \"%s\" has a malformed value: \"%s\"",
 			       name, val);
 	if (strcmp(rule->name, "policy_failure") == 0
