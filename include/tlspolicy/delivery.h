@@ -171,7 +171,9 @@ typedef struct tp_server {
 	size_t tlsa_count;	/* records found */
 	int dane;		/* a validated TLSA record matched in the handshake */
 	const tp_tlsa_record *tlsa; /* the records */
-	const char *tlsa_error;	/* the lookup failed: why; NULL */
+	const char *tlsa_error;	/* the lookup failed, or was not made (an
+				 * unvalidated MX answer named the host): why;
+				 * NULL */
 } tp_server;
 
 typedef struct tp_delivery_key {

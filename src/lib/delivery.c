@@ -53,6 +53,7 @@ struct dkey {
 	struct want_host *hosts;
 	size_t nhosts;
 	size_t mx_lookup;	/* resolver index, or SIZE_MAX */
+	const char *unvouched;	/* why its hosts get no TLSA lookup; NULL */
 	tp_server *servers;
 	size_t nservers;
 	size_t *probe_index;	/* per server: its result in the prober */
@@ -376,6 +377,19 @@ plan_hosts(tp_delivery *d, tp_diag *diag)
 		if (r->implicit)
 			k->pub.servers_from = "host (no MX records)";
 		k->pub.mx_secure = r->secure;
+		/*
+		 * RFC 7672 section 2.2.1; Postfix's dane_init() and
+		 * tls_dane_resolve() with smtp_tls_force_insecure_host_tlsa_lookup
+		 * = no: a forged, unsigned MX answer could otherwise send us to a
+		 * host in a zone the forger signs, TLSA records and all. Names
+		 * the next hop gives are the administrator's. For a domain
+		 * without MX records mx_secure also covers its address answers,
+		 * the only host addresses whose AD bit the resolver sees.
+		 */
+		if (!r->secure)
+			k->unvouched = r->implicit
+			    ? "the domain's MX and address answers are not DNSSEC-validated: no TLSA lookup"
+			    : "the MX answer is not DNSSEC-validated: no TLSA lookup";
 		for (size_t h = 0; h < r->host_count; h++) {
 			const char *name = keep(d, r->hosts[h].name);
 
@@ -385,22 +399,6 @@ plan_hosts(tp_delivery *d, tp_diag *diag)
 		}
 	}
 	return TP_OK;
-}
-
-/*
- * Whether DNSSEC vouches for the key's host names, so their TLSA records
- * may count (RFC 7672 section 2.2.1; Postfix's dane_init() and
- * tls_dane_resolve() with smtp_tls_force_insecure_host_tlsa_lookup =
- * no): a forged, unsigned MX answer could otherwise send us to a host in
- * a zone the forger signs, TLSA records and all. Names the next hop
- * gives are the administrator's. For a domain without MX records
- * mx_secure also covers its address answers, the only host addresses
- * whose AD bit the resolver sees.
- */
-static int
-hosts_vouched(const struct dkey *k)
-{
-	return k->mx_lookup == SIZE_MAX || k->pub.mx_secure;
 }
 
 /* Phase 2: addresses of every host, each name looked up once. */
@@ -425,7 +423,7 @@ lookup_addresses(tp_delivery *d, tp_diag *diag)
 			if (name_index(d, k->hosts[h].name, &k->hosts[h].lookup) != TP_OK)
 				return TP_ENOMEM;
 			/* DANE: TLSA records name servers, never addresses. */
-			if (d->opts.dane && hosts_vouched(k) &&
+			if (d->opts.dane && k->unvouched == NULL &&
 			    tp_client_settings_info(k->settings)->level == TP_LEVEL_FINGERPRINT &&
 			    tlsa_index(d, k->hosts[h].name, k->hosts[h].port, &k->hosts[h].tlsa) != TP_OK)
 				return TP_ENOMEM;
@@ -504,7 +502,8 @@ add_server(const tp_delivery *d, struct dkey *k, const struct want_host *h,
 			s->tlsa_count = r->tlsa_count;
 			s->tlsa_secure = r->secure;
 		}
-	}
+	} else
+		s->tlsa_error = k->unvouched;
 	return TP_OK;
 }
 

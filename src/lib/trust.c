@@ -487,25 +487,6 @@ same_key(const tp_trust_hints *h, const tp_client_info *in, const tp_delivery_ke
 	return 0;
 }
 
-/*
- * Why TLSA records cannot vouch for the key's servers, or NULL: hosts an
- * insecure MX answer names get no TLSA lookup from Postfix (RFC 7672
- * section 2.2.1), or a forged MX answer could lead to a host in the
- * forger's signed zone. tp_delivery looks none up for them either; this
- * holds for any delivery a caller hands in.
- */
-static const char *
-dane_unvouched(const tp_delivery_key *k)
-{
-	if (k->mx_secure || k->servers_from == NULL)
-		return NULL;
-	if (strcmp(k->servers_from, "MX") == 0)
-		return "the MX answer is not DNSSEC-validated: no TLSA lookup";
-	if (strcmp(k->servers_from, "host (no MX records)") == 0)
-		return "the domain's MX and address answers are not DNSSEC-validated: no TLSA lookup";
-	return NULL;
-}
-
 static const char *
 iso(char *buf, size_t size, time_t t)
 {
@@ -566,7 +547,6 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 	struct result *r;
 	struct pkix_seen *seen = NULL;
 	size_t servers = 0;
-	const char *unvouched;
 	time_t now;
 
 	*out = NULL;
@@ -579,7 +559,6 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 	now = t->opts.now ? t->opts.now : time(NULL);
 	t->opts.now = now;
 	in = tp_client_settings_info(k->settings);
-	unvouched = dane_unvouched(k);
 	if ((seen = calloc(k->server_count ? k->server_count : 1, sizeof(*seen))) == NULL)
 		goto nomem;
 	for (size_t j = 0; j < k->server_count; j++) {
@@ -607,7 +586,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			/* One server's evidence is enough for PKIX and DANE. */
 			if (!c->ev.pkix)
 				pkix_of(t, r, k, j, seen, &c->ev);
-			if (s->dane && unvouched == NULL && c->key_id != NULL) {
+			if (s->dane && c->key_id != NULL) {
 				c->ev.dane = 1;
 				c->ev.dane_why = NULL;
 			}
@@ -637,9 +616,9 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 		c->ev.same_key = same_key(hints, in, k, leaf, m->id);
 		c->ev.accepted = accepted(hints, leaf, m);
 		pkix_of(t, r, k, j, seen, &c->ev);
-		c->ev.dane = s->dane && unvouched == NULL;
+		c->ev.dane = s->dane;
 		if (!c->ev.dane)
-			c->ev.dane_why = unvouched ? unvouched : s->tlsa_error ? s->tlsa_error
+			c->ev.dane_why = s->tlsa_error ? s->tlsa_error
 			    : s->tlsa_count == 0 ? "no TLSA records"
 			    : !s->tlsa_secure ? "TLSA records not DNSSEC-validated"
 			    : "the TLSA records do not match";
@@ -663,7 +642,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 			if (ev.pkix)
 				r->pub.pkix_name = ev.pkix_name;
 		}
-		r->pub.all_dane &= s->dane && unvouched == NULL;
+		r->pub.all_dane &= s->dane;
 	}
 	for (size_t n = 0; n < r->n; n++) {
 		tp_candidate *c = &r->v[n];
