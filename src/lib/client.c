@@ -82,6 +82,46 @@ param(const tp_config *config, const char *name)
 	return v ? v : "";
 }
 
+/*
+ * keep_file - a file setting as Postfix's SMTP client opens it (relative
+ * to queue_directory: see tp__config_postfix_file()); list: a list of
+ * files (smtp_tls_chain_files), each resolved, kept ", "-separated. A
+ * list that names no file stays as it is (Postfix then loads nothing).
+ */
+static const char *
+keep_file(tp_client_settings *s, const tp_config *config, const char *name, int list)
+{
+	const char *value = param(config, name), *p = value, *kept = NULL;
+	tp_buf b = TP_BUF_INIT;
+	char *one = NULL, *file = NULL;
+	size_t n;
+
+	if (!list) {
+		if ((file = tp__config_postfix_file(config, value)) != NULL)
+			kept = keep(s, file);
+		free(file);
+		return kept;
+	}
+	for (p += strspn(p, SEPARATORS); *p != '\0'; p += strspn(p, SEPARATORS)) {
+		n = strcspn(p, SEPARATORS);
+		if ((one = strndup(p, n)) == NULL ||
+		    (file = tp__config_postfix_file(config, one)) == NULL ||
+		    (b.size > 0 && tp__buf_puts(&b, ", ") != TP_OK) ||
+		    tp__buf_puts(&b, file) != TP_OK)
+			goto out;
+		free(one);
+		free(file);
+		one = file = NULL;
+		p += n;
+	}
+	kept = keep(s, b.size > 0 ? b.ptr : value);
+out:
+	free(one);
+	free(file);
+	tp_buf_dispose(&b);
+	return kept;
+}
+
 /* Postfix's booleans are "yes" and "no"; anything else reads as no. */
 static int
 param_bool(const tp_config *config, const char *name)
@@ -286,6 +326,67 @@ nomem:
 	return TP_ENOMEM;
 }
 
+/*
+ * cert_error - tls_set_my_certificate_key_info(): the client certificates
+ * load when Postfix's SMTP client starts, or it runs without TLS. In a
+ * context of their own (OpenSSL keeps one certificate per algorithm and
+ * has no call to take one out), made as tls_client_init() makes Postfix's
+ * (security level 0); remembered in reuse for the same files. *why as
+ * ca_error(). TP_ENOMEM only.
+ */
+static int
+cert_error(const tp_client_info *in, tp__client_reuse *reuse, const char **why)
+{
+	tp_buf b = TP_BUF_INIT, e = TP_BUF_INIT;
+	SSL_CTX *ctx;
+	char *err = NULL;
+	int rc;
+
+	*why = NULL;
+	if (*in->chain_files == '\0' && *in->cert_file == '\0' && *in->eccert_file == '\0')
+		return TP_OK;
+	if (tp__buf_printf(&b, "%s|%s|%s|%s|%s", in->chain_files, in->cert_file,
+			   in->key_file, in->eccert_file, in->eckey_file) != TP_OK) {
+		tp_buf_dispose(&b);
+		return TP_ENOMEM;
+	}
+	if (reuse->certs != NULL && strcmp(reuse->certs, b.ptr) == 0) {
+		tp_buf_dispose(&b);
+		*why = reuse->cert_error;
+		return TP_OK;
+	}
+	free(reuse->certs);
+	free(reuse->cert_error);
+	reuse->certs = reuse->cert_error = NULL;
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		tp_buf_dispose(&b);
+		ERR_clear_error();
+		*why = "cannot make a TLS context";
+		return TP_OK;
+	}
+	SSL_CTX_set_security_level(ctx, 0);
+	rc = tp__client_certs_use(ctx, in, &err);
+	SSL_CTX_free(ctx);
+	if (rc != TP_OK) {
+		tp_buf_dispose(&b);
+		return rc;
+	}
+	if (err != NULL) {
+		rc = tp__buf_printf(&e, "%s: Postfix disables TLS support", err);
+		free(err);
+		if (rc != TP_OK) {
+			tp_buf_dispose(&e);
+			tp_buf_dispose(&b);
+			return TP_ENOMEM;
+		}
+		reuse->cert_error = e.ptr;
+	}
+	reuse->certs = b.ptr;
+	*why = reuse->cert_error;
+	return TP_OK;
+}
+
 void
 tp__client_reuse_dispose(tp__client_reuse *reuse)
 {
@@ -293,6 +394,8 @@ tp__client_reuse_dispose(tp__client_reuse *reuse)
 	free(reuse->ca_file);
 	free(reuse->ca_path);
 	free(reuse->ca_error);
+	free(reuse->certs);
+	free(reuse->cert_error);
 	memset(reuse, 0, sizeof(*reuse));
 }
 
@@ -309,6 +412,8 @@ openssl_check(tp_client_settings *s, SSL_CTX *ctx, tp__client_reuse *reuse)
 
 	if (ca_error(in, reuse, &why) != TP_OK)
 		return TP_ENOMEM;
+	if (why == NULL && cert_error(in, reuse, &why) != TP_OK)
+		return TP_ENOMEM;
 	if (why != NULL)
 		return (in->tls_error = keep(s, why)) ? TP_OK : TP_ENOMEM;
 	ERR_clear_error();
@@ -319,22 +424,6 @@ openssl_check(tp_client_settings *s, SSL_CTX *ctx, tp__client_reuse *reuse)
 	if (SSL_CTX_set_cipher_list(ctx, in->cipherlist) != 1)
 		why = keepf(s, "error setting cipher grade: \"%s\" (cipher list \"%s\")",
 			    in->cipher_grade, in->cipherlist);
-	else if (in->chain_files[0] != '\0' &&
-		 SSL_CTX_use_certificate_chain_file(ctx, in->chain_files) != 1)
-		why = keepf(s, "cannot load client certificate chain from %s",
-			    in->chain_files);
-	else if (in->cert_file[0] != '\0' && in->chain_files[0] == '\0' &&
-		 (SSL_CTX_use_certificate_chain_file(ctx, in->cert_file) != 1 ||
-		  SSL_CTX_use_PrivateKey_file(ctx, in->key_file, SSL_FILETYPE_PEM) != 1 ||
-		  SSL_CTX_check_private_key(ctx) != 1))
-		why = keepf(s, "cannot load client certificate %s with key %s",
-			    in->cert_file, in->key_file);
-	else if (in->eccert_file[0] != '\0' && in->chain_files[0] == '\0' &&
-		 (SSL_CTX_use_certificate_chain_file(ctx, in->eccert_file) != 1 ||
-		  SSL_CTX_use_PrivateKey_file(ctx, in->eckey_file, SSL_FILETYPE_PEM) != 1 ||
-		  SSL_CTX_check_private_key(ctx) != 1))
-		why = keepf(s, "cannot load client certificate %s with key %s",
-			    in->eccert_file, in->eckey_file);
 	ERR_clear_error();
 	if (why == NULL)
 		return TP_ENOMEM;
@@ -660,14 +749,14 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 		goto out;
 	/* tls_client_start(): TLS_MUST_MATCH levels get security level 1. */
 	in->security_level = in->level >= TP_LEVEL_FINGERPRINT ? 1 : 0;
-	if ((in->cert_file = keep(s, param(config, "smtp_tls_cert_file"))) == NULL ||
-	    (in->key_file = keep(s, param(config, "smtp_tls_key_file"))) == NULL ||
-	    (in->eccert_file = keep(s, param(config, "smtp_tls_eccert_file"))) == NULL ||
-	    (in->eckey_file = keep(s, param(config, "smtp_tls_eckey_file"))) == NULL ||
-	    (in->chain_files = keep(s, param(config, "smtp_tls_chain_files"))) == NULL ||
+	if ((in->cert_file = keep_file(s, config, "smtp_tls_cert_file", 0)) == NULL ||
+	    (in->key_file = keep_file(s, config, "smtp_tls_key_file", 0)) == NULL ||
+	    (in->eccert_file = keep_file(s, config, "smtp_tls_eccert_file", 0)) == NULL ||
+	    (in->eckey_file = keep_file(s, config, "smtp_tls_eckey_file", 0)) == NULL ||
+	    (in->chain_files = keep_file(s, config, "smtp_tls_chain_files", 1)) == NULL ||
 	    (in->helo_name = keep(s, param(config, "smtp_helo_name"))) == NULL ||
-	    (in->ca_file = keep(s, param(config, "smtp_tls_CAfile"))) == NULL ||
-	    (in->ca_path = keep(s, param(config, "smtp_tls_CApath"))) == NULL)
+	    (in->ca_file = keep_file(s, config, "smtp_tls_CAfile", 0)) == NULL ||
+	    (in->ca_path = keep_file(s, config, "smtp_tls_CApath", 0)) == NULL)
 		goto out;
 	if (*in->helo_name == '\0' && (in->helo_name = default_myhostname(s, config)) == NULL)
 		goto out;
@@ -692,7 +781,7 @@ int
 tp_client_settings_new(tp_client_settings **out, const tp_config *config,
 		       const char *key, const char *value, tp_diag *diag)
 {
-	tp__client_reuse reuse = { NULL, NULL, NULL, NULL };
+	tp__client_reuse reuse = { NULL, NULL, NULL, NULL, NULL, NULL };
 	int rc = tp__client_settings_new_reusing(out, config, key, value, &reuse, diag);
 
 	tp__client_reuse_dispose(&reuse);

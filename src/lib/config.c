@@ -864,3 +864,18 @@ tp_config_effective_type(const tp_config *config, const char *type)
 		return type;
 	return to ? to : type;
 }
+
+char *
+tp__config_postfix_file(const tp_config *config, const char *name)
+{
+	const char *queue = tp_config_get(config, "queue_directory");
+	tp_buf b = TP_BUF_INIT;
+
+	if (*name == '\0' || *name == '/' || queue == NULL || *queue == '\0')
+		return strdup(name);
+	if (tp__buf_printf(&b, "%s/%s", queue, name) != TP_OK) {
+		tp_buf_dispose(&b);
+		return NULL;
+	}
+	return b.ptr;
+}

@@ -24,10 +24,17 @@
  *	after the last call. Its OpenSSL context is made once and left for
  *	the next call: making one is most of the settings' cost (OpenSSL 3
  *	fetches every algorithm for it). Each call sets what it asks OpenSSL
- *	about (cipher list, groups, client certificate) before asking, so
+ *	about (cipher list, groups) before asking, so
  *	nothing of an earlier call decides a later one. Whether main.cf's CA
  *	file and directory load is remembered for the same names: loading
- *	a system bundle decodes a hundred certificates or more.
+ *	a system bundle decodes a hundred certificates or more. So is whether
+ *	the client certificates load, for the same files.
+ *
+ *	tp__client_certs_use() loads the client certificates and keys of in
+ *	(smtp_tls_chain_files, else the cert and key file pairs) into ctx
+ *	as Postfix's SMTP client loads them when it starts (certkey.c):
+ *	*why is NULL when they load or none is set, else Postfix's reason
+ *	(malloc'd), and Postfix then runs without TLS. TP_ENOMEM only.
  */
 #ifndef TP_OSSL_INTERNAL_H
 #define TP_OSSL_INTERNAL_H
@@ -46,7 +53,11 @@ typedef struct tp__client_reuse {
 	SSL_CTX *ctx;		/* NULL until the first call makes it */
 	char *ca_file, *ca_path;	/* what ca_error is about; NULL: nothing yet */
 	char *ca_error;		/* why they do not load; NULL: they do */
+	char *certs;		/* the client certificate files cert_error is about */
+	char *cert_error;
 } tp__client_reuse;
+
+int tp__client_certs_use(SSL_CTX *ctx, const tp_client_info *in, char **why);
 
 int tp__client_settings_new_reusing(tp_client_settings **out, const tp_config *config,
 				    const char *key, const char *value,

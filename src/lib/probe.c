@@ -1072,7 +1072,7 @@ client_ctx(tp_prober *p, const tp_client_info *in, size_t *index, tp_diag *diag)
 	char key[4 * PATH_MAX + 8];
 	struct client_ctx *v;
 	SSL_CTX *ctx;
-	int ok = 1;
+	char *why = NULL;
 
 	snprintf(key, sizeof(key), "%s|%s|%s|%s|%s", in->cert_file, in->key_file,
 		 in->eccert_file, in->eckey_file, in->chain_files);
@@ -1105,23 +1105,13 @@ client_ctx(tp_prober *p, const tp_client_info *in, size_t *index, tp_diag *diag)
 		ERR_clear_error();
 		return TP_ETLS;
 	}
-	if (in->chain_files[0] != '\0')
-		ok = SSL_CTX_use_certificate_chain_file(ctx, in->chain_files) == 1 &&
-		     SSL_CTX_use_PrivateKey_file(ctx, in->chain_files, SSL_FILETYPE_PEM) == 1;
-	else {
-		if (ok && in->cert_file[0] != '\0')
-			ok = SSL_CTX_use_certificate_chain_file(ctx, in->cert_file) == 1 &&
-			     SSL_CTX_use_PrivateKey_file(ctx, in->key_file, SSL_FILETYPE_PEM) == 1;
-		if (ok && in->eccert_file[0] != '\0')
-			ok = SSL_CTX_use_certificate_chain_file(ctx, in->eccert_file) == 1 &&
-			     SSL_CTX_use_PrivateKey_file(ctx, in->eckey_file, SSL_FILETYPE_PEM) == 1;
+	if (tp__client_certs_use(ctx, in, &why) != TP_OK) {
+		SSL_CTX_free(ctx);
+		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	if (!ok) {
-		tp__diag_set(diag, TP_ETLS, NULL, 0,
-			     "cannot load the client certificate (%s): %s",
-			     in->chain_files[0] ? in->chain_files
-			     : in->cert_file[0] ? in->cert_file : in->eccert_file,
-			     tls_reason());
+	if (why != NULL) {
+		tp__diag_set(diag, TP_ETLS, NULL, 0, "cannot load the client certificate: %s", why);
+		free(why);
 		SSL_CTX_free(ctx);
 		ERR_clear_error();
 		return TP_ETLS;

@@ -375,6 +375,38 @@ judge S14b '[127.0.0.23]:25' rcpt@s12.test sent
 postconf -c "$pc" -e 'smtp_tls_policy_maps = hash:$config_directory/tls_policy'
 postfix -c "$pc" reload >/dev/null 2>&1
 
+tp_note "S17: client certificates in two chain files (RSA, ECDSA), as Postfix's docs show them: Postfix delivers; check agrees"
+# The client's own certificates: Postfix loads them when its SMTP client
+# starts, and runs without TLS when they do not load.
+tp_make_cert "$TP_TMP/crsa" client.test
+tp_make_cert "$TP_TMP/cec" client.test --ec
+for c in crsa cec; do chain "$c"; done
+postconf -c "$pc" -e "smtp_tls_chain_files = $TP_TMP/crsa.chain, $TP_TMP/cec.chain"
+postfix -c "$pc" reload >/dev/null 2>&1
+judge S17 '[127.0.0.2]:25' rcpt@s1.test sent
+verified 127.0.0.2 25
+
+tp_note "S17b: a chain file with the certificate before its key: Postfix runs without TLS and defers; check CRITICAL, naming it"
+cat "$TP_TMP/crsa.crt" "$TP_TMP/crsa.key" >"$TP_TMP/crsa.certfirst"
+postconf -c "$pc" -e "smtp_tls_chain_files = $TP_TMP/crsa.certfirst"
+postfix -c "$pc" reload >/dev/null 2>&1
+judge S17b '[127.0.0.2]:25' rcpt@s1.test deferred
+grep -q 'TLS is required, but our TLS engine is unavailable' "$TP_TMP/why" ||
+    fail "S17b: Postfix deferred for another reason: $(cat "$TP_TMP/why")"
+grep -q "error loading chain from $TP_TMP/crsa.certfirst: key not first" "$pc/maillog" ||
+    fail "S17b: Postfix's log does not say why: $(grep -i 'chain\|certif' "$pc/maillog" | tail -n 3)"
+jq -e '.entries[0].reasons[]|select(.text|test("crsa.certfirst: key not first"))' "$TP_TMP/check.json" >/dev/null ||
+    fail "S17b: check does not name the chain file: $(cat "$TP_TMP/check.json")"
+
+tp_note "S17c: a relative chain file name: Postfix opens it from queue_directory, and delivers; check agrees"
+cp "$TP_TMP/cec.chain" "$(postconf -c "$pc" -hx queue_directory)/client.chain"
+postconf -c "$pc" -e "smtp_tls_chain_files = client.chain"
+postfix -c "$pc" reload >/dev/null 2>&1
+judge S17c '[127.0.0.2]:25' rcpt@s1.test sent
+verified 127.0.0.2 25
+postconf -c "$pc" -X smtp_tls_chain_files
+postfix -c "$pc" reload >/dev/null 2>&1
+
 tp_note "S16: a CA file Postfix cannot load: its SMTP client runs without TLS and defers pinned mail; check CRITICAL"
 postconf -c "$pc" -e "smtp_tls_CAfile = $TP_TMP/no-such-ca.pem"
 postfix -c "$pc" reload >/dev/null 2>&1   # the SMTP client loads its CAs when it starts

@@ -299,7 +299,7 @@ test_client__settings_postfix_cannot_use_are_named(void **state)
 	s = settings("smtp_tls_cert_file = /nonexistent/client.pem\n", "example.com",
 		     "fingerprint match=" FP32);
 	assert_non_null(strstr(tp_client_settings_info(s)->tls_error,
-			       "cannot load client certificate /nonexistent/client.pem"));
+			       "error opening chain file: /nonexistent/client.pem: No such file or directory"));
 	tp_client_settings_free(s);
 }
 
@@ -400,7 +400,7 @@ static void
 test_client__ca_files_postfix_cannot_load_leave_it_without_tls(void **state)
 {
 	char dir[] = "/tmp/tp-client-ca.XXXXXX", path[256], want[512], buf[512], cf[1024];
-	tp__client_reuse reuse = { NULL, NULL, NULL, NULL };
+	tp__client_reuse reuse = { NULL, NULL, NULL, NULL, NULL, NULL };
 	const char *fp = "fingerprint match=" FP32;
 
 	(void)state;
@@ -446,6 +446,176 @@ test_client__ca_files_postfix_cannot_load_leave_it_without_tls(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Keys and certificates to lay out in files, as Postfix's docs and users do. */
+struct pems {
+	EVP_PKEY *rsa, *ec, *ca;
+	X509 *rsa_cert, *ec_cert, *ca_cert;
+};
+
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	X509 *cert = X509_new();
+	X509_NAME *name;
+
+	assert_non_null(cert);
+	assert_int_equal(X509_set_version(cert, 2), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 2);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+	name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
+	X509_set_pubkey(cert, key);
+	assert_true(X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+	return cert;
+}
+
+/*
+ * write_layout - dir/name holding, in order, the objects spec names:
+ * R/E/A the RSA, EC, CA key; r/e/a their certificates (r and e issued
+ * by a), x a PEM object of another type.
+ */
+static void
+write_layout(const struct pems *p, const char *dir, const char *name, const char *spec)
+{
+	char path[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(fp = fopen(path, "w"));
+	for (const char *c = spec; *c; c++) {
+		switch (*c) {
+		case 'R': assert_int_equal(PEM_write_PrivateKey(fp, p->rsa, NULL, NULL, 0, NULL, NULL), 1); break;
+		case 'E': assert_int_equal(PEM_write_PrivateKey(fp, p->ec, NULL, NULL, 0, NULL, NULL), 1); break;
+		case 'A': assert_int_equal(PEM_write_PrivateKey(fp, p->ca, NULL, NULL, 0, NULL, NULL), 1); break;
+		case 'r': assert_int_equal(PEM_write_X509(fp, p->rsa_cert), 1); break;
+		case 'e': assert_int_equal(PEM_write_X509(fp, p->ec_cert), 1); break;
+		case 'a': assert_int_equal(PEM_write_X509(fp, p->ca_cert), 1); break;
+		case 'x': fputs("-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n", fp); break;
+		default: fail_msg("layout %s", spec);
+		}
+	}
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* expand - tmpl with each @ replaced by dir */
+static void
+expand(char *out, size_t size, const char *tmpl, const char *dir)
+{
+	size_t n = 0, d = strlen(dir);
+
+	for (const char *c = tmpl; *c; c++) {
+		if (*c == '@') {
+			assert_true(n + d < size);
+			memcpy(out + n, dir, d);
+			n += d;
+		} else {
+			assert_true(n + 1 < size);
+			out[n++] = *c;
+		}
+	}
+	out[n] = '\0';
+}
+
+static void
+test_client__client_certificates_load_as_postfix_loads_them(void **state)
+{
+	static const struct layout_case {
+		const char *main_cf;	/* @: the directory */
+		const char *error;	/* NULL: loads; else what tls_error says first */
+	} cases[] = {
+		/* smtp_tls_chain_files: each key first, then its certificate and issuers. */
+		{ "smtp_tls_chain_files = @/Rr, @/Eea\n", NULL },
+		{ "smtp_tls_chain_files = @/RrEea\n", NULL },
+		{ "smtp_tls_chain_files = @/Rr\t@/Eea\n", NULL },
+		{ "smtp_tls_chain_files = @/R @/r\n", NULL },	/* one group over two files */
+		{ "smtp_tls_chain_files = @/RxrxEe\n", NULL },	/* other PEM types skipped */
+		{ "smtp_tls_chain_files = @/rR\n", "error loading chain from @/rR: key not first" },
+		{ "smtp_tls_chain_files = @/R\n", "No certs for key at index 1 in @/R" },
+		{ "smtp_tls_chain_files = @/RrEEe\n", "error loading certificate chain: key at index 3 in @/RrEEe not followed by a certificate" },
+		{ "smtp_tls_chain_files = @/Re\n", "key at index 1 in @/Re does not match next certificate" },
+		{ "smtp_tls_chain_files = @/ReEe\n", "error loading certificate chain: key at index 1 in @/ReEe does not match the certificate" },
+		/* A second key of an algorithm OpenSSL holds one of. */
+		{ "smtp_tls_chain_files = @/Rr, @/Rr\n", "key at index 1 in @/Rr does not match next certificate" },
+		{ "smtp_tls_chain_files = @/empty\n", "No PEM data in @/empty" },
+		{ "smtp_tls_chain_files = @/missing\n", "error opening chain file: @/missing: No such file or directory" },
+		/* Relative names: from queue_directory, where Postfix's daemons work. */
+		{ "queue_directory = @\nsmtp_tls_chain_files = Rr\n", NULL },
+		{ "queue_directory = @\nsmtp_tls_chain_files = missing\n",
+		  "error opening chain file: @/missing: No such file or directory" },
+		{ "queue_directory = @\nsmtp_tls_cert_file = Rr\n", NULL },
+		/* The chain files replace the other settings. */
+		{ "smtp_tls_chain_files = @/Rr\nsmtp_tls_cert_file = @/missing\n", NULL },
+		/* One file for certificate and key: its one key anywhere in it. */
+		{ "smtp_tls_cert_file = @/rR\n", NULL },
+		{ "smtp_tls_eccert_file = @/eaE\n", NULL },
+		{ "smtp_tls_cert_file = @/r\n", "No private key found in @/r" },
+		/* Certificate and key files apart: OpenSSL's loaders, Postfix's words. */
+		{ "smtp_tls_cert_file = @/r\nsmtp_tls_key_file = @/R\n"
+		  "smtp_tls_eccert_file = @/ea\nsmtp_tls_eckey_file = @/E\n", NULL },
+		{ "smtp_tls_cert_file = @/missing\nsmtp_tls_key_file = @/R\n",
+		  "cannot get RSA certificate from file \"@/missing\"" },
+		{ "smtp_tls_cert_file = @/r\nsmtp_tls_key_file = @/r\n", "No private key found in @/r" },
+		{ "smtp_tls_cert_file = @/r\nsmtp_tls_key_file = @/E\n",
+		  "RSA private key in @/E does not match public key in @/r" },
+		{ "smtp_tls_eccert_file = @/e\nsmtp_tls_eckey_file = @/empty\n",
+		  "cannot get ECDSA private key from file \"@/empty\"" },
+	};
+	static const char *const layouts[] = {
+		"Rr", "Eea", "RrEea", "R", "r", "RxrxEe", "rR", "RrEEe", "Re", "ReEe",
+		"eaE", "ea", "E", "e", "empty",
+	};
+	char dir[] = "/tmp/tp-client-certs.XXXXXX", buf[1024], cf[2048], want[1024], path[512];
+	tp__client_reuse reuse = { NULL, NULL, NULL, NULL, NULL, NULL };
+	const char *fp = "fingerprint match=" FP32, *got;
+	struct pems p;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(p.rsa = EVP_RSA_gen(2048));
+	assert_non_null(p.ec = EVP_EC_gen("P-256"));
+	assert_non_null(p.ca = EVP_EC_gen("P-256"));
+	p.ca_cert = make_cert(p.ca, "Test CA", NULL, NULL);
+	p.rsa_cert = make_cert(p.rsa, "client.test", p.ca_cert, p.ca);
+	p.ec_cert = make_cert(p.ec, "client.test", p.ca_cert, p.ca);
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+		write_layout(&p, dir, layouts[i], strcmp(layouts[i], "empty") ? layouts[i] : "");
+
+	/* One reuse for all: each set of files gets its own verdict. */
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			expand(cf, sizeof(cf), cases[i].main_cf, dir);
+			got = ca_verdict(buf, sizeof(buf), &reuse, fp, cf);
+			if (cases[i].error == NULL) {
+				if (got != NULL)
+					fail_msg("%s: %s", cf, got);
+				continue;
+			}
+			expand(want, sizeof(want), cases[i].error, dir);
+			if (got == NULL || strncmp(got, want, strlen(want)) != 0 ||
+			    strstr(got, ": Postfix disables TLS support") == NULL)
+				fail_msg("%s: want \"%s\", got \"%s\"", cf, want, got ? got : "(loads)");
+		}
+	/* Below the levels that use TLS Postfix sets up none. */
+	snprintf(cf, sizeof(cf), "smtp_tls_chain_files = %s/rR\n", dir);
+	assert_null(ca_verdict(buf, sizeof(buf), &reuse, "none", cf));
+	tp__client_reuse_dispose(&reuse);
+
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, layouts[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
+	EVP_PKEY_free(p.rsa);
+	EVP_PKEY_free(p.ec);
+	EVP_PKEY_free(p.ca);
+	X509_free(p.rsa_cert);
+	X509_free(p.ec_cert);
+	X509_free(p.ca_cert);
+}
+
+
 int
 main(void)
 {
@@ -460,6 +630,7 @@ main(void)
 		cmocka_unit_test(test_client__helo_name_is_smtp_helo_name_else_myhostname),
 		cmocka_unit_test(test_client__a_key_that_is_no_next_hop_is_an_error),
 		cmocka_unit_test(test_client__ca_files_postfix_cannot_load_leave_it_without_tls),
+		cmocka_unit_test(test_client__client_certificates_load_as_postfix_loads_them),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
