@@ -15,7 +15,10 @@
  *		      and the pins match: a renewal;
  *	  pkix	      the chain the server presented verifies against the CA
  *		      store (opts.ca_file/ca_path, else main.cf's
- *		      smtp_tls_CAfile/smtp_tls_CApath, else the system's)
+ *		      smtp_tls_CAfile/smtp_tls_CApath as Postfix loads
+ *		      them, relative names from queue_directory, with
+ *		      the system's for tls_append_default_CA = yes;
+ *		      else the system's)
  *		      and the leaf is for the next hop as Postfix's secure
  *		      level matches (nexthop, dot-nexthop: the domain or a
  *		      name below it), or for the MX host when its MX lookup
@@ -50,9 +53,12 @@
  *	rotate KEY --accept FP"). all_pkix and all_dane advise: when every
  *	server probed is CA-valid for the next hop (the domain or a name
  *	below it, as smtp_tls_secure_cert_match; never the MX host's name),
- *	level secure would need no pins; when every one matches validated TLSA records, dane-only
- *	would not either. Results belong to *out; free with
- *	tp_trust_result_free(). tp_trust_free() accepts NULL.
+ *	level secure would need no pins, if those CAs are the ones Postfix
+ *	verifies with (ca_source: with no smtp_tls_CAfile or
+ *	smtp_tls_CApath Postfix trusts no CA at all); when every one
+ *	matches validated TLSA records, dane-only would not either.
+ *	Results belong to *out; free with tp_trust_result_free().
+ *	tp_trust_free() accepts NULL.
  */
 #ifndef TLSPOLICY_TRUST_H
 #define TLSPOLICY_TRUST_H
@@ -80,6 +86,16 @@ typedef struct tp_trust_policy {
 } tp_trust_policy;
 
 typedef struct tp_trust tp_trust;
+
+/* Whose CAs the pkix evidence is weighed with (tp_trust_result's ca_source). */
+typedef enum tp_ca_source {
+	TP_CA_POSTFIX,		/* main.cf's smtp_tls_CAfile, smtp_tls_CApath:
+				 * what Postfix's SMTP client verifies with */
+	TP_CA_POSTFIX_AND_SYSTEM,	/* ... and the system's (tls_append_default_CA) */
+	TP_CA_GIVEN,		/* opts' ca_file, ca_path */
+	TP_CA_SYSTEM		/* main.cf names none: the system's, which
+				 * Postfix's SMTP client then does not use */
+} tp_ca_source;
 
 typedef struct tp_trust_opts {
 	unsigned int version;
@@ -140,6 +156,8 @@ typedef struct tp_trust_result {
 	int all_pkix;		/* each is CA-valid for the next hop: "secure" needs no pins */
 	const char *pkix_name;	/* ... for this name */
 	int all_dane;		/* each matches validated TLSA: "dane-only" needs no pins */
+	tp_ca_source ca_source;	/* the CAs all_pkix counted: "secure" needs no pins
+				 * only when they are Postfix's (TP_CA_POSTFIX*) */
 } tp_trust_result;
 
 TP_EXTERN(int) tp_trust_policy_parse(tp_trust_policy *out, const char *list,

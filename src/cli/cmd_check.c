@@ -79,7 +79,10 @@ check_usage(FILE *fp)
 		"  --ca-file FILE     CAs for rotate's pkix evidence, as for rotate (default:\n"
 		"  --ca-path DIR      main.cf's smtp_tls_CAfile, smtp_tls_CApath, else the\n"
 		"                     system's; main.cf's that do not load leave Postfix\n"
-		"                     without TLS: CRITICAL for every entry that needs it)\n"
+		"                     without TLS: CRITICAL for every entry that needs it);\n"
+		"                     level secure is advised (no pins needed) only when\n"
+		"                     every server is CA-valid for the next hop by\n"
+		"                     main.cf's CAs, the ones Postfix verifies with\n"
 		"  --prometheus FILE  also write the results as a node_exporter textfile\n"
 		"                     (FILE ending in .prom, replaced atomically): per\n"
 		"                     entry status, days until the pinned certificate\n"
@@ -291,9 +294,17 @@ trust_reasons(tp_verdict *v, tp_trust *trust, const struct cli_targets *targets,
 	}
 	if (rc == 0 && tr->all_dane)
 		rc = tp_verdict_add(v, TP_STATE_OK, "every server matches DNSSEC-validated TLSA records: level dane-only would need no pins");
+	/* Secure is advice only with the CAs Postfix verifies with. */
 	if (rc == 0 && tr->all_pkix) {
-		snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s: level secure would need no pins",
-			 tr->pkix_name);
+		if (tr->ca_source == TP_CA_POSTFIX || tr->ca_source == TP_CA_POSTFIX_AND_SYSTEM)
+			snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s: level secure would need no pins",
+				 tr->pkix_name);
+		else if (tr->ca_source == TP_CA_SYSTEM)
+			snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s by the system's CAs, which Postfix does not use: level secure would need smtp_tls_CAfile or smtp_tls_CApath, then no pins",
+				 tr->pkix_name);
+		else
+			snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s by the CAs given: level secure would need no pins if smtp_tls_CAfile or smtp_tls_CApath holds them",
+				 tr->pkix_name);
 		rc = tp_verdict_add(v, TP_STATE_OK, buf);
 	}
 	*result = tr;

@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "config_internal.h"
 #include "diag.h"
 #include "ossl.h"
 #include "tlspolicy/trust.h"
@@ -52,6 +53,7 @@ struct leaf_memo {
 struct tp_trust {
 	tp_trust_opts opts;
 	X509_STORE *store;
+	tp_ca_source ca_source;	/* whose CAs store holds */
 	struct leaf_memo leaves[LEAF_MEMO];
 	size_t next_leaf;
 };
@@ -184,8 +186,10 @@ tp_trust_new(tp_trust **out, const tp_config *config, const tp_trust_opts *opts,
 	     tp_diag *diag)
 {
 	static const tp_trust_opts defaults = TP_TRUST_OPTS_INIT;
-	const char *file, *path;
+	const char *file, *path, *append;
+	char *own_file = NULL, *own_path = NULL;
 	tp_trust *t;
+	int loaded;
 
 	*out = NULL;
 	if (opts == NULL)
@@ -198,28 +202,49 @@ tp_trust_new(tp_trust **out, const tp_config *config, const tp_trust_opts *opts,
 	t->opts = *opts;
 	file = opts->ca_file;
 	path = opts->ca_path;
-	/* Postfix's own CA settings for verify and secure, when none given. */
+	/*
+	 * Postfix's own CA settings for verify and secure, when none given,
+	 * as its SMTP client loads them (tls_set_ca_certificate_info(): the
+	 * system's as well with tls_append_default_CA = yes, and only then).
+	 */
+	t->ca_source = file || path ? TP_CA_GIVEN : TP_CA_SYSTEM;
 	if (file == NULL && path == NULL && config != NULL) {
 		file = tp_config_get(config, "smtp_tls_CAfile");
 		path = tp_config_get(config, "smtp_tls_CApath");
+		append = tp_config_get(config, "tls_append_default_CA");
+		if ((file && *file && (file = own_file = tp__config_postfix_file(config, file)) == NULL) ||
+		    (path && *path && (path = own_path = tp__config_postfix_file(config, path)) == NULL)) {
+			free(own_file);
+			free(t);
+			return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
+		}
 		file = file && *file ? file : NULL;
 		path = path && *path ? path : NULL;
+		if (file || path)
+			t->ca_source = append && strcasecmp(append, "yes") == 0
+			    ? TP_CA_POSTFIX_AND_SYSTEM : TP_CA_POSTFIX;
 	}
 	ERR_clear_error();
 	if ((t->store = X509_STORE_new()) == NULL) {
+		free(own_file);
+		free(own_path);
 		free(t);
 		return tp__diag_set(diag, TP_ENOMEM, NULL, 0, "out of memory");
 	}
-	if (file == NULL && path == NULL)
-		tp__ca_store_default(t->store);
-	else if (X509_STORE_load_locations(t->store, file, path) != 1) {
+	loaded = (file == NULL && path == NULL) ||
+		 X509_STORE_load_locations(t->store, file, path) == 1;
+	if (!loaded)
 		tp__diag_set(diag, TP_EIO, file ? file : path, 0,
 			     "cannot load the CA %s", file ? "file" : "directory");
+	else if (t->ca_source == TP_CA_SYSTEM || t->ca_source == TP_CA_POSTFIX_AND_SYSTEM)
+		tp__ca_store_default(t->store);
+	ERR_clear_error();
+	free(own_file);
+	free(own_path);
+	if (!loaded) {
 		tp_trust_free(t);
-		ERR_clear_error();
 		return TP_EIO;
 	}
-	ERR_clear_error();
 	*out = t;
 	return 0;
 }
@@ -625,6 +650,7 @@ tp_trust_evaluate(tp_trust_result **out, tp_trust *t, const tp_delivery *d, size
 	}
 	/* Advice: would a level without pins do, for every server? */
 	r->pub.all_pkix = r->pub.all_dane = servers > 0;
+	r->pub.ca_source = t->ca_source;
 	for (size_t j = 0; j < k->server_count && servers > 0; j++) {
 		const tp_server *s = &k->servers[j];
 		tp_evidence ev;

@@ -210,16 +210,41 @@ grep -qF "CA-valid, but for other.example, not other.test" "$TP_TMP/err" || fail
 unchanged "a CA-valid certificate for another name"
 sed -i '/^smtp_tls_CAfile/d' "$D/main.cf"
 
-tp_note "without CA settings, the system's default CA file and directory count, as Postfix's defaults read them"
+tp_note "without CA settings the system's CAs are rotate's evidence, but not Postfix's: no secure advice"
 # OpenSSL's defaults honour SSL_CERT_FILE and SSL_CERT_DIR: our CA as
 # the system store, once as the file, once as a hashed directory.
+# Postfix's SMTP client trusts no CA without smtp_tls_CAfile or
+# smtp_tls_CApath (tests/e2e/agree.sh S18: level secure defers).
 tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
 grep -q "CA-valid for ca.test" "$TP_TMP/out" && fail "CA-valid without any store knowing the CA: $(cat "$TP_TMP/out")"
 SSL_CERT_FILE=$TP_TMP/ca.crt tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
-grep -q "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" || fail "default CA file: $(cat "$TP_TMP/out")"
+grep -qF "CA-valid for ca.test by the system's CAs, which Postfix does not use: level secure would need smtp_tls_CAfile or smtp_tls_CApath, then no pins" "$TP_TMP/out" ||
+    fail "default CA file: $(cat "$TP_TMP/out")"
 mkdir "$TP_TMP/certdir" && cp "$TP_TMP/ca.crt" "$TP_TMP/certdir/" && openssl rehash "$TP_TMP/certdir"
 SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=$TP_TMP/certdir tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
-grep -q "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" || fail "default CA directory: $(cat "$TP_TMP/out")"
+grep -qF "CA-valid for ca.test by the system's CAs, which Postfix does not use" "$TP_TMP/out" ||
+    fail "default CA directory: $(cat "$TP_TMP/out")"
+tp_note "... --ca-file's CAs: advice that names them as not Postfix's"
+tp_expect_status 0 "$T" -c "$D" check --ca-file "$TP_TMP/ca.crt" "ca.test:$PCA"
+grep -qF "CA-valid for ca.test by the CAs given: level secure would need no pins if smtp_tls_CAfile or smtp_tls_CApath holds them" "$TP_TMP/out" ||
+    fail "--ca-file advice: $(cat "$TP_TMP/out")"
+tp_note "... main.cf's CAs with tls_append_default_CA = yes: the system's count too, as Postfix appends them"
+tp_make_ca "$TP_TMP/otherca" "Other CA"
+printf 'smtp_tls_CAfile = %s\n' "$TP_TMP/otherca.crt" >>"$D/main.cf"
+SSL_CERT_FILE=$TP_TMP/ca.crt tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
+grep -q "CA-valid" "$TP_TMP/out" && fail "the system's CAs counted without tls_append_default_CA: $(cat "$TP_TMP/out")"
+printf 'tls_append_default_CA = yes\n' >>"$D/main.cf"
+SSL_CERT_FILE=$TP_TMP/ca.crt tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA"
+grep -qF "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" ||
+    fail "tls_append_default_CA = yes: $(cat "$TP_TMP/out")"
+sed -i '/^smtp_tls_CAfile/d; /^tls_append_default_CA/d' "$D/main.cf"
+tp_note "... a relative smtp_tls_CAfile is read from queue_directory, as Postfix's SMTP client reads it"
+mkdir "$TP_TMP/queue" && cp "$TP_TMP/ca.crt" "$TP_TMP/queue/relative-ca.pem"
+printf 'queue_directory = %s\nsmtp_tls_CAfile = relative-ca.pem\n' "$TP_TMP/queue" >>"$D/main.cf"
+(cd / && tp_expect_status 0 "$T" -c "$D" check "ca.test:$PCA")
+grep -qF "CA-valid for ca.test: level secure would need no pins" "$TP_TMP/out" ||
+    fail "relative smtp_tls_CAfile: $(cat "$TP_TMP/out")"
+sed -i '/^queue_directory/d; /^smtp_tls_CAfile/d' "$D/main.cf"
 
 tp_note "validated TLSA records of a host an insecure MX answer names: refused (a forged MX could name any signed zone); no dane-only advice"
 tp_install_cert "$TP_TMP/danenew.pem" "$TP_TMP/dane.live"

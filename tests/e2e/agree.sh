@@ -33,7 +33,7 @@ printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' >"$TP_TMP/resolv.c
 cp /etc/hosts "$TP_TMP/hosts"
 mount --bind "$TP_TMP/resolv.conf" /etc/resolv.conf || fail "cannot bind-mount a private /etc/resolv.conf"
 mount --bind "$TP_TMP/hosts" /etc/hosts || fail "cannot bind-mount a private /etc/hosts"
-trap 'rc=$?; umount /etc/resolv.conf /etc/hosts 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
+trap 'rc=$?; umount /etc/resolv.conf /etc/hosts /etc/ssl/certs 2>/dev/null || true; _tp_cleanup "$rc"' EXIT
 unset TLSPOLICY_DNS_SERVERS
 
 # ---- certificates (Postfix's chain files: the key, then the certificate)
@@ -42,7 +42,10 @@ tp_make_cert "$TP_TMP/rsa" mx.partner.test
 tp_make_cert "$TP_TMP/ec" mx.partner.test --ec
 tp_make_cert "$TP_TMP/sni" sni.partner.test --ec
 tp_make_cert "$TP_TMP/other" other.partner.test
-for c in rsa ec sni other; do chain "$c"; done
+# A CA-issued certificate for the next hop s18.test (level secure's match).
+tp_make_ca "$TP_TMP/ca18" "Test Root CA"
+tp_make_cert "$TP_TMP/s18" s18.test --ca "$TP_TMP/ca18" --san DNS:s18.test
+for c in rsa ec sni other s18; do chain "$c"; done
 fp() { tp_cert_fingerprint "$TP_TMP/$1.crt" "${2:-sha256}"; }
 
 # ---- DNS: MX records for the domains whose next hop Postfix looks up
@@ -56,6 +59,8 @@ mxa.partner.test A 127.0.0.21
 mxb.partner.test A 127.0.0.22
 s11.test MX 10 mxa.partner.test
 s11.test MX 20 mxb.partner.test
+mx18.partner.test A 127.0.0.26
+s18.test MX 10 mx18.partner.test
 EOF
 tp_start_dns dns "$TP_TMP/zone" --port 53
 
@@ -87,6 +92,7 @@ svc 127.0.0.21:25
 svc 127.0.0.22:25 " -o smtpd_tls_chain_files=$TP_TMP/other.chain"
 svc 127.0.0.23:25
 svc 127.0.0.4:465 ' -o smtpd_tls_wrappermode=yes'
+svc 127.0.0.26:25 " -o smtpd_tls_chain_files=$TP_TMP/s18.chain"
 tp_postfix_start "$pp"
 
 # ---- the client: a real Postfix sending through DNS, pins in its table
@@ -406,6 +412,36 @@ judge S17c '[127.0.0.2]:25' rcpt@s1.test sent
 verified 127.0.0.2 25
 postconf -c "$pc" -X smtp_tls_chain_files
 postfix -c "$pc" reload >/dev/null 2>&1
+
+tp_note "S18: check's advice that level secure would need no pins holds only with CAs Postfix verifies with"
+# The system's CA store is our CA alone, for Postfix and tlspolicy alike
+# (a tmpfs over /etc/ssl/certs in the test's mount namespace). Without
+# smtp_tls_CAfile or smtp_tls_CApath Postfix trusts no CA: level secure
+# defers, whatever the system trusts.
+mount -t tmpfs tmpfs /etc/ssl/certs || fail "S18: cannot mount a private /etc/ssl/certs"
+cp "$TP_TMP/ca18.crt" /etc/ssl/certs/ca-certificates.crt
+openssl rehash /etc/ssl/certs 2>/dev/null || fail "S18: openssl rehash failed"
+"$T" -c "$pc" set s18.test --fingerprint-from 127.0.0.26:25 >/dev/null || fail "S18: set failed"
+judge S18 s18.test rcpt@s18.test sent
+jq -e '.entries[0].reasons[]|select(.text|test("CA-valid for s18.test by the system.s CAs, which Postfix does not use"))' \
+    "$TP_TMP/check.json" >/dev/null || fail "S18: no system-CA advice: $(cat "$TP_TMP/check.json")"
+jq -e '.entries[0].reasons[]|select(.text|test("level secure would need no pins"))' "$TP_TMP/check.json" >/dev/null &&
+    fail "S18: level secure advised while Postfix trusts no CA: $(cat "$TP_TMP/check.json")"
+"$T" -c "$pc" set s18.test --level secure >/dev/null || fail "S18: set --level secure failed"
+got=$(deliver rcpt@s18.test)
+[ "$got" = deferred ] || fail "S18: Postfix $got at level secure without CA settings: $(cat "$TP_TMP/why")"
+tp_note "S18b: with smtp_tls_CAfile naming that CA, the advice is given, and level secure delivers"
+postconf -c "$pc" -e 'smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt'
+postfix -c "$pc" reload >/dev/null 2>&1
+got=$(deliver rcpt@s18.test)
+[ "$got" = sent ] || fail "S18b: Postfix $got at level secure with the CA: $(cat "$TP_TMP/why")"
+"$T" -c "$pc" set s18.test --fingerprint-from 127.0.0.26:25 >/dev/null || fail "S18b: set failed"
+judge S18b s18.test rcpt@s18.test sent
+jq -e '.entries[0].reasons[]|select(.text=="every server'"'"'s certificate is CA-valid for s18.test: level secure would need no pins")' \
+    "$TP_TMP/check.json" >/dev/null || fail "S18b: no secure advice: $(cat "$TP_TMP/check.json")"
+postconf -c "$pc" -X smtp_tls_CAfile
+postfix -c "$pc" reload >/dev/null 2>&1
+umount /etc/ssl/certs
 
 tp_note "S16: a CA file Postfix cannot load: its SMTP client runs without TLS and defers pinned mail; check CRITICAL"
 postconf -c "$pc" -e "smtp_tls_CAfile = $TP_TMP/no-such-ca.pem"
