@@ -96,6 +96,8 @@ typedef struct tp_client_info {
 	const char *cipherlist;	/* the OpenSSL cipher string Postfix sets */
 	int security_level;	/* OpenSSL security level Postfix sets */
 	const char *groups;	/* tls_eecdh_auto_curves known to OpenSSL, ':'-joined */
+	/* File names (these, ca_file, ca_path) relative to queue_directory,
+	 * where Postfix's daemons work, are resolved. */
 	const char *cert_file, *key_file;	/* client certificate, "" none */
 	const char *eccert_file, *eckey_file;
 	const char *chain_files;
@@ -116,6 +118,16 @@ typedef struct tp_client_info {
 	size_t pin_count;
 	int pins_from_main_cf;	/* smtp_tls_fingerprint_cert_match gave them */
 	const char *ca_file, *ca_path;	/* smtp_tls_CAfile, smtp_tls_CApath */
+	/* Where connections come from (smtp_connect_addr()): smtp_bind_address,
+	 * else the one non-loopback IPv4 address inet_interfaces names; "" for
+	 * the kernel's choice. A failed bind defers with bind_enforce
+	 * (smtp_bind_address_enforce), else connects from the kernel's. */
+	const char *bind_address;
+	const char *bind_address6;	/* the same for IPv6 */
+	int bind_enforce;
+	const char *bind_error;	/* a value Postfix cannot read: its SMTP client
+				 * stops at its first connection, every delivery
+				 * stays queued (also in tls_error) */
 } tp_client_info;
 
 TP_EXTERN(int) tp_client_settings_new(tp_client_settings **out,

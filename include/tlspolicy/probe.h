@@ -79,7 +79,9 @@
  *	TP_ETLS (handshake failure), TP_EDNS (resolution). tls_failed is set
  *	when the server answered but TLS could not be had with these
  *	settings: STARTTLS not offered or refused, a failed handshake, no
- *	certificate, settings Postfix cannot use. At a mandatory level
+ *	certificate, settings Postfix cannot use (among them a source
+ *	address that cannot be bound with smtp_bind_address_enforce =
+ *	yes, which defers at any level). At a mandatory level
  *	Postfix defers the mail for such a server ("TLS is required, but
  *	was not offered", "Cannot start TLS: handshake failure"); the other
  *	failures say nothing about TLS. Text that comes from the server

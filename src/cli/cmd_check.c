@@ -192,6 +192,8 @@ entry_json(const struct cli_target *t, const tp_delivery_key *k, const tp_verdic
 	bad |= cli_jset(o, "protocols", json_string(in->protocols));
 	bad |= cli_jset(o, "cipherlist", cli_jstr(in->cipherlist));
 	bad |= cli_jset(o, "wrappermode", json_boolean(in->wrappermode));
+	bad |= cli_jset(o, "bind_address", cli_jstr(*in->bind_address ? in->bind_address : NULL));
+	bad |= cli_jset(o, "bind_address6", cli_jstr(*in->bind_address6 ? in->bind_address6 : NULL));
 	bad |= cli_jset(o, "hosts", a = json_array());
 	for (size_t i = 0; a && i < t->hosts.count; i++)
 		bad |= json_array_append_new(a, json_string(t->hosts.strings[i]));

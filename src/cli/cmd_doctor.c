@@ -224,21 +224,26 @@ check_writable(struct findings *f, const char *source)
 /*
  * What Postfix's SMTP client sets up once for every TLS delivery (CA
  * files, client certificates): when it fails, Postfix runs without TLS,
- * and every delivery whose level needs TLS is deferred.
+ * and every delivery whose level needs TLS is deferred. A source address
+ * it cannot read stops it altogether.
  */
 static void
 check_client_tls(struct findings *f, const tp_config *config)
 {
 	tp_client_settings *settings = NULL;
 	tp_diag diag = TP_DIAG_INIT;
-	const char *why;
+	const char *why, *stops;
 
 	if (tp_client_settings_new(&settings, config, NULL, "fingerprint", &diag) != 0) {
 		finding(f, "error", "%s", diag.message);
 		return;
 	}
-	why = tp_client_settings_info(settings)->tls_error;
-	if (why != NULL)
+	if ((stops = tp_client_settings_info(settings)->bind_error) != NULL)
+		finding(f, "error", "Postfix's SMTP client stops at its first connection (%s): no mail leaves through it",
+			stops);
+	/* The bind error is in tls_error too, unless another came first. */
+	if ((why = tp_client_settings_info(settings)->tls_error) != NULL &&
+	    (stops == NULL || strncmp(why, stops, strlen(stops)) != 0))
 		finding(f, "error", "Postfix's SMTP client cannot set up TLS (%s): every delivery that needs TLS is deferred (\"TLS is required, but our TLS engine is unavailable\")",
 			why);
 	tp_client_settings_free(settings);

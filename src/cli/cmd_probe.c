@@ -194,6 +194,8 @@ settings_json(const tp_client_info *in)
 	bad |= cli_jset(o, "ipv4", json_boolean(in->families & TP_FAMILY_IPV4));
 	bad |= cli_jset(o, "ipv6", json_boolean(in->families & TP_FAMILY_IPV6));
 	bad |= cli_jset(o, "wrappermode", json_boolean(in->wrappermode));
+	bad |= cli_jset(o, "bind_address", cli_jstr(*in->bind_address ? in->bind_address : NULL));
+	bad |= cli_jset(o, "bind_address6", cli_jstr(*in->bind_address6 ? in->bind_address6 : NULL));
 	bad |= cli_jset(o, "error", cli_jstr(in->tls_error));
 	if (bad) {
 		json_decref(o);

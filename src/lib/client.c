@@ -28,7 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -566,6 +570,129 @@ set_addressing(tp_client_settings *s, const tp_config *config)
 	in->randomize_addresses = param_bool(config, "smtp_randomize_addresses");
 }
 
+/*
+ * bind_error - a source address Postfix cannot read ("malformed" or
+ * "bad" in its words): its SMTP client stops at the first connection.
+ */
+static int
+bind_error(tp_client_settings *s, const char *what, const char *param, const char *value)
+{
+	tp_client_info *in = &s->info;
+
+	if (in->bind_error != NULL)
+		return TP_OK;
+	if ((in->bind_error = keepf(s, "%s %s parameter: %s", what, param, value)) == NULL)
+		return TP_ENOMEM;
+	if (in->tls_error == NULL &&
+	    (in->tls_error = keepf(s, "%s: Postfix's SMTP client stops", in->bind_error)) == NULL)
+		return TP_ENOMEM;
+	return TP_OK;
+}
+
+/* The numeric form of a single address host names (inet_interfaces item). */
+static int
+interface_address(const char *host, int family, char *out, size_t size, int *count)
+{
+	struct addrinfo hints, *res = NULL;
+	int n = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return 0;
+	for (const struct addrinfo *a = res; a != NULL; a = a->ai_next, n++)
+		if (n == 0 && getnameinfo(a->ai_addr, a->ai_addrlen, out, (socklen_t)size,
+					  NULL, 0, NI_NUMERICHOST) != 0)
+			*out = '\0';
+	freeaddrinfo(res);
+	*count += n;
+	return n;
+}
+
+static int
+loopback(const char *addr)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/*
+ * set_source - smtp_connect_addr(): where each connection comes from. A
+ * family's smtp_bind_address (smtp_bind_address6), optionally in [],
+ * else, when inet_interfaces names exactly one address of the family and
+ * it is not a loopback address (Postfix as a virtual host), that one;
+ * else the kernel's choice (""). A value Postfix cannot read stops its
+ * SMTP client (tls_error).
+ */
+static int
+set_source(tp_client_settings *s, const tp_config *config)
+{
+	static const struct {
+		int family;
+		const char *param;
+	} fams[] = { { AF_INET, "smtp_bind_address" }, { AF_INET6, "smtp_bind_address6" } };
+	tp_client_info *in = &s->info;
+	char addr[NI_MAXHOST], tok[NI_MAXHOST];
+
+	in->bind_enforce = param_bool(config, "smtp_bind_address_enforce");
+	for (size_t f = 0; f < 2; f++) {
+		const char *value = param(config, fams[f].param), *p, *kept;
+		struct addrinfo hints, *res = NULL;
+		size_t len = strlen(value);
+		int count = 0, one = 0;
+
+		*addr = '\0';
+		if (*value != '\0') {
+			if (*value == '[' && (len < 2 || value[len - 1] != ']' ||
+					      memchr(value + 1, ']', len - 2) != NULL)) {
+				if (bind_error(s, "malformed", fams[f].param, value) != TP_OK)
+					return TP_ENOMEM;
+				continue;
+			}
+			snprintf(addr, sizeof(addr), "%.*s", (int)(*value == '[' ? len - 2 : len),
+				 value + (*value == '['));
+			memset(&hints, 0, sizeof(hints));
+			hints.ai_flags = AI_NUMERICHOST;
+			hints.ai_socktype = SOCK_STREAM;
+			if (getaddrinfo(addr, NULL, &hints, &res) != 0) {
+				if (bind_error(s, "bad", fams[f].param, value) != TP_OK)
+					return TP_ENOMEM;
+				*addr = '\0';
+			} else
+				freeaddrinfo(res);
+		} else {
+			p = param(config, "inet_interfaces");
+			while (count < 2 && next_token(&p, SEPARATORS, tok, sizeof(tok)) != NULL) {
+				if (strcasecmp(tok, "all") == 0 || strcasecmp(tok, "loopback-only") == 0) {
+					count = 2;	/* every interface, or loopback: no bind */
+					break;
+				}
+				len = strlen(tok);
+				if (*tok == '[' && len > 1 && tok[len - 1] == ']') {
+					memmove(tok, tok + 1, len - 2);
+					tok[len - 2] = '\0';
+				}
+				one = interface_address(tok, fams[f].family, addr, sizeof(addr), &count) > 0 || one;
+			}
+			if (count != 1 || !one || loopback(addr))
+				*addr = '\0';
+		}
+		kept = keep(s, addr);
+		if (kept == NULL)
+			return TP_ENOMEM;
+		if (fams[f].family == AF_INET)
+			in->bind_address = kept;
+		else
+			in->bind_address6 = kept;
+	}
+	return TP_OK;
+}
+
 /* smtp_tls_fingerprint_cert_match as a match= value ("A|B"), or NULL. */
 static char *
 cert_match_value(const tp_config *config)
@@ -767,6 +894,8 @@ fill(tp_client_settings *s, const tp_config *config, const char *key, const char
 	in->enable_rpk = rpk ? strcasecmp(rpk, "yes") == 0
 	    : param_bool(config, "smtp_tls_enable_rpk");
 	set_addressing(s, config);
+	if (set_source(s, config) != TP_OK)
+		goto out;
 	rc = TP_OK;
 out:
 	if (reuse->ctx == NULL)

@@ -152,6 +152,8 @@ struct tls_params {
 	int wrappermode;
 	unsigned int families;
 	int preference;		/* 0, 4, 6 */
+	const char *bind4, *bind6;	/* source addresses, "" none */
+	int bind_enforce;
 	size_t ctx;		/* index in the prober's contexts */
 };
 
@@ -449,6 +451,41 @@ connected(tp_prober *p, struct conn *c)
 }
 
 /*
+ * bind_source - smtp_connect_addr(): the connection comes from the
+ * family's source address when one is set. A bind that fails is a
+ * warning to Postfix, and the kernel picks the address, unless
+ * smtp_bind_address_enforce: then the delivery is deferred. -1 when c
+ * failed.
+ */
+static int
+bind_source(tp_prober *p, struct conn *c)
+{
+	const struct tls_params *tls = &c->target->tls;
+	const char *addr = c->sa.ss_family == AF_INET6 ? tls->bind6 : tls->bind4;
+	struct addrinfo hints, *res = NULL;
+	int rc, err;
+
+	if (addr == NULL || *addr == '\0')
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(addr, NULL, &hints, &res) != 0)
+		return 0;	/* client.c said why in tls_error */
+	rc = bind(c->fd, res->ai_addr, res->ai_addrlen);
+	err = errno;
+	freeaddrinfo(res);
+	if (rc == 0)
+		return 0;
+	trace(p, "%s: bind %s: %s", c->label, addr, strerror(err));
+	if (!tls->bind_enforce)
+		return 0;
+	conn_tls_fail(p, c, TP_ECONNECT, "bind %s: %s: Postfix defers (smtp_bind_address_enforce = yes)",
+		      addr, strerror(err));
+	return -1;
+}
+
+/*
  * Start connecting. -1 (and c back in QUEUED) when the process is out of
  * file descriptors and last_chance is not set: the caller retries once a
  * running probe has ended, so a --jobs above the fd limit degrades to
@@ -471,6 +508,8 @@ conn_start(tp_prober *p, struct conn *c, int last_chance)
 		conn_fail(p, c, TP_ECONNECT, "socket: %s", strerror(errno));
 		return 0;
 	}
+	if (bind_source(p, c) != 0)
+		return 0;
 	if (connect(c->fd, sa, c->salen) == 0) {
 		connected(p, c);
 		return 0;
@@ -1156,6 +1195,10 @@ take_settings(tp_prober *p, struct target *t, const tp_client_settings *settings
 	tls->wrappermode = in->wrappermode;
 	tls->families = in->families;
 	tls->preference = in->address_preference;
+	if ((tls->bind4 = arena_strdup(p, in->bind_address ? in->bind_address : "")) == NULL ||
+	    (tls->bind6 = arena_strdup(p, in->bind_address6 ? in->bind_address6 : "")) == NULL)
+		return TP_ENOMEM;
+	tls->bind_enforce = in->bind_enforce;
 	tls->error = NULL;
 	if (in->tls_error != NULL && (tls->error = arena_strdup(p, in->tls_error)) == NULL)
 		return TP_ENOMEM;

@@ -67,3 +67,19 @@ tp_expect_status 1 runuser -u nobody -- "$TN" -c "$D" set c.example --level may
 [ "$(wc -l <"$TP_TMP/err")" = 1 ] || fail "set as nobody: want one line, got: $(cat "$TP_TMP/err")"
 grep -Fq "tlspolicy: $S is not writable by uid $(id -u nobody): run this as root or as the table's owner (open lock file $S.lock: Permission denied)" "$TP_TMP/err" ||
     fail "set as nobody: $(cat "$TP_TMP/err")"
+
+tp_note "what Postfix's SMTP client cannot start with: client certificates, a source address"
+cp "$D/main.cf" "$TP_TMP/main.cf.saved"
+tp_make_cert "$TP_TMP/client" client.test --ec
+cat "$TP_TMP/client.crt" "$TP_TMP/client.key" >"$TP_TMP/client.certfirst"
+printf 'smtp_tls_chain_files = %s\n' "$TP_TMP/client.certfirst" >>"$D/main.cf"
+doctor_says "error: Postfix's SMTP client cannot set up TLS (error loading chain from $TP_TMP/client.certfirst: key not first: Postfix disables TLS support): every delivery that needs TLS is deferred (\"TLS is required, but our TLS engine is unavailable\")"
+cat "$TP_TMP/client.key" "$TP_TMP/client.crt" >"$TP_TMP/client.chain"
+printf 'smtp_tls_chain_files = %s\n' "$TP_TMP/client.chain" >>"$D/main.cf"
+tp_expect_status 0 "$T" -c "$D" doctor
+printf 'smtp_bind_address = mail.example.com\n' >>"$D/main.cf"
+doctor_says "error: Postfix's SMTP client stops at its first connection (bad smtp_bind_address parameter: mail.example.com): no mail leaves through it"
+grep -q "cannot set up TLS" "$TP_TMP/out" && fail "doctor calls a bad source address a TLS problem: $(cat "$TP_TMP/out")"
+printf 'smtp_bind_address = [192.0.2.1]\n' >>"$D/main.cf"
+tp_expect_status 0 "$T" -c "$D" doctor
+cp "$TP_TMP/main.cf.saved" "$D/main.cf"

@@ -93,6 +93,8 @@ svc 127.0.0.22:25 " -o smtpd_tls_chain_files=$TP_TMP/other.chain"
 svc 127.0.0.23:25
 svc 127.0.0.4:465 ' -o smtpd_tls_wrappermode=yes'
 svc 127.0.0.26:25 " -o smtpd_tls_chain_files=$TP_TMP/s18.chain"
+# A partner that lets one client address in, as partner links with pins often do.
+svc 127.0.0.27:25 ' -o mynetworks=127.0.0.5/32 -o smtpd_delay_reject=no -o smtpd_client_restrictions=permit_mynetworks,reject'
 tp_postfix_start "$pp"
 
 # ---- the client: a real Postfix sending through DNS, pins in its table
@@ -101,7 +103,8 @@ mkdir -p "$pc"
 transports='s1.test=smtp:[127.0.0.2]:25, s2.test=smtp:[127.0.0.12]:25, s2b.test=smtp:[127.0.0.24]:25,
   s4.test=smtp:[127.0.0.14]:25, s4b.test=smtp:[127.0.0.24]:25, s6.test=smtp:[127.0.0.15]:25,
   s7.test=smtp:s7.test:2525, s8.test=smtp:[ipv6:::1]:2526, s9.test=smtp:[127.0.0.19]:25,
-  s10.test=smtp:[127.0.0.20]:25, s12.test=smtp:[127.0.0.23]:25, s13.test=smtps:[127.0.0.4]:465'
+  s10.test=smtp:[127.0.0.20]:25, s12.test=smtp:[127.0.0.23]:25, s13.test=smtps:[127.0.0.4]:465,
+  s19.test=smtp:[127.0.0.27]:25'
 tp_postfix_setup "$pc" \
     'inet_interfaces = 127.0.0.1' 'inet_protocols = all' \
     'smtp_dns_support_level = enabled' 'smtp_host_lookup = dns' \
@@ -186,7 +189,7 @@ same_settings() {
     [ "$logged" = "$ours" ] || fail "$name: Postfix sent SNI '$logged', tlspolicy '$ours'"
     sed -n 's/.*\[\([^]]*\)\]:\([0-9]*\): subject_CN=.*[ ,]fingerprint=\([0-9A-F:]*\).*/\1 \2 \3/p' "$log" |
         sort -u >"$TP_TMP/postfix-saw"
-    [ -s "$TP_TMP/postfix-saw" ] || grep -q 'Cannot start TLS\|TLS is required' "$log" ||
+    [ -s "$TP_TMP/postfix-saw" ] || grep -q 'Cannot start TLS\|TLS is required\|smtp_connect_addr: bind' "$log" ||
         fail "$name: Postfix logged no certificate and no TLS failure: $(tail -n 5 "$log")"
     # Below level fingerprint check has no pins to compare and probes nothing.
     [ "$(jq -r '.entries[0].level' "$TP_TMP/check.json")" = fingerprint ] || return 0
@@ -442,6 +445,31 @@ jq -e '.entries[0].reasons[]|select(.text=="every server'"'"'s certificate is CA
 postconf -c "$pc" -X smtp_tls_CAfile
 postfix -c "$pc" reload >/dev/null 2>&1
 umount /etc/ssl/certs
+
+tp_note "S19: smtp_bind_address, and a partner that lets only that address in: Postfix delivers; check agrees"
+postconf -c "$pc" -e 'smtp_bind_address = 127.0.0.5'
+postfix -c "$pc" reload >/dev/null 2>&1
+# set probes as Postfix connects: from that address, or the partner refuses it.
+"$T" -c "$pc" set '[127.0.0.27]:25' --fingerprint-from 127.0.0.27:25 >/dev/null 2>"$TP_TMP/set.err" ||
+    fail "S19: set failed: $(cat "$TP_TMP/set.err")"
+judge S19 '[127.0.0.27]:25' rcpt@s19.test sent
+verified 127.0.0.27 25
+[ "$(jq -r '.entries[0].bind_address' "$TP_TMP/check.json")" = 127.0.0.5 ] ||
+    fail "S19: check does not show the source address: $(cat "$TP_TMP/check.json")"
+# From any other address the partner gives no TLS (what a probe that does
+# not bind would see).
+posttls-finger -c -l fingerprint -d sha256 '[127.0.0.27]:25' >"$TP_TMP/finger" 2>&1 || true
+grep -q 'fingerprint=' "$TP_TMP/finger" && fail "S19: the partner let another client address in: $(cat "$TP_TMP/finger")"
+grep -q ' 554 ' "$TP_TMP/finger" || fail "S19: posttls-finger was not refused: $(cat "$TP_TMP/finger")"
+tp_note "S19b: a source address that cannot be bound, with smtp_bind_address_enforce: Postfix defers; check CRITICAL"
+postconf -c "$pc" -e 'smtp_bind_address = 192.0.2.1' 'smtp_bind_address_enforce = yes'
+postfix -c "$pc" reload >/dev/null 2>&1
+judge S19b '[127.0.0.27]:25' rcpt@s19.test deferred
+grep -q 'server configuration error' "$TP_TMP/why" || fail "S19b: Postfix deferred for another reason: $(cat "$TP_TMP/why")"
+jq -e '.entries[0].servers[0].error|test("bind 192.0.2.1")' "$TP_TMP/check.json" >/dev/null ||
+    fail "S19b: check does not say why: $(cat "$TP_TMP/check.json")"
+postconf -c "$pc" -X smtp_bind_address smtp_bind_address_enforce
+postfix -c "$pc" reload >/dev/null 2>&1
 
 tp_note "S16: a CA file Postfix cannot load: its SMTP client runs without TLS and defers pinned mail; check CRITICAL"
 postconf -c "$pc" -e "smtp_tls_CAfile = $TP_TMP/no-such-ca.pem"

@@ -616,6 +616,51 @@ test_client__client_certificates_load_as_postfix_loads_them(void **state)
 }
 
 
+static void
+test_client__source_address_as_smtp_connect_addr_picks_it(void **state)
+{
+	static const struct {
+		const char *main_cf;
+		const char *v4, *v6;	/* the source addresses; NULL: tls_error */
+		int enforce;
+	} cases[] = {
+		{ "", "", "", 0 },
+		{ "smtp_bind_address = 192.0.2.1\n", "192.0.2.1", "", 0 },
+		{ "smtp_bind_address = [192.0.2.1]\nsmtp_bind_address_enforce = yes\n", "192.0.2.1", "", 1 },
+		{ "smtp_bind_address6 = [2001:db8::1]\n", "", "2001:db8::1", 0 },
+		{ "smtp_bind_address6 = 2001:db8::1\n", "", "2001:db8::1", 0 },
+		/* Postfix stops: malformed, or not an address. */
+		{ "smtp_bind_address = [192.0.2.1\n", NULL, "", 0 },
+		{ "smtp_bind_address = mail.example.com\n", NULL, "", 0 },
+		/* smtp_bind_address wins; else inet_interfaces' only address of the family. */
+		{ "smtp_bind_address = 192.0.2.1\ninet_interfaces = 192.0.2.7\n", "192.0.2.1", "", 0 },
+		{ "inet_interfaces = 192.0.2.7\n", "192.0.2.7", "", 0 },
+		{ "inet_interfaces = 192.0.2.7, [2001:db8::7]\n", "192.0.2.7", "2001:db8::7", 0 },
+		{ "inet_interfaces = 192.0.2.7, 192.0.2.8\n", "", "", 0 },
+		{ "inet_interfaces = 127.0.0.1\n", "", "", 0 },
+		{ "inet_interfaces = loopback-only\n", "", "", 0 },
+		{ "inet_interfaces = all\n", "", "", 0 },
+		{ "inet_interfaces = [::1]\n", "", "", 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tp_client_settings *s = settings(cases[i].main_cf, "example.com", "fingerprint match=" FP32);
+		const tp_client_info *in = tp_client_settings_info(s);
+
+		if (cases[i].v4 == NULL) {
+			if (in->tls_error == NULL || strstr(in->tls_error, "smtp_bind_address parameter") == NULL)
+				fail_msg("%s: tls_error %s", cases[i].main_cf, in->tls_error ? in->tls_error : "(none)");
+		} else if (strcmp(in->bind_address, cases[i].v4) != 0 ||
+			   strcmp(in->bind_address6, cases[i].v6) != 0 ||
+			   in->bind_enforce != cases[i].enforce || in->tls_error != NULL)
+			fail_msg("%s: \"%s\" \"%s\" %d %s", cases[i].main_cf, in->bind_address,
+				 in->bind_address6, in->bind_enforce, in->tls_error ? in->tls_error : "");
+		tp_client_settings_free(s);
+	}
+}
+
+
 int
 main(void)
 {
@@ -631,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_client__a_key_that_is_no_next_hop_is_an_error),
 		cmocka_unit_test(test_client__ca_files_postfix_cannot_load_leave_it_without_tls),
 		cmocka_unit_test(test_client__client_certificates_load_as_postfix_loads_them),
+		cmocka_unit_test(test_client__source_address_as_smtp_connect_addr_picks_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
