@@ -338,26 +338,36 @@ test_client__a_key_that_is_no_next_hop_is_an_error(void **state)
 	tp_client_settings_free(NULL);
 }
 
+/* make_cert - a certificate for key, self-signed or issued by issuer */
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	X509 *cert = X509_new();
+	X509_NAME *name;
+
+	assert_non_null(cert);
+	assert_int_equal(X509_set_version(cert, 2), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 2);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+	name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
+	X509_set_pubkey(cert, key);
+	assert_true(X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+	return cert;
+}
+
 /* write_self_signed - a CA file of one certificate at path */
 static void
 write_self_signed(const char *path)
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *cert = X509_new();
-	X509_NAME *name;
+	X509 *cert;
 	FILE *fp;
 
 	assert_non_null(key);
-	assert_non_null(cert);
-	assert_int_equal(X509_set_version(cert, 2), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"Test CA", -1, -1, 0);
-	X509_set_issuer_name(cert, name);
-	X509_set_pubkey(cert, key);
-	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	cert = make_cert(key, "Test CA", NULL, NULL);
 	assert_non_null(fp = fopen(path, "w"));
 	assert_int_equal(PEM_write_X509(fp, cert), 1);
 	assert_int_equal(fclose(fp), 0);
@@ -451,25 +461,6 @@ struct pems {
 	EVP_PKEY *rsa, *ec, *ca;
 	X509 *rsa_cert, *ec_cert, *ca_cert;
 };
-
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
-{
-	X509 *cert = X509_new();
-	X509_NAME *name;
-
-	assert_non_null(cert);
-	assert_int_equal(X509_set_version(cert, 2), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 2);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
-	X509_set_pubkey(cert, key);
-	assert_true(X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
-	return cert;
-}
 
 /*
  * write_layout - dir/name holding, in order, the objects spec names:
@@ -615,7 +606,6 @@ test_client__client_certificates_load_as_postfix_loads_them(void **state)
 	X509_free(p.ca_cert);
 }
 
-
 static void
 test_client__source_address_as_smtp_connect_addr_picks_it(void **state)
 {
@@ -659,7 +649,6 @@ test_client__source_address_as_smtp_connect_addr_picks_it(void **state)
 		tp_client_settings_free(s);
 	}
 }
-
 
 int
 main(void)
