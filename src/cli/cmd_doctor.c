@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -276,11 +277,38 @@ check_shadow(struct findings *f, struct cli_maps *cm, size_t index,
 	return 1;
 }
 
+/*
+ * no_trust_anchors - Postfix's SMTP client verifies levels verify and
+ * secure with smtp_tls_CAfile, smtp_tls_CApath or
+ * smtp_tls_trust_anchor_file (else an entry's tafile=), and with none of
+ * them trusts nothing: tls_append_default_CA adds the system's CAs only
+ * beside main.cf's.
+ */
+static int
+no_trust_anchors(const tp_config *config)
+{
+	static const char *const params[] = {
+		"smtp_tls_CAfile", "smtp_tls_CApath", "smtp_tls_trust_anchor_file",
+	};
+
+	if (config == NULL)
+		return 0;
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		const char *v = tp_config_get(config, params[i]);
+
+		if (v != NULL && *v != '\0')
+			return 0;
+	}
+	return 1;
+}
+
 static void
 check_entries(struct findings *f, const tp_doc *doc, const char *source,
-	      const char *digest, struct cli_maps *cm)
+	      const char *digest, struct cli_maps *cm, int no_anchors)
 {
 	size_t want = tp_digest_size(digest), fingerprint_entries = 0, bad = 0;
+	size_t unanchored = 0;
+	tp_entry first_unanchored = { 0 };
 	int unreadable = 0;
 
 	for (size_t i = 0; i < tp_doc_warning_count(doc); i++) {
@@ -322,6 +350,11 @@ check_entries(struct findings *f, const tp_doc *doc, const char *source,
 			finding(f, "error", "%s:%lu: %.*s: Postfix would reject this entry and defer its mail: %s",
 				source, e.line, (int)e.key_len, e.key, diag.message);
 			bad++;
+		} else if ((tp_policy_level(policy) == TP_LEVEL_VERIFY ||
+			    tp_policy_level(policy) == TP_LEVEL_SECURE) &&
+			   tp_policy_attr(policy, "tafile") == NULL) {
+			if (unanchored++ == 0)
+				first_unanchored = e;
 		} else if (tp_policy_level(policy) == TP_LEVEL_FINGERPRINT) {
 			size_t matching = 0, n = tp_policy_pin_count(policy);
 
@@ -349,6 +382,12 @@ check_entries(struct findings *f, const tp_doc *doc, const char *source,
 			}
 		}
 		tp_policy_free(policy);
+	}
+	if (unanchored > 0 && no_anchors) {
+		finding(f, "error", "%s:%lu: %.*s%s: level verify or secure, but Postfix's SMTP client trusts no CA (smtp_tls_CAfile, smtp_tls_CApath and smtp_tls_trust_anchor_file are empty): every such delivery is deferred",
+			source, first_unanchored.line, (int)first_unanchored.key_len, first_unanchored.key,
+			unanchored > 1 ? " and others" : "");
+		bad++;
 	}
 	if (bad == 0)
 		finding(f, "ok", "%s: %zu entries (%zu pinned by fingerprint), all valid for Postfix with digest %s",
@@ -511,8 +550,15 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 	}
 	finding(f, "ok", "fingerprint digest %s (%s)", digest,
 		cli->digest_opt ? "-d" : config ? "smtp_tls_fingerprint_digest" : "Postfix default, no main.cf");
-	if (config)
+	if (config) {
+		const char *level = tp_config_get(config, "smtp_tls_security_level");
+
 		check_client_tls(f, config);
+		if (level && (strcasecmp(level, "verify") == 0 || strcasecmp(level, "secure") == 0) &&
+		    no_trust_anchors(config))
+			finding(f, "error", "smtp_tls_security_level = %s, but Postfix's SMTP client trusts no CA (smtp_tls_CAfile, smtp_tls_CApath and smtp_tls_trust_anchor_file are empty): every delivery without a policy entry is deferred",
+				level);
+	}
 	if (cli_table_open(cli, 0, &table) != EX_SUCCESS)
 		return EX_FAIL;
 	type_name = tp_map_type_name(tp_table_type(table));
@@ -529,7 +575,8 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 				written, maps && *maps ? maps : "empty");
 	}
 	check_maps(f, cli, &cm, written);
-	check_entries(f, tp_table_doc(table), tp_table_source(table), digest, &cm);
+	check_entries(f, tp_table_doc(table), tp_table_source(table), digest, &cm,
+		      no_trust_anchors(config));
 	state = TP_DB_STALE;
 	if (tp_table_type(table) == TP_MAP_TEXTHASH)
 		;	/* no database: the source is what Postfix reads */

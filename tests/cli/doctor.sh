@@ -83,3 +83,14 @@ grep -q "cannot set up TLS" "$TP_TMP/out" && fail "doctor calls a bad source add
 printf 'smtp_bind_address = [192.0.2.1]\n' >>"$D/main.cf"
 tp_expect_status 0 "$T" -c "$D" doctor
 cp "$TP_TMP/main.cf.saved" "$D/main.cf"
+
+tp_note "levels verify and secure with no CA Postfix trusts: every such delivery is deferred"
+printf 'v.example verify\nt.example secure tafile=/etc/postfix/ta.pem\n' >>"$S"
+"$T" -c "$D" rebuild || fail "rebuild failed"
+doctor_says "error: $S:$(grep -n '^v.example' "$S" | cut -d: -f1): v.example: level verify or secure, but Postfix's SMTP client trusts no CA (smtp_tls_CAfile, smtp_tls_CApath and smtp_tls_trust_anchor_file are empty): every such delivery is deferred"
+printf 'smtp_tls_security_level = secure\n' >>"$D/main.cf"
+doctor_says "error: smtp_tls_security_level = secure, but Postfix's SMTP client trusts no CA (smtp_tls_CAfile, smtp_tls_CApath and smtp_tls_trust_anchor_file are empty): every delivery without a policy entry is deferred"
+printf 'smtp_tls_trust_anchor_file = /etc/postfix/ta.pem\n' >>"$D/main.cf"
+"$T" -c "$D" doctor >"$TP_TMP/out" 2>&1 || true
+grep -q "trusts no CA" "$TP_TMP/out" && fail "doctor ignores smtp_tls_trust_anchor_file: $(cat "$TP_TMP/out")"
+cp "$TP_TMP/main.cf.saved" "$D/main.cf"

@@ -433,11 +433,16 @@ jq -e '.entries[0].reasons[]|select(.text|test("level secure would need no pins"
 "$T" -c "$pc" set s18.test --level secure >/dev/null || fail "S18: set --level secure failed"
 got=$(deliver rcpt@s18.test)
 [ "$got" = deferred ] || fail "S18: Postfix $got at level secure without CA settings: $(cat "$TP_TMP/why")"
+"$T" -c "$pc" doctor >"$TP_TMP/doctor.out" 2>&1 && fail "S18: doctor found nothing: $(cat "$TP_TMP/doctor.out")"
+grep -q "s18.test: level verify or secure, but Postfix's SMTP client trusts no CA" "$TP_TMP/doctor.out" ||
+    fail "S18: doctor does not say why: $(cat "$TP_TMP/doctor.out")"
 tp_note "S18b: with smtp_tls_CAfile naming that CA, the advice is given, and level secure delivers"
 postconf -c "$pc" -e 'smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt'
 postfix -c "$pc" reload >/dev/null 2>&1
 got=$(deliver rcpt@s18.test)
 [ "$got" = sent ] || fail "S18b: Postfix $got at level secure with the CA: $(cat "$TP_TMP/why")"
+"$T" -c "$pc" doctor >"$TP_TMP/doctor.out" 2>&1 || true
+grep -q "trusts no CA" "$TP_TMP/doctor.out" && fail "S18b: doctor: $(cat "$TP_TMP/doctor.out")"
 "$T" -c "$pc" set s18.test --fingerprint-from 127.0.0.26:25 >/dev/null || fail "S18b: set failed"
 judge S18b s18.test rcpt@s18.test sent
 jq -e '.entries[0].reasons[]|select(.text=="every server'"'"'s certificate is CA-valid for s18.test: level secure would need no pins")' \
