@@ -648,23 +648,25 @@ set_source(tp_client_settings *s, const tp_config *config)
 
 		*addr = '\0';
 		if (*value != '\0') {
+			int rc = TP_OK;
+
 			if (*value == '[' && (len < 2 || value[len - 1] != ']' ||
-					      memchr(value + 1, ']', len - 2) != NULL)) {
-				if (bind_error(s, "malformed", fams[f].param, value) != TP_OK)
-					return TP_ENOMEM;
-				continue;
+					      memchr(value + 1, ']', len - 2) != NULL))
+				rc = bind_error(s, "malformed", fams[f].param, value);
+			else {
+				snprintf(addr, sizeof(addr), "%.*s", (int)(*value == '[' ? len - 2 : len),
+					 value + (*value == '['));
+				memset(&hints, 0, sizeof(hints));
+				hints.ai_flags = AI_NUMERICHOST;
+				hints.ai_socktype = SOCK_STREAM;
+				if (getaddrinfo(addr, NULL, &hints, &res) != 0) {
+					rc = bind_error(s, "bad", fams[f].param, value);
+					*addr = '\0';
+				} else
+					freeaddrinfo(res);
 			}
-			snprintf(addr, sizeof(addr), "%.*s", (int)(*value == '[' ? len - 2 : len),
-				 value + (*value == '['));
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_flags = AI_NUMERICHOST;
-			hints.ai_socktype = SOCK_STREAM;
-			if (getaddrinfo(addr, NULL, &hints, &res) != 0) {
-				if (bind_error(s, "bad", fams[f].param, value) != TP_OK)
-					return TP_ENOMEM;
-				*addr = '\0';
-			} else
-				freeaddrinfo(res);
+			if (rc != TP_OK)
+				return TP_ENOMEM;
 		} else {
 			p = param(config, "inet_interfaces");
 			while (count < 2 && next_token(&p, SEPARATORS, tok, sizeof(tok)) != NULL) {
