@@ -298,15 +298,15 @@ trust_reasons(tp_verdict *v, tp_trust *trust, const struct cli_targets *targets,
 		rc = tp_verdict_add(v, TP_STATE_OK, "every server matches DNSSEC-validated TLSA records: level dane-only would need no pins");
 	/* Secure is advice only with the CAs Postfix verifies with. */
 	if (rc == 0 && tr->all_pkix) {
-		if (tr->ca_source == TP_CA_POSTFIX || tr->ca_source == TP_CA_POSTFIX_AND_SYSTEM)
-			snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s: level secure would need no pins",
-				 tr->pkix_name);
-		else if (tr->ca_source == TP_CA_SYSTEM)
-			snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s by the system's CAs, which Postfix does not use: level secure would need smtp_tls_CAfile or smtp_tls_CApath, then no pins",
-				 tr->pkix_name);
-		else
-			snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s by the CAs given: level secure would need no pins if smtp_tls_CAfile or smtp_tls_CApath holds them",
-				 tr->pkix_name);
+		const char *advice =
+		    tr->ca_source == TP_CA_POSTFIX || tr->ca_source == TP_CA_POSTFIX_AND_SYSTEM
+		    ? ": level secure would need no pins"
+		    : tr->ca_source == TP_CA_SYSTEM
+		    ? " by the system's CAs, which Postfix does not use: level secure would need smtp_tls_CAfile or smtp_tls_CApath, then no pins"
+		    : " by the CAs given: level secure would need no pins if smtp_tls_CAfile or smtp_tls_CApath holds them";
+
+		snprintf(buf, sizeof(buf), "every server's certificate is CA-valid for %s%s",
+			 tr->pkix_name, advice);
 		rc = tp_verdict_add(v, TP_STATE_OK, buf);
 	}
 	*result = tr;

@@ -20,7 +20,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -525,7 +524,7 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 	const char *digest, *type_name;
 	struct cli_maps cm = { NULL, SIZE_MAX };
 	char written[8192];
-	int ch;
+	int ch, no_anchors;
 
 	while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
 		if (ch == 'h') {
@@ -542,6 +541,7 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 		finding(f, cli->map_spec ? "warning" : "error", "%s", cli->config_diag.message);
 	else
 		finding(f, "ok", "%s/main.cf read", tp_config_dir(config));
+	no_anchors = no_trust_anchors(config);
 	digest = cli_digest(cli);
 	if (tp_digest_check(digest) != 0) {
 		finding(f, "error", "smtp_tls_fingerprint_digest = \"%s\": not a digest OpenSSL knows; Postfix cannot check any pin",
@@ -552,10 +552,11 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 		cli->digest_opt ? "-d" : config ? "smtp_tls_fingerprint_digest" : "Postfix default, no main.cf");
 	if (config) {
 		const char *level = tp_config_get(config, "smtp_tls_security_level");
+		tp_level lv;
 
 		check_client_tls(f, config);
-		if (level && (strcasecmp(level, "verify") == 0 || strcasecmp(level, "secure") == 0) &&
-		    no_trust_anchors(config))
+		if (no_anchors && tp_level_parse(&lv, level) == TP_OK &&
+		    (lv == TP_LEVEL_VERIFY || lv == TP_LEVEL_SECURE))
 			finding(f, "error", "smtp_tls_security_level = %s, but Postfix's SMTP client trusts no CA (smtp_tls_CAfile, smtp_tls_CApath and smtp_tls_trust_anchor_file are empty): every delivery without a policy entry is deferred",
 				level);
 	}
@@ -575,8 +576,7 @@ doctor(struct cli *cli, int argc, char **argv, struct findings *fp)
 				written, maps && *maps ? maps : "empty");
 	}
 	check_maps(f, cli, &cm, written);
-	check_entries(f, tp_table_doc(table), tp_table_source(table), digest, &cm,
-		      no_trust_anchors(config));
+	check_entries(f, tp_table_doc(table), tp_table_source(table), digest, &cm, no_anchors);
 	state = TP_DB_STALE;
 	if (tp_table_type(table) == TP_MAP_TEXTHASH)
 		;	/* no database: the source is what Postfix reads */
